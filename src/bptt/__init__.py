@@ -1,0 +1,35 @@
+"""bptt: recurrent networks from scratch, with exact backpropagation through time.
+
+Every public layer, model, optimizer and helper is importable from here::
+
+    from bptt import TimeLSTM, Affine, SoftmaxWithLoss, gradcheck
+
+``import bptt`` imports NumPy and nothing heavier (matplotlib, torch and CuPy load on demand).
+"""
+
+from .backend import (
+    array_module,
+    default_dtype,
+    get_device,
+    get_xp,
+    seed,
+    set_default_dtype,
+    set_device,
+    to_device,
+    to_numpy,
+)
+from .gradcheck import GradcheckReport, gradcheck, numerical_gradient, numerical_gradient_fx
+from .layers import (
+    Affine,
+    AddLayer,
+    Dropout,
+    Embedding,
+    MulLayer,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    SoftmaxWithLoss,
+    Tanh,
+)
+
+__version__ = "0.1.0"

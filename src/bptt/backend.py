@@ -1,0 +1,142 @@
+"""The one place that chooses the array module (NumPy or CuPy), the dtype policy and the RNG.
+
+Layers never ``import numpy`` for their math. They ask for the module of the arrays they hold::
+
+    xp = array_module(W)          # numpy or cupy, whichever W lives in
+    a = x @ W                     # arithmetic in W's dtype (float32 or float64)
+
+so a model built on the GPU computes on the GPU, and a float64 model computes in float64 end to end
+(which is what the gradient checks need). New parameters are made by :func:`get_xp` in
+:func:`default_dtype` (float32 unless changed).
+
+The device is chosen once: ``BPTT_DEVICE=gpu`` in the environment, ``--device gpu`` on the CLI,
+or :func:`set_device` from Python.
+"""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+_DEVICES = ("cpu", "gpu")
+_state: dict[str, Any] = {"device": None, "xp": None, "dtype": np.float32, "rng": None}
+
+
+class BackendError(RuntimeError):
+    """The requested device or backend cannot be used."""
+
+
+def _import_cupy() -> ModuleType:
+    try:
+        import cupy
+    except ImportError as e:  # pragma: no cover - depends on the machine
+        raise BackendError(
+            "device 'gpu' needs CuPy, which is not installed. Install it with "
+            "`pip install 'bptt[gpu]'` (or the cupy-cudaXXx wheel matching your CUDA), "
+            "or use --device cpu / BPTT_DEVICE=cpu."
+        ) from e
+    try:
+        cupy.cuda.runtime.getDeviceCount()
+    except Exception as e:  # pragma: no cover - depends on the machine
+        raise BackendError(f"CuPy is installed but no CUDA device is usable: {e}") from e
+    return cupy
+
+
+def set_device(device: str) -> ModuleType:
+    """Select 'cpu' (NumPy) or 'gpu' (CuPy) for arrays made from now on; returns the module."""
+    device = device.lower()
+    if device not in _DEVICES:
+        raise BackendError(f"unknown device {device!r}: choose one of {', '.join(_DEVICES)}")
+    xp = np if device == "cpu" else _import_cupy()
+    _state.update(device=device, xp=xp, rng=None)
+    return xp
+
+
+def get_device() -> str:
+    """The current device name, from :func:`set_device` or ``BPTT_DEVICE`` (default 'cpu')."""
+    if _state["device"] is None:
+        set_device(os.environ.get("BPTT_DEVICE", "cpu") or "cpu")
+    return _state["device"]
+
+
+def get_xp() -> ModuleType:
+    """The array module of the current device (numpy or cupy)."""
+    get_device()
+    return _state["xp"]
+
+
+def array_module(*arrays: Any) -> ModuleType:
+    """The module (numpy or cupy) that owns these arrays; numpy for plain Python values."""
+    for a in arrays:
+        mod = type(a).__module__
+        if mod.startswith("cupy"):
+            return _import_cupy()
+    return np
+
+
+def default_dtype() -> np.dtype:
+    """dtype of newly made parameters (float32 unless :func:`set_default_dtype` said otherwise)."""
+    return np.dtype(_state["dtype"])
+
+
+def set_default_dtype(dtype: Any) -> None:
+    """Set the dtype of new parameters: float32 for training, float64 for gradient checks."""
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"default dtype must be a floating type, got {dtype}")
+    _state["dtype"] = dtype
+
+
+def seed(n: int) -> None:
+    """Seed bptt's random generator on the current device (weights, dropout masks, sampling)."""
+    _state["rng"] = get_xp().random.default_rng(n)  # cupy has NumPy's Generator API
+
+
+def rng() -> Any:
+    """The random generator of the current device (seeded with :func:`seed`)."""
+    if _state["rng"] is None:
+        seed(int.from_bytes(os.urandom(4), "little"))
+    return _state["rng"]
+
+
+def to_device(a: Any, dtype: Any = None) -> Any:
+    """Move an array (or nested list/tuple of arrays) to the current device."""
+    if isinstance(a, (list, tuple)):
+        return type(a)(to_device(v, dtype) for v in a)
+    xp = get_xp()
+    return xp.asarray(a, dtype=dtype)
+
+
+def to_numpy(a: Any) -> Any:
+    """Copy an array (or list/tuple of arrays) back to a NumPy array on the host."""
+    if isinstance(a, (list, tuple)):
+        return type(a)(to_numpy(v) for v in a)
+    if hasattr(a, "get") and type(a).__module__.startswith("cupy"):
+        return a.get()
+    return np.asarray(a)
+
+
+def scatter_add_rows(target: Any, idx: Any, values: Any) -> None:
+    """``target[idx[k]] += values[k]`` for every k, repeats summed: the embedding backward.
+
+    ``target`` (V, D), ``idx`` (M,) ints, ``values`` (M, D). NumPy's ``np.add.at`` is exact but
+    slow (a Python-level loop in C per element); here the rows are sorted by id once and the rows
+    of each id summed with one ``add.reduceat``. On CuPy, ``cupyx.scatter_add`` does it atomically.
+    """
+    xp = array_module(target)
+    idx = idx.reshape(-1)
+    values = values.reshape(idx.shape[0], -1)
+    if xp is not np:  # pragma: no cover - GPU only
+        import cupyx
+
+        cupyx.scatter_add(target, idx, values)
+        return
+    if idx.size == 0:
+        return
+    order = np.argsort(idx, kind="stable")
+    sorted_idx = idx[order]
+    starts = np.flatnonzero(np.r_[True, sorted_idx[1:] != sorted_idx[:-1]])
+    target[sorted_idx[starts]] += np.add.reduceat(values[order], starts, axis=0)

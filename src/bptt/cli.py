@@ -1,0 +1,61 @@
+"""The ``bptt`` command line: argument parsing and error reporting only.
+
+Each subcommand lives in ``bptt.commands.<name>`` and exposes ``add_parser(sub)``, which adds its
+parser and sets ``run`` (a function of the parsed arguments returning an exit code or None).
+The library does the work and raises clear errors; here they become one line and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+
+# modules under bptt.commands, in the order `bptt --help` lists them
+COMMANDS = ["gradcheck"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bptt",
+        description="Recurrent networks from scratch: exact backprop through time on NumPy/CuPy.",
+    )
+    parser.add_argument("--version", action="version", version=f"bptt {__version__}")
+    parser.add_argument("--device", choices=["cpu", "gpu"], default=None,
+                        help="array backend: cpu (NumPy, default) or gpu (CuPy); "
+                             "also BPTT_DEVICE=gpu")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"bptt.commands.{name}").add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "run", None) is None:
+        parser.print_help()
+        return 0
+    try:
+        if args.device is not None:
+            from .backend import set_device
+
+            set_device(args.device)
+        code = args.run(args)
+    except KeyboardInterrupt:
+        print("bptt: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError, RuntimeError, KeyError) as e:
+        msg = str(e) or type(e).__name__
+        if isinstance(e, FileNotFoundError) and e.filename:
+            msg = f"no such file or directory: {e.filename}"
+        print(f"bptt {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    return int(code or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the ``bptt`` CLI, one module each (see ``bptt.cli``)."""

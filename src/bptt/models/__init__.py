@@ -1,0 +1,1 @@
+"""Models built from bptt layers: feed-forward nets, language models, sequence models."""
