@@ -32,4 +32,12 @@ from .layers import (
     Tanh,
 )
 
+# -- optim, initializers, feed-forward models, data sets (foundation) --
+
+# -- recurrent cells and Time RNN/LSTM/GRU --
+
+# -- other Time layers, SimpleRNN, stacks, bidirectional --
+
+# -- language models, corpora, trainer, generation --
+
 __version__ = "0.1.0"
