@@ -55,9 +55,8 @@ def bench_training(names: list[str], steps: int, repeats: int, ceiling: float) -
 def bench_generation(names: list[str], n_tokens: int, repeats: int) -> list[dict]:
     import time
 
-    from torch_models import torch_generate_fn
-
     from bptt.generate import generate_ids
+    from torch_models import torch_generate_fn
 
     rows = []
     for name in names:
@@ -127,7 +126,8 @@ def main() -> None:
           f"{'pt %ceil':>10}")
     for r in train:
         print(f"{r['model']:<14}{r['bptt_tok_s']:>10.0f}{r['torch_tok_s']:>10.0f}"
-              f"{r['ratio']:>9.2f}{100 * r['bptt_ceiling']:>11.0f}%{100 * r['torch_ceiling']:>9.0f}%")
+              f"{r['ratio']:>9.2f}{100 * r['bptt_ceiling']:>11.0f}%"
+              f"{100 * r['torch_ceiling']:>9.0f}%")
 
     gen = bench_generation(a.models, a.gen_tokens, a.repeats)
     print("\ngeneration, batch 1, tokens/s (median)")
