@@ -1,0 +1,293 @@
+"""Time layers without recurrence: each applies one operation to all T steps at once.
+
+They take (N, T, ...) arrays like the recurrent Time layers (``TimeRNN``, ``TimeLSTM``...) and
+do the work of T per-step layers in one call: one lookup, one GEMM over the (N*T, D) view, one
+softmax over (N*T, V). Shape letters: N batch, T time steps, D features, V vocabulary/classes.
+
+- :class:`TimeEmbedding`: word ids (N, T) -> vectors (N, T, D)
+- :class:`TimeAffine`: (N, T, D) -> (N, T, V), one GEMM
+- :class:`TimeSoftmaxWithLoss`: mean cross-entropy over the tokens, padding ignored
+- :class:`TimeSigmoidWithLoss`: mean binary cross-entropy with logits, padding ignored
+- :class:`TimeDropout`: inverted dropout, optionally one mask for all time steps (variational)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .backend import array_module, rng, scatter_add_rows
+from .functions import sigmoid
+from .validate import check_float, check_labels, check_last_dim, check_same_shape
+
+
+class TimeEmbedding:
+    """Row lookup for every time step.
+
+        forward:  out[n, t] = W[xs[n, t]]          xs (N, T) ints, W (V, D), out (N, T, D)
+        backward: dW[v] = sum over (n, t) with xs[n, t] == v of dout[n, t]
+
+    The backward sums repeated ids exactly with one sort (``scatter_add_rows``), not with
+    ``np.add.at`` or a loop over t; it returns None (ids have no gradient).
+
+    Params: W (V, D)
+    """
+
+    def __init__(self, W: Any) -> None:
+        self.params = [W]
+        self.grads = [array_module(W).zeros_like(W)]
+        self.idx = None
+
+    def forward(self, xs: Any) -> Any:
+        W = self.params[0]
+        check_labels("TimeEmbedding word ids xs", xs, W.shape[0])
+        self.idx = xs
+        return W[xs]  # (N, T, D)
+
+    def backward(self, dout: Any) -> None:
+        dW = self.grads[0]
+        dW[...] = 0
+        scatter_add_rows(dW, self.idx.reshape(-1), dout.reshape(-1, dW.shape[1]))  # (N*T, D)
+        return None
+
+
+class TimeAffine:
+    """The same affine map at every time step, as one GEMM on the (N*T, D) view.
+
+        forward:  out = xs @ W + b                  xs (N, T, D), W (D, V), b (V,), out (N, T, V)
+        backward: dxs = dout @ W.T                  (N, T, D)
+                  dW  = sum_{n,t} xs[n,t].T dout[n,t] = xs2.T @ dout2     (D, V)
+                  db  = sum_{n,t} dout[n, t]                              (V,)
+    where xs2 = xs.reshape(N*T, D) and dout2 = dout.reshape(N*T, V). Any leading shape works.
+
+    Params: W (D, V), b (V,)
+    """
+
+    def __init__(self, W: Any, b: Any) -> None:
+        self.params = [W, b]
+        xp = array_module(W)
+        self.grads = [xp.zeros_like(W), xp.zeros_like(b)]
+        self.x = None
+
+    def forward(self, xs: Any) -> Any:
+        W, b = self.params
+        check_float("TimeAffine input xs", xs)
+        check_last_dim("TimeAffine input xs", xs, W.shape[0], "the rows of W")
+        self.x = xs
+        out = xs.reshape(-1, W.shape[0]) @ W  # (N*T, V)
+        out += b
+        return out.reshape(*xs.shape[:-1], W.shape[1])
+
+    def backward(self, dout: Any) -> Any:
+        W, _ = self.params
+        x2 = self.x.reshape(-1, W.shape[0])  # (N*T, D)
+        dout2 = dout.reshape(-1, W.shape[1])  # (N*T, V)
+        self.grads[0][...] = x2.T @ dout2
+        self.grads[1][...] = dout2.sum(axis=0)
+        return (dout2 @ W.T).reshape(self.x.shape)
+
+
+class TimeSoftmaxWithLoss:
+    """Softmax and cross-entropy at every time step, averaged over the unmasked tokens.
+
+        z    = xs - max_v xs                       (N*T, V)  scores shifted, row by row
+        y    = exp(z) / sum_v exp(z)               (N*T, V)  softmax
+        m    = (ts != ignore_label)                (N*T,)    1 for real tokens, 0 for padding
+        L    = sum_k m_k (log sum_v exp(z_k) - z_k[ts_k]) / sum_k m_k
+    backward (dout = dL/dL, 1 by default):
+        dxs[k] = dout * m_k * (y[k] - onehot(ts_k)) / sum_k m_k            (N, T, V)
+
+    xs (N, T, V) scores (any leading shape); ts (N, T) ids, or one-hot (N, T, V) whose all-zero
+    rows count as padding. ``ignore_label=None`` masks nothing. With no real token the loss is
+    0 and so is the gradient.
+
+    Memory: one (N*T, V) buffer owned by the layer holds z, then y, then dxs, all in place; it is
+    reused while the shape and dtype stay the same. The one-hot matrix is never built (the 1 is
+    subtracted at ``[k, ts_k]`` by fancy indexing). The ``dxs`` that ``backward`` returns IS
+    that buffer: it stays valid until the next ``forward``.
+    """
+
+    def __init__(self, ignore_label: int | None = -1) -> None:
+        self.params: list[Any] = []
+        self.grads: list[Any] = []
+        self.ignore_label = ignore_label
+        self._buf = None  # (N*T, V): z -> y -> dxs
+        self._ready = False  # the buffer holds y of the last forward, not yet turned into dxs
+        self.t = self.mask = self.count = None
+        self.xs_shape: tuple[int, ...] | None = None
+
+    def _buffer(self, xp: Any, shape: tuple[int, int], dtype: Any) -> Any:
+        b = self._buf
+        if b is None or b.shape != shape or b.dtype != dtype or array_module(b) is not xp:
+            b = self._buf = xp.empty(shape, dtype=dtype)
+        return b
+
+    def _labels(self, xs: Any, ts: Any) -> tuple[Any, Any]:
+        """Flat ids (N*T,) and mask (N*T,) or None."""
+        V = xs.shape[-1]
+        if ts.ndim == xs.ndim:  # one-hot (N, T, V): all-zero rows are padding
+            check_same_shape("one-hot labels ts", ts, "scores xs", xs)
+            t2 = ts.reshape(-1, V)
+            mask = t2.max(axis=1) > 0
+            return t2.argmax(axis=1), mask
+        if tuple(ts.shape) != tuple(xs.shape[:-1]):
+            raise ValueError(
+                f"labels ts have shape {tuple(ts.shape)} but scores xs have shape "
+                f"{tuple(xs.shape)}; ts must be xs.shape[:-1] = {tuple(xs.shape[:-1])} (ids) "
+                f"or xs.shape (one-hot)"
+            )
+        check_labels("labels ts", ts, V, self.ignore_label)
+        t = ts.reshape(-1)
+        if self.ignore_label is None:
+            return t, None
+        mask = t != self.ignore_label
+        xp = array_module(t)
+        return xp.where(mask, t, 0), mask  # padding points at id 0; its row is masked anyway
+
+    def forward(self, xs: Any, ts: Any) -> Any:
+        xp = array_module(xs)
+        check_float("TimeSoftmaxWithLoss scores xs", xs)
+        if xs.ndim < 2:
+            raise ValueError(f"scores xs must have shape (N, T, V), got {tuple(xs.shape)}")
+        t, mask = self._labels(xs, ts)
+        V = xs.shape[-1]
+        x2 = xs.reshape(-1, V)  # (N*T, V)
+        M = x2.shape[0]
+        buf = self._buffer(xp, (M, V), xs.dtype)
+        xp.subtract(x2, x2.max(axis=1, keepdims=True), out=buf)  # z
+        rows = xp.arange(M)
+        z_t = buf[rows, t]  # (N*T,) copy, taken before exp
+        xp.exp(buf, out=buf)
+        s = buf.sum(axis=1)  # (N*T,)
+        nll = xp.log(s)
+        nll -= z_t  # -log y[k, t_k] without taking the log of an underflowed 0
+        buf /= s[:, None]  # y
+        if mask is None:
+            count = xp.asarray(M, dtype=xs.dtype)
+        else:
+            nll *= mask
+            count = xp.maximum(mask.sum(dtype=xs.dtype), 1)  # no token: loss 0, grad 0
+        self.t, self.mask, self.count, self.xs_shape = t, mask, count, xs.shape
+        self._ready = True
+        return nll.sum() / count
+
+    def backward(self, dout: Any = 1) -> Any:
+        if not self._ready:
+            raise RuntimeError("TimeSoftmaxWithLoss.backward needs a forward first "
+                               "(each forward allows one backward: its buffer becomes dxs)")
+        xp = array_module(self._buf)
+        buf = self._buf  # y
+        M = buf.shape[0]
+        buf[xp.arange(M), self.t] -= 1  # y - onehot(t), in place
+        scale = dout / self.count
+        if self.mask is not None:
+            scale = (scale * self.mask)[:, None]  # (N*T, 1): padding rows get 0
+        buf *= xp.asarray(scale, dtype=buf.dtype)
+        self._ready = False
+        return buf.reshape(self.xs_shape)
+
+
+class TimeSigmoidWithLoss:
+    """Binary cross-entropy with logits, averaged over the unmasked elements.
+
+        y = sigmoid(xs)                                      xs, ts, y: same shape, e.g. (N, T)
+        m = (ts != ignore_label)                             1 for real targets, 0 for padding
+        l = softplus(xs) - ts * xs = max(xs, 0) - ts * xs + log(1 + exp(-|xs|))
+          (= -ts log y - (1 - ts) log(1 - y), without log of a rounded 0)
+        L = sum m * l / sum m
+    backward (dout = 1 by default):
+        dxs = dout * m * (y - ts) / sum m
+
+    ts holds targets in [0, 1] (floats or ints; soft targets allowed); entries equal to
+    ``ignore_label`` (default -1) are padding. xs may also have one more trailing axis of size
+    1 than ts, e.g. xs (N, T, 1) with ts (N, T).
+    """
+
+    def __init__(self, ignore_label: float | None = -1) -> None:
+        self.params: list[Any] = []
+        self.grads: list[Any] = []
+        self.ignore_label = ignore_label
+        self.cache = None
+
+    def forward(self, xs: Any, ts: Any) -> Any:
+        xp = array_module(xs)
+        check_float("TimeSigmoidWithLoss logits xs", xs)
+        if xs.ndim == ts.ndim + 1 and xs.shape[-1] == 1:
+            ts = ts.reshape(xs.shape)
+        check_same_shape("targets ts", ts, "logits xs", xs)
+        t = ts.astype(xs.dtype, copy=False)
+        mask = None if self.ignore_label is None else t != self.ignore_label
+        if mask is not None:
+            t = xp.where(mask, t, 0)
+        if t.size and (float(t.min()) < 0 or float(t.max()) > 1):
+            pad = f" (or {self.ignore_label} for padding)" if mask is not None else ""
+            raise ValueError(f"targets ts must lie in [0, 1]{pad}, got values in "
+                             f"[{float(t.min())}, {float(t.max())}]")
+        loss = xp.maximum(xs, 0) - t * xs + xp.log1p(xp.exp(-xp.abs(xs)))
+        if mask is None:
+            count = xp.asarray(max(xs.size, 1), dtype=xs.dtype)
+        else:
+            loss *= mask
+            count = xp.maximum(mask.sum(dtype=xs.dtype), 1)
+        self.cache = (sigmoid(xs), t, mask, count)
+        return loss.sum() / count
+
+    def backward(self, dout: Any = 1) -> Any:
+        y, t, mask, count = self.cache
+        dx = y - t
+        dx *= dout / count
+        if mask is not None:
+            dx *= mask
+        return dx
+
+
+class TimeDropout:
+    """Inverted dropout on (N, T, D); identity at evaluation.
+
+        forward (train): mask = (u > ratio) / (1 - ratio), u ~ U[0, 1)     out = xs * mask
+                         u has shape (N, T, D), or (N, 1, D) when ``variational`` (one mask for
+                         all time steps, Gal & Ghahramani 2016)
+        forward (eval):  out = xs
+        backward:        dxs = dout * mask    (dout in eval)
+
+    ``train_flg`` (the book's name) or ``train()``/``eval()`` switch the mode. Masks come from
+    ``generator`` if given, else from ``bptt.backend.rng()`` (seeded by ``bptt.seed``).
+    """
+
+    def __init__(self, dropout_ratio: float = 0.5, variational: bool = False,
+                 generator: Any = None) -> None:
+        if not 0.0 <= dropout_ratio < 1.0:
+            raise ValueError(f"dropout ratio must be in [0, 1), got {dropout_ratio}")
+        self.params: list[Any] = []
+        self.grads: list[Any] = []
+        self.dropout_ratio = dropout_ratio
+        self.variational = variational
+        self.generator = generator
+        self.train_flg = True
+        self.mask = None
+
+    def train(self) -> None:
+        self.train_flg = True
+
+    def eval(self) -> None:
+        self.train_flg = False
+
+    def forward(self, xs: Any) -> Any:
+        if not self.train_flg or self.dropout_ratio == 0.0:
+            self.mask = None
+            return xs
+        check_float("TimeDropout input xs", xs)
+        shape = xs.shape
+        if self.variational:
+            if xs.ndim != 3:
+                raise ValueError(f"variational TimeDropout needs xs of shape (N, T, D), "
+                                 f"got {tuple(xs.shape)}")
+            shape = (xs.shape[0], 1, xs.shape[2])  # one mask per sequence, all t
+        g = self.generator if self.generator is not None else rng()
+        u = g.random(shape, dtype=xs.dtype)
+        mask = (u > self.dropout_ratio).astype(xs.dtype)
+        mask *= 1.0 / (1.0 - self.dropout_ratio)
+        self.mask = mask
+        return xs * mask
+
+    def backward(self, dout: Any) -> Any:
+        return dout if self.mask is None else dout * self.mask
