@@ -37,6 +37,13 @@ from .layers import (
 # -- recurrent cells and Time RNN/LSTM/GRU --
 
 # -- other Time layers, SimpleRNN, stacks, bidirectional --
+from .time_layers import (
+    TimeAffine,
+    TimeDropout,
+    TimeEmbedding,
+    TimeSigmoidWithLoss,
+    TimeSoftmaxWithLoss,
+)
 
 # -- language models, corpora, trainer, generation --
 
