@@ -33,6 +33,7 @@ from .layers import (
 )
 
 # -- optim, initializers, feed-forward models, data sets (foundation) --
+from .optim import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop, clip_grads, merge_shared
 
 # -- recurrent cells and Time RNN/LSTM/GRU --
 
