@@ -33,6 +33,17 @@ from .layers import (
 )
 
 # -- optim, initializers, feed-forward models, data sets (foundation) --
+from .initializers import (
+    He,
+    Normal,
+    Orthogonal,
+    Xavier,
+    get_initializer,
+    he,
+    normal,
+    orthogonal,
+    xavier,
+)
 from .optim import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop, clip_grads, merge_shared
 
 # -- recurrent cells and Time RNN/LSTM/GRU --
