@@ -102,9 +102,15 @@ def rng() -> Any:
     return _state["rng"]
 
 
+def _is_array_sequence(a: Any) -> bool:
+    """A list/tuple holding arrays (moved one by one), not a nested list of numbers."""
+    return isinstance(a, (list, tuple)) and any(
+        hasattr(v, "shape") or _is_array_sequence(v) for v in a)
+
+
 def to_device(a: Any, dtype: Any = None) -> Any:
     """Move an array (or nested list/tuple of arrays) to the current device."""
-    if isinstance(a, (list, tuple)):
+    if _is_array_sequence(a):
         return type(a)(to_device(v, dtype) for v in a)
     xp = get_xp()
     return xp.asarray(a, dtype=dtype)
@@ -112,7 +118,7 @@ def to_device(a: Any, dtype: Any = None) -> Any:
 
 def to_numpy(a: Any) -> Any:
     """Copy an array (or list/tuple of arrays) back to a NumPy array on the host."""
-    if isinstance(a, (list, tuple)):
+    if _is_array_sequence(a):
         return type(a)(to_numpy(v) for v in a)
     if hasattr(a, "get") and type(a).__module__.startswith("cupy"):
         return a.get()
@@ -128,13 +134,13 @@ def scatter_add_rows(target: Any, idx: Any, values: Any) -> None:
     """
     xp = array_module(target)
     idx = idx.reshape(-1)
+    if idx.size == 0:
+        return
     values = values.reshape(idx.shape[0], -1)
     if xp is not np:  # pragma: no cover - GPU only
         import cupyx
 
         cupyx.scatter_add(target, idx, values)
-        return
-    if idx.size == 0:
         return
     order = np.argsort(idx, kind="stable")
     sorted_idx = idx[order]
