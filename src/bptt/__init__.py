@@ -47,6 +47,8 @@ from .initializers import (
 from .optim import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop, clip_grads, merge_shared
 
 # -- recurrent cells and Time RNN/LSTM/GRU --
+from .recurrent import GRU, LSTM, RNN
+from .time_recurrent import TimeGRU, TimeLSTM, TimeRNN
 
 # -- other Time layers, SimpleRNN, stacks, bidirectional --
 from .time_layers import (
