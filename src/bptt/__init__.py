@@ -59,6 +59,7 @@ from .time_layers import (
     TimeSoftmaxWithLoss,
 )
 from .simple_rnn import SimpleRNN
+from .stacks import TimeBidirectional, TimeBiLSTM, TimeStack, make_recurrent_stack
 
 # -- language models, corpora, trainer, generation --
 
