@@ -33,6 +33,8 @@ from .layers import (
 )
 
 # -- optim, initializers, feed-forward models, data sets (foundation) --
+from .data.mnist import load_mnist
+from .data.spiral import load_spiral
 from .initializers import (
     He,
     Normal,
@@ -44,6 +46,7 @@ from .initializers import (
     orthogonal,
     xavier,
 )
+from .models.mlp import MultiLayerNet, TwoLayerNet, train_classifier
 from .optim import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop, clip_grads, merge_shared
 
 # -- recurrent cells and Time RNN/LSTM/GRU --
