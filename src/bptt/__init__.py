@@ -63,6 +63,7 @@ from .time_layers import (
 )
 from .simple_rnn import SimpleRNN
 from .stacks import TimeBidirectional, TimeBiLSTM, TimeStack, make_recurrent_stack
+from .interop import from_torch, to_torch  # torch itself is imported only when called
 
 # -- language models, corpora, trainer, generation --
 
