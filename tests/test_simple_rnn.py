@@ -190,3 +190,21 @@ def test_with_bptt_initializers_and_optimizer(rng):
         losses.append(float(((h - target) ** 2).sum() / 2))
         layer.backward(h - target)
     assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_equals_time_rnn(activation, rng):
+    """SimpleRNN and TimeRNN compute the same states and gradients (same equations)."""
+    from bptt.time_recurrent import TimeRNN
+
+    layer = random_layer(rng, 3, 4, activation=activation, return_sequences=True)
+    ref = TimeRNN(layer.W_x.copy(), layer.W_h.copy(), layer.B.copy(), nonlinearity=activation)
+    X = rng.standard_normal((2, 5, 3))
+    h0 = rng.standard_normal((2, 4))
+    ref.set_state(h0)
+    np.testing.assert_allclose(layer.forward(X, h0), ref.forward(X), rtol=1e-13, atol=1e-15)
+    dA = rng.standard_normal((2, 5, 4))
+    np.testing.assert_allclose(layer.backward(dA), ref.backward(dA), rtol=1e-12, atol=1e-15)
+    for g, gr in zip(layer.grads, ref.grads, strict=True):
+        np.testing.assert_allclose(g, gr, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(layer.dh0, ref.dh, rtol=1e-12, atol=1e-15)
