@@ -347,3 +347,23 @@ def test_softmax_loss_matches_reference_with_random_padding(N, T, V, seed):
     # each real row of dxs sums to 0 (softmax minus one-hot), padding rows are 0
     np.testing.assert_allclose(dxs.sum(axis=-1), 0, atol=1e-15)
     assert not dxs[~real].any()
+
+
+def test_time_softmax_with_loss_allocates_no_big_array_after_the_first_call(rng):
+    import tracemalloc
+
+    N, T, V = 4, 10, 2000
+    xs = rng.standard_normal((N, T, V))
+    ts = rng.integers(-1, V, (N, T))
+    layer = TimeSoftmaxWithLoss()
+    layer.forward(xs, ts)
+    layer.backward()
+    big = N * T * V * xs.itemsize
+    tracemalloc.start()
+    try:
+        layer.forward(xs, ts)
+        layer.backward()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < big / 4, (peak, big)  # only (N*T,)-sized temporaries
