@@ -1,0 +1,97 @@
+"""The small models ``bptt explain NAME`` builds, with a batch to run them on.
+
+Sizes default to N=2, T=3, V=11, D=4, H=5 (two-layer-net: N=2, D=4, H=5, C=3): all different,
+so every number in a shape names exactly one letter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .backend import seed as seed_backend
+from .backend import to_device
+
+MODELS = ("simple-rnnlm", "rnnlm", "better-rnnlm", "rnn", "lstm", "gru", "two-layer-net")
+
+
+def _dims(defaults: dict[str, int], N: int | None, T: int | None,
+          dims: Mapping[str, int] | None) -> dict[str, int]:
+    d = dict(defaults)
+    for k, v in (dims or {}).items():
+        if k not in d:
+            raise ValueError(f"unknown size {k!r}: this model's sizes are {', '.join(d)}")
+        d[k] = int(v)
+    if N is not None:
+        d["N"] = int(N)
+    if T is not None and "T" in d:
+        d["T"] = int(T)
+    for k, v in d.items():
+        if v < 1:
+            raise ValueError(f"size {k} must be a positive integer, got {v}")
+    return d
+
+
+def _lm_batch(d: Mapping[str, int], seed: int) -> tuple[Any, Any]:
+    g = np.random.default_rng(seed)
+    xs = g.integers(0, d["V"], size=(d["N"], d["T"]))  # (N, T) word ids
+    ts = g.integers(0, d["V"], size=(d["N"], d["T"]))  # (N, T) next-word ids
+    return to_device(xs), to_device(ts)
+
+
+def build(name: str, N: int | None = None, T: int | None = None,
+          dims: Mapping[str, int] | None = None, seed: int = 0) -> tuple[Any, tuple, dict]:
+    """(model, batch, dims) for a model name or a checkpoint directory."""
+    seed_backend(seed)
+    if name not in MODELS:
+        path = Path(name)
+        if path.is_dir():
+            return _from_checkpoint(path, N, T, dims, seed)
+        raise ValueError(f"unknown model {name!r}: choose one of {', '.join(MODELS)} or give a "
+                         f"checkpoint directory (with config.json and model.npz)")
+    if name == "two-layer-net":
+        from .models.mlp import TwoLayerNet
+
+        d = _dims({"N": 2, "D": 4, "H": 5, "C": 3}, N, None, dims)
+        net = TwoLayerNet(d["D"], d["H"], d["C"], weight_init_std=0.5,
+                          generator=np.random.default_rng(seed))
+        g = np.random.default_rng(seed + 1)
+        x = to_device(g.standard_normal((d["N"], d["D"])).astype(net.params["W1"].dtype))
+        t = to_device(g.integers(0, d["C"], size=d["N"]))
+        return net, (x, t), d
+    from .models import rnnlm
+
+    d = _dims(dict(N=2, T=3, V=11, D=4, H=5), N, T, dims)
+    V, D, H = d["V"], d["D"], d["H"]
+    if name == "simple-rnnlm":
+        model = rnnlm.SimpleRnnlm(V, D, H, seed=seed)
+    elif name == "rnnlm":
+        model = rnnlm.Rnnlm(V, D, H, seed=seed)
+    elif name == "better-rnnlm":
+        d["D"] = H  # weight tying needs D == H
+        model = rnnlm.BetterRnnlm(V, H, H, seed=seed)
+    else:
+        model = rnnlm.LanguageModel(V, D, H, cell=name, seed=seed)
+    return model, _lm_batch(d, seed), d
+
+
+def _from_checkpoint(path: Path, N: int | None, T: int | None,
+                     dims: Mapping[str, int] | None, seed: int) -> tuple[Any, tuple, dict]:
+    from . import train
+
+    load = getattr(train, "load_checkpoint", None)
+    if load is None:
+        raise RuntimeError("this bptt cannot load checkpoints (bptt.train.load_checkpoint)")
+    ck = load(path)
+    model = ck[0] if isinstance(ck, tuple) else getattr(ck, "model", ck)
+    cfg = getattr(model, "config", {})
+    cfg = cfg() if callable(cfg) else cfg
+    d = _dims(dict(N=2, T=5, V=int(cfg.get("vocab_size", 0)) or 1,
+                   D=int(cfg.get("embed_size", 0)) or 1, H=int(cfg.get("hidden_size", 0)) or 1),
+              N, T, dims)
+    if hasattr(model, "reset_state"):
+        model.reset_state()
+    return model, _lm_batch(d, seed), d
