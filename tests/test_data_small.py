@@ -8,7 +8,7 @@ import urllib.error
 import numpy as np
 import pytest
 
-from bptt.data import download, mnist
+from bptt.data import mnist
 from bptt.data.download import ChecksumError, default_cache_dir, fetch, sha256sum
 from bptt.data.mnist import load_mnist, read_idx, write_idx
 from bptt.data.spiral import load_spiral
@@ -33,7 +33,7 @@ def test_fetch_file_url_caches_and_verifies(tmp_path, monkeypatch):
     def no_network(*a, **k):
         raise AssertionError("should not download again")
 
-    monkeypatch.setattr(download.urllib.request, "urlopen", no_network)
+    monkeypatch.setattr("urllib.request.urlopen", no_network)
     assert fetch(src.as_uri(), digest.upper(), cache_dir=cache, filename=None) == got
 
 
@@ -58,7 +58,7 @@ def test_fetch_no_network_names_url_and_local_path(tmp_path, monkeypatch):
     def offline(url, timeout=None):
         raise urllib.error.URLError("Name or service not known")
 
-    monkeypatch.setattr(download.urllib.request, "urlopen", offline)
+    monkeypatch.setattr("urllib.request.urlopen", offline)
     cache = tmp_path / "cache"
     with pytest.raises(OSError) as e:
         fetch("https://example.invalid/data/ptb.train.txt", "a" * 64, cache_dir=cache,

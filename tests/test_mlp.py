@@ -131,3 +131,14 @@ def test_train_classifier_deterministic_with_validation(capsys):
     assert runs[0] == runs[1]
     assert len(runs[0]["val_acc"]) == 3 and len(runs[0]["loss"]) == 3 * 6
     assert "epoch   3" in capsys.readouterr().out
+
+
+def test_optimizer_update_with_the_net_itself():
+    x, t = _data(n=8, d=4, c=3)
+    net = TwoLayerNet(4, 5, 3, weight_init_std=0.5, dtype=np.float64,
+                      generator=np.random.default_rng(0))
+    before = {k: v.copy() for k, v in net.params.items()}
+    grads = {k: g.copy() for k, g in net.gradient(x, t).items()}
+    SGD(lr=0.1).update(net)  # net.params / net.grads are dicts of the same keys
+    for k in before:
+        np.testing.assert_allclose(net.params[k], before[k] - 0.1 * grads[k], rtol=1e-14)

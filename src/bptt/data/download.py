@@ -13,10 +13,8 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
+from urllib.parse import urlparse
 
 __all__ = ["default_cache_dir", "fetch", "sha256sum", "ChecksumError"]
 
@@ -57,8 +55,11 @@ def fetch(url: str, sha256: str | None, cache_dir: str | os.PathLike[str] | None
         OSError: the download failed (no network, HTTP error), naming the URL.
         ChecksumError (a ValueError): the downloaded file has another SHA-256.
     """
+    import urllib.error  # here, not at the top: urllib.request pulls in ssl and http
+    import urllib.request
+
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    name = filename or Path(urllib.parse.urlparse(url).path).name
+    name = filename or Path(urlparse(url).path).name
     if not name:
         raise ValueError(f"cannot tell a file name from the URL {url!r}; pass filename=")
     dest = cache / name
