@@ -9,6 +9,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bptt import backend
 from bptt.backend import (
@@ -117,3 +119,16 @@ def test_scatter_add_rows_matches_add_at(dtype):
     empty = target.copy()
     scatter_add_rows(empty, np.array([], dtype=np.int64), np.zeros((0, 3), dtype))
     np.testing.assert_array_equal(empty, target)
+
+
+@settings(max_examples=25, deadline=None)
+@given(V=st.integers(1, 8), D=st.integers(1, 4), M=st.integers(0, 30), seed=st.integers(0, 99))
+def test_scatter_add_rows_property(V, D, M, seed):
+    r = np.random.default_rng(seed)
+    target = r.standard_normal((V, D))
+    idx = r.integers(0, V, size=M)
+    values = r.standard_normal((M, D))
+    ref = target.copy()
+    np.add.at(ref, idx, values)
+    scatter_add_rows(target, idx, values)
+    np.testing.assert_allclose(target, ref, rtol=1e-12, atol=1e-12)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bptt.gradcheck import gradcheck
 from bptt.layers import (
@@ -219,3 +221,14 @@ def test_float32_stays_float32(rng):
     assert emb.forward(np.array([1, 2])).dtype == f32
     emb.backward(np.ones((2, 3), f32))
     assert emb.grads[0].dtype == f32
+
+
+@settings(max_examples=20, deadline=None)
+@given(N=st.integers(1, 4), D=st.integers(1, 4), H=st.integers(1, 4), seed=st.integers(0, 99))
+def test_affine_softmax_loss_gradients_any_shape(N, D, H, seed):
+    r = np.random.default_rng(seed)
+    layer = Affine(r.standard_normal((D, H)), r.standard_normal(H))
+    assert gradcheck(layer, [r.standard_normal((N, D))], seed=seed).worst < TOL
+    t = r.integers(0, H, size=N)
+    report = gradcheck(SoftmaxWithLoss(), [r.standard_normal((N, H)), t], seed=seed)
+    assert report.worst < TOL, report

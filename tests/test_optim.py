@@ -6,6 +6,8 @@ import io
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bptt.optim import (
     SGD,
@@ -101,8 +103,8 @@ def test_in_place_dtype_and_forms(cls):
     opt.update([p32], [g32])
     assert p32 is same and p32.dtype == np.float32
     assert np.all(p32 < 1)
-    for st in opt.state.values():
-        assert all(a.dtype == np.float32 for a in st.values())
+    for state in opt.state.values():
+        assert all(a.dtype == np.float32 for a in state.values())
 
     class Layer:
         params = [np.ones(3)]
@@ -241,3 +243,21 @@ def test_merge_shared_same_grad_array_not_doubled_and_overlap_error():
     A = np.zeros((4, 4))
     with pytest.raises(ValueError, match="overlap"):
         merge_shared([A[:2].reshape(-1), A.reshape(-1)[4:12]], [np.zeros(8), np.zeros(8)])
+
+
+@settings(max_examples=25, deadline=None)
+@given(shapes=st.lists(st.lists(st.integers(1, 4), min_size=1, max_size=3), min_size=1,
+                       max_size=4),
+       max_norm=st.floats(0.01, 10.0), scale=st.floats(0.001, 100.0), seed=st.integers(0, 99))
+def test_clip_grads_property(shapes, max_norm, scale, seed):
+    r = np.random.default_rng(seed)
+    gs = [scale * r.standard_normal(s) for s in shapes]
+    orig = [g.copy() for g in gs]
+    norm = clip_grads(gs, max_norm)
+    expected = np.sqrt(sum((g**2).sum() for g in orig))
+    assert norm == pytest.approx(expected, rel=1e-12)
+    after = np.sqrt(sum((g**2).sum() for g in gs))
+    assert after <= max_norm * (1 + 1e-9) or after == pytest.approx(expected)
+    rate = min(1.0, max_norm / expected)
+    for g, o in zip(gs, orig):
+        np.testing.assert_allclose(g, o * rate, rtol=1e-12)  # same direction, one rate
