@@ -17,6 +17,7 @@ from bptt.optim import (
     Nesterov,
     RMSprop,
     clip_grads,
+    make_optimizer,
     merge_shared,
 )
 
@@ -261,3 +262,12 @@ def test_clip_grads_property(shapes, max_norm, scale, seed):
     rate = min(1.0, max_norm / expected)
     for g, o in zip(gs, orig):
         np.testing.assert_allclose(g, o * rate, rtol=1e-12)  # same direction, one rate
+
+
+def test_make_optimizer():
+    opt = make_optimizer("Adam", lr=0.01, beta1=0.5)
+    assert isinstance(opt, Adam) and opt.lr == 0.01 and opt.beta1 == 0.5
+    assert make_optimizer("sgd").lr == 0.01
+    assert isinstance(make_optimizer("nesterov", 0.1, momentum=0.8), Nesterov)
+    with pytest.raises(ValueError, match="unknown optimizer 'lbfgs': use one of sgd"):
+        make_optimizer("lbfgs")

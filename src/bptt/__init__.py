@@ -47,7 +47,17 @@ from .initializers import (
     xavier,
 )
 from .models.mlp import MultiLayerNet, TwoLayerNet, train_classifier
-from .optim import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop, clip_grads, merge_shared
+from .optim import (
+    SGD,
+    AdaGrad,
+    Adam,
+    Momentum,
+    Nesterov,
+    RMSprop,
+    clip_grads,
+    make_optimizer,
+    merge_shared,
+)
 
 # -- recurrent cells and Time RNN/LSTM/GRU --
 from .recurrent import GRU, LSTM, RNN

@@ -27,7 +27,7 @@ from .backend import array_module, to_numpy
 
 __all__ = [
     "Optimizer", "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam",
-    "clip_grads", "merge_shared",
+    "OPTIMIZERS", "make_optimizer", "clip_grads", "merge_shared",
 ]
 
 
@@ -283,6 +283,21 @@ class Adam(Optimizer):
         denom /= math.sqrt(1 - self.beta2**t)
         denom += self.eps
         p -= step * m / denom
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    "sgd": SGD, "momentum": Momentum, "nesterov": Nesterov,
+    "adagrad": AdaGrad, "rmsprop": RMSprop, "adam": Adam,
+}
+
+
+def make_optimizer(name: str, lr: float | None = None, **kwargs: Any) -> Optimizer:
+    """An optimizer by name ('sgd', 'momentum', 'nesterov', 'adagrad', 'rmsprop', 'adam';
+    case-insensitive), with ``lr`` (None: the class default) and its other keyword arguments."""
+    cls = OPTIMIZERS.get(str(name).lower())
+    if cls is None:
+        raise ValueError(f"unknown optimizer {name!r}: use one of {', '.join(OPTIMIZERS)}")
+    return cls(**kwargs) if lr is None else cls(lr=lr, **kwargs)
 
 
 def _values(grads: Any) -> list[Any]:
