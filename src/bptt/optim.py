@@ -183,9 +183,10 @@ class Nesterov(Optimizer):
         p += mu * mu * v - (1 + mu) * lr * g       (uses the OLD v)
         v  = mu * v - lr * g
 
-    i.e. ``p += mu * v_new - lr * g``. This is the corrected version of the book's code (the
-    first printing updated v before p), and with a constant lr it equals
-    ``torch.optim.SGD(lr, momentum=mu, nesterov=True)``, whose lr-free buffer is -v / lr.
+    i.e. ``p += mu * v_new - lr * g``. (Code that updates v first and then adds mu*mu*v_new is
+    not Nesterov's method: the order above is the corrected one.) With a constant lr it equals
+    ``torch.optim.SGD(lr, momentum=mu, nesterov=True)``, whose lr-free buffer is -v / lr; a
+    test checks this.
     """
 
     slots = ("v",)
