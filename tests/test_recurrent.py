@@ -189,3 +189,19 @@ def test_bad_step_input(kind):
         cell.forward(x, rng.standard_normal((3, 4)), *extra)  # batch mismatch
     with pytest.raises(ValueError, match="N, D"):
         cell.forward(rng.standard_normal((2, 1, 3)), h, *extra)
+
+
+def test_docstring_parameter_shapes_match_the_code():
+    """The 'Params:' line of each docstring states the shapes the constructor checks."""
+    import re
+
+    from bptt import TimeGRU, TimeLSTM, TimeRNN
+
+    for cls, k in [(RNN, 1), (LSTM, 4), (GRU, 3), (TimeRNN, 1), (TimeLSTM, 4), (TimeGRU, 3)]:
+        m = re.search(r"Params: Wx \(D, (\d*)H\), Wh \(H, (\d*)H\), b \((\d*)H,\)", cls.__doc__)
+        assert m, f"{cls.__name__} docstring has no 'Params:' line"
+        assert {int(g or 1) for g in m.groups()} == {k}, cls.__name__
+        D, H = 3, 2
+        cls(np.zeros((D, k * H)), np.zeros((H, k * H)), np.zeros(k * H))  # accepted
+        with pytest.raises(ValueError):
+            cls(np.zeros((D, (k + 1) * H)), np.zeros((H, (k + 1) * H)), np.zeros((k + 1) * H))

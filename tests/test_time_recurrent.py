@@ -365,3 +365,17 @@ def test_stateful_batch_change_needs_reset():
         layer.forward(rng.standard_normal((2, 2, 3)))
     layer.reset_state()
     assert layer.forward(rng.standard_normal((2, 2, 3))).shape == (2, 2, 4)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_zero_time_steps_keep_the_state(kind):
+    rng = np.random.default_rng(19)
+    layer = make_time(kind, 3, 4, rng)
+    h0 = rng.standard_normal((2, 4))
+    layer.set_state(h0)
+    assert layer.forward(np.zeros((2, 0, 3))).shape == (2, 0, 4)
+    assert np.array_equal(layer.h, h0)
+    dh_last = rng.standard_normal((2, 4))
+    assert layer.backward(np.zeros((2, 0, 4)), dh_last=dh_last).shape == (2, 0, 3)
+    assert np.array_equal(layer.dh, dh_last)
+    assert all(not g.any() for g in layer.grads)

@@ -164,7 +164,7 @@ class _TimeRecurrent:
     def _finish_backward(self, xp: Any, dA: Any, xs_tm: Any, N: int, T: int) -> Any:
         """dWx = xs.T @ dA, db = sum dA, dxs = dA @ Wx.T (one GEMM each); dxs (N, T, D)."""
         Wx = self.params[0]
-        dA_flat = dA.reshape(T * N, -1)
+        dA_flat = dA.reshape(T * N, dA.shape[-1])
         _matmul_into(self.grads[0], xs_tm.T, dA_flat)
         self.grads[2][...] = dA_flat.sum(axis=0)
         dxs = (dA_flat @ Wx.T).reshape(T, N, self.D)
