@@ -1,0 +1,229 @@
+"""How the gradient flows back through time: ||dL/dh_t|| for RNN, LSTM and GRU (book ch. 6).
+
+The set-up: the adding problem (each sequence is T pairs ``(value, marker)``; the target is the
+sum of the two marked values), a recurrent cell run for T steps from h = 0, and a loss on the
+LAST step only::
+
+    h_t = cell(x_t, h_{t-1})                 t = 0..T-1, x_t (N, 2), h_t (N, H)
+    L   = sum_n (h_{T-1}[n] @ w - y[n])**2 / (2N)
+
+Then dL/dh_t for t < T-1 is ONLY what flows back through the recurrence: the backward of one
+cell per step (:mod:`bptt.recurrent`), ``dh_prev = cell.backward(dh_next)``, exactly the loop
+inside TimeRNN/TimeLSTM/TimeGRU. Its norm against t shows the vanishing (or exploding) gradient:
+
+- RNN: each step multiplies by ``diag(1 - h_t**2) @ Wh.T``, so the norm shrinks or grows
+  geometrically with the scale of Wh;
+- LSTM: the gradient also flows along the cell state, ``dc_prev = ds * f``, an elementwise
+  product with the forget gate and no matrix: it keeps what f keeps, whatever the scale of Wh;
+- GRU: likewise along ``dh_prev = dh_next * (1 - z) + ...``.
+
+The gates of an untrained cell sit near sigmoid(bias). ``carry_bias`` sets the bias of the
+gate that keeps the state (LSTM forget gate b_f = carry_bias, GRU update gate b_z = -carry_bias,
+so f = 1 - z = sigmoid(carry_bias) ~ 0.73 for 1.0, the Keras default of Jozefowicz et al.
+2015); with 0 both gates start at 0.5 and the carried gradient halves at every step.
+
+Gradient clipping does not change this picture (it rescales the parameter gradients after
+backward), but it does tame what an exploding gradient does to an update: each run also
+reports the global norm of the parameter gradients, that norm after ``clip_grads``, and the
+loss after one SGD step with and without clipping.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import recurrent
+from .optim import clip_grads
+
+CELLS = {"rnn": (recurrent.RNN, 1), "lstm": (recurrent.LSTM, 4), "gru": (recurrent.GRU, 3)}
+INITS = ("orthogonal", "normal")
+
+
+@dataclass
+class FlowRun:
+    """One cell at one Wh scale: ``norms[t]`` = ||dL/dh_t||, t = 0..T-1 (2-norm over (N, H))."""
+
+    cell: str
+    scale: float
+    init: str
+    carry_bias: float
+    T: int
+    H: int
+    N: int
+    norms: list[float]
+    dh0_norm: float  # ||dL/dh_init||, the gradient leaving step 0 (layer.dh of a Time layer)
+    loss: float
+    grad_norm: float  # global norm of (dWx, dWh, db, dw) before clipping
+    max_norm: float
+    clipped_norm: float  # the same after clip_grads(max_norm)
+    lr: float
+    loss_after_sgd: float  # loss after p -= lr * g
+    loss_after_clipped_sgd: float  # the same with the clipped gradients
+    params: dict[str, Any] = field(default_factory=dict, repr=False)  # Wx, Wh, b, w (float64)
+
+    @property
+    def ratio(self) -> float:
+        """||dL/dh_0|| / ||dL/dh_{T-1}||: << 1 vanishing, >> 1 exploding."""
+        return self.norms[0] / self.norms[-1] if self.norms[-1] > 0 else math.inf
+
+    @property
+    def per_step(self) -> float:
+        """The average factor by which the norm changes per step back: ratio ** (1 / (T-1))."""
+        if self.T < 2 or self.ratio <= 0:
+            return 1.0
+        return math.exp(math.log(self.ratio) / (self.T - 1))
+
+
+def adding_batch(N: int, T: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The adding problem: x (N, T, 2) = (value in [0, 1), marker), y (N,) = sum of the two
+    marked values; one marker in each half of the sequence (Hochreiter & Schmidhuber 1997)."""
+    if T < 2:
+        raise ValueError(f"the adding problem needs T >= 2 (one marker per half), got T={T}")
+    g = np.random.default_rng(seed)
+    x = np.zeros((N, T, 2))
+    x[:, :, 0] = g.random((N, T))
+    half = T // 2
+    first = g.integers(0, half, size=N)
+    second = g.integers(half, T, size=N)
+    rows = np.arange(N)
+    x[rows, first, 1] = 1.0
+    x[rows, second, 1] = 1.0
+    y = (x[:, :, 0] * x[:, :, 1]).sum(axis=1)
+    return x, y
+
+
+def init_params(cell: str, H: int, D: int = 2, scale: float = 1.0, init: str = "orthogonal",
+                carry_bias: float = 1.0, seed: int = 0) -> dict[str, np.ndarray]:
+    """float64 Wx (D, GH) ~ N(0, 1/D), Wh (H, GH) = scale * (orthogonal blocks | N(0, 1/H)),
+    b (GH,) zeros but the carry gate's block, readout w (H,) ~ N(0, 1/H)."""
+    if cell not in CELLS:
+        raise ValueError(f"unknown cell {cell!r}: choose one of {', '.join(CELLS)}")
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}: choose one of {', '.join(INITS)}")
+    if not scale > 0:
+        raise ValueError(f"the Wh scale must be positive, got {scale}")
+    _, G = CELLS[cell]
+    g = np.random.default_rng(seed)
+    Wx = g.standard_normal((D, G * H)) / math.sqrt(D)
+    if init == "orthogonal":  # one orthogonal (H, H) block per gate: singular values all 1
+        blocks = []
+        for _ in range(G):
+            q, r = np.linalg.qr(g.standard_normal((H, H)))
+            blocks.append(q * np.sign(np.diag(r)))
+        Wh = np.concatenate(blocks, axis=1)
+    else:  # spectral radius ~ 1 per block for large H
+        Wh = g.standard_normal((H, G * H)) / math.sqrt(H)
+    Wh *= scale
+    b = np.zeros(G * H)
+    if cell == "lstm":
+        b[:H] = carry_bias  # forget gate f: blocks f, g, i, o
+    elif cell == "gru":
+        b[:H] = -carry_bias  # update gate z: h = (1 - z) * h_prev + z * hh, carry = 1 - z
+    w = g.standard_normal(H) / math.sqrt(H)
+    return {"Wx": Wx, "Wh": Wh, "b": b, "w": w}
+
+
+def _forward_backward(cell: str, p: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray,
+                      backward: bool = True) -> tuple[float, list[float], float, dict]:
+    """Loss, ||dL/dh_t|| for t = 0..T-1, ||dL/dh_init|| and the parameter gradients."""
+    Cls, _ = CELLS[cell]
+    N, T, _ = x.shape
+    H = p["Wh"].shape[0]
+    lstm = cell == "lstm"
+    h = np.zeros((N, H))
+    c = np.zeros((N, H))
+    cells = []
+    for t in range(T):
+        layer = Cls(p["Wx"], p["Wh"], p["b"])
+        if lstm:
+            h, c = layer.forward(x[:, t], h, c)
+        else:
+            h = layer.forward(x[:, t], h)
+        cells.append(layer)
+    err = h @ p["w"] - y  # (N,)
+    loss = float((err**2).sum() / (2 * N))
+    if not backward:
+        return loss, [], 0.0, {}
+    grads = {"Wx": np.zeros_like(p["Wx"]), "Wh": np.zeros_like(p["Wh"]),
+             "b": np.zeros_like(p["b"]), "w": h.T @ err / N}
+    dh = np.outer(err / N, p["w"])  # dL/dh_{T-1} (N, H)
+    dc = np.zeros((N, H))
+    norms = [0.0] * T
+    for t in reversed(range(T)):
+        norms[t] = float(np.linalg.norm(dh))  # ||dL/dh_t||
+        if lstm:
+            _, dh, dc = cells[t].backward(dh, dc)
+        else:
+            _, dh = cells[t].backward(dh)
+        for name, g in zip(("Wx", "Wh", "b"), cells[t].grads, strict=True):
+            grads[name] += g  # the Time layers' sum over t
+    return loss, norms, float(np.linalg.norm(dh)), grads
+
+
+def gradient_flow(cell: str = "rnn", scale: float = 1.0, *, T: int = 100, H: int = 32,
+                  N: int = 16, init: str = "orthogonal", carry_bias: float = 1.0,
+                  max_norm: float = 1.0, lr: float = 0.1, seed: int = 0) -> FlowRun:
+    """||dL/dh_t|| for t = 0..T-1 of one cell with Wh scaled by ``scale`` (see the module doc)."""
+    for name, v in (("T", T), ("H", H), ("N", N)):
+        if int(v) != v or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    x, y = adding_batch(N, T, seed)
+    p = init_params(cell, H, 2, scale, init, carry_bias, seed + 1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        loss, norms, dh0, grads = _forward_backward(cell, p, x, y)
+        gs = [grads[k] for k in ("Wx", "Wh", "b", "w")]
+        after = {k: p[k] - lr * grads[k] for k in p}
+        loss_sgd = _forward_backward(cell, after, x, y, backward=False)[0]
+        clipped = [g.copy() for g in gs]
+        grad_norm = clip_grads(clipped, max_norm)
+        clipped_norm = float(np.sqrt(sum((g**2).sum() for g in clipped)))
+        after = {k: p[k] - lr * g for k, g in zip(("Wx", "Wh", "b", "w"), clipped, strict=True)}
+        loss_clip = _forward_backward(cell, after, x, y, backward=False)[0]
+    return FlowRun(cell=cell, scale=float(scale), init=init, carry_bias=float(carry_bias), T=T,
+                   H=H, N=N, norms=norms, dh0_norm=dh0, loss=loss, grad_norm=grad_norm,
+                   max_norm=float(max_norm), clipped_norm=clipped_norm, lr=float(lr),
+                   loss_after_sgd=loss_sgd, loss_after_clipped_sgd=loss_clip, params=p)
+
+
+def gradient_flow_study(cells: tuple[str, ...] | list[str] = ("rnn", "lstm", "gru"),
+                        scales: tuple[float, ...] | list[float] = (0.5, 1.0, 1.5, 2.0),
+                        **kwargs: Any) -> list[FlowRun]:
+    """:func:`gradient_flow` for every cell and Wh scale (same data and seed for all)."""
+    return [gradient_flow(c, s, **kwargs) for c in cells for s in scales]
+
+
+def format_table(runs: list[FlowRun], columns: int = 5) -> str:
+    """A plain-text table: ||dL/dh_t|| at a few t, the ratio first/last, per-step factor, and
+    the parameter-gradient norm with and without clipping."""
+    if not runs:
+        return ""
+    T = runs[0].T
+    ts = sorted({round(i * (T - 1) / max(columns - 1, 1)) for i in range(columns)})
+    head = ["cell", "Wh scale"] + [f"t={t}" for t in ts] + [
+        "first/last", "per step", "|grad|", "clipped", "loss", "SGD", "SGD clip"]
+    rows = []
+    for r in runs:
+        rows.append([r.cell, f"{r.scale:g}"] + [f"{r.norms[t]:.2e}" for t in ts] + [
+            f"{r.ratio:.2e}", f"{r.per_step:.3f}", f"{r.grad_norm:.2e}",
+            f"{r.clipped_norm:.2e}", f"{r.loss:.3g}", _loss(r.loss_after_sgd),
+            _loss(r.loss_after_clipped_sgd)])
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
+    r0 = runs[0]
+    lines = [
+        f"||dL/dh_t|| with the loss on the last step only (adding problem, T={T}, "
+        f"H={r0.H}, N={r0.N}, {r0.init} Wh times the scale, carry-gate bias {r0.carry_bias:g})",
+        f"|grad|: global norm of the parameter gradients; clipped: after clip_grads(max_norm="
+        f"{r0.max_norm:g}); SGD / SGD clip: the loss after one step of lr={r0.lr:g}",
+        "",
+        "  ".join(h.rjust(w) for h, w in zip(head, widths, strict=True)),
+    ]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _loss(v: float) -> str:
+    return f"{v:.3g}" if math.isfinite(v) else "inf/nan"

@@ -1,0 +1,282 @@
+"""Pictures of what recurrent networks do, as PNG files.
+
+- :func:`plot_gradient_flow`: ||dL/dh_t|| against t for RNN/LSTM/GRU at several Wh scales
+  (the runs of :mod:`bptt.gradflow`), and the parameter-gradient norm with/without clipping;
+- :func:`gate_activations` + :func:`plot_gates`: an LSTM's gates f, i, o (and g, c, h) at every
+  word of a sentence, one heatmap per gate (units x words);
+- :func:`hidden_states` + :func:`pca_2d` + :func:`plot_states`: the hidden state h_t of a
+  sentence as a path in the plane of its first two principal components.
+
+The numbers (gates, states, projections) are computed with NumPy alone; matplotlib is imported
+only to draw, through its object API (``Figure`` + Agg canvas: no pyplot, no global backend
+change). Without it the plot functions raise an error saying ``pip install 'bptt[plot]'``.
+Training curves are drawn by ``bptt train --plot`` (:mod:`bptt.train.plot`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import recurrent
+from .backend import array_module, to_device, to_numpy
+
+
+def require_matplotlib() -> None:
+    """Raise a clear error if matplotlib is missing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise RuntimeError("plots need matplotlib, which is not installed: "
+                           "pip install 'bptt[plot]' (or pip install matplotlib)") from None
+
+
+def _figure(width: float, height: float) -> Any:
+    require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        raise FileNotFoundError(2, "no such directory", str(path.parent))
+    fig.savefig(os.fspath(path))
+    return path
+
+
+# -- gradient flow --------------------------------------------------------------------------------
+def plot_gradient_flow(runs: Sequence[Any], path: str | os.PathLike[str],
+                       title: str | None = None) -> Path:
+    """One panel per cell: log ||dL/dh_t|| against t, one line per Wh scale; a last panel: the
+    global parameter-gradient norm against the scale, before and after clipping."""
+    if not runs:
+        raise ValueError("plot_gradient_flow needs at least one run")
+    cells = list(dict.fromkeys(r.cell for r in runs))
+    scales = sorted({r.scale for r in runs})
+    ncols = len(cells) + 1
+    fig = _figure(4.2 * ncols, 4.0)
+    axes = fig.subplots(1, ncols, sharey=False)
+    from matplotlib import colormaps
+
+    cmap = colormaps["viridis"]
+    colors = {s: cmap(i / max(len(scales) - 1, 1) * 0.9) for i, s in enumerate(scales)}
+    floor = 1e-300
+    lo = min(max(min(r.norms), floor) for r in runs)
+    hi = max(max(r.norms) for r in runs)
+    for ax, cell in zip(axes, cells, strict=False):
+        for r in (r for r in runs if r.cell == cell):
+            ts = np.arange(r.T)
+            ax.plot(ts, np.maximum(r.norms, floor), color=colors[r.scale],
+                    label=f"Wh x {r.scale:g}: {r.per_step:.2f}/step")
+        ax.set_yscale("log")
+        ax.set_ylim(lo / 10, hi * 10)
+        ax.set_xlabel("time step t (the loss is at the last step)")
+        ax.set_title(f"{cell.upper()}: ||dL/dh_t||")
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    axes[0].set_ylabel("norm of the gradient reaching h_t (log)")
+    ax = axes[-1]
+    markers = {"rnn": "o", "lstm": "s", "gru": "^"}
+    for cell in cells:
+        rs = sorted((r for r in runs if r.cell == cell), key=lambda r: r.scale)
+        ax.plot([r.scale for r in rs], [r.grad_norm for r in rs],
+                marker=markers.get(cell, "o"), label=f"{cell} without clipping")
+    max_norm = runs[0].max_norm
+    ax.axhline(max_norm, color="k", ls="--", lw=1,
+               label=f"with clip_grads(max_norm={max_norm:g})")
+    ax.set_yscale("log")
+    ax.set_xlabel("scale of Wh")
+    ax.set_title("global norm of the parameter gradients")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8)
+    r0 = runs[0]
+    fig.suptitle(title or f"Gradient flow back through time: adding problem, T={r0.T}, "
+                 f"H={r0.H}, {r0.init} Wh; carry-gate bias {r0.carry_bias:g} (LSTM forget gate "
+                 f"and GRU 1 - z start near sigmoid({r0.carry_bias:g}))")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+# -- recording a language model on a sentence -----------------------------------------------------
+def _recurrent_layers(model: Any) -> list[Any]:
+    from .explain import model_layers
+    from .explain_flow import _cell_class
+
+    return [layer for _, layer in model_layers(model) if _cell_class(layer) is not None]
+
+
+def _record_inputs(model: Any, ids: Any) -> list[tuple[Any, Any]]:
+    """Run ``model.predict`` on ids (T,) from a zero state; return (layer, xs) per recurrent
+    layer, xs being what the layer received."""
+    from .explain import _Tracer, model_layers
+
+    if hasattr(model, "reset_state"):
+        model.reset_state()
+    xs = to_device(np.asarray(ids).reshape(1, -1))
+    layers = model_layers(model)
+    rec = set(id(lay) for lay in _recurrent_layers(model))
+    with _Tracer(layers) as tr:
+        model.predict(xs)
+    if hasattr(model, "reset_state"):
+        model.reset_state()
+    return [(r.layer, next(iter(r.args.values()))) for r in tr.records
+            if r.kind == "forward" and id(r.layer) in rec]
+
+
+def gate_activations(model: Any, ids: Sequence[int], layer: int = -1) -> dict[str, np.ndarray]:
+    """Gates and states of one recurrent layer at every step of the word ids (T,).
+
+    Returns float64 arrays (T, H): for an LSTM ``f``, ``i``, ``o``, ``g``, ``c``, ``h``; for a
+    GRU ``z``, ``r``, ``h``; for an RNN ``h``. Computed by replaying the layer's own parameters
+    with the one-step cells of :mod:`bptt.recurrent` on what the layer received.
+    """
+    from .explain_flow import _cell_class
+
+    recorded = _record_inputs(model, ids)
+    if not recorded:
+        raise ValueError(f"{type(model).__name__} has no recurrent layer to show")
+    lay, xs = recorded[layer]
+    Cls = _cell_class(lay)
+    kwargs = {"reset_after": True} if getattr(lay, "reset_after", False) else {}
+    if hasattr(lay, "nonlinearity"):
+        kwargs["nonlinearity"] = lay.nonlinearity
+    cell = Cls(*lay.params, **kwargs)
+    xs = xs[0]  # (T, D)
+    H = lay.params[1].shape[0]
+    zeros = array_module(xs).zeros((1, H), dtype=xs.dtype)
+    h, c = zeros, zeros
+    out: dict[str, list] = {}
+    for t in range(xs.shape[0]):
+        x = xs[t:t + 1]
+        if Cls is recurrent.LSTM:
+            h, c = cell.forward(x, h, c)
+            f, g, i, o = cell.cache[3]
+            acts = {"f": f, "i": i, "o": o, "g": g, "c": c, "h": h}
+        elif Cls is recurrent.GRU:
+            h = cell.forward(x, h)
+            z, r = cell.cache[2][:2]
+            acts = {"z": z, "r": r, "h": h}
+        else:
+            h = cell.forward(x, h)
+            acts = {"h": h}
+        for k, v in acts.items():
+            out.setdefault(k, []).append(to_numpy(v)[0].astype(np.float64))
+    return {k: np.stack(v) for k, v in out.items()}
+
+
+def hidden_states(model: Any, ids: Sequence[int], layer: int = -1) -> np.ndarray:
+    """h_t (T, H) of one recurrent layer (default: the last) over the word ids, from zero."""
+    return gate_activations(model, ids, layer)["h"]
+
+
+def pca_2d(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Project the rows of X (M, H) on their first two principal components (NumPy SVD).
+
+    Returns (Y (M, 2), explained variance ratio (2,), the mean (H,)); component signs are
+    fixed so the largest loading of each component is positive (the same data, the same plot).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[0] < 2:
+        raise ValueError(f"pca_2d needs at least 2 rows (M, H), got shape {X.shape}")
+    mean = X.mean(axis=0)
+    Xc = X - mean
+    _, s, Vt = np.linalg.svd(Xc, full_matrices=False)
+    k = min(2, Vt.shape[0])
+    comps = Vt[:k]
+    signs = np.sign(comps[np.arange(k), np.abs(comps).argmax(axis=1)])
+    comps = comps * signs[:, None]
+    Y = Xc @ comps.T
+    if k < 2:
+        Y = np.hstack([Y, np.zeros((Y.shape[0], 2 - k))])
+    var = s**2
+    ratio = var[:2] / var.sum() if var.sum() > 0 else np.zeros(2)
+    if ratio.shape[0] < 2:
+        ratio = np.concatenate([ratio, np.zeros(2 - ratio.shape[0])])
+    return Y, ratio, mean
+
+
+def plot_gates(acts: dict[str, np.ndarray], words: Sequence[str], path: str | os.PathLike[str],
+               units: int = 24, title: str | None = None) -> Path:
+    """Heatmaps (units x words) of each gate in ``acts`` (from :func:`gate_activations`).
+
+    Gates are in [0, 1] (0 = closed, 1 = open); g, c and h are in [-1, 1] (c may exceed it).
+    Only the first ``units`` hidden units are drawn.
+    """
+    order = [k for k in ("f", "i", "o", "g", "z", "r", "c", "h") if k in acts]
+    if not order:
+        raise ValueError("no activations to plot")
+    T = acts[order[0]].shape[0]
+    if len(words) != T:
+        raise ValueError(f"{len(words)} words for {T} time steps")
+    names = {"f": "forget gate f", "i": "input gate i", "o": "output gate o",
+             "g": "candidate g = tanh(.)", "z": "update gate z", "r": "reset gate r",
+             "c": "cell state c", "h": "hidden state h"}
+    U = min(units, acts[order[0]].shape[1])
+    fig = _figure(max(6.0, 0.42 * T + 2.5), 1.0 + 1.55 * len(order))
+    axes = fig.subplots(len(order), 1, sharex=True)
+    axes = np.atleast_1d(axes)
+    for ax, k in zip(axes, order, strict=True):
+        a = acts[k][:, :U].T  # (units, T)
+        gate = k in ("f", "i", "o", "z", "r")
+        if gate:
+            im = ax.imshow(a, aspect="auto", cmap="viridis", vmin=0, vmax=1,
+                           interpolation="nearest")
+        else:
+            m = max(1.0, float(np.abs(a).max()))
+            im = ax.imshow(a, aspect="auto", cmap="RdBu_r", vmin=-m, vmax=m,
+                           interpolation="nearest")
+        ax.set_ylabel(f"{names[k]}\nunit", fontsize=8)
+        ax.set_yticks([0, U - 1])
+        fig.colorbar(im, ax=ax, fraction=0.025, pad=0.01)
+    axes[-1].set_xticks(range(T))
+    axes[-1].set_xticklabels(list(words), rotation=60, ha="right", fontsize=9)
+    fig.suptitle(title or "LSTM activations at each word (first units)")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_states(paths: Sequence[tuple[Sequence[str], np.ndarray]],
+                path: str | os.PathLike[str], title: str | None = None) -> Path:
+    """Hidden-state trajectories: each (words, states (T, H)) drawn as a path in the plane of
+    the first two principal components of all the states together."""
+    if not paths:
+        raise ValueError("plot_states needs at least one sentence")
+    allh = np.concatenate([np.asarray(s, dtype=np.float64) for _, s in paths])
+    Y, ratio, _ = pca_2d(allh)
+    fig = _figure(7.5, 6.0)
+    ax = fig.add_subplot(1, 1, 1)
+    start = 0
+    for k, (words, states) in enumerate(paths):
+        T = len(states)
+        if len(words) != T:
+            raise ValueError(f"sentence {k}: {len(words)} words for {T} states")
+        y = Y[start:start + T]
+        start += T
+        label = " ".join(words[:5]) + (" ..." if T > 5 else "")
+        line, = ax.plot(y[:, 0], y[:, 1], "-", lw=1.2, alpha=0.7, label=label)
+        color = line.get_color()
+        ax.scatter(y[:, 0], y[:, 1], s=18, color=color, zorder=3)
+        ax.scatter(y[:1, 0], y[:1, 1], s=70, marker="o", facecolors="none",
+                   edgecolors=color, zorder=4)
+        for t in range(T - 1):
+            ax.annotate("", xy=y[t + 1], xytext=y[t],
+                        arrowprops=dict(arrowstyle="->", color=color, lw=1, alpha=0.8))
+        for t, w in enumerate(words):
+            ax.annotate(w, y[t], textcoords="offset points", xytext=(4, 4), fontsize=8,
+                        color=color)
+    ax.legend(fontsize=8, title="sentence (o = first word)", title_fontsize=8)
+    ax.set_xlabel(f"PC1 ({100 * ratio[0]:.0f}% of the variance)")
+    ax.set_ylabel(f"PC2 ({100 * ratio[1]:.0f}% of the variance)")
+    ax.grid(True, alpha=0.3)
+    ax.set_title(title or "hidden state h_t after each word (PCA of all states)")
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,0 +1,99 @@
+"""Pictures: the numbers behind them (NumPy) and the PNG files (matplotlib, optional)."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from bptt.cli import main
+from bptt.explain_models import build
+from bptt.gradflow import gradient_flow_study
+from bptt.plots import gate_activations, hidden_states, pca_2d, require_matplotlib
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_size(path):
+    data = path.read_bytes()
+    assert data[:8] == PNG
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+# -- numbers ---------------------------------------------------------------------------------------
+def test_pca_2d_matches_the_covariance_eigenvectors():
+    g = np.random.default_rng(0)
+    X = g.standard_normal((40, 6)) @ np.diag([5.0, 2.0, 0.5, 0.1, 0.1, 0.1]) + 3.0
+    Y, ratio, mean = pca_2d(X)
+    w, V = np.linalg.eigh(np.cov(X.T))  # ascending
+    top = V[:, ::-1][:, :2]
+    for k in range(2):  # same axes up to sign
+        proj = (X - X.mean(0)) @ top[:, k]
+        assert abs(abs(np.corrcoef(proj, Y[:, k])[0, 1]) - 1) < 1e-10
+    np.testing.assert_allclose(ratio, w[::-1][:2] / w.sum(), rtol=1e-10)
+    np.testing.assert_allclose(mean, X.mean(0))
+    assert Y[:, 0].var() > Y[:, 1].var()
+    with pytest.raises(ValueError, match="at least 2 rows"):
+        pca_2d(X[:1])
+
+
+def test_lstm_gates_replay_the_model_exactly():
+    model, _, _ = build("rnnlm", dims={"V": 11, "D": 4, "H": 5})
+    ids = [1, 4, 2, 9, 3, 3, 7]
+    acts = gate_activations(model, ids)
+    assert set(acts) == {"f", "i", "o", "g", "c", "h"}
+    for k in "fio":
+        assert acts[k].shape == (7, 5) and (acts[k] > 0).all() and (acts[k] < 1).all()
+    np.testing.assert_allclose(acts["h"], acts["o"] * np.tanh(acts["c"]), rtol=1e-5, atol=1e-7)
+    c_prev = np.vstack([np.zeros((1, 5)), acts["c"][:-1]])
+    np.testing.assert_allclose(acts["c"], acts["f"] * c_prev + acts["g"] * acts["i"],
+                               rtol=1e-5, atol=1e-7)
+    # the LSTM layer itself, run by the model from a zero state, gives the same h
+    model.reset_state()
+    x = model.layers[0].forward(np.array([ids]))
+    hs = model.layers[1].forward(x)
+    np.testing.assert_allclose(acts["h"], hs[0], rtol=1e-5, atol=1e-7)
+    assert model.layers[1].h is not None
+    assert "forward" not in vars(model.layers[1])  # the tracer unwrapped the layers
+
+
+def test_gru_and_rnn_activations_and_states():
+    model, _, _ = build("gru")
+    acts = gate_activations(model, [1, 2, 3])
+    assert set(acts) == {"z", "r", "h"}
+    h = hidden_states(build("rnn")[0], [5, 6, 7, 8])
+    assert h.shape == (4, 5) and np.abs(h).max() < 1
+
+
+# -- pictures --------------------------------------------------------------------------------------
+def test_missing_matplotlib_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(RuntimeError, match=r"pip install 'bptt\[plot\]'"):
+        require_matplotlib()
+    assert main(["gradflow", "-T", "5", "--plot", "x.png"]) == 2
+
+
+def test_gradflow_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    from bptt.plots import plot_gradient_flow
+
+    runs = gradient_flow_study(("rnn", "lstm"), (0.5, 2.0), T=30, H=8, N=4)
+    w, h = _png_size(plot_gradient_flow(runs, tmp_path / "g.png"))
+    assert w > 800 and h > 300
+    with pytest.raises(FileNotFoundError):
+        plot_gradient_flow(runs, tmp_path / "missing" / "g.png")
+
+
+def test_cli_plot_gates_and_states(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "gates.png"
+    assert main(["plot", "gates", "lstm", "--text", "1 2 3 4 5 6", "--out", str(out)]) == 0
+    w, h = _png_size(out)
+    assert h > 500  # six panels: f, i, o, g, c, h
+    out2 = tmp_path / "states.png"
+    assert main(["plot", "states", "rnnlm", "--length", "6", "--out", str(out2)]) == 0
+    _png_size(out2)
+    assert main(["plot", "gates", "lstm", "--text", "the cat", "--out", str(out)]) == 2
+    assert "no vocabulary" in capsys.readouterr().err
+    assert main(["plot", "gates", "two-layer-net", "--out", str(out)]) == 2
