@@ -77,4 +77,17 @@ from .interop import from_torch, to_torch  # torch itself is imported only when 
 
 # -- language models, corpora, trainer, generation --
 
+# -- learning tools: explain, gradient flow, pictures --
+from .equations import Equations, layer_equations
+from .explain import Explanation, explain, trace
+from .gradflow import FlowRun, gradient_flow, gradient_flow_study
+from .plots import (
+    gate_activations,
+    hidden_states,
+    pca_2d,
+    plot_gates,
+    plot_gradient_flow,
+    plot_states,
+)
+
 __version__ = "0.1.0"
