@@ -21,7 +21,8 @@ starts the next ``forward`` from it (truncated BPTT); a non-stateful one starts 
 Variable lengths: ``forward(xs, mask)`` with ``mask`` (N, T) of 0/1 (1 = real token). Where
 ``mask[n, t] == 0`` the state is carried unchanged (``h_t = h_{t-1}``, ``c_t = c_{t-1}``) and
 the output ``hs[n, t]`` is 0, so a right-padded batch gives each sequence's own outputs and
-gradients, and ``h`` is the state after each sequence's last real token.
+gradients, and ``h`` is the state after each sequence's last real token. In backward a padded
+step passes dh (and dc) straight to step t-1 and drops its dhs (its output was a constant 0).
 
 Shape letters: N batch, T time steps, D input features, H hidden units.
 """
@@ -181,8 +182,9 @@ class TimeRNN(_TimeRecurrent):
     """T steps of the vanilla RNN cell (:class:`bptt.recurrent.RNN`), with exact BPTT.
 
         forward, t = 0..T-1:   a_t = x_t @ Wx + h_{t-1} @ Wh + b        h_t = tanh(a_t)
-        backward, t = T-1..0:  dh = dhs_t + (dh_{t} from step t+1)
-                               da_t = dh * (1 - h_t**2)                 (relu: dh * (h_t > 0))
+        backward, t = T-1..0, with dh = dL/dh_t from step t+1 (0, or dh_last, at t = T-1):
+                               dh_tot = dhs_t + dh
+                               da_t = dh_tot * (1 - h_t**2)     (relu: dh_tot * (h_t > 0))
                                dh_{t-1} = da_t @ Wh.T
                                dWx = sum_t x_t.T @ da_t   dWh = sum_t h_{t-1}.T @ da_t
                                db = sum_t,N da_t          dx_t = da_t @ Wx.T
@@ -241,15 +243,15 @@ class TimeRNN(_TimeRecurrent):
             dA = xp.multiply(states, states)
             xp.subtract(1, dA, out=dA)
         dh = self._start_dh(xp, dh_last, "dh_last", N, hs.dtype)
-        g = xp.empty((N, H), dtype=hs.dtype)
+        dh_tot = xp.empty((N, H), dtype=hs.dtype)
         for t in reversed(range(T)):
             if m is not None:
                 carry = dh * m[0][t]  # padded step: gradient flows straight to h_{t-1}
-            xp.add(dhs_tm[t], dh, out=g)
+            xp.add(dhs_tm[t], dh, out=dh_tot)
             if m is not None:
-                g *= m[1][t]  # (the output of a padded step is 0: its dhs is dropped)
+                dh_tot *= m[1][t]  # (the output of a padded step is 0: its dhs is dropped)
             da = dA[t]
-            da *= g
+            da *= dh_tot
             dh = da @ Wh.T
             if m is not None:
                 dh += carry
@@ -266,10 +268,11 @@ class TimeLSTM(_TimeRecurrent):
             f, g, i, o = sigmoid(A_t[:, :H]), tanh(A_t[:, H:2H]),
                          sigmoid(A_t[:, 2H:3H]), sigmoid(A_t[:, 3H:])
             c_t = f * c_{t-1} + g * i        h_t = o * tanh(c_t)
-        backward, t = T-1..0, with dh = dhs_t + dh_t (from step t+1), dc = dc_t:
-            ds = dc + dh * o * (1 - tanh(c_t)**2)
+        backward, t = T-1..0, with dh, dc = dL/dh_t, dL/dc_t from step t+1 (at t = T-1: 0, or
+        dh_last, dc_last) and dh_tot = dhs_t + dh:
+            ds = dc + dh_tot * o * (1 - tanh(c_t)**2)
             dA_t = [ds * c_{t-1} * f(1-f), ds * i * (1-g**2), ds * g * i(1-i),
-                    dh * tanh(c_t) * o(1-o)]                                 (N, 4H)
+                    dh_tot * tanh(c_t) * o(1-o)]                             (N, 4H)
             dh_{t-1} = dA_t @ Wh.T           dc_{t-1} = ds * f
             dWx = sum_t x_t.T @ dA_t   dWh = sum_t h_{t-1}.T @ dA_t   db = sum_t,N dA_t
             dx_t = dA_t @ Wx.T
@@ -341,31 +344,31 @@ class TimeLSTM(_TimeRecurrent):
         dA += q  # (T, N, 4H), multiplied below by each gate's upstream gradient
         dh = self._start_dh(xp, dh_last, "dh_last", N, dtype)
         dc = self._start_dh(xp, dc_last, "dc_last", N, dtype)
-        g = xp.empty((N, H), dtype=dtype)
+        dh_tot = xp.empty((N, H), dtype=dtype)
         ds = xp.empty((N, H), dtype=dtype)
         tmp = xp.empty((N, H), dtype=dtype)
         for t in reversed(range(T)):
             a, da, tc = A[t], dA[t], tanh_c[t]
-            f, gg, i, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
+            f, g, i, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
             if m is not None:  # padded step: gradients flow straight to (h, c)_{t-1}
                 carry_h, carry_c = dh * m[0][t], dc * m[0][t]
-            xp.add(dhs_tm[t], dh, out=g)
+            xp.add(dhs_tm[t], dh, out=dh_tot)
             if m is not None:
-                g *= m[1][t]
+                dh_tot *= m[1][t]
                 dc *= m[1][t]
             # ds = dc + dh * o * (1 - tanh_c**2)
             xp.multiply(tc, tc, out=ds)
             xp.subtract(1, ds, out=ds)
             ds *= o
-            ds *= g
+            ds *= dh_tot
             ds += dc
             xp.multiply(ds, cs[t], out=tmp)
             da[:, :H] *= tmp  # df
             xp.multiply(ds, i, out=tmp)
             da[:, H:2 * H] *= tmp  # dg
-            xp.multiply(ds, gg, out=tmp)
+            xp.multiply(ds, g, out=tmp)
             da[:, 2 * H:3 * H] *= tmp  # di
-            xp.multiply(g, tc, out=tmp)
+            xp.multiply(dh_tot, tc, out=tmp)
             da[:, 3 * H:] *= tmp  # do
             dc = ds * f
             dh = da @ Wh.T
@@ -386,13 +389,14 @@ class TimeGRU(_TimeRecurrent):
             hh = tanh(x_t @ Wxh + (r * h_{t-1}) @ Whh + bhh)
             (reset_after=True: hh = tanh(x_t @ Wxh + bhh + r * (h_{t-1} @ Whh + bh)))
             h_t = (1 - z) * h_{t-1} + z * hh
-        backward, t = T-1..0, with dh = dhs_t + dh_t (from step t+1):
-            da_h = dh * z * (1 - hh**2)      da_z = dh * (hh - h_{t-1}) * z * (1 - z)
+        backward, t = T-1..0, with dh = dL/dh_t from step t+1 (0, or dh_last, at t = T-1)
+        and dh_tot = dhs_t + dh:
+            da_h = dh_tot * z * (1 - hh**2)      da_z = dh_tot * (hh - h_{t-1}) * z * (1 - z)
             reset before: drh = da_h @ Whh.T   da_r = drh * h_{t-1} * r(1-r)
                           dWhh += (r * h_{t-1}).T @ da_h
             reset after:  dn = da_h * r        da_r = da_h * (h_{t-1} @ Whh + bh) * r(1-r)
                           dWhh += h_{t-1}.T @ dn    dbh += sum_N dn
-            dh_{t-1} = dh * (1 - z) + [da_z, da_r] @ [Whz, Whr].T
+            dh_{t-1} = dh_tot * (1 - z) + [da_z, da_r] @ [Whz, Whr].T
                        + (drh * r  |  dn @ Whh.T)
             dWx = sum_t x_t.T @ dA_t with dA_t = [da_z, da_r, da_h]   db = sum_t,N dA_t
             [dWhz, dWhr] = sum_t h_{t-1}.T @ [da_z, da_r]              dx_t = dA_t @ Wx.T
@@ -466,7 +470,7 @@ class TimeGRU(_TimeRecurrent):
         dA = xp.empty((T, N, 3 * H), dtype=dtype)  # [da_z, da_r, da_h] per step
         dn = xp.empty((T, N, H), dtype=dtype) if self.reset_after else None
         dh = self._start_dh(xp, dh_last, "dh_last", N, dtype)
-        g = xp.empty((N, H), dtype=dtype)
+        dh_tot = xp.empty((N, H), dtype=dtype)
         tmp = xp.empty((N, H), dtype=dtype)
         for t in reversed(range(T)):
             a, da, hp = G[t], dA[t], hs[t]
@@ -474,19 +478,19 @@ class TimeGRU(_TimeRecurrent):
             da_z, da_r, da_h = da[:, :H], da[:, H:2 * H], da[:, 2 * H:]
             if m is not None:  # padded step: gradient flows straight to h_{t-1}
                 carry = dh * m[0][t]
-            xp.add(dhs_tm[t], dh, out=g)
+            xp.add(dhs_tm[t], dh, out=dh_tot)
             if m is not None:
-                g *= m[1][t]
-            xp.multiply(hh, hh, out=da_h)  # da_h = g * z * (1 - hh**2)
+                dh_tot *= m[1][t]
+            xp.multiply(hh, hh, out=da_h)  # da_h = dh_tot * z * (1 - hh**2)
             xp.subtract(1, da_h, out=da_h)
             da_h *= z
-            da_h *= g
-            xp.subtract(hh, hp, out=da_z)  # da_z = g * (hh - h_prev) * z * (1 - z)
-            da_z *= g
+            da_h *= dh_tot
+            xp.subtract(hh, hp, out=da_z)  # da_z = dh_tot * (hh - h_prev) * z * (1 - z)
+            da_z *= dh_tot
             xp.subtract(1, z, out=tmp)
             da_z *= tmp
             da_z *= z
-            dh = g * tmp  # g * (1 - z)
+            dh = dh_tot * tmp  # dh_tot * (1 - z)
             xp.subtract(1, r, out=tmp)
             tmp *= r  # r(1 - r)
             if self.reset_after:
