@@ -92,8 +92,11 @@ def test_waveforms_balanced_and_distinct(n_classes):
     counts = np.bincount(np.concatenate([y, task.y_valid, task.y_test]))
     assert counts.max() - counts.min() <= 1
     if n_classes == 4:  # without noise a square wave takes two values, the others many
-        assert all(len(np.unique(np.abs(x[:, 0]).round(6))) == 1 for x in X[y == 1][:10])
-        assert all(len(np.unique(np.abs(x[:, 0]).round(6))) > 2 for x in X[y == 0][:10])
+        assert all(len(np.unique(np.abs(x[:, 0]).round(6))) == 1 for x in X[y == 3][:10])
+        assert all(len(np.unique(np.abs(x[:, 0]).round(6))) > 2 for x in X[y == 2][:10])
+    # the ramps: rising steps outnumber falling ones going up, and the reverse going down
+    rises = (np.diff(X[:, :, 0], axis=1) > 0).mean(axis=1)
+    assert (rises[y == 0] > 0.5).all() and (rises[y == 1] < 0.5).all()
 
 
 def test_make_task_names_and_errors():

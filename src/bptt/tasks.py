@@ -12,7 +12,7 @@ task               input X (N, T, D)                                target y
 ``adding_problem`` (value in [0, 1], marker 0/1), 2 markers          sum of marked values (N, 1)
 ``copy_task``      S symbols, a pause, a go marker (one-hot)         the S symbols (N, T) ids,
                                                                      -1 where nothing is asked
-``waveforms``      noisy sine/square/triangle/sawtooth, 1 feature    class id (N,)
+``waveforms``      noisy ramp up/ramp down/sine/square, 1 feature    class id (N,)
 =================  ===============================================  ========================
 
 Shape letters: N sequences, T time steps, D features, L series length.
@@ -385,19 +385,22 @@ def copy_task(n_train: int = 5000, n_valid: int = 500, n_test: int = 500, length
 
 # -- sequence classification ----------------------------------------------------------------
 
-WAVEFORM_NAMES = ("sine", "square", "triangle", "sawtooth")
+WAVEFORM_NAMES = ("ramp_up", "ramp_down", "sine", "square")
 
 
 def waveforms(n_train: int = 2000, n_valid: int = 500, n_test: int = 500, seq_len: int = 40,
-              n_classes: int = 4, noise: float = 0.5, seed: int = 0) -> Task:
-    """Which wave is it? Classify a noisy periodic signal as sine, square, triangle or sawtooth.
+              n_classes: int = 4, noise: float = 0.3, seed: int = 0) -> Task:
+    """Which wave is it? Classify a noisy periodic signal by its shape over time.
 
-        x_t = A * wave_k(2 pi (t / P + phi)) + noise * e_t,   e_t ~ N(0, 1)
+        x_t = A * wave_k((t / P + phi) mod 1) + noise * e_t,   e_t ~ N(0, 1)
         A ~ U(0.5, 1.5),  P ~ U(8, 20) steps,  phi ~ U(0, 1),  class k in [0, n_classes)
+        wave_0(u) = 2u - 1 (ramp up, then drop)    wave_1(u) = 1 - 2u (rise, then ramp down)
+        wave_2(u) = sin(2 pi u)                    wave_3(u) = +1 if u < 1/2 else -1 (square)
 
-    X (N, seq_len, 1), y (N,) class ids (the first ``n_classes`` of WAVEFORM_NAMES; 2 classes
-    = sine vs square, a binary task). Amplitude, period and phase vary, so neither the mean nor
-    the range gives the class away: the shape over time does. Classes are balanced.
+    X (N, seq_len, 1), y (N,) class ids (the first ``n_classes`` of WAVEFORM_NAMES). The two
+    ramps take the same values with the same frequencies, only in opposite time order, so no
+    bag-of-values classifier separates them: ``n_classes=2`` (ramp up vs. down) is a binary
+    task that needs the order. Amplitude, period and phase vary. Classes are balanced.
     """
     _check_counts(n_train=n_train, n_valid=n_valid, n_test=n_test)
     if not 2 <= n_classes <= len(WAVEFORM_NAMES):
@@ -413,10 +416,10 @@ def waveforms(n_train: int = 2000, n_valid: int = 500, n_test: int = 500, seq_le
     phase = rng.uniform(0.0, 1.0, (n, 1))
     u = (np.arange(seq_len)[None, :] / period + phase) % 1.0  # (N, T) position in the cycle
     waves = np.stack([
+        2.0 * u - 1.0,  # ramp up, drop
+        1.0 - 2.0 * u,  # rise, ramp down
         np.sin(2 * np.pi * u),
         np.where(u < 0.5, 1.0, -1.0),
-        1.0 - 4.0 * np.abs(u - 0.5),
-        2.0 * u - 1.0,
     ])  # (4, N, T)
     x = amp * waves[y, np.arange(n)] + noise * rng.standard_normal((n, seq_len))
     X = x[:, :, None]

@@ -1,0 +1,620 @@
+"""Sequence estimators with a fit/predict API: ``SequenceRegressor`` and ``SequenceClassifier``.
+
+    model = SequenceRegressor(cell="lstm", hidden_size=32, seed=0)
+    history = model.fit(X, y, epochs=20, batch_size=32, validation_data=(Xv, yv))
+    model.predict(X_new)          # (N, K) or (N,) like y
+    model.score(X_test, y_test)   # R^2 (classifier: accuracy)
+
+The network, built on the first ``fit`` from the shapes of X and y:
+
+    xs (N, T, D) --recurrent stack--> hs (N, T, H)            rnn | lstm | gru, num_layers,
+                                                              bidirectional (H = 2 * hidden)
+    many-to-one:   h = LastStep(hs, lengths)      (N, H)     each sequence's last real step
+                   out = h @ W + b                (N, K)
+    many-to-many:  out = hs @ W + b               (N, T, K)  TimeAffine
+    loss:  regression   MeanSquaredError(out, y)             (mask: padded steps ignored)
+           2 classes    TimeSigmoidWithLoss(out, y)          (K = 1 logit)
+           C classes    TimeSoftmaxWithLoss(out, y)          (K = C logits; -1 = ignored)
+
+X is (N, T, D) float; y is (N, K) or (N,) for many-to-one, (N, T, K) or (N, T) for
+many-to-many. Sequences of different lengths are right-padded to T and given with
+``lengths`` (N,) ints: the recurrent layers carry the state over padding and the loss skips it.
+
+``cell`` may also be a layer object of your own (e.g. the DIVER exercise's
+:class:`~bptt.simple_rnn.SimpleRNN` with its initializer and optimizer): anything with
+``params``, ``grads``, ``forward(xs)`` returning (N, T, H) or (N, H), and ``backward``. A
+layer with its own ``optimizer`` updates itself in ``backward``; the estimator's optimizer
+updates the rest.
+
+Saved as one ``.npz`` (the parameters, allow_pickle=False) holding the configuration as a JSON
+string.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import optim as _optim
+from ..backend import array_module, default_dtype, get_xp, to_device, to_numpy
+from ..initializers import xavier, zeros
+from ..sequence_layers import LastStep, MeanSquaredError
+from ..time_layers import TimeAffine, TimeSigmoidWithLoss, TimeSoftmaxWithLoss
+
+__all__ = ["SequenceRegressor", "SequenceClassifier", "CELLS", "OPTIMIZERS"]
+
+CELLS = ("rnn", "lstm", "gru")
+OPTIMIZERS = {
+    "sgd": _optim.SGD, "momentum": _optim.Momentum, "nesterov": _optim.Nesterov,
+    "adagrad": _optim.AdaGrad, "rmsprop": _optim.RMSprop, "adam": _optim.Adam,
+}
+_FORMAT = "bptt.sequence/1"
+
+
+def _set_training(obj: Any, training: bool) -> None:
+    """Switch dropout on (training) or off: ``train()``/``eval()`` when the layer has them
+    (TimeStack), else its ``train_flg``."""
+    method = getattr(obj, "train" if training else "eval", None)
+    if callable(method):
+        method()
+    elif hasattr(obj, "train_flg"):
+        obj.train_flg = training
+
+
+class _SequenceEstimator:
+    """Shared machinery; see :class:`SequenceRegressor` and :class:`SequenceClassifier`."""
+
+    _task = "regression"
+
+    def __init__(self, cell: Any = "lstm", hidden_size: int = 32, num_layers: int = 1,
+                 bidirectional: bool = False, dropout: float = 0.0, many_to_many: bool = False,
+                 optimizer: Any = "adam", lr: float | None = None, clip: float | None = 5.0,
+                 seed: int = 0, dtype: Any = None) -> None:
+        if isinstance(cell, str):
+            if cell.lower() not in CELLS:
+                raise ValueError(f"cell must be one of {', '.join(CELLS)} or a layer object, "
+                                 f"got {cell!r}")
+            cell = cell.lower()
+        elif not (hasattr(cell, "forward") and hasattr(cell, "backward")
+                  and hasattr(cell, "params")):
+            raise TypeError(f"cell must be 'rnn', 'lstm', 'gru' or a layer with params, grads, "
+                            f"forward and backward; got {type(cell).__name__}")
+        for name, v in (("hidden_size", hidden_size), ("num_layers", num_layers)):
+            if int(v) != v or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if clip is not None and not clip > 0:
+            raise ValueError(f"clip must be positive or None, got {clip}")
+        if isinstance(optimizer, str) and optimizer.lower() not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)} or an "
+                             f"optimizer object, got {optimizer!r}")
+        self.cell = cell
+        self.hidden_size = int(hidden_size)
+        self.num_layers = int(num_layers)
+        self.bidirectional = bool(bidirectional)
+        self.dropout = float(dropout)
+        self.many_to_many = bool(many_to_many)
+        self.optimizer = optimizer
+        self.lr = lr
+        self.clip = clip
+        self.seed = int(seed)
+        self.dtype = np.dtype(dtype) if dtype is not None else default_dtype()
+        self._built = False
+        self.history_: dict[str, list[float]] = {}
+
+    # -- configuration ---------------------------------------------------------------------
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments as JSON-able values (a custom cell is named, not kept)."""
+        cell = self.cell if isinstance(self.cell, str) else f"custom:{type(self.cell).__name__}"
+        opt = (self.optimizer if isinstance(self.optimizer, str)
+               else f"custom:{type(self.optimizer).__name__}")
+        return {"cell": cell, "hidden_size": self.hidden_size, "num_layers": self.num_layers,
+                "bidirectional": self.bidirectional, "dropout": self.dropout,
+                "many_to_many": self.many_to_many, "optimizer": opt, "lr": self.lr,
+                "clip": self.clip, "seed": self.seed, "dtype": self.dtype.name}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+    # -- building ----------------------------------------------------------------------------
+
+    def _build(self, n_features: int, n_outputs: int) -> None:
+        """Make the layers and the optimizer for inputs with D features and K outputs."""
+        self.n_features_, self.n_outputs_ = int(n_features), int(n_outputs)
+        gen = get_xp().random.default_rng(self.seed)
+        self.encoder_ = self._make_encoder(n_features, gen)
+        probe = self._encode(get_xp().zeros((1, 1, n_features), dtype=self.dtype), None)
+        self._encoded_2d = probe.ndim == 2  # a custom layer returning only h_T
+        if self._encoded_2d and self.many_to_many:
+            raise ValueError("many_to_many needs a cell that returns every step (N, T, H); this "
+                             "layer returns (N, H) (SimpleRNN: pass return_sequences=True)")
+        H = probe.shape[-1]
+        reverse = H // 2 if (self.bidirectional and isinstance(self.cell, str)) else 0
+        self.readout_ = LastStep(reverse_units=reverse)
+        self.head_ = TimeAffine(xavier(H, n_outputs, dtype=self.dtype, generator=gen),
+                                zeros(n_outputs, dtype=self.dtype))
+        self.loss_layer_ = self._make_loss()
+        self._collect_params()
+        self._make_optimizer()
+        self._built = True
+
+    def _make_encoder(self, n_features: int, gen: Any) -> Any:
+        if not isinstance(self.cell, str):
+            params = self.cell.params
+            if params and params[0].shape[0] != n_features:
+                raise ValueError(f"the cell layer expects {params[0].shape[0]} input features "
+                                 f"(rows of its first weight) but X has {n_features}")
+            return self.cell
+        from ..stacks import make_recurrent_stack
+
+        return make_recurrent_stack(self.cell, n_features, self.hidden_size,
+                                    num_layers=self.num_layers, bidirectional=self.bidirectional,
+                                    dropout=self.dropout, dtype=self.dtype, generator=gen)
+
+    def _collect_params(self) -> None:
+        """params/grads updated by the estimator's optimizer (self-updating layers excluded)."""
+        enc = self.encoder_
+        self_updating = getattr(enc, "optimizer", None) is not None
+        self.params: list[Any] = [] if self_updating else list(enc.params)
+        self.grads: list[Any] = [] if self_updating else list(enc.grads)
+        self.params += self.head_.params
+        self.grads += self.head_.grads
+
+    def _make_optimizer(self) -> None:
+        opt = self.optimizer
+        if isinstance(opt, str):
+            kw = {} if self.lr is None else {"lr": self.lr}
+            self.optimizer_ = OPTIMIZERS[opt.lower()](**kw)
+        else:
+            self.optimizer_ = opt
+            if self.lr is not None:
+                opt.lr = self.lr
+
+    def _make_loss(self) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    # -- forward / backward ----------------------------------------------------------------
+
+    def _encode(self, xs: Any, mask: Any) -> Any:
+        if mask is None:
+            return self.encoder_.forward(xs)
+        try:
+            return self.encoder_.forward(xs, mask=mask)
+        except TypeError as e:
+            if "mask" not in str(e):
+                raise
+            raise TypeError(f"the cell {type(self.encoder_).__name__} takes no mask; give "
+                            f"sequences of equal length (no lengths=)") from e
+
+    def _scores(self, xs: Any, lengths: Any) -> Any:
+        """Network output before the loss: (N, K) or (N, T, K)."""
+        mask = None if lengths is None else self._mask(lengths, xs.shape[1], xs)
+        hs = self._encode(xs, mask)
+        if self._encoded_2d:
+            h = hs
+        elif self.many_to_many:
+            h = hs
+        else:
+            h = self.readout_.forward(hs, lengths)  # (N, H)
+        return self.head_.forward(h)
+
+    def _backward(self, dout: Any) -> None:
+        dh = self.head_.backward(dout)
+        if not (self._encoded_2d or self.many_to_many):
+            dh = self.readout_.backward(dh)
+        self.encoder_.backward(dh)
+
+    @staticmethod
+    def _mask(lengths: Any, T: int, like: Any) -> Any:
+        xp = array_module(like)
+        return xp.arange(T)[None, :] < lengths[:, None]  # (N, T) bool
+
+    # -- data checks -------------------------------------------------------------------------
+
+    def _prepare_X(self, X: Any, lengths: Any = None) -> tuple[Any, Any]:
+        X = to_numpy(X) if hasattr(X, "shape") else np.asarray(X)
+        if X.dtype.kind not in "fiub":
+            raise TypeError(f"X must hold numbers, got dtype {X.dtype}")
+        if X.ndim != 3:
+            hint = "; for one feature per step use X[..., None]" if X.ndim == 2 else ""
+            raise ValueError(f"X must have shape (N, T, D), got {X.shape}{hint}")
+        if self._built and X.shape[2] != self.n_features_:
+            raise ValueError(f"X has {X.shape[2]} features per step but the model was fit "
+                             f"with D={self.n_features_}")
+        if not np.isfinite(X).all():
+            raise ValueError("X holds NaN or infinite values")
+        if lengths is not None:
+            lengths = np.asarray(to_numpy(lengths))
+            if lengths.shape != (X.shape[0],) or lengths.dtype.kind not in "iu":
+                raise ValueError(f"lengths must be integers of shape ({X.shape[0]},), got "
+                                 f"{lengths.dtype} {lengths.shape}")
+            if lengths.size and (lengths.min() < 1 or lengths.max() > X.shape[1]):
+                raise ValueError(f"lengths must lie in [1, T={X.shape[1]}], got "
+                                 f"[{lengths.min()}, {lengths.max()}]")
+            lengths = to_device(lengths.astype(np.int64))
+        return to_device(X, dtype=self.dtype), lengths
+
+    def _check_lengths_y(self, X: Any, y: np.ndarray) -> None:
+        want = 3 if self.many_to_many else 2
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(f"X has {X.shape[0]} sequences but y has {y.shape[0]}")
+        if self.many_to_many and y.shape[1] != X.shape[1]:
+            raise ValueError(f"many_to_many: y must have a time axis like X: y {y.shape}, "
+                             f"X {tuple(X.shape)} (T = {X.shape[1]})")
+        if y.ndim not in (want - 1, want):
+            kind = "(N, T, K) or (N, T)" if self.many_to_many else "(N, K) or (N,)"
+            raise ValueError(f"y must have shape {kind} for "
+                             f"{'many-to-many' if self.many_to_many else 'many-to-one'}, got "
+                             f"{y.shape}" + ("" if self.many_to_many else
+                                             "; for per-step targets pass many_to_many=True"))
+
+    # -- training ----------------------------------------------------------------------------
+
+    def fit(self, X: Any, y: Any, epochs: int = 10, batch_size: int = 32,
+            validation_data: tuple | None = None, early_stopping: int | None = None,
+            lengths: Any = None, shuffle: bool = True,
+            callback: Callable[[int, dict[str, float]], Any] | None = None,
+            verbose: bool = False) -> dict[str, list[float]]:
+        """Train with minibatches; returns the history (also kept in ``history_``).
+
+        ``validation_data`` is ``(X, y)`` or ``(X, y, lengths)``. ``early_stopping=p`` stops
+        after p epochs without a better validation loss (training loss without validation
+        data) and restores the best parameters. ``callback(epoch, logs)`` is called after each
+        epoch (1-based) with that epoch's row of the history; ``verbose`` prints it.
+        History keys: ``epoch``, ``loss`` (mean training loss), ``time`` (seconds), and with
+        validation data ``val_loss`` and ``val_<metric>`` (``mse``/``r2`` or ``accuracy``).
+        """
+        if int(epochs) != epochs or epochs < 1 or int(batch_size) != batch_size or batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be positive integers, got "
+                             f"{epochs}, {batch_size}")
+        if early_stopping is not None and early_stopping < 1:
+            raise ValueError(f"early_stopping (patience) must be >= 1, got {early_stopping}")
+        xs, lens = self._prepare_X(X, lengths)
+        ts, n_out = self._prepare_y(y, xs, lens, fitting=not self._built)
+        if not self._built:
+            self._build(xs.shape[2], n_out)
+        val = None
+        if validation_data is not None:
+            if len(validation_data) not in (2, 3):
+                raise ValueError("validation_data must be (X, y) or (X, y, lengths)")
+            vX, vy = validation_data[0], validation_data[1]
+            vl = validation_data[2] if len(validation_data) == 3 else None
+            vxs, vlens = self._prepare_X(vX, vl)
+            vts, _ = self._prepare_y(vy, vxs, vlens, fitting=False)
+            val = (vxs, vts, vlens)
+        N = xs.shape[0]
+        order_rng = np.random.default_rng(self.seed + 1)
+        hist = self.history_ = {"epoch": [], "loss": [], "time": []}
+        best, best_params, waited = math.inf, None, 0
+        self.best_epoch_ = None
+        for epoch in range(1, int(epochs) + 1):
+            t0 = time.perf_counter()
+            _set_training(self.encoder_, True)
+            order = order_rng.permutation(N) if shuffle else np.arange(N)
+            total, seen = 0.0, 0
+            for start in range(0, N, batch_size):
+                idx = to_device(order[start:start + batch_size])
+                bl = None if lens is None else lens[idx]
+                loss = self._train_step(xs[idx], ts[idx], bl)
+                total += loss * len(idx)
+                seen += len(idx)
+            row = {"epoch": epoch, "loss": total / seen, "time": time.perf_counter() - t0}
+            if val is not None:
+                row.update({f"val_{k}": v for k, v in self._evaluate(*val).items()})
+            for k, v in row.items():
+                hist.setdefault(k, []).append(v)
+            if verbose:
+                print(" ".join(f"{k} {v:.5g}" if isinstance(v, float) else f"{k} {v}"
+                               for k, v in row.items()), flush=True)
+            if callback is not None:
+                callback(epoch, row)
+            monitored = row.get("val_loss", row["loss"])
+            if early_stopping is not None:
+                if monitored < best:
+                    best, waited, self.best_epoch_ = monitored, 0, epoch
+                    best_params = [p.copy() for p in self._all_params()]
+                else:
+                    waited += 1
+                    if waited >= early_stopping:
+                        break
+            if not math.isfinite(row["loss"]):
+                raise RuntimeError(f"training diverged at epoch {epoch} (loss {row['loss']}); "
+                                   f"lower lr or set clip")
+        if best_params is not None:
+            for p, b in zip(self._all_params(), best_params, strict=True):
+                p[...] = b
+        _set_training(self.encoder_, False)
+        return hist
+
+    def _all_params(self) -> list[Any]:
+        return list(self.encoder_.params) + list(self.head_.params)
+
+    def _train_step(self, xs: Any, ts: Any, lengths: Any) -> float:
+        out = self._scores(xs, lengths)
+        loss = self._loss_forward(out, ts, lengths)
+        self._backward(self.loss_layer_.backward(1))
+        if self.clip is not None:
+            _optim.clip_grads(self.grads, self.clip)
+        self.optimizer_.update(self.params, self.grads)
+        return float(loss)
+
+    def _loss_forward(self, out: Any, ts: Any, lengths: Any) -> Any:
+        return self.loss_layer_.forward(out, ts)
+
+    # -- inference ---------------------------------------------------------------------------
+
+    def _check_fitted(self) -> None:
+        if not self._built:
+            raise RuntimeError(f"this {type(self).__name__} is not fitted yet: call fit first "
+                               f"(or load a saved model)")
+
+    def _raw(self, xs: Any, lengths: Any, batch_size: int = 1024) -> Any:
+        """Scores for all of xs, in evaluation mode, in chunks: (N, K) or (N, T, K)."""
+        _set_training(self.encoder_, False)
+        outs = []
+        for s in range(0, xs.shape[0], batch_size):
+            bl = None if lengths is None else lengths[s:s + batch_size]
+            outs.append(self._scores(xs[s:s + batch_size], bl))
+        xp = array_module(xs)
+        if not outs:
+            shape = (0, xs.shape[1], self.n_outputs_) if self.many_to_many else (0,
+                                                                                  self.n_outputs_)
+            return xp.zeros(shape, dtype=self.dtype)
+        return xp.concatenate(outs, axis=0)
+
+    # -- persistence -------------------------------------------------------------------------
+
+    def _meta(self) -> dict[str, Any]:
+        return {"n_features": self.n_features_, "n_outputs": self.n_outputs_}
+
+    def save(self, path: str | Path) -> Path:
+        """Write the parameters and configuration to one ``.npz`` (no pickle)."""
+        self._check_fitted()
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_name(path.name + ".npz")
+        config = {"format": _FORMAT, "class": type(self).__name__, "config": self.get_config(),
+                  "meta": self._meta(), "history": self.history_}
+        arrays = {f"param_{i}": to_numpy(p) for i, p in enumerate(self._all_params())}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, config=np.array(json.dumps(config)), **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, cell: Any = None) -> _SequenceEstimator:
+        """Rebuild a model written by :meth:`save`. A model with a custom cell needs that
+        ``cell`` (a fresh layer of the same shape) passed again."""
+        with np.load(path, allow_pickle=False) as data:
+            info = json.loads(str(data["config"]))
+            arrays = [np.asarray(data[f"param_{i}"]) for i in range(len(data.files) - 1)]
+        if info.get("format") != _FORMAT or info.get("class") != cls.__name__:
+            raise ValueError(f"{path} is not a saved {cls.__name__} (it holds "
+                             f"{info.get('class')!r}, format {info.get('format')!r})")
+        config = dict(info["config"])
+        if str(config["cell"]).startswith("custom:"):
+            if cell is None:
+                raise ValueError(f"{path} was saved with a custom cell ({config['cell'][7:]}); "
+                                 f"pass a fresh one: {cls.__name__}.load(path, cell=...)")
+            config["cell"] = cell
+        if str(config["optimizer"]).startswith("custom:"):
+            config["optimizer"] = "adam"
+        model = cls(**config)
+        meta = info["meta"]
+        model._restore_meta(meta)
+        model._build(meta["n_features"], meta["n_outputs"])
+        params = model._all_params()
+        if len(params) != len(arrays):
+            raise ValueError(f"{path} holds {len(arrays)} parameter arrays but the model has "
+                             f"{len(params)}")
+        for p, a in zip(params, arrays, strict=True):
+            if tuple(p.shape) != a.shape:
+                raise ValueError(f"{path}: saved parameter of shape {a.shape} does not fit the "
+                                 f"model's {tuple(p.shape)}")
+            p[...] = to_device(a, dtype=p.dtype)
+        model.history_ = info.get("history", {})
+        _set_training(model.encoder_, False)
+        return model
+
+    def _restore_meta(self, meta: dict[str, Any]) -> None:
+        pass
+
+
+class SequenceRegressor(_SequenceEstimator):
+    """Regression on sequences: mean squared error loss, ``score`` = R^2.
+
+    Args:
+        cell: 'rnn' (tanh), 'lstm', 'gru', or a layer object (see the module docstring).
+        hidden_size: H, hidden units per direction and layer.
+        num_layers, bidirectional, dropout: the recurrent stack (dropout between layers).
+        many_to_many: y has a time axis (one target per step) instead of one per sequence.
+        optimizer: 'adam' (default), 'sgd', 'momentum', 'nesterov', 'adagrad', 'rmsprop', or
+            an optimizer object from :mod:`bptt.optim`; ``lr`` overrides its learning rate.
+        clip: global gradient-norm clipping threshold (None: no clipping).
+        seed: seeds the weights and the batch order (same seed, same model).
+        dtype: parameter dtype (default :func:`bptt.default_dtype`, float32).
+    """
+
+    def _make_loss(self) -> Any:
+        return MeanSquaredError()
+
+    def _prepare_y(self, y: Any, xs: Any, lengths: Any, fitting: bool) -> tuple[Any, int]:
+        y = np.asarray(to_numpy(y), dtype=np.float64)
+        self._check_lengths_y(xs, y)
+        one_d = y.ndim == (2 if self.many_to_many else 1)
+        if fitting:
+            self._y_1d = one_d
+        if one_d:
+            y = y[..., None]
+        if self._built and y.shape[-1] != self.n_outputs_:
+            raise ValueError(f"y has {y.shape[-1]} outputs but the model was fit with "
+                             f"K={self.n_outputs_}")
+        if not np.isfinite(y).all():
+            raise ValueError("y holds NaN or infinite values")
+        return to_device(y, dtype=self.dtype), y.shape[-1]
+
+    def _loss_forward(self, out: Any, ts: Any, lengths: Any) -> Any:
+        mask = None
+        if self.many_to_many and lengths is not None:
+            mask = self._mask(lengths, out.shape[1], out)
+        return self.loss_layer_.forward(out, ts, mask)
+
+    def predict(self, X: Any, lengths: Any = None) -> np.ndarray:
+        """Predictions (N, K) (many-to-one) or (N, T, K); without the K axis if y had none."""
+        self._check_fitted()
+        xs, lens = self._prepare_X(X, lengths)
+        out = to_numpy(self._raw(xs, lens)).astype(np.float64)
+        return out[..., 0] if self._y_1d else out
+
+    def _evaluate(self, xs: Any, ts: Any, lengths: Any) -> dict[str, float]:
+        out = self._raw(xs, lengths)
+        mask = None
+        if self.many_to_many and lengths is not None:
+            mask = self._mask(lengths, out.shape[1], out)
+        mse = float(MeanSquaredError().forward(out, ts, mask))
+        return {"loss": mse, "mse": mse, "r2": _r2(to_numpy(out), to_numpy(ts),
+                                                   None if mask is None else to_numpy(mask))}
+
+    def evaluate(self, X: Any, y: Any, lengths: Any = None) -> dict[str, float]:
+        """``{'loss', 'mse', 'r2'}`` on (X, y) (padded steps ignored)."""
+        self._check_fitted()
+        xs, lens = self._prepare_X(X, lengths)
+        ts, _ = self._prepare_y(y, xs, lens, fitting=False)
+        return self._evaluate(xs, ts, lens)
+
+    def score(self, X: Any, y: Any, lengths: Any = None) -> float:
+        """Coefficient of determination R^2 = 1 - SS_res / SS_tot, averaged over the K outputs
+        (1 is perfect, 0 is predicting the mean; scikit-learn's convention)."""
+        return self.evaluate(X, y, lengths)["r2"]
+
+    def _meta(self) -> dict[str, Any]:
+        return {**super()._meta(), "y_1d": bool(self._y_1d)}
+
+    def _restore_meta(self, meta: dict[str, Any]) -> None:
+        self._y_1d = bool(meta.get("y_1d", False))
+
+
+def _r2(pred: np.ndarray, t: np.ndarray, mask: np.ndarray | None) -> float:
+    K = t.shape[-1]
+    p2, t2 = pred.reshape(-1, K), t.reshape(-1, K)
+    if mask is not None:
+        keep = mask.reshape(-1)
+        p2, t2 = p2[keep], t2[keep]
+    ss_res = ((t2 - p2) ** 2).sum(axis=0)
+    ss_tot = ((t2 - t2.mean(axis=0)) ** 2).sum(axis=0)
+    r2 = np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1),
+                  np.where(ss_res > 0, 0.0, 1.0))
+    return float(r2.mean())
+
+
+class SequenceClassifier(_SequenceEstimator):
+    """Classification of sequences (or of every step with ``many_to_many=True``).
+
+    y holds class ids 0..C-1 ((N,), or (N, T) per step, -1 = no label at that step).
+    ``n_classes`` defaults to max(y) + 1 of the first ``fit``. Two classes use one logit and
+    :class:`~bptt.time_layers.TimeSigmoidWithLoss`; more use C logits and
+    :class:`~bptt.time_layers.TimeSoftmaxWithLoss`. ``score`` = accuracy. Other arguments as
+    :class:`SequenceRegressor`.
+    """
+
+    def __init__(self, cell: Any = "lstm", hidden_size: int = 32, num_layers: int = 1,
+                 bidirectional: bool = False, dropout: float = 0.0, many_to_many: bool = False,
+                 optimizer: Any = "adam", lr: float | None = None, clip: float | None = 5.0,
+                 seed: int = 0, dtype: Any = None, n_classes: int | None = None) -> None:
+        super().__init__(cell, hidden_size, num_layers, bidirectional, dropout, many_to_many,
+                         optimizer, lr, clip, seed, dtype)
+        if n_classes is not None and (int(n_classes) != n_classes or n_classes < 2):
+            raise ValueError(f"n_classes must be an integer >= 2, got {n_classes}")
+        self.n_classes = n_classes
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "n_classes": self.n_classes}
+
+    def _make_loss(self) -> Any:
+        if self.n_classes_ == 2:
+            return TimeSigmoidWithLoss(ignore_label=-1)
+        return TimeSoftmaxWithLoss(ignore_label=-1)
+
+    def _prepare_y(self, y: Any, xs: Any, lengths: Any, fitting: bool) -> tuple[Any, int]:
+        y = np.asarray(to_numpy(y))
+        if y.dtype.kind == "f" and np.all(np.mod(y, 1) == 0):
+            y = y.astype(np.int64)
+        if y.dtype.kind not in "iub":
+            raise TypeError(f"y must hold integer class ids, got dtype {y.dtype}")
+        y = y.astype(np.int64)
+        want = 2 if self.many_to_many else 1
+        if y.ndim != want:
+            shape = "(N, T)" if self.many_to_many else "(N,)"
+            raise ValueError(f"y must hold one class id per "
+                             f"{'step' if self.many_to_many else 'sequence'}, shape {shape}; "
+                             f"got {y.shape}")
+        self._check_lengths_y(xs, y[..., None])
+        if self.many_to_many and lengths is not None:
+            y = np.where(np.arange(y.shape[1])[None, :] < to_numpy(lengths)[:, None], y, -1)
+        labels = y[y != -1]
+        if fitting:
+            hi = int(labels.max()) if labels.size else 0
+            self.n_classes_ = int(self.n_classes) if self.n_classes is not None else max(hi + 1,
+                                                                                          2)
+        C = self.n_classes_
+        if labels.size and (labels.min() < 0 or labels.max() >= C):
+            bad = labels.min() if labels.min() < 0 else labels.max()
+            raise ValueError(f"y holds class id {bad}, outside [0, {C - 1}] (-1 marks steps "
+                             f"without a label in many-to-many)")
+        if C == 2:
+            return to_device(y, dtype=self.dtype), 1  # targets 0/1 (or -1) for the sigmoid
+        return to_device(y), C
+
+    def _probs(self, out: Any) -> Any:
+        xp = array_module(out)
+        if self.n_classes_ == 2:
+            p1 = 1.0 / (1.0 + xp.exp(-out))
+            return xp.concatenate([1.0 - p1, p1], axis=-1)
+        z = out - out.max(axis=-1, keepdims=True)
+        e = xp.exp(z)
+        return e / e.sum(axis=-1, keepdims=True)
+
+    def predict_proba(self, X: Any, lengths: Any = None) -> np.ndarray:
+        """Class probabilities (N, C), or (N, T, C) per step."""
+        self._check_fitted()
+        xs, lens = self._prepare_X(X, lengths)
+        return to_numpy(self._probs(self._raw(xs, lens))).astype(np.float64)
+
+    def predict(self, X: Any, lengths: Any = None) -> np.ndarray:
+        """Class ids (N,), or (N, T) per step."""
+        return self.predict_proba(X, lengths).argmax(axis=-1)
+
+    def _evaluate(self, xs: Any, ts: Any, lengths: Any) -> dict[str, float]:
+        out = self._raw(xs, lengths)
+        loss = float(self._make_loss().forward(out, ts))
+        pred = to_numpy(self._probs(out)).argmax(axis=-1)
+        t = to_numpy(ts)
+        t = t.reshape(pred.shape).astype(np.int64)
+        keep = t != -1
+        acc = float((pred[keep] == t[keep]).mean()) if keep.any() else float("nan")
+        return {"loss": loss, "accuracy": acc}
+
+    def evaluate(self, X: Any, y: Any, lengths: Any = None) -> dict[str, float]:
+        """``{'loss' (cross-entropy), 'accuracy'}`` on (X, y), unlabeled steps ignored."""
+        self._check_fitted()
+        xs, lens = self._prepare_X(X, lengths)
+        ts, _ = self._prepare_y(y, xs, lens, fitting=False)
+        return self._evaluate(xs, ts, lens)
+
+    def score(self, X: Any, y: Any, lengths: Any = None) -> float:
+        """Accuracy: the fraction of labeled sequences (or steps) classified right."""
+        return self.evaluate(X, y, lengths)["accuracy"]
+
+    def _meta(self) -> dict[str, Any]:
+        return {**super()._meta(), "n_classes": self.n_classes_}
+
+    def _restore_meta(self, meta: dict[str, Any]) -> None:
+        self.n_classes_ = int(meta["n_classes"])
