@@ -1,0 +1,68 @@
+"""``bptt fit``: per-epoch output, metrics JSON, saved model, plots, CSV input, errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bptt.cli import main
+from bptt.models.sequence import SequenceClassifier, SequenceRegressor
+
+
+def test_fit_sine_prints_epochs_writes_metrics_model_and_forecast_plot(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["fit", "sine", "--epochs", "3", "--hidden", "16", "--out", str(out),
+                 "--plot", str(tmp_path / "sine.png")])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert text.count("val_mse") == 3 and "epoch   3/3" in text
+    assert "last_value baseline" in text
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["kind"] == "regression" and len(m["history"]["loss"]) == 3
+    assert m["config"]["hidden"] == 16 and m["model"]["cell"] == "lstm"
+    assert m["test"]["mse"] < m["baselines"]["mean"]
+    model = SequenceRegressor.load(out / "model.npz")
+    assert model.hidden_size == 16
+    assert (tmp_path / "sine.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_fit_adding_and_waveforms_options(tmp_path, capsys):
+    assert main(["fit", "adding", "--seq-len", "12", "--n-train", "200", "--epochs", "1",
+                 "--cell", "gru", "--bidirectional", "--layers", "2", "--out",
+                 str(tmp_path / "a")]) == 0
+    m = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert m["task_info"]["seq_len"] == 12 and m["model"]["bidirectional"]
+    assert m["steps"] == 7  # ceil(200 / 32)
+    assert main(["fit", "waveforms", "--classes", "2", "--n-train", "100", "--epochs", "1",
+                 "--cell", "rnn", "--out", str(tmp_path / "w"),
+                 "--plot", str(tmp_path / "w.png")]) == 0
+    assert "val_accuracy" in capsys.readouterr().out
+    clf = SequenceClassifier.load(tmp_path / "w" / "model.npz")
+    assert clf.n_classes_ == 2
+    assert (tmp_path / "w.png").exists()  # loss curves for a non-forecasting task
+
+
+def test_fit_csv_series(tmp_path, capsys):
+    t = np.arange(300)
+    rows = "\n".join(f"{i},{np.sin(i / 8):.6f},{np.cos(i / 8):.6f}" for i in t)
+    path = tmp_path / "s.csv"
+    path.write_text("step,a,b\n" + rows + "\n")
+    code = main(["fit", f"csv:{path}", "--column", "a,b", "--window", "10", "--epochs", "2",
+                 "--out", str(tmp_path / "c"), "--plot", str(tmp_path / "c.png")])
+    assert code == 0
+    m = json.loads((tmp_path / "c" / "metrics.json").read_text())
+    assert m["task_info"]["window"] == 10 and m["task_info"]["target"] == [0, 1]
+    assert (tmp_path / "c.png").exists()
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["fit", "nope"], "unknown task 'nope'"),
+    (["fit", "csv:/no/such.csv"], "no such file"),
+    (["fit", "adding", "--classes", "3"], "--classes is for the waveforms task"),
+])
+def test_fit_errors_are_one_line(argv, msg, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert msg in err and err.count("\n") == 1
