@@ -90,4 +90,20 @@ from .plots import (
     plot_states,
 )
 
+# -- sequence tasks and estimators --
+from .forecast import forecast, forecast_series, plot_forecast
+from .models.sequence import SequenceClassifier, SequenceRegressor
+from .sequence_layers import LastStep, MeanSquaredError
+from .tasks import (
+    Task,
+    adding_problem,
+    copy_task,
+    load_series,
+    make_task,
+    noisy_sine,
+    series_task,
+    waveforms,
+    window_series,
+)
+
 __version__ = "0.1.0"
