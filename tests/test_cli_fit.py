@@ -26,6 +26,9 @@ def test_fit_sine_prints_epochs_writes_metrics_model_and_forecast_plot(tmp_path,
     model = SequenceRegressor.load(out / "model.npz")
     assert model.hidden_size == 16
     assert (tmp_path / "sine.png").read_bytes()[:4] == b"\x89PNG"
+    f = m["forecast"]  # closed loop over the whole test part vs. teacher-forced steps
+    assert f["steps"] == 150 and f["mse_one_step"] == pytest.approx(m["test"]["mse"], rel=1e-4)
+    assert "recursive mse" in text
 
 
 def test_fit_adding_and_waveforms_options(tmp_path, capsys):

@@ -171,8 +171,9 @@ def test_adding_problem_short_gated_cells_learn_fast(cell):
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_adding_problem_100(cell):
     """T = 100, same budget for each cell (1600 Adam steps of batch 50): LSTM and GRU solve it
-    (measured test MSE 0.0004-0.0008), the tanh RNN stays at the variance baseline (0.161)."""
-    task = adding_problem(n_train=10000, n_valid=500, n_test=1000, seq_len=100, seed=0)
+    (measured test MSE 0.0009 and 0.0003), the tanh RNN stays at the variance baseline
+    (0.165 vs 0.163): the run of the table in docs/sequence.md."""
+    task = adding_problem(n_train=10000, n_valid=1000, n_test=1000, seq_len=100, seed=0)
     model = SequenceRegressor(cell, hidden_size=32, lr=0.01, seed=0)
     model.fit(*task.train, epochs=8, batch_size=50)  # 1600 steps
     mse = model.evaluate(*task.test)["mse"]

@@ -82,12 +82,13 @@ def one_step_predictions(model: Any, series: Any, start: int, stop: int,
 
 def plot_forecast(truth: Any, prediction: Any, start: int, path: str | Path, *,
                   window: int | None = None, one_step: Any = None, column: int = 0,
-                  title: str | None = None) -> Path:
+                  context: int | None = None, title: str | None = None) -> Path:
     """Save a PNG of the true series against a forecast starting at index ``start``.
 
     ``truth`` (L,) or (L, D); ``prediction`` (k,) or (k, D) for steps start..start+k-1;
     ``one_step`` optionally the open-loop predictions of the same steps; ``window`` shades the
-    seed window before ``start``; ``column`` picks the feature plotted. matplotlib is
+    seed window before ``start``; ``column`` picks the feature plotted; ``context`` limits the
+    truth drawn before ``start`` to that many steps (default: all). matplotlib is
     imported here (``pip install matplotlib``), with the file-only Agg backend.
     """
     try:
@@ -105,8 +106,10 @@ def plot_forecast(truth: Any, prediction: Any, start: int, path: str | Path, *,
 
     t_true, p = col(truth), col(prediction)
     steps = np.arange(start, start + len(p))
+    first = 0 if context is None else max(0, start - int(context))
     fig, ax = plt.subplots(figsize=(9, 3.6), dpi=100)
-    ax.plot(np.arange(len(t_true)), t_true, color="0.6", lw=1, ls="--", label="truth")
+    ax.plot(np.arange(first, len(t_true)), t_true[first:], color="0.6", lw=1, ls="--",
+            label="truth")
     if one_step is not None:
         ax.plot(steps, col(one_step), color="tab:orange", lw=1, label="one step ahead")
     ax.plot(steps, p, color="tab:blue", lw=1.5, label="recursive forecast")
@@ -115,7 +118,7 @@ def plot_forecast(truth: Any, prediction: Any, start: int, path: str | Path, *,
     ax.axvline(start, color="0.3", lw=0.8)
     ax.set_xlabel("t")
     ax.set_title(title or f"forecast of {len(p)} steps from t = {start}")
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -125,7 +125,11 @@ def fit_task(cfg: FitConfig, log: Any = print) -> dict[str, Any]:
         "steps": len(hist["epoch"]) * -(-len(task.y_train) // cfg.batch),  # ceil per epoch
     }
     if cfg.plot:
-        metrics["plot"] = str(_plot(cfg, task, model, hist))
+        metrics["plot"] = str(_plot(cfg, task, model, hist, metrics))
+        if "forecast" in metrics:
+            f = metrics["forecast"]
+            log(f"forecast of the test part ({f['steps']} steps): recursive mse "
+                f"{f['mse_recursive']:.5f}, one-step mse {f['mse_one_step']:.5f}")
         log(f"plot written to {metrics['plot']}")
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in task.name)
     out = Path(cfg.out) if cfg.out else Path("runs") / f"fit-{safe}-{cfg.cell}"
@@ -136,7 +140,9 @@ def fit_task(cfg: FitConfig, log: Any = print) -> dict[str, Any]:
     return metrics
 
 
-def _plot(cfg: FitConfig, task: Task, model: Any, hist: dict[str, list[float]]) -> Path:
+def _plot(cfg: FitConfig, task: Task, model: Any, hist: dict[str, list[float]],
+          metrics: dict[str, Any]) -> Path:
+    """The forecast plot (adds metrics['forecast']) or, for other tasks, the loss curves."""
     from ..forecast import forecast_series, one_step_predictions, plot_forecast
 
     can_forecast = (task.series is not None and task.info.get("horizon") == 1
@@ -147,7 +153,12 @@ def _plot(cfg: FitConfig, task: Task, model: Any, hist: dict[str, list[float]]) 
         steps = len(task.series) - start
         pred = forecast_series(model, task.series, start, steps, window)
         one = one_step_predictions(model, task.series, start, len(task.series), window)
+        truth = task.series[start:]
+        metrics["forecast"] = {"start": start, "steps": steps,
+                               "mse_recursive": float(((pred - truth) ** 2).mean()),
+                               "mse_one_step": float(((one - truth) ** 2).mean())}
         return plot_forecast(task.series, pred, start, cfg.plot, window=window, one_step=one,
+                             context=max(3 * window, steps // 2),
                              title=f"{task.name}: {cfg.cell}, recursive forecast of the test "
                                    f"part ({steps} steps)")
     return _plot_history(hist, cfg.plot, f"{task.name}: {cfg.cell}")
