@@ -73,6 +73,24 @@ def test_parse_docstring_labelled_layout_keeps_alignment_and_skips_prose():
     assert bwd == ["dx = dout @ W.T", "dW = x.T @ dout"]
 
 
+def test_parse_docstring_header_over_two_lines_and_inline_qualifier():
+    doc = '''T steps.
+
+            forward, t = 0..T-1:   a_t = x_t @ Wx        h_t = tanh(a_t)
+            backward, t = T-1..0, with dh = dL/dh_t from step t+1 (at t = T-1: 0, or
+            dh_last) and dh_tot = dhs_t + dh:
+                da_t = dh_tot * (1 - h_t**2)
+                dh_{t-1} = da_t @ Wh.T
+
+        xs (N, T, D) -> hs (N, T, H). Params: Wx (D, H)
+        '''
+    _, fwd, bwd, notes = parse_docstring(doc)
+    assert fwd == ["a_t = x_t @ Wx        h_t = tanh(a_t)"]
+    assert bwd == ["da_t = dh_tot * (1 - h_t**2)", "dh_{t-1} = da_t @ Wh.T"]
+    assert notes["forward"] == "t = 0..T-1"
+    assert notes["backward"].endswith("(at t = T-1: 0, or dh_last) and dh_tot = dhs_t + dh")
+
+
 def test_explain_prints_the_docstring_equations_verbatim():
     ex = explain("simple-rnnlm")
     text = ex.to_text()

@@ -34,8 +34,15 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
-# "forward:", "forward (train):", "backward, t = T-1..0, with dh = ...:" at the start of a line
+# "forward:", "forward (train):" before equations on the same line
+_INLINE = re.compile(r"^(forward|backward)(\s*\([^)]*\))?\s*:\s?", re.IGNORECASE)
+# "backward, t = T-1..0, with dh = ...:" (a header line), or "forward, t = 0..T-1:  a_t = ..."
+_HEADER_LINE = re.compile(r"^(forward|backward)\b(.*):\s*$", re.IGNORECASE)
 _LABEL = re.compile(r"^(forward|backward)\b([^:]{0,100}):\s?", re.IGNORECASE)
+
+
+def _label(stripped: str) -> re.Match | None:
+    return _INLINE.match(stripped) or _HEADER_LINE.match(stripped) or _LABEL.match(stripped)
 _HEADER = re.compile(r"^backward\b(.*?):?\s*$", re.IGNORECASE)
 
 
@@ -86,13 +93,43 @@ def _relative_lines(doc: str) -> list[str]:
     return [lines[0].strip(), *body]
 
 
+def _join_headers(lines: list[str]) -> list[str]:
+    """Join a ``forward ...``/``backward ...`` header written over several lines (up to the
+    line ending with ':') into one line."""
+    out: list[str] = []
+    k = 0
+    while k < len(lines):
+        line = lines[k]
+        stripped = line.strip()
+        if (k > 0 and re.match(r"^(forward|backward)\b", stripped, re.IGNORECASE)
+                and not _INLINE.match(stripped) and not stripped.endswith(":")):
+            j = k + 1
+            parts = [stripped]
+            while j < len(lines) and j <= k + 3 and lines[j].strip() and \
+                    _indent(lines[j]) == _indent(line) and \
+                    not re.match(r"^(forward|backward)\b", lines[j].strip(), re.IGNORECASE):
+                parts.append(lines[j].strip())
+                if lines[j].rstrip().endswith(":"):
+                    out.append(" " * _indent(line) + " ".join(parts))
+                    k = j + 1
+                    break
+                j += 1
+            else:
+                out.append(line)
+                k += 1
+            continue
+        out.append(line)
+        k += 1
+    return out
+
+
 def parse_docstring(doc: str) -> tuple[str, list[str], list[str], dict[str, str]]:
     """Split a docstring into (summary, forward lines, backward lines, notes).
 
     ``notes`` maps "forward"/"backward" to the qualifier of their label or header, e.g.
     ``backward, with dh_next = dL/dh_next:`` gives ``{"backward": "with dh_next = dL/dh_next"}``.
     """
-    lines = _relative_lines(doc or "")
+    lines = _join_headers(_relative_lines(doc or ""))
     if not lines:
         return "", [], [], {}
     summary = lines[0].strip()
@@ -123,9 +160,9 @@ def parse_docstring(doc: str) -> tuple[str, list[str], list[str], dict[str, str]
             section = None
             continue
         # an indented equation line
-        m = _LABEL.match(stripped)
+        m = _label(stripped)
         if m:
-            kind, qual = m.group(1).lower(), m.group(2).strip()
+            kind, qual = m.group(1).lower(), (m.group(2) or "").strip()
             if kind == "backward" and bwd:
                 break
             if kind == "forward" and done_fwd:

@@ -55,6 +55,10 @@ class ArrayInfo:
     @property
     def shape_text(self) -> str:
         """``(N, T, H) = (2, 3, 5)``, or just the numbers when no letter fits."""
+        if not self.shape:
+            if self.dtype in ("int", "float") and self.norm is not None:
+                return f"{self.norm:g}"  # a Python number, e.g. dout = 1
+            return {"None": "None", "default": "1 (default)"}.get(self.dtype, "scalar")
         nums = "(" + ", ".join(str(s) for s in self.shape) + ("," if len(self.shape) == 1 else "")
         nums += ")"
         return nums if self.letters == nums else f"{self.letters} = {nums}"
