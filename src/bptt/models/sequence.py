@@ -266,6 +266,9 @@ class _SequenceEstimator:
             verbose: bool = False) -> dict[str, list[float]]:
         """Train with minibatches; returns the history (also kept in ``history_``).
 
+        The first call builds the network from the shapes of X and y; a later call continues
+        training the same weights (and optimizer state) on data of the same D and K.
+
         ``validation_data`` is ``(X, y)`` or ``(X, y, lengths)``. ``early_stopping=p`` stops
         after p epochs without a better validation loss (training loss without validation
         data) and restores the best parameters. ``callback(epoch, logs)`` is called after each
