@@ -249,3 +249,22 @@ def test_cli_errors(capsys):
     assert "unknown model 'no-such-model'" in capsys.readouterr().err
     assert main(["explain", "rnn", "--size", "Q=3"]) == 2
     assert "unknown size 'Q'" in capsys.readouterr().err
+
+
+def test_checkpoint_directory(tmp_path):
+    checkpoint = pytest.importorskip("bptt.checkpoint")
+    from bptt.data.corpus import Vocab
+    from bptt.models.rnnlm import LanguageModel
+
+    vocab = Vocab.build("the cat sat on the mat .".split())
+    model = LanguageModel(len(vocab), 6, 9, cell="gru", seed=0)
+    checkpoint.save_checkpoint(tmp_path / "ck", model, vocab)
+    ex = explain(str(tmp_path / "ck"), T=4)
+    assert ex.dims == {"N": 2, "T": 4, "V": len(vocab), "D": 6, "H": 9}
+    assert ex.forward[1].outputs[0].letters == "(N, T, H)"
+    assert ex.backward[2].replay_ok is True
+    ex = explain(str(tmp_path / "ck"), text="the cat sat on the mat")
+    assert ex.dims["N"] == 1 and ex.dims["T"] == 5
+    assert ex.forward[0].inputs[0].shape == [1, 5]
+    with pytest.raises(ValueError, match="at least 2 tokens"):
+        explain(str(tmp_path / "ck"), text="cat")

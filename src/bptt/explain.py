@@ -347,16 +347,18 @@ def trace(model: Any, batch: tuple, dims: Mapping[str, int] | None = None,
 
 def explain(model: Any, batch: tuple | None = None, *, N: int | None = None,
             T: int | None = None, dims: Mapping[str, int] | None = None,
-            seed: int = 0) -> Explanation:
+            seed: int = 0, text: str | None = None) -> Explanation:
     """Explain a model: a name (``simple-rnnlm``, ``rnnlm``, ``rnn``, ``lstm``, ``gru``,
-    ``two-layer-net``), a checkpoint directory, or a model object with ``batch``.
+    ``better-rnnlm``, ``two-layer-net``), a checkpoint directory, or a model object with
+    ``batch``.
 
-    N and T set the batch of the built-in models (default 2 and 3); ``dims`` overrides sizes.
+    N and T set the batch of the built-in models (default 2 and 3); ``dims`` overrides sizes;
+    ``text`` runs a checkpoint on that sentence instead of random word ids.
     """
     if isinstance(model, str):
         from .explain_models import build
 
-        obj, batch, d = build(model, N=N, T=T, dims=dims, seed=seed)
+        obj, batch, d = build(model, N=N, T=T, dims=dims, seed=seed, text=text)
         return trace(obj, batch, d, name=model)
     if batch is None:
         raise ValueError("explain(model_object) needs the batch to run, e.g. explain(model, "

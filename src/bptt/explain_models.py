@@ -43,15 +43,23 @@ def _lm_batch(d: Mapping[str, int], seed: int) -> tuple[Any, Any]:
 
 
 def build(name: str, N: int | None = None, T: int | None = None,
-          dims: Mapping[str, int] | None = None, seed: int = 0) -> tuple[Any, tuple, dict]:
-    """(model, batch, dims) for a model name or a checkpoint directory."""
+          dims: Mapping[str, int] | None = None, seed: int = 0,
+          text: str | None = None) -> tuple[Any, tuple, dict]:
+    """(model, batch, dims) for a model name or a checkpoint directory.
+
+    ``text`` (checkpoints only): explain the model on this sentence (xs = its words but the
+    last, ts = its words but the first, N = 1) instead of a random batch.
+    """
     seed_backend(seed)
     if name not in MODELS:
         path = Path(name)
         if path.is_dir():
-            return _from_checkpoint(path, N, T, dims, seed)
+            return _from_checkpoint(path, N, T, dims, seed, text)
         raise ValueError(f"unknown model {name!r}: choose one of {', '.join(MODELS)} or give a "
                          f"checkpoint directory (with config.json and model.npz)")
+    if text is not None:
+        raise ValueError("--text needs a checkpoint directory (its vocabulary reads the text); "
+                         f"{name!r} is an untrained built-in model")
     if name == "two-layer-net":
         from .models.mlp import TwoLayerNet
 
@@ -79,19 +87,23 @@ def build(name: str, N: int | None = None, T: int | None = None,
 
 
 def _from_checkpoint(path: Path, N: int | None, T: int | None,
-                     dims: Mapping[str, int] | None, seed: int) -> tuple[Any, tuple, dict]:
-    from . import train
+                     dims: Mapping[str, int] | None, seed: int,
+                     text: str | None = None) -> tuple[Any, tuple, dict]:
+    """A trained model from ``bptt train --out DIR`` (or DIR/best), on a random batch of ids
+    or on ``text``."""
+    from .checkpoint import load_checkpoint
 
-    load = getattr(train, "load_checkpoint", None)
-    if load is None:
-        raise RuntimeError("this bptt cannot load checkpoints (bptt.train.load_checkpoint)")
-    ck = load(path)
-    model = ck[0] if isinstance(ck, tuple) else getattr(ck, "model", ck)
-    cfg = getattr(model, "config", {})
-    cfg = cfg() if callable(cfg) else cfg
-    d = _dims(dict(N=2, T=5, V=int(cfg.get("vocab_size", 0)) or 1,
-                   D=int(cfg.get("embed_size", 0)) or 1, H=int(cfg.get("hidden_size", 0)) or 1),
-              N, T, dims)
-    if hasattr(model, "reset_state"):
-        model.reset_state()
-    return model, _lm_batch(d, seed), d
+    ck = load_checkpoint(path)
+    model = ck.model
+    cfg = model.config
+    d = _dims(dict(N=2, T=5, V=int(cfg["vocab_size"]), D=int(cfg["embed_size"]),
+                   H=int(cfg["hidden_size"])), N, T, dims)
+    model.reset_state()
+    if text is None:
+        return model, _lm_batch(d, seed), d
+    ids = np.asarray(ck.vocab.encode(text), dtype=np.int64)
+    if ids.shape[0] < 2:
+        raise ValueError(f"--text needs at least 2 tokens (inputs and next-token targets), "
+                         f"got {ids.shape[0]}")
+    d["N"], d["T"] = 1, int(ids.shape[0] - 1)
+    return model, (to_device(ids[None, :-1]), to_device(ids[None, 1:])), d

@@ -26,6 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", action="append", default=[], metavar="LETTER=N",
                    help="another size, e.g. --size H=8 --size V=20 (built-in models)")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and the batch")
+    p.add_argument("--text", default=None,
+                   help="a checkpoint only: run on this sentence (N=1) instead of random ids")
     p.add_argument("-o", "--out", default=None, help="write to this file instead of stdout")
     p.set_defaults(run=run)
 
@@ -43,7 +45,8 @@ def _sizes(items: list[str]) -> dict[str, int]:
 def run(args: argparse.Namespace) -> int:
     from ..explain import explain
 
-    ex = explain(args.model, N=args.N, T=args.T, dims=_sizes(args.size), seed=args.seed)
+    ex = explain(args.model, N=args.N, T=args.T, dims=_sizes(args.size), seed=args.seed,
+                 text=args.text)
     text = ex.render(args.format)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
