@@ -1,0 +1,295 @@
+"""Recurrent language models (Deep Learning from Scratch 2, ch. 5-6): SimpleRnnlm, Rnnlm,
+BetterRnnlm, and the general :class:`LanguageModel` they are special cases of.
+
+    xs (N, T) ids -> TimeEmbedding -> [TimeDropout -> TimeRNN/LSTM/GRU] x num_layers
+                  -> TimeDropout -> TimeAffine -> scores (N, T, V) -> TimeSoftmaxWithLoss(ts)
+
+(the dropout layers only when ``dropout > 0``). Every recurrent layer is stateful: the state
+at the end of one batch starts the next (truncated BPTT); ``reset_state()`` forgets it.
+``backward`` runs the layers in reverse order, as in seed 000's walkthrough of SimpleRnnlm.
+
+Weight tying (Press & Wolf 2017; the book's BetterRnnlm): the output layer's W (H, V) IS the
+embedding's W (V, D) transposed, a view of the same memory (so D == H). Then
+
+    scores = h @ W_embed.T + b           dW_embed = (embedding's gradient) + (affine's dW).T
+
+``params``/``grads`` list every array once: the tied W appears only as ``embed.W`` and its
+gradient array holds the sum above after ``backward``, so ``optimizer.update(model.params,
+model.grads)`` is right. The tie is known by construction (identity), never by comparing values.
+
+Initialisation (the book's): embedding N(0, 0.01^2); recurrent Wx, Wh and the affine W
+N(0, 1/fan_in) ("Xavier"); biases 0.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..backend import array_module, default_dtype, to_numpy
+from ..initializers import normal, xavier, zeros
+from ..time_layers import TimeAffine, TimeDropout, TimeEmbedding, TimeSoftmaxWithLoss
+from ..time_recurrent import TimeGRU, TimeLSTM, TimeRNN
+from ..validate import check_ndim
+
+CELLS = {"rnn": (TimeRNN, 1), "lstm": (TimeLSTM, 4), "gru": (TimeGRU, 3)}
+_PARAM_NAMES = {TimeRNN: ("Wx", "Wh", "b"), TimeLSTM: ("Wx", "Wh", "b"),
+                TimeGRU: ("Wx", "Wh", "b"), TimeEmbedding: ("W",), TimeAffine: ("W", "b")}
+
+
+def _positive_int(name: str, v: Any) -> int:
+    if isinstance(v, bool) or int(v) != v or v < 1:
+        raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    return int(v)
+
+
+class LanguageModel:
+    """Recurrent language model: embedding, stacked RNN/LSTM/GRU layers, affine, softmax loss.
+
+    Args:
+        vocab_size: V. embed_size: D (word vector size). hidden_size: H.
+        cell: 'rnn' (tanh), 'lstm' (gates f, g, i, o) or 'gru'.
+        num_layers: recurrent layers stacked.
+        dropout: ratio of the dropout before each recurrent layer and before the affine layer
+            (0 = none). variational: one mask per sequence for all time steps (Gal & Ghahramani).
+        tie_weights: the affine W is the embedding's W transposed (needs D == H).
+        dtype: of the parameters (default :func:`bptt.default_dtype`, float32).
+        seed: seed of the initial weights (default: bptt's generator, see :func:`bptt.seed`).
+
+    ``forward(xs, ts)``: xs, ts (N, T) ids -> mean cross-entropy per token (a 0-d array).
+    ``backward(dout=1)`` fills ``grads``. ``predict(xs)`` -> scores (N, T, V).
+    """
+
+    def __init__(self, vocab_size: int, embed_size: int = 100, hidden_size: int = 100,
+                 cell: str = "lstm", num_layers: int = 1, dropout: float = 0.0,
+                 variational: bool = False, tie_weights: bool = False, dtype: Any = None,
+                 seed: int | None = None) -> None:
+        V = _positive_int("vocab_size", vocab_size)
+        D = _positive_int("embed_size", embed_size)
+        H = _positive_int("hidden_size", hidden_size)
+        L = _positive_int("num_layers", num_layers)
+        if cell not in CELLS:
+            raise ValueError(f"unknown cell {cell!r}: choose one of {', '.join(CELLS)}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if tie_weights and D != H:
+            raise ValueError(f"tie_weights needs embed_size == hidden_size (the affine W is the "
+                             f"embedding's W transposed), got {D} and {H}")
+        dtype = np.dtype(dtype) if dtype is not None else default_dtype()
+        self.vocab_size, self.embed_size, self.hidden_size = V, D, H
+        self.cell, self.num_layers, self.dropout = cell, L, float(dropout)
+        self.variational, self.tie_weights, self.dtype = bool(variational), bool(tie_weights), dtype
+        gen = np.random.default_rng(seed) if seed is not None else None
+        kw = {"dtype": dtype, "generator": gen}
+        Cls, G = CELLS[cell]
+
+        embed_W = normal((V, D), 0.01, **kw)  # (V, D)
+        self.embed = TimeEmbedding(embed_W)
+        self.layers: list[Any] = [self.embed]
+        self.rnn_layers: list[Any] = []
+        self.drop_layers: list[Any] = []
+        for i in range(L):
+            if dropout > 0:
+                self._add_dropout()
+            d_in = D if i == 0 else H
+            Wx, Wh = xavier(d_in, G * H, **kw), xavier(H, G * H, **kw)  # (D, GH), (H, GH)
+            rnn = Cls(Wx, Wh, zeros(G * H, dtype=dtype), stateful=True)
+            self.rnn_layers.append(rnn)
+            self.layers.append(rnn)
+        if dropout > 0:
+            self._add_dropout()
+        affine_W = embed_W.T if tie_weights else xavier(H, V, **kw)  # (H, V)
+        self.affine = TimeAffine(affine_W, zeros(V, dtype=dtype))
+        self.layers.append(self.affine)
+        self.loss_layer = TimeSoftmaxWithLoss()
+        self._collect()
+
+    def _add_dropout(self) -> None:
+        d = TimeDropout(self.dropout, variational=self.variational)
+        self.drop_layers.append(d)
+        self.layers.append(d)
+
+    def _collect(self) -> None:
+        """Name every parameter once; the tied affine W (a view of embed.W) is left out."""
+        self.param_names: list[str] = []
+        self.params: list[Any] = []
+        self.grads: list[Any] = []
+        named = [("embed", self.embed)]
+        named += [(f"rnn{i}", layer) for i, layer in enumerate(self.rnn_layers)]
+        named += [("affine", self.affine)]
+        for prefix, layer in named:
+            for pname, p, g in zip(_PARAM_NAMES[type(layer)], layer.params, layer.grads,
+                                   strict=True):
+                if layer is self.affine and pname == "W" and self.tie_weights:
+                    continue  # the same memory as embed.W; its gradient is added in backward
+                self.param_names.append(f"{prefix}.{pname}")
+                self.params.append(p)
+                self.grads.append(g)
+
+    # -- the DL2 interface ---------------------------------------------------------------------
+    def _ids(self, a: Any, name: str) -> Any:
+        xp = array_module(self.embed.params[0])
+        a = xp.asarray(a)
+        check_ndim(name, a, 2, "N, T")
+        return a
+
+    def set_train(self, train_flg: bool) -> None:
+        """Switch the dropout layers on (training) or off (evaluation)."""
+        for d in self.drop_layers:
+            d.train_flg = train_flg
+
+    def predict(self, xs: Any, train_flg: bool = False) -> Any:
+        """Scores (N, T, V) of the next token after each position of xs (N, T), stateful."""
+        self.set_train(train_flg)
+        out = self._ids(xs, "language model input xs")
+        for layer in self.layers:
+            out = layer.forward(out)
+        return out
+
+    def forward(self, xs: Any, ts: Any, train_flg: bool = True) -> Any:
+        """Mean cross-entropy of the targets ts (N, T) given the inputs xs (N, T)."""
+        scores = self.predict(xs, train_flg)  # (N, T, V)
+        return self.loss_layer.forward(scores, self._ids(ts, "language model targets ts"))
+
+    def backward(self, dout: Any = 1) -> Any:
+        """Gradients of every parameter into ``grads`` (tied ones summed); returns None."""
+        dout = self.loss_layer.backward(dout)
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        if self.tie_weights:
+            self.embed.grads[0] += self.affine.grads[0].T  # (V, D) += (H, V).T, D == H
+        return dout
+
+    def reset_state(self) -> None:
+        for layer in self.rnn_layers:
+            layer.reset_state()
+
+    def get_state(self) -> list[tuple[Any, Any]]:
+        """(h, c) of each recurrent layer (None before the first forward; c None but LSTM)."""
+        return [(layer.h, layer.c) for layer in self.rnn_layers]
+
+    def set_state(self, states: list[tuple[Any, Any]]) -> None:
+        """Restore what :meth:`get_state` returned."""
+        if len(states) != len(self.rnn_layers):
+            raise ValueError(f"{len(states)} states for {len(self.rnn_layers)} recurrent layers")
+        for layer, (h, c) in zip(self.rnn_layers, states, strict=True):
+            if h is None:
+                layer.reset_state()
+            else:
+                layer.set_state(h, c)  # the next forward starts from (h, c)
+
+    # -- configuration and parameters on disk -------------------------------------------------
+    @property
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments (JSON-able); ``LanguageModel(**config)`` rebuilds the model."""
+        return {"vocab_size": self.vocab_size, "embed_size": self.embed_size,
+                "hidden_size": self.hidden_size, "cell": self.cell,
+                "num_layers": self.num_layers, "dropout": self.dropout,
+                "variational": self.variational, "tie_weights": self.tie_weights,
+                "dtype": self.dtype.name}
+
+    def num_params(self) -> int:
+        return int(sum(p.size for p in self.params))
+
+    def save_params(self, path: str | os.PathLike[str]) -> None:
+        """Write the parameters to an .npz (by name; written to a temp file, then renamed)."""
+        path = Path(path)
+        arrays = {n: to_numpy(p) for n, p in zip(self.param_names, self.params, strict=True)}
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def load_params(self, path: str | os.PathLike[str]) -> None:
+        """Read parameters saved by :meth:`save_params`, checking names and shapes."""
+        arrays = read_npz(path)
+        names = set(self.param_names)
+        missing, extra = sorted(names - set(arrays)), sorted(set(arrays) - names)
+        if missing or extra:
+            raise ValueError(
+                f"{path} does not match this model: "
+                + (f"missing {', '.join(missing)}" if missing else "")
+                + ("; " if missing and extra else "")
+                + (f"unexpected {', '.join(extra)}" if extra else "")
+                + " (saved from a model with another cell, number of layers or tying?)"
+            )
+        for n, p in zip(self.param_names, self.params, strict=True):
+            a = arrays[n]
+            if tuple(a.shape) != tuple(p.shape):
+                raise ValueError(f"{path}: parameter {n} has shape {tuple(a.shape)} but the "
+                                 f"model's is {tuple(p.shape)} (saved with other sizes?)")
+            if a.dtype.kind != "f":
+                raise ValueError(f"{path}: parameter {n} has dtype {a.dtype}, not a float")
+        for n, p in zip(self.param_names, self.params, strict=True):
+            p[...] = array_module(p).asarray(arrays[n], dtype=p.dtype)  # in place: ties hold
+
+    def __repr__(self) -> str:
+        extra = (f", dropout={self.dropout}" if self.dropout else "") + (
+            ", tied" if self.tie_weights else "")
+        return (f"{type(self).__name__}(V={self.vocab_size}, D={self.embed_size}, "
+                f"H={self.hidden_size}, {self.num_layers}x{self.cell}{extra}, "
+                f"{self.num_params():,} params, {self.dtype.name})")
+
+
+def read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """All arrays of an .npz (no pickles), with a clear error for a corrupt or foreign file."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(2, "no such file or directory", str(path))
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if not hasattr(f, "files"):
+                raise ValueError("a single array, not an .npz archive")
+            return {k: f[k] for k in f.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        raise ValueError(f"{path} is not a readable .npz file ({e}); corrupt or truncated?") \
+            from None
+
+
+class SimpleRnnlm(LanguageModel):
+    """The book's SimpleRnnlm (ch. 5): TimeEmbedding -> TimeRNN -> TimeAffine -> softmax loss."""
+
+    def __init__(self, vocab_size: int, wordvec_size: int, hidden_size: int, *,
+                 dtype: Any = None, seed: int | None = None) -> None:
+        super().__init__(vocab_size, wordvec_size, hidden_size, cell="rnn", dtype=dtype,
+                         seed=seed)
+
+
+class Rnnlm(LanguageModel):
+    """The book's Rnnlm (ch. 6): one LSTM layer; PTB test perplexity ~136 after 4 epochs."""
+
+    def __init__(self, vocab_size: int = 10000, wordvec_size: int = 100,
+                 hidden_size: int = 100, *, dtype: Any = None, seed: int | None = None) -> None:
+        super().__init__(vocab_size, wordvec_size, hidden_size, cell="lstm", dtype=dtype,
+                         seed=seed)
+
+
+class BetterRnnlm(LanguageModel):
+    """The book's BetterRnnlm (ch. 6): two LSTM layers, dropout before each and before the
+    affine layer, weight tying (so wordvec_size == hidden_size)."""
+
+    def __init__(self, vocab_size: int = 10000, wordvec_size: int = 650,
+                 hidden_size: int = 650, dropout_ratio: float = 0.5, *, dtype: Any = None,
+                 seed: int | None = None) -> None:
+        super().__init__(vocab_size, wordvec_size, hidden_size, cell="lstm", num_layers=2,
+                         dropout=dropout_ratio, tie_weights=True, dtype=dtype, seed=seed)
+
+
+def model_from_config(config: dict[str, Any]) -> LanguageModel:
+    """Rebuild a model from its :attr:`LanguageModel.config` (fresh weights)."""
+    keys = {"vocab_size", "embed_size", "hidden_size", "cell", "num_layers", "dropout",
+            "variational", "tie_weights", "dtype"}
+    unknown = set(config) - keys
+    if unknown or "vocab_size" not in config:
+        raise ValueError(f"not a language-model config: unknown keys {sorted(unknown)}"
+                         if unknown else "language-model config lacks vocab_size")
+    return LanguageModel(**config)
