@@ -1,0 +1,140 @@
+"""Settings of a language-model training run, and the presets of the book's recipes.
+
+A field left None takes the preset's value; with no preset, ``tiny`` for the built-in corpus
+and ``rnnlm`` (the book's ch. 6 recipe) for any other data.
+
+| preset       | model                                  | N x T   | optimizer     | clip | epochs |
+| ------------ | -------------------------------------- | ------- | ------------- | ---- | ------ |
+| tiny         | 1 LSTM, D 64, H 128                    | 20 x 35 | Adam lr 0.005 | 1.0  | 10     |
+| simple-rnnlm | 1 tanh RNN, D = H = 100 (ch. 5)        | 10 x 5  | SGD lr 0.1    | none | 4      |
+| rnnlm        | 1 LSTM, D = H = 100 (ch. 6)            | 20 x 35 | SGD lr 20     | 0.25 | 4      |
+| better-rnnlm | 2 LSTM, D = H = 650, dropout .5, tied  | 20 x 35 | SGD lr 20     | 0.25 | 40     |
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": dict(cell="lstm", layers=1, embed=64, hidden=128, dropout=0.0, tie=False, batch=20,
+                 bptt=35, optimizer="adam", lr=0.005, clip=1.0, epochs=10),
+    "simple-rnnlm": dict(cell="rnn", layers=1, embed=100, hidden=100, dropout=0.0, tie=False,
+                         batch=10, bptt=5, optimizer="sgd", lr=0.1, clip=0.0, epochs=4),
+    "rnnlm": dict(cell="lstm", layers=1, embed=100, hidden=100, dropout=0.0, tie=False,
+                  batch=20, bptt=35, optimizer="sgd", lr=20.0, clip=0.25, epochs=4),
+    "better-rnnlm": dict(cell="lstm", layers=2, embed=650, hidden=650, dropout=0.5, tie=True,
+                         batch=20, bptt=35, optimizer="sgd", lr=20.0, clip=0.25, epochs=40),
+}
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+# learning rate when --optimizer differs from the preset's and no --lr is given
+DEFAULT_LR = {"sgd": 20.0, "momentum": 1.0, "nesterov": 1.0, "adagrad": 0.1, "rmsprop": 0.002,
+              "adam": 0.002}
+# settings a resumed run may change; all others must match the checkpoint
+RESUME_MAY_CHANGE = ("epochs", "max_steps", "max_minutes", "quiet", "plot", "resume", "out",
+                     "device", "log_every")
+
+
+@dataclass
+class TrainConfig:
+    """Everything ``bptt train`` can set (None: from the preset). See the module docstring."""
+
+    data: str | None = None          # None/'builtin', 'ptb', or a path
+    level: str = "word"
+    preset: str | None = None
+    cell: str | None = None
+    layers: int | None = None
+    embed: int | None = None
+    hidden: int | None = None
+    dropout: float | None = None
+    variational: bool = False
+    tie: bool | None = None
+    batch: int | None = None
+    bptt: int | None = None
+    optimizer: str | None = None
+    lr: float | None = None
+    clip: float | None = None        # 0: no clipping
+    lr_decay: float = 4.0            # lr /= lr_decay when valid ppl does not improve (1: never)
+    epochs: int | None = None
+    max_steps: int | None = None
+    max_minutes: float | None = None
+    seed: int = 0
+    dtype: str = "float32"
+    device: str | None = None
+    out: str = "runs/lm"
+    resume: bool = False
+    plot: str | None = None
+    quiet: bool = False
+    eval_batch: int = 10             # the book's eval_perplexity: 10 streams, 35 steps
+    eval_bptt: int = 35
+    min_freq: int = 1
+    max_size: int | None = None
+    log_every: int = 100
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def resolved(self) -> TrainConfig:
+        """A copy with every None model/optimizer field filled from the preset, checked."""
+        preset = self.preset or ("tiny" if self.data in (None, "builtin") else "rnnlm")
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
+        values = dict(PRESETS[preset])
+        given = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        if "optimizer" in given and given["optimizer"] != values["optimizer"] \
+                and "lr" not in given:
+            values["lr"] = DEFAULT_LR.get(given["optimizer"], values["lr"])
+        values.update(given)
+        values["preset"] = preset
+        cfg = TrainConfig(**values)
+        cfg.check()
+        return cfg
+
+    def check(self) -> None:
+        """Raise ValueError naming the first bad setting."""
+        if self.level not in ("word", "char"):
+            raise ValueError(f"--level must be word or char, got {self.level!r}")
+        if self.cell not in ("rnn", "lstm", "gru"):
+            raise ValueError(f"--cell must be rnn, lstm or gru, got {self.cell!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}: choose one of "
+                             f"{', '.join(OPTIMIZERS)}")
+        for name in ("layers", "embed", "hidden", "batch", "bptt", "epochs", "eval_batch",
+                     "eval_bptt", "min_freq", "log_every"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, "
+                                 f"got {v!r}")
+        for name in ("max_steps", "max_size"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int) or v < 1):
+                raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, "
+                                 f"got {v!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if not self.lr > 0:
+            raise ValueError(f"--lr must be positive, got {self.lr}")
+        if self.clip < 0:
+            raise ValueError(f"--clip must be >= 0 (0 turns clipping off), got {self.clip}")
+        if self.lr_decay < 1:
+            raise ValueError(f"--lr-decay must be >= 1 (1: never decay), got {self.lr_decay}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f"--max-minutes must be positive, got {self.max_minutes}")
+        if self.tie and self.embed != self.hidden:
+            raise ValueError(f"--tie needs --embed equal to --hidden (the output layer reuses "
+                             f"the embedding), got {self.embed} and {self.hidden}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
+
+    def model_kwargs(self, vocab_size: int) -> dict[str, Any]:
+        return {"vocab_size": vocab_size, "embed_size": self.embed, "hidden_size": self.hidden,
+                "cell": self.cell, "num_layers": self.layers, "dropout": self.dropout,
+                "variational": self.variational, "tie_weights": bool(self.tie),
+                "dtype": self.dtype}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})

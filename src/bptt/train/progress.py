@@ -1,0 +1,94 @@
+"""A one-line progress bar on stderr (tqdm-style, no dependency) and a JSON-lines log."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from typing import Any, TextIO
+
+
+def format_seconds(s: float) -> str:
+    """3:05 or 1:02:03."""
+    if not math.isfinite(s) or s < 0:
+        return "?"
+    s = int(round(s))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+class Progress:
+    """``epoch 2/4 | step 1500/5308 | loss 4.91 ppl 135.6 | 9,870 tok/s | lr 20 | ETA 6:12``.
+
+    Drawn in place (carriage return) at most every ``interval`` seconds, only when ``stream`` is
+    a terminal and not ``quiet``. ``message()`` prints a whole line (epoch summaries) unless
+    quiet, on a terminal or not.
+    """
+
+    def __init__(self, total_steps: int, epochs: int, tokens_per_step: int, quiet: bool = False,
+                 stream: TextIO | None = None, interval: float = 0.2) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.quiet = quiet
+        self.live = not quiet and hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.total, self.epochs, self.interval = total_steps, epochs, interval
+        self.tokens_per_step = tokens_per_step
+        self._last = 0.0
+        self._width = 0
+
+    def update(self, step: int, epoch: int, loss: float, tokens_per_sec: float, lr: float,
+               force: bool = False) -> None:
+        if not self.live:
+            return
+        now = time.monotonic()
+        if not force and now - self._last < self.interval:
+            return
+        self._last = now
+        tokens_left = (self.total - step) * self.tokens_per_step
+        eta = tokens_left / tokens_per_sec if tokens_per_sec > 0 else float("inf")
+        ppl = math.exp(min(loss, 50.0))
+        line = (f"epoch {epoch}/{self.epochs} | step {step}/{self.total} | loss {loss:.3f} "
+                f"ppl {ppl:.1f} | {tokens_per_sec:,.0f} tok/s | lr {lr:g} | "
+                f"ETA {format_seconds(eta)}")
+        self._draw(line)
+
+    def _draw(self, line: str) -> None:
+        pad = max(0, self._width - len(line))
+        self.stream.write("\r" + line + " " * pad)
+        self.stream.flush()
+        self._width = len(line)
+
+    def clear(self) -> None:
+        if self.live and self._width:
+            self.stream.write("\r" + " " * self._width + "\r")
+            self.stream.flush()
+            self._width = 0
+
+    def message(self, text: str) -> None:
+        if self.quiet:
+            return
+        self.clear()
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+class JsonlLog:
+    """Append one JSON object per line to ``path`` (flushed each time; None: no log)."""
+
+    def __init__(self, path: str | os.PathLike[str] | None) -> None:
+        self.path = path
+
+    def write(self, event: str, **fields: Any) -> None:
+        if self.path is None:
+            return
+        rec = {"event": event, "time": round(time.time(), 3), **fields}
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(rec, allow_nan=True) + "\n")
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The records of a JSON-lines log."""
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]

@@ -1,0 +1,143 @@
+"""Checkpoint directories: round trip, atomic replacement, clear errors on bad files."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from bptt.checkpoint import (
+    CheckpointError,
+    find_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from bptt.data.corpus import Vocab
+from bptt.models.rnnlm import LanguageModel
+from bptt.optim import Adam
+
+VOCAB = Vocab(["<unk>", "<eos>", "a", "b", "c", "d"])
+
+
+def trained_bits(seed=0):
+    model = LanguageModel(len(VOCAB), 4, 4, num_layers=2, tie_weights=True, seed=seed)
+    opt = Adam(lr=0.01)
+    xs = np.array([[2, 3, 4], [5, 1, 0]])
+    model.forward(xs, xs)
+    model.backward()
+    opt.update(model.params, model.grads)
+    model.forward(xs, xs)  # leaves a carried state
+    return model, opt
+
+
+def test_round_trip_restores_everything(tmp_path):
+    model, opt = trained_bits()
+    rng_state = np.random.default_rng(7).bit_generator.state
+    d = save_checkpoint(tmp_path / "ck", model, VOCAB, {"lr": 0.01, "data": "x"}, opt,
+                        {"step": 12, "history": [{"epoch": 1, "valid_ppl": 3.5}]}, rng_state)
+    assert sorted(p.name for p in d.iterdir()) == [
+        "config.json", "model.npz", "optimizer.npz", "rnn_state.npz", "state.json", "vocab.json"]
+    ck = load_checkpoint(d)
+    for p, q in zip(model.params, ck.model.params):
+        np.testing.assert_array_equal(p, q)
+    assert ck.vocab == VOCAB and ck.train_config == {"lr": 0.01, "data": "x"}
+    assert ck.trainer_state["history"][0]["valid_ppl"] == 3.5 and ck.rng_state == rng_state
+    assert ck.resumable and ck.config["model_class"] == "LanguageModel"
+    opt2 = Adam(lr=1.0)
+    opt2.load_state_dict(ck.optimizer_state)
+    assert opt2.lr == 0.01 and opt2.iter == 1
+    for (h, c), (h2, c2) in zip(model.get_state(), ck.rnn_state):
+        np.testing.assert_array_equal(h, h2)
+        np.testing.assert_array_equal(c, c2)
+    assert not [p for p in tmp_path.iterdir() if p.name != "ck"]  # no temp dirs left
+
+
+def test_model_only_checkpoint_and_dtype_override(tmp_path):
+    model, _ = trained_bits()
+    save_checkpoint(tmp_path / "best", model, VOCAB)
+    ck = load_checkpoint(tmp_path / "best", dtype=np.float64)
+    assert not ck.resumable and ck.model.params[0].dtype == np.float64
+    np.testing.assert_allclose(ck.model.params[0], model.params[0], rtol=0)
+
+
+def test_saving_again_replaces_the_directory(tmp_path):
+    m1, _ = trained_bits(0)
+    m2, _ = trained_bits(1)
+    save_checkpoint(tmp_path / "ck", m1, VOCAB)
+    save_checkpoint(tmp_path / "ck", m2, VOCAB)
+    np.testing.assert_array_equal(load_checkpoint(tmp_path / "ck").model.params[0],
+                                  m2.params[0])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]
+
+
+def test_a_save_interrupted_between_renames_still_loads(tmp_path):
+    model, _ = trained_bits()
+    save_checkpoint(tmp_path / "ck", model, VOCAB)
+    os.replace(tmp_path / "ck", tmp_path / "ck.old")  # the state after the first rename
+    assert find_checkpoint(tmp_path / "ck") == tmp_path / "ck.old"
+    np.testing.assert_array_equal(load_checkpoint(tmp_path / "ck").model.params[0],
+                                  model.params[0])
+
+
+def test_find_checkpoint_in_a_training_directory(tmp_path):
+    model, _ = trained_bits()
+    save_checkpoint(tmp_path / "run" / "last", model, VOCAB)
+    assert find_checkpoint(tmp_path / "run") == tmp_path / "run" / "last"
+    save_checkpoint(tmp_path / "run" / "best", model, VOCAB)
+    assert find_checkpoint(tmp_path / "run") == tmp_path / "run" / "best"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="holds no checkpoint"):
+        find_checkpoint(tmp_path / "empty")
+    with pytest.raises(FileNotFoundError):
+        find_checkpoint(tmp_path / "nowhere")
+
+
+@pytest.fixture
+def ckdir(tmp_path):
+    model, opt = trained_bits()
+    return save_checkpoint(tmp_path / "ck", model, VOCAB, {}, opt)
+
+
+def test_corrupt_file_is_named(ckdir):
+    data = bytearray((ckdir / "model.npz").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (ckdir / "model.npz").write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"model\.npz does not match the checksum"):
+        load_checkpoint(ckdir)
+
+
+def test_missing_file_is_named(ckdir):
+    (ckdir / "optimizer.npz").unlink()
+    with pytest.raises(CheckpointError, match="optimizer.npz is missing"):
+        load_checkpoint(ckdir)
+    (ckdir / "vocab.json").unlink()
+    with pytest.raises(CheckpointError, match="vocab.json is missing"):
+        load_checkpoint(ckdir)
+
+
+def test_mismatched_files_are_reported(ckdir):
+    state = json.loads((ckdir / "state.json").read_text())
+    state["files"] = {}  # checksums off: now the loader's own checks must speak
+    (ckdir / "state.json").write_text(json.dumps(state))
+    Vocab(["<unk>", "a"]).to_json(ckdir / "vocab.json")
+    with pytest.raises(CheckpointError, match="vocab.json has 2 tokens but the model was built "
+                                              "for 6"):
+        load_checkpoint(ckdir)
+    VOCAB.to_json(ckdir / "vocab.json")
+    LanguageModel(len(VOCAB), 5, 5, num_layers=2, tie_weights=True).save_params(ckdir / "model.npz")
+    with pytest.raises(CheckpointError, match="has shape"):
+        load_checkpoint(ckdir)
+    (ckdir / "model.npz").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="not a readable .npz"):
+        load_checkpoint(ckdir)
+    (ckdir / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="config.json is not valid JSON"):
+        load_checkpoint(ckdir)
+
+
+def test_a_file_that_is_not_a_checkpoint(tmp_path):
+    (tmp_path / "f.txt").write_text("hi")
+    with pytest.raises(CheckpointError, match="not a directory"):
+        load_checkpoint(tmp_path / "f.txt")

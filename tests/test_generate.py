@@ -1,0 +1,96 @@
+"""Sampling text from language models: reproducibility, greedy, top-k, skips, levels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bptt.data.corpus import Vocab
+from bptt.generate import generate, pick_token, sample_ids
+from bptt.models.rnnlm import LanguageModel
+
+WORDS = Vocab(["<unk>", "<eos>", "the", "cat", "sat", "on", "mat", "N"])
+CHARS = Vocab(["<unk>", "a", "b", "c", " ", "\n"], level="char")
+
+
+def model_for(vocab, seed=0, scale=1.0):
+    m = LanguageModel(len(vocab), 6, 6, dtype=np.float64, seed=seed)
+    rng = np.random.default_rng(seed)
+    for p in m.params:
+        p[...] = scale * rng.standard_normal(p.shape)
+    return m
+
+
+def test_same_seed_same_text_other_seed_other_text():
+    m = model_for(WORDS)
+    a = generate(m, WORDS, "the cat", length=30, seed=3)
+    assert a == generate(m, WORDS, "the cat", length=30, seed=3)
+    assert a != generate(m, WORDS, "the cat", length=30, seed=4)
+    assert a.startswith("the cat")
+
+
+def test_greedy_follows_the_argmax_chain():
+    m = model_for(WORDS)
+    got = sample_ids(m, [2], 6, greedy=True)
+    m.reset_state()
+    ids, want = [2], []
+    for _ in range(6):  # reference: whole prefix each time, stateless
+        m.reset_state()
+        want.append(int(np.argmax(m.predict(np.array([ids]))[0, -1])))
+        ids.append(want[-1])
+    assert got == want
+    assert sample_ids(m, [2], 6, top_k=1, seed=0) == want  # top-1 sampling is greedy
+
+
+def test_skipped_tokens_are_never_generated():
+    m = model_for(WORDS)
+    m.affine.params[1][WORDS.stoi["<unk>"]] = 50.0  # the model loves <unk>
+    m.affine.params[1][WORDS.stoi["N"]] = 49.0
+    assert set(generate(m, WORDS, length=20, greedy=True, skip=[]).split()) == {"<unk>"}
+    text = generate(m, WORDS, length=40, seed=0, skip=["<unk>", "N"])
+    assert "<unk>" not in text.split() and "N" not in text.split()
+    assert "N" in generate(m, WORDS, length=20, greedy=True).split()  # default skips <unk> only
+
+
+def test_top_k_limits_the_choices():
+    logits = np.array([0.0, 3.0, 1.0, 2.5, -1.0])
+    rng = np.random.default_rng(0)
+    seen = {pick_token(logits, rng, temperature=5.0, top_k=2) for _ in range(300)}
+    assert seen == {1, 3}
+
+
+def test_temperature_sharpens_and_flattens():
+    logits = np.array([0.0, 1.0, 2.0])
+    rng = np.random.default_rng(0)
+    cold = [pick_token(logits, rng, temperature=0.05) for _ in range(200)]
+    hot = [pick_token(logits, rng, temperature=100.0) for _ in range(600)]
+    assert set(cold) == {2}
+    assert min(np.bincount(hot, minlength=3)) > 150  # nearly uniform
+
+
+def test_character_level():
+    m = model_for(CHARS)
+    text = generate(m, CHARS, "ab", length=25, seed=1)
+    assert text.startswith("ab") and len(text) == 27 and "<unk>" not in text
+
+
+def test_start_text_primes_the_state():
+    m = model_for(WORDS, scale=2.0)
+    a = sample_ids(m, [2, 3], 5, greedy=True)
+    b = sample_ids(m, [4, 3], 5, greedy=True)
+    assert a != b  # the same last token, another history
+
+
+def test_errors():
+    m = model_for(WORDS)
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        generate(m, WORDS, temperature=0)
+    with pytest.raises(ValueError, match="top_k"):
+        generate(m, WORDS, top_k=0)
+    with pytest.raises(ValueError, match="skip token 'dog'"):
+        generate(m, WORDS, skip=["dog"])
+    with pytest.raises(ValueError, match="vocabulary has 6 tokens but the model predicts 8"):
+        generate(m, CHARS)
+    with pytest.raises(ValueError, match="every token is skipped"):
+        generate(m, WORDS, length=1, skip=WORDS.itos)
+    assert generate(m, WORDS, "the", length=0) == "the"

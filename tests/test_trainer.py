@@ -1,0 +1,193 @@
+"""The truncated-BPTT trainer: perplexity, lr decay, divergence, Ctrl-C, exact resume."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+
+import numpy as np
+import pytest
+
+import bptt.train.trainer as trainer_mod
+from bptt.data.make_builtin import compose
+from bptt.models.rnnlm import LanguageModel
+from bptt.train import (
+    TrainConfig,
+    TrainingDiverged,
+    perplexity,
+    read_jsonl,
+    train_language_model,
+)
+
+
+@pytest.fixture(scope="module")
+def text_file(tmp_path_factory):
+    p = tmp_path_factory.mktemp("data") / "stories.txt"
+    p.write_text(compose(stories=12), encoding="utf-8")  # ~1,700 tokens
+    return p
+
+
+def small_config(text_file, out, **kw):
+    base = dict(data=str(text_file), out=str(out), embed=8, hidden=8, batch=4, bptt=5,
+                optimizer="adam", lr=0.01, clip=1.0, epochs=2, quiet=True, log_every=10,
+                dtype="float64")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def params_of(out):
+    with np.load(out / "last" / "model.npz", allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+# -- perplexity ----------------------------------------------------------------------------------
+def test_perplexity_of_a_uniform_model_is_the_vocabulary_size():
+    model = LanguageModel(37, 4, 4, dtype=np.float64, seed=0)
+    model.affine.params[0][...] = 0
+    model.affine.params[1][...] = 0
+    ids = np.random.default_rng(0).integers(0, 37, 500)
+    assert perplexity(model, ids, 7, 9) == pytest.approx(37, rel=1e-12)
+
+
+def test_perplexity_is_exp_of_the_mean_loss_over_every_stream_token():
+    rng = np.random.default_rng(1)
+    model = LanguageModel(11, 4, 5, num_layers=2, dtype=np.float64, seed=0)
+    for p in model.params:
+        p[...] = 0.5 * rng.standard_normal(p.shape)
+    ids = rng.integers(0, 11, 103)
+    N, L = 3, 34  # (103 - 1) // 3
+    nll = 0.0
+    for i in range(N):  # reference: each stream in one piece, log-softmax by hand
+        model.reset_state()
+        s = model.predict(ids[i * L:(i + 1) * L][None])[0]  # (L, V)
+        logp = s - s.max(1, keepdims=True)
+        logp -= np.log(np.exp(logp).sum(1, keepdims=True))
+        nll -= logp[np.arange(L), ids[i * L + 1:(i + 1) * L + 1]].sum()
+    assert perplexity(model, ids, N, 5) == pytest.approx(math.exp(nll / (N * L)), rel=1e-10)
+
+
+# -- a whole run ---------------------------------------------------------------------------------
+def test_training_writes_everything_and_learns(text_file, tmp_path):
+    out = tmp_path / "run"
+    m = train_language_model(small_config(text_file, out, epochs=3, plot=str(tmp_path / "p.png"),
+                                          dropout=0.1, layers=2))
+    assert m["stopped"] == "completed" and m["epochs_completed"] == 3
+    assert m["steps"] == 3 * ((m["data"]["train_tokens"] - 1) // 20)
+    for key in ("valid_ppl", "test_ppl", "train_tokens_per_sec", "wall_time_s", "config"):
+        assert m[key] is not None
+    hist = [r["valid_ppl"] for r in read_jsonl(out / "log.jsonl") if r["event"] == "epoch"]
+    assert len(hist) == 3 and hist[-1] < hist[0] < m["data"]["vocab_size"]
+    assert m["valid_ppl"] == min(hist)
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["valid_ppl"] == m["valid_ppl"] and saved["test_ppl"] == m["test_ppl"]
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    events = [r["event"] for r in read_jsonl(out / "log.jsonl")]
+    assert events[0] == "start" and events[-1] == "end" and "train" in events
+    assert (out / "best" / "model.npz").exists() and (out / "last" / "optimizer.npz").exists()
+
+
+def test_lr_is_divided_when_valid_ppl_does_not_improve(text_file, tmp_path, monkeypatch):
+    values = iter([10.0, 12.0, 11.0, 9.0, 5.0])
+    monkeypatch.setattr(trainer_mod, "perplexity", lambda *a, **k: next(values))
+    m = train_language_model(small_config(text_file, tmp_path, epochs=4, optimizer="sgd",
+                                          lr=1.0))
+    hist = [r for r in read_jsonl(tmp_path / "log.jsonl") if r["event"] == "epoch"]
+    assert [h["lr"] for h in hist] == [1.0, 0.25, 0.0625, 0.0625]
+    assert [h["best"] for h in hist] == [True, False, False, True]
+    assert m["valid_ppl"] == 9.0 and m["best_epoch"] == 4 and m["test_ppl"] == 5.0
+
+
+def test_max_steps_stops_inside_an_epoch_and_still_evaluates(text_file, tmp_path):
+    m = train_language_model(small_config(text_file, tmp_path, max_steps=7))
+    assert m["stopped"] == "max_steps" and m["steps"] == 7 and m["epochs_completed"] == 0
+    assert m["valid_ppl"] is not None and (tmp_path / "best").exists()
+
+
+def test_max_minutes_stops_after_a_step(text_file, tmp_path):
+    m = train_language_model(small_config(text_file, tmp_path, max_minutes=1e-9))
+    assert m["stopped"] == "max_minutes" and m["steps"] == 1
+
+
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(text_file, tmp_path):
+    iters = []
+
+    def poison(tr):
+        iters.append(tr.iters)
+        if tr.state.step == tr.iters + 3:
+            tr.model.params[1][...] = np.nan
+
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at step (\d+).*--lr.*--clip") \
+            as e:
+        train_language_model(small_config(text_file, tmp_path), on_step=poison)
+    assert f"step {iters[0] + 4} (epoch 2)" in str(e.value)
+    assert "last good checkpoint" in str(e.value)
+    last = json.loads((tmp_path / "last" / "state.json").read_text())
+    assert last["trainer"]["step"] == iters[0]  # the epoch-end checkpoint, untouched
+    assert np.isfinite(params_of(tmp_path)["rnn0.Wx"]).all()
+
+
+def test_ctrl_c_saves_a_checkpoint_and_returns(text_file, tmp_path):
+    def interrupt(tr):
+        if tr.state.step == 6:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    before = signal.getsignal(signal.SIGINT)
+    m = train_language_model(small_config(text_file, tmp_path), on_step=interrupt)
+    assert signal.getsignal(signal.SIGINT) is before  # our handler is gone again
+    assert m["stopped"] == "interrupted" and m["steps"] == 6
+    state = json.loads((tmp_path / "last" / "state.json").read_text())
+    assert state["trainer"]["step"] == 6 and state["trainer"]["position"] == 6 * 5
+    assert not (tmp_path / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("stop_at", [9, "epoch"])
+def test_resume_after_an_interrupt_gives_the_same_parameters(text_file, tmp_path, stop_at):
+    kw = dict(layers=2, dropout=0.3, epochs=3)  # dropout: the RNG state must be restored too
+    full = tmp_path / "full"
+    m_full = train_language_model(small_config(text_file, full, **kw))
+
+    part = tmp_path / "part"
+
+    def interrupt(tr):
+        target = tr.iters if stop_at == "epoch" else stop_at
+        if tr.state.step == target:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    assert train_language_model(small_config(text_file, part, **kw),
+                                on_step=interrupt)["stopped"] == "interrupted"
+    m_res = train_language_model(TrainConfig(out=str(part), resume=True, quiet=True),
+                                 explicit={"out", "resume", "quiet"})
+    assert m_res["steps"] == m_full["steps"]
+    a, b = params_of(full), params_of(part)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    assert m_res["valid_ppl"] == m_full["valid_ppl"] and m_res["test_ppl"] == m_full["test_ppl"]
+
+
+def test_resume_refuses_changed_settings_and_missing_runs(text_file, tmp_path):
+    with pytest.raises(FileNotFoundError):
+        train_language_model(TrainConfig(out=str(tmp_path / "none"), resume=True))
+    train_language_model(small_config(text_file, tmp_path, max_steps=3))
+    with pytest.raises(ValueError, match="--hidden 16 differs from the run being resumed"):
+        train_language_model(TrainConfig(out=str(tmp_path), resume=True, hidden=16),
+                             explicit={"out", "resume", "hidden"})
+    m = train_language_model(TrainConfig(out=str(tmp_path), resume=True, max_steps=5,
+                                         quiet=True), explicit={"out", "resume", "max_steps",
+                                                                "quiet"})
+    assert m["steps"] == 5
+
+
+def test_config_presets_and_errors():
+    cfg = TrainConfig(data="ptb", preset="better-rnnlm").resolved()
+    assert (cfg.layers, cfg.hidden, cfg.dropout, cfg.tie, cfg.lr) == (2, 650, 0.5, True, 20.0)
+    assert TrainConfig().resolved().preset == "tiny"
+    assert TrainConfig(data="x.txt").resolved().preset == "rnnlm"
+    assert TrainConfig(data="ptb", optimizer="adam").resolved().lr == 0.002
+    with pytest.raises(ValueError, match="unknown preset 'huge'"):
+        TrainConfig(preset="huge").resolved()
+    with pytest.raises(ValueError, match="--tie needs --embed equal to --hidden"):
+        TrainConfig(embed=10, hidden=20, tie=True).resolved()
+    with pytest.raises(ValueError, match="--batch must be a positive integer"):
+        TrainConfig(batch=0).resolved()
