@@ -76,6 +76,12 @@ from .stacks import TimeBidirectional, TimeBiLSTM, TimeStack, make_recurrent_sta
 from .interop import from_torch, to_torch  # torch itself is imported only when called
 
 # -- language models, corpora, trainer, generation --
+from .data.corpus import Corpus, Vocab, load_builtin, load_corpus, load_ptb, load_text
+from .data.batching import StreamBatcher, eval_batches
+from .models.rnnlm import BetterRnnlm, LanguageModel, Rnnlm, SimpleRnnlm
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .train import TrainConfig, TrainingDiverged, evaluate, perplexity, train_language_model
+from .generate import generate
 
 # -- learning tools: explain, gradient flow, pictures --
 from .equations import Equations, layer_equations

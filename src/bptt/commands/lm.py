@@ -1,0 +1,204 @@
+"""``bptt train``, ``bptt eval``, ``bptt generate``: language models from the command line.
+
+    bptt train                                     # small LSTM on the built-in corpus, ~1 min
+    bptt train --data ../shared/data/ptb --preset rnnlm --out runs/ptb
+    bptt eval runs/ptb --split test
+    bptt generate runs/ptb --start "the company" --length 30 --seed 1
+
+Numbers are parsed here (not by argparse) so a bad value is one clear line, not a usage dump.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from ..train.config import PRESETS
+
+_TRAIN_NUMBERS = {  # option dest -> (type, lower bound, inclusive)
+    "layers": (int, 1), "embed": (int, 1), "hidden": (int, 1), "batch": (int, 1),
+    "bptt": (int, 1), "epochs": (int, 1), "max_steps": (int, 1), "seed": (int, 0),
+    "min_freq": (int, 1), "max_size": (int, 2), "log_every": (int, 1),
+    "eval_batch": (int, 1), "eval_bptt": (int, 1),
+    "dropout": (float, 0.0), "lr": (float, None), "clip": (float, 0.0),
+    "lr_decay": (float, 1.0), "max_minutes": (float, None),
+}
+
+
+def number(text: str | None, option: str, kind: type, lower: float | None = None,
+           positive: bool = False) -> Any:
+    """Parse an option's value, or raise ValueError naming the option and the value."""
+    if text is None:
+        return None
+    what = "an integer" if kind is int else "a number"
+    try:
+        v = kind(text)
+    except ValueError:
+        raise ValueError(f"{option} expects {what}, got {text!r}") from None
+    if kind is float and v != v:
+        raise ValueError(f"{option} expects {what}, got {text!r}")
+    if positive and not v > 0:
+        raise ValueError(f"{option} must be positive, got {text}")
+    if lower is not None and v < lower:
+        raise ValueError(f"{option} must be >= {lower:g}, got {text}")
+    return v
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    _add_train(sub)
+    _add_eval(sub)
+    _add_generate(sub)
+
+
+# -- train --------------------------------------------------------------------------------------
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train", help="train a language model (no --data: the built-in corpus, ~1 minute)",
+        description="Train a recurrent language model with truncated BPTT. Settings not given "
+                    "come from --preset (tiny for the built-in corpus, else rnnlm). Writes "
+                    "OUT/best (best validation model), OUT/last (to --resume), OUT/log.jsonl "
+                    "and OUT/metrics.json.")
+    a = p.add_argument
+    a("--data", default=None, metavar="ptb|PATH",
+      help="'ptb' (cache/download), a directory with ptb.*.txt or train.txt/valid.txt[/test.txt], "
+           "or one UTF-8 text file (split 90/5/5); default: the built-in corpus")
+    a("--level", choices=["word", "char"], default=None, help="tokens: words or characters")
+    a("--preset", default=None, metavar="NAME", help=f"one of {', '.join(PRESETS)}")
+    a("--cell", choices=["rnn", "lstm", "gru"], default=None)
+    for opt, help_ in (("--layers", "recurrent layers"), ("--embed", "word vector size D"),
+                       ("--hidden", "hidden size H"), ("--dropout", "dropout ratio P"),
+                       ("--batch", "parallel streams N"), ("--bptt", "time steps T per update"),
+                       ("--lr", "learning rate"), ("--clip", "max global gradient norm (0: off)"),
+                       ("--lr-decay", "divide lr by this when valid ppl does not improve "
+                                      "(default 4; 1: never)"),
+                       ("--epochs", "passes over the training split"),
+                       ("--max-steps", "stop after this many updates"),
+                       ("--max-minutes", "stop after this much time (a checkpoint is kept)"),
+                       ("--seed", "seed of weights and dropout (default 0)"),
+                       ("--eval-batch", "streams for perplexity (default 10)"),
+                       ("--eval-bptt", "time steps for perplexity (default 35)"),
+                       ("--min-freq", "drop rarer tokens from the vocabulary (text data)"),
+                       ("--max-size", "cap the vocabulary size (text data)"),
+                       ("--log-every", "steps between log.jsonl records (default 100)")):
+        a(opt, default=None, metavar="X", help=help_)
+    a("--tie", action=argparse.BooleanOptionalAction, default=None,
+      help="tie the output weights to the embedding (needs --embed == --hidden)")
+    a("--variational", action="store_true", default=None,
+      help="one dropout mask per sequence for all time steps")
+    a("--optimizer", choices=["sgd", "adam", "momentum", "nesterov", "adagrad", "rmsprop"],
+      default=None)
+    a("--float64", action="store_true", default=None, help="train in float64 (default float32)")
+    a("--device", dest="train_device", choices=["cpu", "gpu"], default=None,
+      help="cpu (NumPy) or gpu (CuPy)")
+    a("--out", default=None, metavar="DIR", help="output directory (default runs/lm)")
+    a("--resume", action="store_true", default=None, help="continue the run in --out exactly")
+    a("--plot", default=None, metavar="PNG", help="write train/valid perplexity per epoch")
+    a("--quiet", action="store_true", default=None, help="no progress bar or epoch lines")
+    p.set_defaults(run=run_train)
+
+
+def train_config_from_args(args: argparse.Namespace) -> tuple[Any, set[str]]:
+    """(TrainConfig, names of the settings given on the command line)."""
+    from ..train.config import TrainConfig
+
+    values: dict[str, Any] = {}
+    for dest, (kind, lower) in _TRAIN_NUMBERS.items():
+        raw = getattr(args, dest, None)
+        if raw is not None:
+            values[dest] = number(raw, "--" + dest.replace("_", "-"), kind, lower,
+                                  positive=dest in ("lr", "max_minutes"))
+    for dest in ("data", "level", "preset", "cell", "tie", "variational", "optimizer", "out",
+                 "resume", "plot", "quiet"):
+        v = getattr(args, dest, None)
+        if v is not None:
+            values[dest] = v
+    if args.float64:
+        values["dtype"] = "float64"
+    device = args.train_device or getattr(args, "device", None)
+    if device:
+        values["device"] = device
+    if values.get("preset") is not None and values["preset"] not in PRESETS:
+        raise ValueError(f"unknown preset {values['preset']!r}: choose one of "
+                         f"{', '.join(PRESETS)}")
+    return TrainConfig(**values), set(values)
+
+
+def _fmt(v: float | None, spec: str = ".2f") -> str:
+    return "n/a" if v is None else format(v, spec)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ..train.trainer import train_language_model
+
+    config, explicit = train_config_from_args(args)
+    m = train_language_model(config, explicit)
+    out = m["config"]["out"]
+    if m["stopped"] == "interrupted":
+        print(f"interrupted at step {m['steps']}: checkpoint saved in {out}/last; continue "
+              f"with: bptt train --out {out} --resume", file=sys.stderr)
+        return 130
+    tps = m["train_tokens_per_sec"]
+    print(f"valid ppl {_fmt(m['valid_ppl'])} | test ppl {_fmt(m['test_ppl'])} | "
+          f"{_fmt(tps, ',.0f')} tokens/s | {m['epochs']:g} epochs, {m['steps']} steps | "
+          f"{m['wall_time_s']:.0f} s ({m['stopped']})")
+    print(f"model: {out}/best   metrics: {out}/metrics.json   try: bptt generate {out}")
+    return 0
+
+
+# -- eval ---------------------------------------------------------------------------------------
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="perplexity of a trained language model",
+                       description="Perplexity of the best model in DIR (a `bptt train --out` "
+                                   "directory or a checkpoint directory) on a split.")
+    p.add_argument("path", metavar="DIR")
+    p.add_argument("--data", default=None, metavar="ptb|PATH",
+                   help="default: the data the model was trained on")
+    p.add_argument("--split", choices=["train", "valid", "test"], default="test")
+    p.add_argument("--batch", default=None, metavar="N", help="streams (default: the run's)")
+    p.add_argument("--bptt", default=None, metavar="T", help="chunk length (default: the run's)")
+    p.add_argument("--json", action="store_true", help="print a JSON object")
+    p.set_defaults(run=run_eval)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from ..train.trainer import evaluate
+
+    r = evaluate(args.path, args.data, args.split,
+                 batch_size=number(args.batch, "--batch", int, 1),
+                 time_size=number(args.bptt, "--bptt", int, 1))
+    if args.json:
+        print(json.dumps(r))
+    else:
+        print(f"{r['split']} perplexity {r['perplexity']:.4f} ({r['tokens']:,} tokens of "
+              f"{r['data']}, model {r['checkpoint']})")
+    return 0
+
+
+# -- generate -----------------------------------------------------------------------------------
+def _add_generate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("generate", help="sample text from a trained language model",
+                       description="Sample text from the best model in DIR.")
+    p.add_argument("path", metavar="DIR")
+    p.add_argument("--start", default=None, metavar="TEXT", help="text to continue")
+    p.add_argument("--length", default="100", metavar="N", help="tokens to generate (100)")
+    p.add_argument("--temperature", default="1.0", metavar="X", help="> 0; lower is safer")
+    p.add_argument("--top-k", default=None, metavar="K", help="sample among the K best")
+    p.add_argument("--seed", default=None, metavar="N", help="make the sample reproducible")
+    p.add_argument("--greedy", action="store_true", help="always the most likely token")
+    p.add_argument("--skip", action="append", default=None, metavar="TOKEN",
+                   help="never generate TOKEN (repeatable; default <unk>)")
+    p.set_defaults(run=run_generate)
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from ..generate import generate_from_checkpoint
+
+    text = generate_from_checkpoint(
+        args.path, start=args.start, length=number(args.length, "--length", int, 0),
+        temperature=number(args.temperature, "--temperature", float, positive=True),
+        top_k=number(args.top_k, "--top-k", int, 1), seed=number(args.seed, "--seed", int, 0),
+        skip=args.skip, greedy=args.greedy)
+    print(text)
+    return 0

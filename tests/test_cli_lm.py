@@ -1,0 +1,120 @@
+"""``bptt train``, ``bptt eval``, ``bptt generate`` through ``bptt.cli.main``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import pytest
+
+from bptt.cli import main
+from bptt.data.batching import StreamBatcher
+from bptt.data.make_builtin import compose
+
+SMALL = ["--embed", "8", "--hidden", "8", "--batch", "4", "--bptt", "5", "--optimizer", "adam",
+         "--lr", "0.01", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """One short training run shared by the eval/generate tests."""
+    d = tmp_path_factory.mktemp("cli")
+    data = d / "stories.txt"
+    data.write_text(compose(stories=12), encoding="utf-8")
+    out = d / "run"
+    assert main(["train", "--data", str(data), "--out", str(out), "--epochs", "2", *SMALL]) == 0
+    return out
+
+
+def one_line_error(capsys, argv, *needles):
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    for n in needles:
+        assert n in err, err
+    return err
+
+
+def test_train_prints_and_writes_metrics(run_dir, capsys):
+    m = json.loads((run_dir / "metrics.json").read_text())
+    for key in ("valid_ppl", "test_ppl", "train_tokens_per_sec", "epochs_completed", "steps",
+                "wall_time_s", "config"):
+        assert key in m
+    assert m["epochs_completed"] == 2 and m["config"]["hidden"] == 8
+
+
+def test_eval_reproduces_the_valid_ppl_of_metrics(run_dir, capsys):
+    m = json.loads((run_dir / "metrics.json").read_text())
+    assert main(["eval", str(run_dir), "--split", "valid", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["perplexity"] == pytest.approx(m["valid_ppl"], rel=1e-9)
+    assert main(["eval", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("test perplexity") and f"{m['test_ppl']:.4f}" in out
+
+
+def test_generate_is_reproducible_with_a_seed(run_dir, capsys):
+    argv = ["generate", str(run_dir), "--start", "one day ,", "--length", "20", "--seed", "5"]
+    assert main(argv) == 0
+    a = capsys.readouterr().out
+    assert main(argv) == 0
+    assert capsys.readouterr().out == a and a.startswith("one day ,")
+    assert main(["generate", str(run_dir), "--greedy", "--length", "5", "--top-k", "3"]) == 0
+
+
+def test_default_data_is_the_builtin_corpus(tmp_path, capsys):
+    out = tmp_path / "b"
+    assert main(["train", "--max-steps", "2", "--out", str(out), "--quiet"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["data"]["name"] == "builtin" and m["config"]["preset"] == "tiny"
+    assert "valid ppl" in capsys.readouterr().out
+
+
+def test_ctrl_c_exits_cleanly_with_a_checkpoint(run_dir, tmp_path, capsys, monkeypatch):
+    original = StreamBatcher.next_batch
+    calls = []
+
+    def next_batch(self):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self)
+
+    monkeypatch.setattr(StreamBatcher, "next_batch", next_batch)
+    out = tmp_path / "i"
+    data = run_dir.parent / "stories.txt"
+    assert main(["train", "--data", str(data), "--out", str(out), *SMALL]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted at step 3" in err and "--resume" in err and "Traceback" not in err
+    monkeypatch.setattr(StreamBatcher, "next_batch", original)
+    assert main(["train", "--out", str(out), "--resume", "--max-steps", "5", "--quiet"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 5
+
+
+def test_errors_are_one_line(tmp_path, capsys):
+    one_line_error(capsys, ["train", "--data", str(tmp_path / "nope.txt")], "no such file",
+                   "nope.txt")
+    (tmp_path / "empty.txt").write_text("")
+    one_line_error(capsys, ["train", "--data", str(tmp_path / "empty.txt")], "empty")
+    (tmp_path / "latin.txt").write_bytes("na\u00efve text\n".encode("latin-1"))
+    one_line_error(capsys, ["train", "--data", str(tmp_path / "latin.txt")], "not UTF-8",
+                   "offset 2")
+    one_line_error(capsys, ["train", "--preset", "giant"], "unknown preset 'giant'")
+    one_line_error(capsys, ["train", "--lr", "fast"], "--lr expects a number, got 'fast'")
+    one_line_error(capsys, ["train", "--epochs", "0"], "--epochs must be >= 1")
+    one_line_error(capsys, ["train", "--lr", "-1"], "--lr must be positive")
+    one_line_error(capsys, ["eval", str(tmp_path / "norun")], "no such file")
+    one_line_error(capsys, ["eval", str(tmp_path)], "holds no checkpoint")
+    one_line_error(capsys, ["generate", str(tmp_path)], "holds no checkpoint")
+
+
+def test_generate_and_eval_errors(run_dir, capsys):
+    one_line_error(capsys, ["generate", str(run_dir), "--temperature", "0"],
+                   "--temperature must be positive")
+    one_line_error(capsys, ["generate", str(run_dir), "--length", "x"],
+                   "--length expects an integer")
+    one_line_error(capsys, ["generate", str(run_dir), "--skip", "zebra"], "'zebra'")
+    one_line_error(capsys, ["train", "--out", str(run_dir), "--resume", "--hidden", "9"],
+                   "differs from the run being resumed")
