@@ -126,7 +126,8 @@ def render_markdown(ex: Explanation) -> str:
         out.append("")
         out += _md_table(c.params, c.inputs, c.outputs, grad=True)
         if c.equations:
-            note = f" ({c.note})" if c.note else ""
+            note = _note(c.note).lstrip(",").strip()
+            note = f" {note}" if note.startswith("(") else (f" ({note})" if note else "")
             out += ["", f"Equations{note}:", "", "```text", *c.equations, "```"]
         if c.steps:
             out += ["", f"Per time step ({c.cell} cell):", "",
