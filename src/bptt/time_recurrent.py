@@ -11,7 +11,9 @@ for speed, and tested against a plain loop over the cells:
   computed in place in preallocated buffers (sigmoid as ``0.5 * tanh(0.5 a) + 0.5``);
 - backward stores each step's pre-activation gradient ``dA`` in a (T, N, ...) buffer and forms
   ``dWx = xs.T @ dA``, ``dWh = hs_prev.T @ dA``, ``db = sum dA`` and ``dxs = dA @ Wx.T`` with ONE
-  matrix product each after the loop.
+  matrix product each after the loop; the per-step ``dA_t @ Wh.T`` uses a contiguous copy of
+  ``Wh.T`` made once per backward (OpenBLAS's small-matrix kernels on AVX-512 run the
+  transposed view 2x slower) and writes into a reused (N, H) buffer.
 
 State (the book's API): ``h`` (and ``c``) hold the last state after ``forward``. A stateful layer
 starts the next ``forward`` from it (truncated BPTT); a non-stateful one starts from zeros unless
@@ -35,6 +37,11 @@ from .backend import array_module
 from .functions import sigmoid
 from .recurrent import NONLINEARITIES, _recurrent_bias, check_cell_params, check_state
 from .validate import check_float, check_ndim
+
+
+def _transposed(xp: Any, W: Any) -> Any:
+    """``W.T`` as a C-contiguous copy, for the per-step ``dA_t @ W.T`` of the backward loops."""
+    return xp.ascontiguousarray(W.T)
 
 
 def _matmul_into(out: Any, a: Any, b: Any) -> None:
@@ -242,8 +249,9 @@ class TimeRNN(_TimeRecurrent):
         else:
             dA = xp.multiply(states, states)
             xp.subtract(1, dA, out=dA)
-        dh = self._start_dh(xp, dh_last, "dh_last", N, hs.dtype)
+        dh = self._start_dh(xp, dh_last, "dh_last", N, hs.dtype)  # a fresh (N, H) array
         dh_tot = xp.empty((N, H), dtype=hs.dtype)
+        WhT = _transposed(xp, Wh)  # (H, H)
         for t in reversed(range(T)):
             if m is not None:
                 carry = dh * m[0][t]  # padded step: gradient flows straight to h_{t-1}
@@ -252,7 +260,7 @@ class TimeRNN(_TimeRecurrent):
                 dh_tot *= m[1][t]  # (the output of a padded step is 0: its dhs is dropped)
             da = dA[t]
             da *= dh_tot
-            dh = da @ Wh.T
+            xp.matmul(da, WhT, out=dh)  # dh_{t-1} = da_t @ Wh.T
             if m is not None:
                 dh += carry
         _matmul_into(self.grads[1], hs[:-1].reshape(T * N, H).T, dA.reshape(T * N, H))
@@ -347,6 +355,7 @@ class TimeLSTM(_TimeRecurrent):
         dh_tot = xp.empty((N, H), dtype=dtype)
         ds = xp.empty((N, H), dtype=dtype)
         tmp = xp.empty((N, H), dtype=dtype)
+        WhT = _transposed(xp, Wh)  # (4H, H)
         for t in reversed(range(T)):
             a, da, tc = A[t], dA[t], tanh_c[t]
             f, g, i, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
@@ -370,8 +379,8 @@ class TimeLSTM(_TimeRecurrent):
             da[:, 2 * H:3 * H] *= tmp  # di
             xp.multiply(dh_tot, tc, out=tmp)
             da[:, 3 * H:] *= tmp  # do
-            dc = ds * f
-            dh = da @ Wh.T
+            xp.multiply(ds, f, out=dc)  # dc_{t-1}; dh, dc are fresh arrays owned here
+            xp.matmul(da, WhT, out=dh)  # dh_{t-1} = dA_t @ Wh.T
             if m is not None:
                 dh += carry_h
                 dc += carry_c
@@ -472,6 +481,8 @@ class TimeGRU(_TimeRecurrent):
         dh = self._start_dh(xp, dh_last, "dh_last", N, dtype)
         dh_tot = xp.empty((N, H), dtype=dtype)
         tmp = xp.empty((N, H), dtype=dtype)
+        rec = xp.empty((N, H), dtype=dtype)
+        WhzrT, WhhT = _transposed(xp, Whzr), _transposed(xp, Whh)  # (2H, H), (H, H)
         for t in reversed(range(T)):
             a, da, hp = G[t], dA[t], hs[t]
             z, r, hh = a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
@@ -490,21 +501,22 @@ class TimeGRU(_TimeRecurrent):
             xp.subtract(1, z, out=tmp)
             da_z *= tmp
             da_z *= z
-            dh = dh_tot * tmp  # dh_tot * (1 - z)
+            xp.multiply(dh_tot, tmp, out=dh)  # dh_tot * (1 - z); dh is a fresh array owned here
             xp.subtract(1, r, out=tmp)
             tmp *= r  # r(1 - r)
             if self.reset_after:
                 xp.multiply(da_h, r, out=dn[t])
                 xp.multiply(da_h, qs[t], out=da_r)
                 da_r *= tmp
-                dh += dn[t] @ Whh.T
+                xp.matmul(dn[t], WhhT, out=rec)
             else:
-                drh = da_h @ Whh.T
-                xp.multiply(drh, hp, out=da_r)
+                xp.matmul(da_h, WhhT, out=rec)  # drh
+                xp.multiply(rec, hp, out=da_r)
                 da_r *= tmp
-                drh *= r
-                dh += drh
-            dh += da[:, :2 * H] @ Whzr.T
+                rec *= r
+            dh += rec
+            xp.matmul(da[:, :2 * H], WhzrT, out=rec)
+            dh += rec
             if m is not None:
                 dh += carry
         dA_flat = dA.reshape(T * N, 3 * H)
