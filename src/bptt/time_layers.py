@@ -90,29 +90,32 @@ class TimeSoftmaxWithLoss:
     """Softmax and cross-entropy at every time step, averaged over the unmasked tokens.
 
         z    = xs - max_v xs                       (N*T, V)  scores shifted, row by row
-        y    = exp(z) / sum_v exp(z)               (N*T, V)  softmax
+        e    = exp(z);  s = sum_v e                (N*T, V), (N*T,)
+        y    = e / s                               (N*T, V)  softmax (never stored: see below)
         m    = (ts != ignore_label)                (N*T,)    1 for real tokens, 0 for padding
-        L    = sum_k m_k (log sum_v exp(z_k) - z_k[ts_k]) / sum_k m_k
-    backward (dout = dL/dL, 1 by default):
-        dxs[k] = dout * m_k * (y[k] - onehot(ts_k)) / sum_k m_k            (N, T, V)
+        L    = sum_k m_k (log s_k - z_k[ts_k]) / sum_k m_k
+    backward (dout = dL/dL, 1 by default), with c_k = dout * m_k / sum_k m_k:
+        dxs[k] = c_k * (y[k] - onehot(ts_k)) = e[k] * (c_k / s_k) - c_k * onehot(ts_k)  (N, T, V)
 
     xs (N, T, V) scores (any leading shape); ts (N, T) ids, or one-hot (N, T, V) whose all-zero
     rows count as padding. ``ignore_label=None`` masks nothing. With no real token the loss is
     0 and so is the gradient.
 
-    Memory: one (N*T, V) buffer owned by the layer holds z, then y, then dxs, all in place; it is
-    reused while the shape and dtype stay the same. The one-hot matrix is never built (the 1 is
-    subtracted at ``[k, ts_k]`` by fancy indexing). The ``dxs`` that ``backward`` returns IS
-    that buffer: it stays valid until the next ``forward``.
+    Memory and passes: one (N*T, V) buffer owned by the layer holds z, then e, then dxs, all in
+    place; it is reused while the shape and dtype stay the same. The forward pass only needs s,
+    so y is not formed there: backward scales e by c_k / s_k, one pass for both the softmax
+    division and the loss scale. The one-hot matrix is never built (c_k is subtracted at
+    ``[k, ts_k]`` by fancy indexing). The ``dxs`` that ``backward`` returns IS that buffer: it
+    stays valid until the next ``forward``.
     """
 
     def __init__(self, ignore_label: int | None = -1) -> None:
         self.params: list[Any] = []
         self.grads: list[Any] = []
         self.ignore_label = ignore_label
-        self._buf = None  # (N*T, V): z -> y -> dxs
-        self._ready = False  # the buffer holds y of the last forward, not yet turned into dxs
-        self.t = self.mask = self.count = None
+        self._buf = None  # (N*T, V): z -> e -> dxs
+        self._ready = False  # the buffer holds e of the last forward, not yet turned into dxs
+        self.t = self.mask = self.count = self.s = None
         self.xs_shape: tuple[int, ...] | None = None
 
     def _buffer(self, xp: Any, shape: tuple[int, int], dtype: Any) -> Any:
@@ -156,17 +159,16 @@ class TimeSoftmaxWithLoss:
         xp.subtract(x2, x2.max(axis=1, keepdims=True), out=buf)  # z
         rows = xp.arange(M)
         z_t = buf[rows, t]  # (N*T,) copy, taken before exp
-        xp.exp(buf, out=buf)
+        xp.exp(buf, out=buf)  # e
         s = buf.sum(axis=1)  # (N*T,)
         nll = xp.log(s)
         nll -= z_t  # -log y[k, t_k] without taking the log of an underflowed 0
-        buf /= s[:, None]  # y
         if mask is None:
             count = xp.asarray(M, dtype=xs.dtype)
         else:
             nll *= mask
             count = xp.maximum(mask.sum(dtype=xs.dtype), 1)  # no token: loss 0, grad 0
-        self.t, self.mask, self.count, self.xs_shape = t, mask, count, xs.shape
+        self.t, self.mask, self.count, self.s, self.xs_shape = t, mask, count, s, xs.shape
         self._ready = True
         return nll.sum() / count
 
@@ -175,13 +177,14 @@ class TimeSoftmaxWithLoss:
             raise RuntimeError("TimeSoftmaxWithLoss.backward needs a forward first "
                                "(each forward allows one backward: its buffer becomes dxs)")
         xp = array_module(self._buf)
-        buf = self._buf  # y
+        buf = self._buf  # e
         M = buf.shape[0]
-        buf[xp.arange(M), self.t] -= 1  # y - onehot(t), in place
-        scale = dout / self.count
+        c = xp.empty(M, dtype=buf.dtype)  # (N*T,)
+        c[...] = dout / self.count
         if self.mask is not None:
-            scale = (scale * self.mask)[:, None]  # (N*T, 1): padding rows get 0
-        buf *= xp.asarray(scale, dtype=buf.dtype)
+            c *= self.mask  # padding rows get 0
+        buf *= (c / self.s)[:, None]  # c * y, one pass over (N*T, V)
+        buf[xp.arange(M), self.t] -= c  # c * (y - onehot(t)), in place
         self._ready = False
         return buf.reshape(self.xs_shape)
 
