@@ -146,3 +146,19 @@ def scatter_add_rows(target: Any, idx: Any, values: Any) -> None:
     sorted_idx = idx[order]
     starts = np.flatnonzero(np.r_[True, sorted_idx[1:] != sorted_idx[:-1]])
     target[sorted_idx[starts]] += np.add.reduceat(values[order], starts, axis=0)
+
+
+def matmul_into(out: Any, a: Any, b: Any) -> None:
+    """``out[...] = a @ b`` written straight into ``out``, with no temporary of out's size.
+
+    A C-contiguous ``out`` takes the product directly; an F-contiguous one (e.g. the gradient
+    of a weight that is a transposed view, as the tied output layer's W (H, V) = E.T) takes
+    ``out.T = b.T @ a.T``, which is C-contiguous; any other layout falls back to a copy.
+    """
+    xp = array_module(out)
+    if out.flags.c_contiguous:
+        xp.matmul(a, b, out=out)
+    elif out.flags.f_contiguous:
+        xp.matmul(b.T, a.T, out=out.T)
+    else:
+        out[...] = a @ b

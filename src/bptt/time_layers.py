@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .backend import array_module, rng, scatter_add_rows
+from .backend import array_module, matmul_into, rng, scatter_add_rows
 from .functions import sigmoid
 from .validate import check_float, check_labels, check_last_dim, check_same_shape
 
@@ -81,7 +81,7 @@ class TimeAffine:
         W, _ = self.params
         x2 = self.x.reshape(-1, W.shape[0])  # (N*T, D)
         dout2 = dout.reshape(-1, W.shape[1])  # (N*T, V)
-        self.grads[0][...] = x2.T @ dout2
+        matmul_into(self.grads[0], x2.T, dout2)  # no (D, V) temporary, also for a tied W = E.T
         self.grads[1][...] = dout2.sum(axis=0)
         return (dout2 @ W.T).reshape(self.x.shape)
 

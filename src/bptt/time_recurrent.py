@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .backend import array_module
+from .backend import array_module, matmul_into
 from .functions import sigmoid
 from .recurrent import NONLINEARITIES, _recurrent_bias, check_cell_params, check_state
 from .validate import check_float, check_ndim
@@ -44,12 +44,7 @@ def _transposed(xp: Any, W: Any) -> Any:
     return xp.ascontiguousarray(W.T)
 
 
-def _matmul_into(out: Any, a: Any, b: Any) -> None:
-    """``out[...] = a @ b`` without a temporary when ``out`` is contiguous."""
-    if out.flags.c_contiguous:
-        array_module(out).matmul(a, b, out=out)
-    else:
-        out[...] = a @ b
+_matmul_into = matmul_into  # out[...] = a @ b without a temporary
 
 
 class _TimeRecurrent:
