@@ -54,7 +54,7 @@ def torch_train_step_fn(r: Recipe, seed: int = 0) -> Callable[[Any, Any], float]
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), r.clip)
         opt.step()
-        return float(loss)
+        return loss.item()
 
     return step
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from . import __version__
 
 # modules under bptt.commands, in the order `bptt --help` lists them
-COMMANDS = ["gradcheck", "explain", "gradflow", "plot", "lm", "fit"]
+COMMANDS = ["gradcheck", "explain", "gradflow", "plot", "lm", "fit", "bench"]
 
 
 def build_parser() -> argparse.ArgumentParser:
