@@ -82,8 +82,12 @@ class TimeAffine:
         x2 = self.x.reshape(-1, W.shape[0])  # (N*T, D)
         dout2 = dout.reshape(-1, W.shape[1])  # (N*T, V)
         matmul_into(self.grads[0], x2.T, dout2)  # no (D, V) temporary, also for a tied W = E.T
-        self.grads[1][...] = dout2.sum(axis=0)
+        xp = array_module(dout2)
+        matmul_into(self.grads[1], xp.ones(dout2.shape[0], dtype=dout2.dtype), dout2)  # sum_k
         return (dout2 @ W.T).reshape(self.x.shape)
+
+
+_CACHE_BLOCK_BYTES = 1 << 20  # rows of (N*T, V) processed together by TimeSoftmaxWithLoss
 
 
 class TimeSoftmaxWithLoss:
@@ -102,9 +106,11 @@ class TimeSoftmaxWithLoss:
     0 and so is the gradient.
 
     Memory and passes: one (N*T, V) buffer owned by the layer holds z, then e, then dxs, all in
-    place; it is reused while the shape and dtype stay the same. The forward pass only needs s,
-    so y is not formed there: backward scales e by c_k / s_k, one pass for both the softmax
-    division and the loss scale. The one-hot matrix is never built (c_k is subtracted at
+    place; it is reused while the shape and dtype stay the same. The forward pass runs over
+    blocks of rows small enough to stay in the CPU cache (max, shift, exp and the row sum, the
+    sum as a matrix-vector product ``e @ 1``), so xs and the buffer are each swept once. It only
+    needs s, so y is not formed there: backward scales e by c_k / s_k, one pass for both the
+    softmax division and the loss scale. The one-hot matrix is never built (c_k is subtracted at
     ``[k, ts_k]`` by fancy indexing). The ``dxs`` that ``backward`` returns IS that buffer: it
     stays valid until the next ``forward``.
     """
@@ -156,13 +162,17 @@ class TimeSoftmaxWithLoss:
         x2 = xs.reshape(-1, V)  # (N*T, V)
         M = x2.shape[0]
         buf = self._buffer(xp, (M, V), xs.dtype)
-        xp.subtract(x2, x2.max(axis=1, keepdims=True), out=buf)  # z
-        rows = xp.arange(M)
-        z_t = buf[rows, t]  # (N*T,) copy, taken before exp
-        xp.exp(buf, out=buf)  # e
-        s = buf.sum(axis=1)  # (N*T,)
+        mx, s = xp.empty(M, dtype=xs.dtype), xp.empty(M, dtype=xs.dtype)  # (N*T,) each
+        ones = xp.ones(V, dtype=xs.dtype)
+        block = max(1, _CACHE_BLOCK_BYTES // max(1, V * xs.dtype.itemsize))
+        for lo in range(0, M, block):  # row blocks that stay in cache between the four steps
+            xb, eb = x2[lo:lo + block], buf[lo:lo + block]
+            xb.max(axis=1, out=mx[lo:lo + block])
+            xp.subtract(xb, mx[lo:lo + block, None], out=eb)  # z
+            xp.exp(eb, out=eb)  # e
+            xp.matmul(eb, ones, out=s[lo:lo + block])  # s = sum_v e
         nll = xp.log(s)
-        nll -= z_t  # -log y[k, t_k] without taking the log of an underflowed 0
+        nll -= x2[xp.arange(M), t] - mx  # -log y[k, t_k] = log s_k - z_k[t_k], no log of 0
         if mask is None:
             count = xp.asarray(M, dtype=xs.dtype)
         else:
