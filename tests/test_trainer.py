@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -14,6 +15,7 @@ import bptt.train.trainer as trainer_mod
 from bptt.data.make_builtin import compose
 from bptt.models.rnnlm import LanguageModel
 from bptt.train import (
+    Progress,
     TrainConfig,
     TrainingDiverged,
     perplexity,
@@ -191,3 +193,45 @@ def test_config_presets_and_errors():
         TrainConfig(embed=10, hidden=20, tie=True).resolved()
     with pytest.raises(ValueError, match="--batch must be a positive integer"):
         TrainConfig(batch=0).resolved()
+
+
+class FakeTTY(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_draws_only_on_a_terminal_and_not_when_quiet():
+    tty = FakeTTY()
+    bar = Progress(100, 4, tokens_per_step=700, stream=tty, interval=0.0)
+    bar.update(50, 2, 4.6, 7000.0, 20.0)
+    line = tty.getvalue()
+    assert line.startswith("\r") and "epoch 2/4 | step 50/100 | loss 4.600 ppl 99.5" in line
+    assert "7,000 tok/s" in line and "ETA 0:05" in line  # 50 steps * 700 tokens / 7000 tok/s
+    bar.message("epoch 2 done")
+    assert tty.getvalue().endswith("epoch 2 done\n")
+    pipe = io.StringIO()  # not a terminal: no bar, but the epoch lines
+    p2 = Progress(100, 4, 700, stream=pipe, interval=0.0)
+    p2.update(1, 1, 5.0, 10.0, 1.0)
+    p2.message("hello")
+    assert pipe.getvalue() == "hello\n"
+    quiet = FakeTTY()
+    p3 = Progress(100, 4, 700, quiet=True, stream=quiet, interval=0.0)
+    p3.update(1, 1, 5.0, 10.0, 1.0)
+    p3.message("hello")
+    assert quiet.getvalue() == ""
+
+
+def test_plot_needs_matplotlib_and_says_so(monkeypatch, text_file, tmp_path):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *a, **k):
+        if name.startswith("matplotlib"):
+            raise ImportError(name)
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    with pytest.raises(RuntimeError, match=r"--plot needs matplotlib.*pip install"):
+        train_language_model(small_config(text_file, tmp_path, plot=str(tmp_path / "x.png")))
+    assert not (tmp_path / "last").exists()  # refused before training

@@ -82,7 +82,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                        ("--min-freq", "drop rarer tokens from the vocabulary (text data)"),
                        ("--max-size", "cap the vocabulary size (text data)"),
                        ("--log-every", "steps between log.jsonl records (default 100)")):
-        a(opt, default=None, metavar="X", help=help_)
+        kind = _TRAIN_NUMBERS[opt[2:].replace("-", "_")][0]
+        a(opt, default=None, metavar="N" if kind is int else "X", help=help_)
     a("--tie", action=argparse.BooleanOptionalAction, default=None,
       help="tie the output weights to the embedding (needs --embed == --hidden)")
     a("--variational", action="store_true", default=None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -25,6 +26,7 @@ def plot_history(history: Sequence[dict[str, Any]], path: str | os.PathLike[str]
     require_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
 
     fig = Figure(figsize=(6, 4), dpi=100)
     FigureCanvasAgg(fig)
@@ -38,10 +40,20 @@ def plot_history(history: Sequence[dict[str, Any]], path: str | os.PathLike[str]
     ax.set_xlabel("epoch")
     ax.set_ylabel("perplexity")
     if history:
-        ax.set_yscale("log")
+        ax.set_yscale("log")  # plain numbers on the axis: 100, 200, 500, not 10^2
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(_minor_label))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     if title:
         ax.set_title(title)
     fig.tight_layout()
     fig.savefig(os.fspath(path))
+
+
+def _minor_label(y: float, _: Any) -> str:
+    """Label the 2, 3 and 5 of each decade on a log axis, nothing else."""
+    if y <= 0:
+        return ""
+    mantissa = round(y / 10 ** math.floor(math.log10(y)), 6)
+    return f"{y:g}" if mantissa in (2, 3, 5) else ""

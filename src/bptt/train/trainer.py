@@ -124,6 +124,10 @@ class LMTrainer:
                                  quiet=config.quiet, stream=stream)
         self.on_step = on_step
         self._stop: str | None = None
+        tie = ", tied" if model.tie_weights else ""
+        drop = f", dropout {model.dropout:g}" if model.dropout else ""
+        self.title = (f"{corpus.name}: {model.num_layers}x{model.cell.upper()} "
+                      f"D={model.embed_size} H={model.hidden_size}{drop}{tie}")
 
     def request_stop(self, reason: str = "interrupted") -> None:
         self._stop = reason
@@ -168,6 +172,8 @@ class LMTrainer:
         self.progress.message(f"epoch {epoch:5.2f} | step {st.step:6d} | {tp}valid ppl "
                               f"{valid:8.2f}{' *' if improved else '  '} | lr "
                               f"{self.optimizer.lr:g} | {format_seconds(st.train_time)}")
+        if self.cfg.plot:  # redrawn at every evaluation: watch a long run
+            plot_history(st.history, self.cfg.plot, title=self.title)
         return rec
 
     def _diverged(self, loss: float) -> TrainingDiverged:
@@ -375,7 +381,7 @@ def train_language_model(config: TrainConfig, explicit: set[str] | None = None,
     tmp.write_text(json.dumps(metrics, indent=1) + "\n", encoding="utf-8")
     os.replace(tmp, out / "metrics.json")
     if cfg.plot:
-        plot_history(st.history, cfg.plot, title=f"{corpus.name}: {model}")
+        plot_history(st.history, cfg.plot, title=trainer.title)
     return metrics
 
 
