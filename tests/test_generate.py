@@ -94,3 +94,14 @@ def test_errors():
     with pytest.raises(ValueError, match="every token is skipped"):
         generate(m, WORDS, length=1, skip=WORDS.itos)
     assert generate(m, WORDS, "the", length=0) == "the"
+
+
+def test_sampling_follows_the_softmax_probabilities():
+    probs = np.array([0.1, 0.3, 0.05, 0.55])
+    rng = np.random.default_rng(0)
+    draws = [pick_token(np.log(probs) + 7.0, rng) for _ in range(20000)]
+    freq = np.bincount(draws, minlength=4) / 20000
+    np.testing.assert_allclose(freq, probs, atol=0.02)  # ~6 standard errors
+    hot = [pick_token(np.log(probs), rng, temperature=2.0) for _ in range(20000)]
+    want = np.sqrt(probs) / np.sqrt(probs).sum()  # p^(1/T), renormalised
+    np.testing.assert_allclose(np.bincount(hot, minlength=4) / 20000, want, atol=0.02)
