@@ -118,3 +118,11 @@ def test_generate_and_eval_errors(run_dir, capsys):
     one_line_error(capsys, ["generate", str(run_dir), "--skip", "zebra"], "'zebra'")
     one_line_error(capsys, ["train", "--out", str(run_dir), "--resume", "--hidden", "9"],
                    "differs from the run being resumed")
+
+
+def test_eval_on_another_text_with_the_models_vocabulary(run_dir, tmp_path, capsys):
+    other = tmp_path / "other.txt"
+    other.write_text("one day , she found a zebra .\nthe end .\n", encoding="utf-8")
+    assert main(["eval", str(run_dir), "--data", str(other), "--split", "all", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["tokens"] == 13 and r["perplexity"] > 1  # 'zebra' is read as <unk>

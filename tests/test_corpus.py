@@ -250,3 +250,11 @@ def test_eval_batches_cover_contiguous_streams_once(n, N, T):
     N_eff, L = xs.shape
     assert N_eff == min(N, n - 1) and L == (n - 1) // N_eff
     assert np.array_equal(xs.ravel(), ids[: N_eff * L])
+
+
+def test_split_all_is_the_whole_text_in_order(tmp_path):
+    text = "\n".join(f"w{i % 5} x" for i in range(100))
+    c = load_text(write(tmp_path, "t.txt", text))
+    assert c.vocab.decode(c.split("all")) == text + "\n"
+    with pytest.raises(ValueError, match="unknown split"):
+        c.split("dev")

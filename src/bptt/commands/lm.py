@@ -156,7 +156,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("path", metavar="DIR")
     p.add_argument("--data", default=None, metavar="ptb|PATH",
                    help="default: the data the model was trained on")
-    p.add_argument("--split", choices=["train", "valid", "test"], default="test")
+    p.add_argument("--split", choices=["train", "valid", "test", "all"], default="test",
+                   help="default test; 'all': every token (e.g. of another text file)")
     p.add_argument("--batch", default=None, metavar="N", help="streams (default: the run's)")
     p.add_argument("--bptt", default=None, metavar="T", help="chunk length (default: the run's)")
     p.add_argument("--json", action="store_true", help="print a JSON object")

@@ -197,9 +197,13 @@ class Corpus:
         return self.vocab.level
 
     def split(self, name: str) -> np.ndarray:
-        """The ids of split 'train', 'valid' or 'test' (an error if absent)."""
+        """The ids of split 'train', 'valid' or 'test' (an error if absent), or 'all' of them
+        in order (for a single text file: the whole file)."""
+        if name == "all":
+            return np.concatenate([s for s in (self.train, self.valid, self.test)
+                                   if s is not None])
         if name not in ("train", "valid", "test"):
-            raise ValueError(f"unknown split {name!r}: choose train, valid or test")
+            raise ValueError(f"unknown split {name!r}: choose train, valid, test or all")
         ids = getattr(self, name)
         if ids is None:
             raise ValueError(f"corpus {self.name} has no {name} split")

@@ -14,7 +14,7 @@ and ``rnnlm`` (the book's ch. 6 recipe) for any other data.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -71,7 +71,6 @@ class TrainConfig:
     min_freq: int = 1
     max_size: int | None = None
     log_every: int = 100
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def resolved(self) -> TrainConfig:
         """A copy with every None model/optimizer field filled from the preset, checked."""
