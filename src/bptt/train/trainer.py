@@ -29,7 +29,7 @@ from typing import Any, TextIO
 from .. import backend, optim
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..data.batching import StreamBatcher, eval_batches
-from ..data.corpus import Corpus, load_corpus
+from ..data.corpus import Corpus, load_corpus, read_text, tokenize
 from ..models.rnnlm import LanguageModel
 from .config import RESUME_MAY_CHANGE, TrainConfig
 from .plot import plot_history, require_matplotlib
@@ -397,10 +397,13 @@ def evaluate(path: str | os.PathLike[str], data: str | None = None, split: str =
     tc = ck.train_config
     spec = data if data is not None else tc.get("data")
     level = level or ck.vocab.level
-    corpus = load_corpus(spec, level, vocab=ck.vocab)
-    ids = corpus.split(split)
+    if split == "all" and spec is not None and Path(spec).is_file():  # a text of any length
+        ids, name = ck.vocab.encode(tokenize(read_text(spec), level)), Path(spec).name
+    else:
+        corpus = load_corpus(spec, level, vocab=ck.vocab)
+        ids, name = corpus.split(split), corpus.name
     N = batch_size or tc.get("eval_batch", 10)
     T = time_size or tc.get("eval_bptt", 35)
     ppl = perplexity(ck.model, ids, N, T)
-    return {"perplexity": ppl, "split": split, "tokens": int(len(ids)), "data": corpus.name,
+    return {"perplexity": ppl, "split": split, "tokens": int(len(ids)), "data": name,
             "checkpoint": str(ck.directory)}
