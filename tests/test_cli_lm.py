@@ -126,3 +126,21 @@ def test_eval_on_another_text_with_the_models_vocabulary(run_dir, tmp_path, caps
     assert main(["eval", str(run_dir), "--data", str(other), "--split", "all", "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["tokens"] == 13 and r["perplexity"] > 1  # 'zebra' is read as <unk>
+
+
+def test_blas_threads_default_to_one_and_follow_threads(run_dir, capsys, monkeypatch):
+    from bptt.train.blas import get_blas_threads, set_blas_threads
+
+    before = get_blas_threads()
+    if before is None:
+        pytest.skip("NumPy does not use OpenBLAS here")
+    for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(v, raising=False)
+    try:
+        assert main(["eval", str(run_dir), "--json"]) == 0
+        assert get_blas_threads() == 1
+        assert main(["eval", str(run_dir), "--json", "--threads", "2"]) == 0
+        assert get_blas_threads() == 2
+        one_line_error(capsys, ["eval", str(run_dir), "--threads", "0"], "--threads must be")
+    finally:
+        set_blas_threads(before)

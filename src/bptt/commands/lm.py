@@ -52,6 +52,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _add_generate(sub)
 
 
+def _add_threads(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", default=None, metavar="N",
+                   help="BLAS threads (default 1 unless OPENBLAS_NUM_THREADS/OMP_NUM_THREADS "
+                        "is set: the small products of an RNN gain little from more, and lose "
+                        "a lot when another process holds a core)")
+
+
+def apply_threads(args: argparse.Namespace) -> None:
+    """--threads N, else one BLAS thread unless the environment chose (see bptt.train.blas)."""
+    from ..train.blas import set_blas_threads, threads_set_by_environment
+
+    n = number(getattr(args, "threads", None), "--threads", int, 1)
+    if n is not None:
+        set_blas_threads(n)
+    elif not threads_set_by_environment():
+        set_blas_threads(1)
+
+
 # -- train --------------------------------------------------------------------------------------
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -97,6 +115,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     a("--resume", action="store_true", default=None, help="continue the run in --out exactly")
     a("--plot", default=None, metavar="PNG", help="write train/valid perplexity per epoch")
     a("--quiet", action="store_true", default=None, help="no progress bar or epoch lines")
+    _add_threads(p)
     p.set_defaults(run=run_train)
 
 
@@ -134,6 +153,7 @@ def run_train(args: argparse.Namespace) -> int:
     from ..train.trainer import train_language_model
 
     config, explicit = train_config_from_args(args)
+    apply_threads(args)
     m = train_language_model(config, explicit)
     out = m["config"]["out"]
     if m["stopped"] == "interrupted":
@@ -161,12 +181,14 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", default=None, metavar="N", help="streams (default: the run's)")
     p.add_argument("--bptt", default=None, metavar="T", help="chunk length (default: the run's)")
     p.add_argument("--json", action="store_true", help="print a JSON object")
+    _add_threads(p)
     p.set_defaults(run=run_eval)
 
 
 def run_eval(args: argparse.Namespace) -> int:
     from ..train.trainer import evaluate
 
+    apply_threads(args)
     r = evaluate(args.path, args.data, args.split,
                  batch_size=number(args.batch, "--batch", int, 1),
                  time_size=number(args.bptt, "--bptt", int, 1))
