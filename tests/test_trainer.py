@@ -120,7 +120,7 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(text_fi
         if tr.state.step == tr.iters + 3:
             tr.model.params[1][...] = np.nan
 
-    with pytest.raises(TrainingDiverged, match=r"loss became nan at step (\d+).*--lr.*--clip") \
+    with pytest.raises(TrainingDiverged, match=r"the loss became nan at step (\d+).*--lr.*--clip") \
             as e:
         train_language_model(small_config(text_file, tmp_path), on_step=poison)
     assert f"step {iters[0] + 4} (epoch 2)" in str(e.value)
@@ -235,3 +235,27 @@ def test_plot_needs_matplotlib_and_says_so(monkeypatch, text_file, tmp_path):
     with pytest.raises(RuntimeError, match=r"--plot needs matplotlib.*pip install"):
         train_language_model(small_config(text_file, tmp_path, plot=str(tmp_path / "x.png")))
     assert not (tmp_path / "last").exists()  # refused before training
+
+
+def test_infinite_gradients_stop_before_the_update(text_file, tmp_path, monkeypatch):
+    import bptt.optim as optim
+
+    real = optim.clip_grads
+    calls = []
+
+    def clip(grads, max_norm):
+        calls.append(1)
+        return float("inf") if len(calls) == 3 else real(grads, max_norm)
+
+    monkeypatch.setattr(optim, "clip_grads", clip)
+    with pytest.raises(TrainingDiverged, match="the gradient norm became inf at step 3 "):
+        train_language_model(small_config(text_file, tmp_path))
+
+
+def test_a_nan_validation_never_replaces_the_last_checkpoint(text_file, tmp_path, monkeypatch):
+    values = iter([10.0, float("nan")])
+    monkeypatch.setattr(trainer_mod, "perplexity", lambda *a, **k: next(values))
+    with pytest.raises(TrainingDiverged, match="the validation perplexity became nan"):
+        train_language_model(small_config(text_file, tmp_path, epochs=3))
+    state = json.loads((tmp_path / "last" / "state.json").read_text())
+    assert len(state["trainer"]["history"]) == 1  # still the first epoch's checkpoint

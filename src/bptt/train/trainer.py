@@ -152,6 +152,8 @@ class LMTrainer:
         t0 = time.perf_counter()
         saved = model.get_state()
         valid = perplexity(model, self.corpus.valid, self.cfg.eval_batch, self.cfg.eval_bptt)
+        if not math.isfinite(valid):  # never save such a model over the last good one
+            raise self._diverged(valid, st.step, "the validation perplexity")
         model.set_state(saved)
         train_ppl = math.exp(st.loss_sum / st.loss_steps) if st.loss_steps else None
         epoch = st.step / self.iters
@@ -176,16 +178,16 @@ class LMTrainer:
             plot_history(st.history, self.cfg.plot, title=self.title)
         return rec
 
-    def _diverged(self, loss: float) -> TrainingDiverged:
+    def _diverged(self, value: float, step: int, what: str = "the loss") -> TrainingDiverged:
         self.progress.clear()
         last = self.out / "last"
         where = (f"the last good checkpoint is {last} (continue from it with --resume and a "
                  f"lower --lr)" if last.exists() else "no checkpoint was saved yet")
         clip = f"--clip {self.cfg.clip:g}" if self.cfg.clip else "no clipping"
-        self.log.write("diverged", step=self.state.step + 1, loss=loss)
+        self.log.write("diverged", step=step, what=what, value=value)
         return TrainingDiverged(
-            f"loss became {loss} at step {self.state.step + 1} (epoch "
-            f"{self.state.step // self.iters + 1}): training diverged; lower the learning rate "
+            f"{what} became {value} at step {step} (epoch {(step - 1) // self.iters + 1}): "
+            f"training diverged; lower the learning rate "
             f"(--lr, now {self.optimizer.lr:g}) or clip the gradients (now {clip}, try "
             f"--clip 0.25); {where}"
         )
@@ -203,9 +205,11 @@ class LMTrainer:
                 xs, ts = self.batcher.next_batch()
                 loss = float(model.forward(xs, ts))
                 if not math.isfinite(loss):
-                    raise self._diverged(loss)
+                    raise self._diverged(loss, st.step + 1)
                 model.backward()
                 norm = optim.clip_grads(model.grads, cfg.clip) if cfg.clip else None
+                if norm is not None and not math.isfinite(norm):
+                    raise self._diverged(norm, st.step + 1, "the gradient norm")
                 opt.update(model.params, model.grads)
                 st.step += 1
                 st.tokens += xs.size
