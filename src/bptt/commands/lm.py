@@ -73,7 +73,7 @@ def apply_threads(args: argparse.Namespace) -> None:
 # -- train --------------------------------------------------------------------------------------
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "train", help="train a language model (no --data: the built-in corpus, ~1 minute)",
+        "train", help="train a language model (no --data: the built-in corpus, < 1 minute)",
         description="Train a recurrent language model with truncated BPTT. Settings not given "
                     "come from --preset (tiny for the built-in corpus, else rnnlm). Writes "
                     "OUT/best (best validation model), OUT/last (to --resume), OUT/log.jsonl "
