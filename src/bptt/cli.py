@@ -50,8 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except (ValueError, TypeError, OSError, RuntimeError, KeyError) as e:
         msg = str(e) or type(e).__name__
-        if isinstance(e, FileNotFoundError) and e.filename:
-            msg = f"no such file or directory: {e.filename}"
+        if isinstance(e, OSError) and e.strerror and e.filename:
+            msg = f"{e.strerror}: {e.filename}"  # the library's own text, without [Errno N]
         print(f"bptt {args.command}: error: {msg}", file=sys.stderr)
         return 2
     return int(code or 0)

@@ -199,7 +199,7 @@ def load_series(path: str | Path, columns: list[str | int] | str | int | None = 
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(2, "No such file or directory", str(path))
+        raise FileNotFoundError(2, "no such file or directory", str(path))
     if isinstance(columns, (str, int)):
         columns = [columns]
     suffix = path.suffix.lower()
