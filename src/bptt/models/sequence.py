@@ -50,10 +50,7 @@ from ..time_layers import TimeAffine, TimeSigmoidWithLoss, TimeSoftmaxWithLoss
 __all__ = ["SequenceRegressor", "SequenceClassifier", "CELLS", "OPTIMIZERS"]
 
 CELLS = ("rnn", "lstm", "gru")
-OPTIMIZERS = {
-    "sgd": _optim.SGD, "momentum": _optim.Momentum, "nesterov": _optim.Nesterov,
-    "adagrad": _optim.AdaGrad, "rmsprop": _optim.RMSprop, "adam": _optim.Adam,
-}
+OPTIMIZERS = _optim.OPTIMIZERS
 _FORMAT = "bptt.sequence/1"
 
 

@@ -17,6 +17,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from .. import optim as _optim
+
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(cell="lstm", layers=1, embed=64, hidden=128, dropout=0.0, tie=False, batch=20,
                  bptt=35, optimizer="adam", lr=0.005, clip=1.0, epochs=10),
@@ -27,7 +29,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "better-rnnlm": dict(cell="lstm", layers=2, embed=650, hidden=650, dropout=0.5, tie=True,
                          batch=20, bptt=35, optimizer="sgd", lr=20.0, clip=0.25, epochs=40),
 }
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+OPTIMIZERS = tuple(_optim.OPTIMIZERS)
 # learning rate when --optimizer differs from the preset's and no --lr is given
 DEFAULT_LR = {"sgd": 20.0, "momentum": 1.0, "nesterov": 1.0, "adagrad": 0.1, "rmsprop": 0.002,
               "adam": 0.002}
