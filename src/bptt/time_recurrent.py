@@ -338,47 +338,47 @@ class TimeLSTM(_TimeRecurrent):
         T, N, H, dtype = hs.shape[0] - 1, hs.shape[1], self.H, hs.dtype
         self._check_dhs(dhs, N, T)
         dhs_tm = dhs.transpose(1, 0, 2)
-        # gate derivatives for all steps at once: y(1-y) on f, i, o and 1-y**2 on g
-        p = xp.ones(4 * H, dtype=dtype)
-        p[H:2 * H] = 0
-        q = 1 - p
-        dA = xp.subtract(p, A)
-        dA *= A
-        dA += q  # (T, N, 4H), multiplied below by each gate's upstream gradient
+        # Everything known from the forward pass, for all steps at once (vectorised over T):
+        # dA = gate derivative * the factor its upstream gradient meets, per block,
+        #      [f(1-f) * c_{t-1}, (1-g**2) * i, i(1-i) * g, o(1-o) * tanh(c_t)]   (T, N, 4, H)
+        # dtc = o * (1 - tanh(c_t)**2), so that ds = dc + dh_tot * dtc            (T, N, H)
+        # The loop then only multiplies by ds (blocks f, g, i) and dh_tot (block o).
+        A4 = A.reshape(T, N, 4, H)
+        p = xp.ones((4, 1), dtype=dtype)
+        p[1] = 0  # y(1-y) on f, i, o; 1 - y**2 on g
+        dA = xp.subtract(p, A4)
+        dA *= A4
+        dA += 1 - p  # (T, N, 4, H)
+        dA[:, :, 0] *= cs[:-1]
+        dA[:, :, 1] *= A4[:, :, 2]
+        dA[:, :, 2] *= A4[:, :, 1]
+        dA[:, :, 3] *= tanh_c
+        dtc = xp.multiply(tanh_c, tanh_c)
+        xp.subtract(1, dtc, out=dtc)
+        dtc *= A4[:, :, 3]
         dh = self._start_dh(xp, dh_last, "dh_last", N, dtype)
         dc = self._start_dh(xp, dc_last, "dc_last", N, dtype)
         dh_tot = xp.empty((N, H), dtype=dtype)
         ds = xp.empty((N, H), dtype=dtype)
-        tmp = xp.empty((N, H), dtype=dtype)
         WhT = _transposed(xp, Wh)  # (4H, H)
         for t in reversed(range(T)):
-            a, da, tc = A[t], dA[t], tanh_c[t]
-            f, g, i, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
+            da = dA[t]  # (N, 4, H)
             if m is not None:  # padded step: gradients flow straight to (h, c)_{t-1}
                 carry_h, carry_c = dh * m[0][t], dc * m[0][t]
             xp.add(dhs_tm[t], dh, out=dh_tot)
             if m is not None:
                 dh_tot *= m[1][t]
                 dc *= m[1][t]
-            # ds = dc + dh * o * (1 - tanh_c**2)
-            xp.multiply(tc, tc, out=ds)
-            xp.subtract(1, ds, out=ds)
-            ds *= o
-            ds *= dh_tot
+            xp.multiply(dh_tot, dtc[t], out=ds)  # ds = dc + dh_tot * o * (1 - tanh_c**2)
             ds += dc
-            xp.multiply(ds, cs[t], out=tmp)
-            da[:, :H] *= tmp  # df
-            xp.multiply(ds, i, out=tmp)
-            da[:, H:2 * H] *= tmp  # dg
-            xp.multiply(ds, g, out=tmp)
-            da[:, 2 * H:3 * H] *= tmp  # di
-            xp.multiply(dh_tot, tc, out=tmp)
-            da[:, 3 * H:] *= tmp  # do
-            xp.multiply(ds, f, out=dc)  # dc_{t-1}; dh, dc are fresh arrays owned here
-            xp.matmul(da, WhT, out=dh)  # dh_{t-1} = dA_t @ Wh.T
+            da[:, :3] *= ds[:, None, :]  # df, dg, di
+            da[:, 3] *= dh_tot  # do
+            xp.multiply(ds, A4[t, :, 0], out=dc)  # dc_{t-1} = ds * f; dc, dh are owned here
+            xp.matmul(da.reshape(N, 4 * H), WhT, out=dh)  # dh_{t-1} = dA_t @ Wh.T
             if m is not None:
                 dh += carry_h
                 dc += carry_c
+        dA = dA.reshape(T, N, 4 * H)
         _matmul_into(self.grads[1], hs[:-1].reshape(T * N, H).T, dA.reshape(T * N, 4 * H))
         self.dh, self.dc = dh, dc
         return self._finish_backward(xp, dA, xs_tm, N, T)
