@@ -362,7 +362,8 @@ class TimeLSTM(_TimeRecurrent):
         ds = xp.empty((N, H), dtype=dtype)
         WhT = _transposed(xp, Wh)  # (4H, H)
         for t in reversed(range(T)):
-            da = dA[t]  # (N, 4, H)
+            da4, f = dA[t], A4[t, :, 0]  # (N, 4, H) blocks of dA_t; the forget gate (N, H)
+            da = da4.reshape(N, 4 * H)  # the same memory as (N, 4H)
             if m is not None:  # padded step: gradients flow straight to (h, c)_{t-1}
                 carry_h, carry_c = dh * m[0][t], dc * m[0][t]
             xp.add(dhs_tm[t], dh, out=dh_tot)
@@ -371,10 +372,10 @@ class TimeLSTM(_TimeRecurrent):
                 dc *= m[1][t]
             xp.multiply(dh_tot, dtc[t], out=ds)  # ds = dc + dh_tot * o * (1 - tanh_c**2)
             ds += dc
-            da[:, :3] *= ds[:, None, :]  # df, dg, di
-            da[:, 3] *= dh_tot  # do
-            xp.multiply(ds, A4[t, :, 0], out=dc)  # dc_{t-1} = ds * f; dc, dh are owned here
-            xp.matmul(da.reshape(N, 4 * H), WhT, out=dh)  # dh_{t-1} = dA_t @ Wh.T
+            da4[:, :3] *= ds[:, None, :]  # df, dg, di
+            da4[:, 3] *= dh_tot  # do
+            xp.multiply(ds, f, out=dc)  # dc_{t-1}; dh, dc are fresh arrays owned here
+            xp.matmul(da, WhT, out=dh)  # dh_{t-1} = dA_t @ Wh.T
             if m is not None:
                 dh += carry_h
                 dc += carry_c
