@@ -89,16 +89,9 @@ def plot_forecast(truth: Any, prediction: Any, start: int, path: str | Path, *,
     ``one_step`` optionally the open-loop predictions of the same steps; ``window`` shades the
     seed window before ``start``; ``column`` picks the feature plotted; ``context`` limits the
     truth drawn before ``start`` to that many steps (default: all). matplotlib is
-    imported here (``pip install matplotlib``), with the file-only Agg backend.
+    imported here (``pip install matplotlib``), on the file-only Agg canvas.
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise RuntimeError("plotting needs matplotlib: pip install matplotlib "
-                           "(or pip install 'bptt[plot]')") from e
+    from .plots import new_figure, save_figure
 
     def col(a: Any) -> np.ndarray:
         a = np.asarray(a, dtype=np.float64)
@@ -107,7 +100,8 @@ def plot_forecast(truth: Any, prediction: Any, start: int, path: str | Path, *,
     t_true, p = col(truth), col(prediction)
     steps = np.arange(start, start + len(p))
     first = 0 if context is None else max(0, start - int(context))
-    fig, ax = plt.subplots(figsize=(9, 3.6), dpi=100)
+    fig = new_figure(9, 3.6)
+    ax = fig.add_subplot(1, 1, 1)
     ax.plot(np.arange(first, len(t_true)), t_true[first:], color="0.6", lw=1, ls="--",
             label="truth")
     if one_step is not None:
@@ -119,9 +113,4 @@ def plot_forecast(truth: Any, prediction: Any, start: int, path: str | Path, *,
     ax.set_xlabel("t")
     ax.set_title(title or f"forecast of {len(p)} steps from t = {start}")
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -26,16 +26,17 @@ from . import recurrent
 from .backend import array_module, to_device, to_numpy
 
 
-def require_matplotlib() -> None:
-    """Raise a clear error if matplotlib is missing."""
+def require_matplotlib(what: str = "plots need") -> None:
+    """Raise a clear error if matplotlib is missing: ``f"{what} matplotlib, ..."``."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise RuntimeError("plots need matplotlib, which is not installed: "
+        raise RuntimeError(f"{what} matplotlib, which is not installed: "
                            "pip install 'bptt[plot]' (or pip install matplotlib)") from None
 
 
-def _figure(width: float, height: float) -> Any:
+def new_figure(width: float, height: float) -> Any:
+    """A matplotlib Figure on the file-only Agg canvas (no pyplot, no global backend change)."""
     require_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -45,10 +46,11 @@ def _figure(width: float, height: float) -> Any:
     return fig
 
 
-def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
+def save_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
+    """Write ``fig`` as a PNG at ``path`` (its folder is made if missing)."""
     path = Path(path)
-    if path.parent and not path.parent.exists():
-        raise FileNotFoundError(2, "no such directory", str(path.parent))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
     fig.savefig(os.fspath(path))
     return path
 
@@ -63,7 +65,7 @@ def plot_gradient_flow(runs: Sequence[Any], path: str | os.PathLike[str],
     cells = list(dict.fromkeys(r.cell for r in runs))
     scales = sorted({r.scale for r in runs})
     ncols = len(cells) + 1
-    fig = _figure(4.2 * ncols, 4.0)
+    fig = new_figure(4.2 * ncols, 4.0)
     axes = fig.subplots(1, ncols, sharey=False)
     from matplotlib import colormaps
 
@@ -102,8 +104,7 @@ def plot_gradient_flow(runs: Sequence[Any], path: str | os.PathLike[str],
     fig.suptitle(title or f"Gradient flow back through time: adding problem, T={r0.T}, "
                  f"H={r0.H}, {r0.init} Wh; carry-gate bias {r0.carry_bias:g} (LSTM forget gate "
                  f"and GRU 1 - z start near sigmoid({r0.carry_bias:g}))")
-    fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # -- recording a language model on a sentence -----------------------------------------------------
@@ -221,7 +222,7 @@ def plot_gates(acts: dict[str, np.ndarray], words: Sequence[str], path: str | os
              "g": "candidate g = tanh(.)", "z": "update gate z", "r": "reset gate r",
              "c": "cell state c", "h": "hidden state h"}
     U = min(units, acts[order[0]].shape[1])
-    fig = _figure(max(6.0, 0.42 * T + 2.5), 1.0 + 1.55 * len(order))
+    fig = new_figure(max(6.0, 0.42 * T + 2.5), 1.0 + 1.55 * len(order))
     axes = fig.subplots(len(order), 1, sharex=True)
     axes = np.atleast_1d(axes)
     for ax, k in zip(axes, order, strict=True):
@@ -240,8 +241,7 @@ def plot_gates(acts: dict[str, np.ndarray], words: Sequence[str], path: str | os
     axes[-1].set_xticks(range(T))
     axes[-1].set_xticklabels(list(words), rotation=60, ha="right", fontsize=9)
     fig.suptitle(title or "LSTM activations at each word (first units)")
-    fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_states(paths: Sequence[tuple[Sequence[str], np.ndarray]],
@@ -252,7 +252,7 @@ def plot_states(paths: Sequence[tuple[Sequence[str], np.ndarray]],
         raise ValueError("plot_states needs at least one sentence")
     allh = np.concatenate([np.asarray(s, dtype=np.float64) for _, s in paths])
     Y, ratio, _ = pca_2d(allh)
-    fig = _figure(7.5, 6.0)
+    fig = new_figure(7.5, 6.0)
     ax = fig.add_subplot(1, 1, 1)
     start = 0
     for k, (words, states) in enumerate(paths):
@@ -278,5 +278,4 @@ def plot_states(paths: Sequence[tuple[Sequence[str], np.ndarray]],
     ax.set_ylabel(f"PC2 ({100 * ratio[1]:.0f}% of the variance)")
     ax.grid(True, alpha=0.3)
     ax.set_title(title or "hidden state h_t after each word (PCA of all states)")
-    fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

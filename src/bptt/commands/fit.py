@@ -165,12 +165,10 @@ def _plot(cfg: FitConfig, task: Task, model: Any, hist: dict[str, list[float]],
 
 
 def _plot_history(hist: dict[str, list[float]], path: str, title: str) -> Path:
-    import matplotlib
+    from ..plots import new_figure, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
+    fig = new_figure(6, 3.6)
+    ax = fig.add_subplot(1, 1, 1)
     ax.plot(hist["epoch"], hist["loss"], label="training loss")
     if "val_loss" in hist:
         ax.plot(hist["epoch"], hist["val_loss"], label="validation loss")
@@ -178,12 +176,7 @@ def _plot_history(hist: dict[str, list[float]], path: str, title: str) -> Path:
     ax.set_xlabel("epoch")
     ax.set_title(title)
     ax.legend()
-    fig.tight_layout()
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(p)
-    plt.close(fig)
-    return p
+    return save_figure(fig, path)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

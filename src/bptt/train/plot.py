@@ -7,14 +7,9 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from ..plots import new_figure, require_matplotlib, save_figure
 
-def require_matplotlib() -> None:
-    """Raise a clear error now (not after hours of training) if matplotlib is missing."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise RuntimeError("--plot needs matplotlib, which is not installed: "
-                           "pip install 'bptt[plot]' (or pip install matplotlib)") from None
+__all__ = ["plot_history", "require_matplotlib"]  # the trainer checks early, not after hours
 
 
 def plot_history(history: Sequence[dict[str, Any]], path: str | os.PathLike[str],
@@ -23,13 +18,9 @@ def plot_history(history: Sequence[dict[str, Any]], path: str | os.PathLike[str]
 
     Uses matplotlib's object API (Figure + Agg canvas): no pyplot, no global backend change.
     """
-    require_matplotlib()
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    fig = new_figure(6, 4)
     from matplotlib.ticker import FuncFormatter
 
-    fig = Figure(figsize=(6, 4), dpi=100)
-    FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     epochs = [h["epoch"] for h in history]
     for key, label, style in (("train_ppl", "train", "o-"), ("valid_ppl", "valid", "s-")):
@@ -47,8 +38,7 @@ def plot_history(history: Sequence[dict[str, Any]], path: str | os.PathLike[str]
     ax.legend()
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(os.fspath(path))
+    save_figure(fig, path)
 
 
 def _minor_label(y: float, _: Any) -> str:

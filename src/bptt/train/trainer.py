@@ -329,7 +329,7 @@ def train_language_model(config: TrainConfig, explicit: set[str] | None = None,
         cfg = config.resolved()
         cfg.data = _data_spec(cfg.data)
     if cfg.plot:
-        require_matplotlib()
+        require_matplotlib("--plot needs")
     out.mkdir(parents=True, exist_ok=True)
     corpus = load_corpus(cfg.data, cfg.level, min_freq=cfg.min_freq, max_size=cfg.max_size,
                          vocab=ck.vocab if ck is not None else None)
