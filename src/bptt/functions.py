@@ -38,11 +38,12 @@ def log_softmax(x: Any, axis: int = -1) -> Any:
 
 
 def cross_entropy(y: Any, t: Any, eps: float = 1e-12) -> Any:
-    """Mean over the batch of -log y[n, t_n] for class ids ``t`` (N,) or one-hot ``t`` (N, C)."""
+    """Mean over the rows of -log y[k, t_k]: probabilities ``y`` (..., C) (e.g. (N, C) or
+    (N, T, C)), class ids ``t`` (...) or one-hot ``t`` (..., C)."""
     xp = array_module(y)
-    y = y.reshape(-1, y.shape[-1])
     if t.ndim == y.ndim:  # one-hot -> ids
-        t = t.reshape(-1, t.shape[-1]).argmax(axis=1)
+        t = t.argmax(axis=-1)
+    y = y.reshape(-1, y.shape[-1])  # (rows, C)
     t = t.reshape(-1)
     n = y.shape[0]
     return -xp.log(y[xp.arange(n), t] + eps).sum() / n
