@@ -83,3 +83,19 @@ def test_relative_error_and_missing_gradient():
 
     with pytest.raises(AssertionError, match="no gradient for input 0"):
         gradcheck(NoGrad(), [np.ones(3)])
+
+
+def test_wrt_picks_the_gradient_of_that_input():
+    """wrt=[1] compares backward()[1] (dy) with the numerical gradient of inputs[1]."""
+    from bptt.layers import MulLayer
+
+    class WrongDx(MulLayer):  # dx wrong, dy right
+        def backward(self, dout):
+            dx, dy = super().backward(dout)
+            return 2 * dx, dy
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
+    report = gradcheck(WrongDx(), [x, y], wrt=[1])
+    assert list(report.errors) == ["input[1]"] and report.worst < 1e-8, report
+    assert gradcheck(WrongDx(), [x, y], wrt=[0]).worst > 0.1

@@ -90,7 +90,8 @@ def gradcheck(layer: Any, inputs: Sequence[Any], *, wrt: Sequence[int] | None = 
         layer: object with ``forward(*inputs)``, ``backward(*douts)``, ``params`` and ``grads``.
             ``backward`` returns the gradients of the inputs in order (a tuple when several).
         inputs: arrays passed to ``forward``; use float64 for a meaningful check.
-        wrt: indices of the inputs to check (default: every floating-point input).
+        wrt: indices of the inputs to check (default: every floating-point input); the
+            gradient of ``inputs[i]`` is ``backward(...)[i]``.
         seed: seed of the random upstream gradients ``r``.
         setup: called before every forward, e.g. to re-seed dropout or reset a state.
         samples: check only this many random positions of each array (for big arrays).
@@ -117,10 +118,10 @@ def gradcheck(layer: Any, inputs: Sequence[Any], *, wrt: Sequence[int] | None = 
     loss()  # forward again so backward sees the caches of this exact call
     dins = _as_tuple(layer.backward(*rs))
     analytic: dict[str, tuple[Any, Any]] = {}
-    for k, i in enumerate(wrt):
-        if k >= len(dins) or dins[k] is None:
+    for i in wrt:  # dins[i] is the gradient of inputs[i]
+        if i >= len(dins) or dins[i] is None:
             raise AssertionError(f"backward returned no gradient for input {i}")
-        analytic[f"input[{i}]"] = (inputs[i], dins[k].copy())
+        analytic[f"input[{i}]"] = (inputs[i], dins[i].copy())
     if check_params:
         for j, (p, g) in enumerate(zip(layer.params, layer.grads, strict=True)):
             analytic[f"param[{j}]"] = (p, g.copy())
