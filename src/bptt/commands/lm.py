@@ -15,7 +15,7 @@ import json
 import sys
 from typing import Any
 
-from ..train.config import PRESETS
+from ..train.config import OPTIMIZERS, PRESETS
 
 _TRAIN_NUMBERS = {  # option dest -> (type, lower bound, inclusive)
     "layers": (int, 1), "embed": (int, 1), "hidden": (int, 1), "batch": (int, 1),
@@ -106,8 +106,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
       help="tie the output weights to the embedding (needs --embed == --hidden)")
     a("--variational", action="store_true", default=None,
       help="one dropout mask per sequence for all time steps")
-    a("--optimizer", choices=["sgd", "adam", "momentum", "nesterov", "adagrad", "rmsprop"],
-      default=None)
+    a("--optimizer", choices=OPTIMIZERS, default=None)
     a("--float64", action="store_true", default=None, help="train in float64 (default float32)")
     a("--device", dest="train_device", choices=["cpu", "gpu"], default=None,
       help="cpu (NumPy) or gpu (CuPy)")

@@ -31,22 +31,14 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..data.batching import StreamBatcher, eval_batches
 from ..data.corpus import Corpus, load_corpus, read_text, tokenize
 from ..models.rnnlm import LanguageModel
+from ..optim import make_optimizer
 from .config import RESUME_MAY_CHANGE, TrainConfig
 from .plot import plot_history, require_matplotlib
 from .progress import JsonlLog, Progress, format_seconds
 
-OPTIMIZERS = {"sgd": optim.SGD, "momentum": optim.Momentum, "nesterov": optim.Nesterov,
-              "adagrad": optim.AdaGrad, "rmsprop": optim.RMSprop, "adam": optim.Adam}
-
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
-
-
-def make_optimizer(name: str, lr: float) -> Any:
-    if name not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}: choose one of {', '.join(OPTIMIZERS)}")
-    return OPTIMIZERS[name](lr=lr)
 
 
 def perplexity(model: LanguageModel, ids: Any, batch_size: int = 10,
