@@ -20,60 +20,17 @@ import pytest
 
 from bptt import GRU, LSTM, RNN, TimeGRU, TimeLSTM, TimeRNN
 from bptt.gradcheck import relative_error
+from bptt.interop import grads_to_torch as interop_grads_to_torch
+from bptt.interop import params_from_torch
 
 torch = pytest.importorskip("torch")
 
-LSTM_FROM_TORCH = [1, 2, 0, 3]  # our block k is torch block LSTM_FROM_TORCH[k] (i,f,g,o->f,g,i,o)
+CELL = {"rnn_tanh": "rnn", "rnn_relu": "rnn", "lstm": "lstm", "gru": "gru"}
 
 
 def _blocks(a, k):
     H = a.shape[0] // k
     return [a[j * H:(j + 1) * H] for j in range(k)]
-
-
-# -- mapping: torch (numpy arrays of weight_ih, weight_hh, bias_ih, bias_hh) -> ours ---------
-
-def rnn_params_from_torch(w_ih, w_hh, b_ih, b_hh):
-    return [w_ih.T.copy(), w_hh.T.copy(), b_ih + b_hh]
-
-
-def rnn_grads_to_torch(dWx, dWh, db):
-    return [dWx.T, dWh.T, db, db]
-
-
-def lstm_params_from_torch(w_ih, w_hh, b_ih, b_hh):
-    def reorder(a):
-        bl = _blocks(a, 4)
-        return np.concatenate([bl[j] for j in LSTM_FROM_TORCH])
-    return [reorder(w_ih).T.copy(), reorder(w_hh).T.copy(), reorder(b_ih + b_hh)]
-
-
-def lstm_grads_to_torch(dWx, dWh, db):
-    def back(a):  # ours f, g, i, o (rows) -> torch i, f, g, o
-        bl = _blocks(a, 4)
-        out = [None] * 4
-        for k, j in enumerate(LSTM_FROM_TORCH):
-            out[j] = bl[k]
-        return np.concatenate(out)
-    gb = back(db)
-    return [back(dWx.T), back(dWh.T), gb, gb]
-
-
-def gru_params_from_torch(w_ih, w_hh, b_ih, b_hh):
-    (ri, zi, ni), (rh, zh, nh) = _blocks(w_ih, 3), _blocks(w_hh, 3)
-    (bri, bzi, bni), (brh, bzh, bnh) = _blocks(b_ih, 3), _blocks(b_hh, 3)
-    Wx = np.concatenate([-zi, ri, ni]).T.copy()
-    Wh = np.concatenate([-zh, rh, nh]).T.copy()
-    b = np.concatenate([-(bzi + bzh), bri + brh, bni])
-    return [Wx, Wh, b, bnh.copy()]  # bh last: GRU(..., bh=bnh, reset_after=True)
-
-
-def gru_grads_to_torch(dWx, dWh, db, dbh):
-    def back(a):  # rows [z, r, n] of ours -> torch [r, z, n], z negated
-        z, r, n = _blocks(a, 3)
-        return np.concatenate([r, -z, n])
-    dz, dr, dn = _blocks(db, 3)
-    return [back(dWx.T), back(dWh.T), back(db), np.concatenate([dr, -dz, dbh])]
 
 
 KINDS = {
@@ -102,20 +59,53 @@ def ours_from_torch(kind, weights, time=True):
     _, _, kw, time_cls, cell_cls = KINDS[kind]
     arrs = [w.detach().numpy().copy() for w in weights]
     cls = time_cls if time else cell_cls
+    params = params_from_torch(CELL[kind], *arrs)  # written out in test_mapping_written_out
     if kind.startswith("rnn"):
-        return cls(*rnn_params_from_torch(*arrs), nonlinearity=kw["nonlinearity"])
+        return cls(*params, nonlinearity=kw["nonlinearity"])
     if kind == "lstm":
-        return cls(*lstm_params_from_torch(*arrs))
-    Wx, Wh, b, bh = gru_params_from_torch(*arrs)
+        return cls(*params)
+    Wx, Wh, b, bh = params
     return cls(Wx, Wh, b, bh=bh, reset_after=True)
 
 
 def grads_to_torch(kind, grads):
-    if kind.startswith("rnn"):
-        return rnn_grads_to_torch(*grads)
-    if kind == "lstm":
-        return lstm_grads_to_torch(*grads)
-    return gru_grads_to_torch(*grads)
+    return interop_grads_to_torch(CELL[kind], grads)
+
+
+def test_mapping_written_out():
+    """bptt.interop's mapping (used by the tests below) is the one of the module docstring."""
+    rng = np.random.default_rng(0)
+    D, H = 3, 2
+    for kind, G in (("rnn", 1), ("lstm", 4), ("gru", 3)):
+        w_ih, w_hh = rng.standard_normal((G * H, D)), rng.standard_normal((G * H, H))
+        b_ih, b_hh = rng.standard_normal(G * H), rng.standard_normal(G * H)
+        if kind == "rnn":
+            want = [w_ih.T, w_hh.T, b_ih + b_hh]
+        elif kind == "lstm":  # torch i, f, g, o -> ours f, g, i, o
+            def fgio(a):
+                i, f, g, o = _blocks(a, 4)
+                return np.concatenate([f, g, i, o])
+            want = [fgio(w_ih).T, fgio(w_hh).T, fgio(b_ih + b_hh)]
+        else:  # torch r, z, n -> ours z, r, h~ with z negated
+            (ri, zi, ni), (rh, zh, nh) = _blocks(w_ih, 3), _blocks(w_hh, 3)
+            (bri, bzi, bni), (brh, bzh, bnh) = _blocks(b_ih, 3), _blocks(b_hh, 3)
+            want = [np.concatenate([-zi, ri, ni]).T, np.concatenate([-zh, rh, nh]).T,
+                    np.concatenate([-(bzi + bzh), bri + brh, bni]), bnh]
+        got = params_from_torch(kind, w_ih, w_hh, b_ih, b_hh)
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)
+        # gradients go back with the inverse map (so the weights come back as they were);
+        # both torch biases get the gradient of the summed bias
+        d_ih, d_hh, db_ih, db_hh = interop_grads_to_torch(kind, want)
+        np.testing.assert_array_equal(d_ih, w_ih)
+        np.testing.assert_array_equal(d_hh, w_hh)
+        if kind == "gru":
+            np.testing.assert_array_equal(db_ih, np.concatenate([bri + brh, bzi + bzh, bni]))
+            np.testing.assert_array_equal(db_hh, np.concatenate([bri + brh, bzi + bzh, bnh]))
+        else:
+            np.testing.assert_array_equal(db_ih, b_ih + b_hh)
+            np.testing.assert_array_equal(db_hh, b_ih + b_hh)
 
 
 def check(a, t, tol, what):

@@ -84,6 +84,17 @@ def params_to_torch(cell: str, params: list[Any]) -> tuple[Any, Any, Any, Any]:
     return w_ih, w_hh, b_ih, b_hh
 
 
+def grads_to_torch(cell: str, grads: list[Any]) -> tuple[Any, Any, Any, Any]:
+    """The ``.grad`` of torch's (w_ih, w_hh, b_ih, b_hh) from bptt [dWx, dWh, db(, dbh)].
+
+    As b = b_ih + b_hh, both bias gradients are db (GRU: in the r and z blocks; the n block of
+    b_hh gets dbh)."""
+    w_ih, w_hh, b_ih, b_hh = params_to_torch(cell, grads)
+    shared = 2 * w_hh.shape[1] if cell == "gru" else b_ih.shape[0]
+    b_hh[:shared] = b_ih[:shared]
+    return w_ih, w_hh, b_ih, b_hh
+
+
 def from_torch(module: Any) -> TimeStack:
     """An equivalent bptt layer for a ``torch.nn.RNN`` (tanh/relu), ``LSTM`` or ``GRU``.
 
@@ -165,13 +176,8 @@ def to_torch(layer: Any, grads: bool = False) -> dict[str, Any]:
         for d, cell_layer in enumerate(dirs):
             cell = _cell_of(cell_layer)
             cells.add((cell, getattr(cell_layer, "nonlinearity", "tanh")))
-            arrays = cell_layer.grads if grads else cell_layer.params
-            w_ih, w_hh, b_ih, b_hh = params_to_torch(cell, arrays)
-            if grads and cell != "gru":
-                b_hh = b_ih.copy()  # b = b_ih + b_hh: both get db
-            elif grads:
-                H = b_ih.shape[0] // 3
-                b_hh[:2 * H] = b_ih[:2 * H]
+            to = grads_to_torch if grads else params_to_torch
+            w_ih, w_hh, b_ih, b_hh = to(cell, cell_layer.grads if grads else cell_layer.params)
             suffix = f"_l{k}" + ("_reverse" if d else "")
             out["weight_ih" + suffix] = w_ih
             out["weight_hh" + suffix] = w_hh
