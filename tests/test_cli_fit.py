@@ -69,3 +69,15 @@ def test_fit_errors_are_one_line(argv, msg, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert msg in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["fit", "sine", "--epochs", "abc"], "argument --epochs: invalid int value: 'abc'"),
+    (["plot", "gates"], "the following arguments are required"),
+])
+def test_argument_errors_are_one_line_without_the_usage(argv, msg, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert msg in err and "--help" in err and err.count("\n") == 1, err

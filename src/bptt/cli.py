@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from . import __version__
 
@@ -18,8 +19,16 @@ from . import __version__
 COMMANDS = ["gradcheck", "explain", "gradflow", "plot", "lm", "fit", "bench"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors (a bad int, an unknown option) are one line, not a usage
+    dump; its subcommand parsers are of the same class."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="bptt",
         description="Recurrent networks from scratch: exact backprop through time on NumPy/CuPy.",
     )
