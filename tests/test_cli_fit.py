@@ -64,6 +64,11 @@ def test_fit_csv_series(tmp_path, capsys):
     (["fit", "nope"], "unknown task 'nope'"),
     (["fit", "csv:/no/such.csv"], "no such file"),
     (["fit", "adding", "--classes", "3"], "--classes is for the waveforms task"),
+    (["fit", "sine", "--seq-len", "0"], "--seq-len must be a positive integer, got 0"),
+    (["fit", "sine", "--epochs", "0"], "--epochs must be a positive integer, got 0"),
+    (["fit", "sine", "--batch", "-2"], "--batch must be a positive integer, got -2"),
+    (["fit", "sine", "--lr", "nan"], "--lr must be a positive number, got nan"),
+    (["fit", "sine", "--dropout", "1.5"], "--dropout must be in [0, 1), got 1.5"),
 ])
 def test_fit_errors_are_one_line(argv, msg, capsys):
     assert main(argv) == 2

@@ -54,6 +54,23 @@ class FitConfig:
     def from_args(cls, a: argparse.Namespace) -> FitConfig:
         return cls(**{k: getattr(a, k) for k in cls.__dataclass_fields__})
 
+    def check(self) -> None:
+        """Raise ValueError naming the first option out of range (before any work is done)."""
+        for name in ("hidden", "layers", "seq_len", "epochs", "batch", "patience", "n_train",
+                     "window", "horizon"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, "
+                                 f"got {v}")
+        if self.seed < 0:
+            raise ValueError(f"--seed must be >= 0, got {self.seed}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if not 0 < self.lr < float("inf"):
+            raise ValueError(f"--lr must be a positive number, got {self.lr}")
+        if self.clip is not None and not self.clip >= 0:
+            raise ValueError(f"--clip must be >= 0 (0 turns clipping off), got {self.clip}")
+
 
 def build_task(cfg: FitConfig) -> Task:
     """The task named by ``cfg.task`` with the sizes the options give."""
@@ -215,6 +232,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = FitConfig.from_args(args)
+    cfg.check()
     if cfg.clip is not None and cfg.clip <= 0:
         cfg.clip = None
     fit_task(cfg)
