@@ -9,10 +9,10 @@ Same math as ``TimeRNN``, with the exercise's names and interface::
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from .backend import array_module, default_dtype, rng
+from .backend import array_module
+from .initializers import Xavier
 from .validate import check_float, check_last_dim, check_ndim
 
 _ACTIVATIONS = ("tanh", "relu")
@@ -56,10 +56,12 @@ class SimpleRNN:
         self.activation = activation
         self.return_sequences = return_sequences
         self.optimizer = optimizer
-        self.W_x = _weight(initializer, n_features, n_nodes)
-        self.W_h = _weight(initializer, n_nodes, n_nodes)
-        self.B = _bias(initializer, n_nodes, self.W_x)
+        init = initializer if initializer is not None else Xavier()  # std 1/sqrt(n_in): tanh
+        self.W_x = init.W(n_features, n_nodes)
+        self.W_h = init.W(n_nodes, n_nodes)
         xp = array_module(self.W_x)
+        self.B = (init.B(n_nodes) if hasattr(init, "B")
+                  else xp.zeros(n_nodes, dtype=self.W_x.dtype))
         self.dW_x, self.dW_h, self.dB = (xp.zeros_like(p) for p in (self.W_x, self.W_h, self.B))
         self.X = self.h_all = self.h0 = self.dh0 = None
 
@@ -132,16 +134,3 @@ class SimpleRNN:
         if self.optimizer is not None:
             self.optimizer.update(self)
         return dX
-
-
-def _weight(initializer: Any, n_in: int, n_out: int) -> Any:
-    if initializer is not None:
-        return initializer.W(n_in, n_out)
-    # Xavier: std 1/sqrt(n_in), suits tanh
-    return (rng().standard_normal((n_in, n_out)) / math.sqrt(n_in)).astype(default_dtype())
-
-
-def _bias(initializer: Any, n_out: int, like: Any) -> Any:
-    if initializer is not None and hasattr(initializer, "B"):
-        return initializer.B(n_out)
-    return array_module(like).zeros(n_out, dtype=like.dtype)

@@ -13,12 +13,11 @@ layer 1 forward, ...).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
-from .backend import array_module, default_dtype, get_xp, rng
-from .initializers import get_initializer
+from .backend import array_module, default_dtype
+from .initializers import Xavier, get_initializer
 from .time_layers import TimeDropout
 from .time_recurrent import TimeGRU, TimeLSTM, TimeRNN
 
@@ -250,20 +249,6 @@ class TimeStack:
 _CELLS = {"rnn": (TimeRNN, 1), "lstm": (TimeLSTM, 4), "gru": (TimeGRU, 3)}
 
 
-class _DefaultInit:
-    """W from N(0, 1/n_in) (Xavier, the book's choice), B = 0, from bptt's RNG."""
-
-    def __init__(self, dtype: Any, generator: Any) -> None:
-        self.dtype, self.generator = dtype, generator
-
-    def W(self, n_in: int, n_out: int) -> Any:
-        g = self.generator if self.generator is not None else rng()
-        return (g.standard_normal((n_in, n_out)) / math.sqrt(n_in)).astype(self.dtype)
-
-    def B(self, n_out: int) -> Any:
-        return get_xp().zeros(n_out, dtype=self.dtype)
-
-
 def make_cell_layer(cell: str, Wx: Any, Wh: Any, b: Any, *, bh: Any = None,
                     stateful: bool = False, nonlinearity: str = "tanh",
                     reset_after: bool = False) -> Any:
@@ -301,7 +286,7 @@ def make_recurrent_stack(cell: str = "lstm", input_size: int = 1, hidden_size: i
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     dtype = default_dtype() if dtype is None else dtype
     if initializer is None:
-        init = _DefaultInit(dtype, generator)
+        init = Xavier(dtype=dtype, generator=generator)  # N(0, 1/n_in), biases 0
     elif hasattr(initializer, "W"):
         init = initializer
     else:
