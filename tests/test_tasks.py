@@ -129,6 +129,16 @@ def test_load_series_csv_header_and_columns(tmp_path):
         load_series(tmp_path / "missing.csv")
 
 
+def test_load_series_csv_encodings(tmp_path):
+    bom = tmp_path / "excel.csv"  # Excel's "CSV UTF-8" starts with a byte-order mark
+    bom.write_bytes("\ufeffdate,temp\n1,2.5\n2,3.5\n".encode())
+    np.testing.assert_array_equal(load_series(bom, "date")[:, 0], [1, 2])
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("caf\xe9,temp\n1,2.5\n2,3.5\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin.csv is not UTF-8 text: byte 0xe9 at offset 3"):
+        load_series(latin)
+
+
 def test_load_series_npy_and_series_task_standardizes(tmp_path):
     rng = np.random.default_rng(0)
     s = 5 + 3 * rng.standard_normal((200, 2))

@@ -21,11 +21,14 @@ Shape letters: N sequences, T time steps, D features, L series length.
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .data.corpus import decode_utf8
 
 __all__ = [
     "Task", "noisy_sine", "window_series", "load_series", "series_task", "adding_problem",
@@ -236,14 +239,13 @@ def _is_number(s: str) -> bool:
 
 
 def _read_csv(path: Path, columns: list[str | int] | None) -> np.ndarray:
-    with open(path, newline="") as f:
-        sample = f.read(4096)
-        f.seek(0)
-        try:
-            dialect = csv.Sniffer().sniff(sample, delimiters=",;\t ")
-        except csv.Error:
-            dialect = csv.excel
-        rows = [r for r in csv.reader(f, dialect) if r and any(c.strip() for c in r)]
+    text = decode_utf8(path.read_bytes(), path)
+    try:
+        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t ")
+    except csv.Error:
+        dialect = csv.excel
+    rows = [r for r in csv.reader(io.StringIO(text, newline=""), dialect)
+            if r and any(c.strip() for c in r)]
     if not rows:
         raise ValueError(f"{path} is empty")
     header = None

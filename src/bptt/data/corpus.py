@@ -226,14 +226,18 @@ def read_text(path: str | os.PathLike[str]) -> str:
     data = p.read_bytes()
     if not data.strip():
         raise ValueError(f"{p} is empty: a corpus needs some text")
+    return decode_utf8(data, p)
+
+
+def decode_utf8(data: bytes, path: str | os.PathLike[str]) -> str:
+    """``data`` (the bytes of file ``path``) as text, or a ValueError naming the bad byte."""
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise ValueError(
-            f"{p} is not UTF-8 text: byte 0x{data[e.start]:02x} at offset {e.start} cannot be "
+            f"{path} is not UTF-8 text: byte 0x{data[e.start]:02x} at offset {e.start} cannot be "
             f"decoded; convert the file to UTF-8 (e.g. `iconv -f latin1 -t utf-8`)"
         ) from None
-    return text
 
 
 def tokenize(text: str, level: str = "word") -> list[str]:
