@@ -64,6 +64,8 @@ def test_gru_and_rnn_activations_and_states():
     assert set(acts) == {"z", "r", "h"}
     h = hidden_states(build("rnn")[0], [5, 6, 7, 8])
     assert h.shape == (4, 5) and np.abs(h).max() < 1
+    with pytest.raises(ValueError, match=r"layer 1 is out of range: .* 1 recurrent layer \(0 to"):
+        gate_activations(model, [1, 2], layer=1)
 
 
 # -- pictures --------------------------------------------------------------------------------------
@@ -97,3 +99,5 @@ def test_cli_plot_gates_and_states(tmp_path, capsys):
     assert main(["plot", "gates", "lstm", "--text", "the cat", "--out", str(out)]) == 2
     assert "no vocabulary" in capsys.readouterr().err
     assert main(["plot", "gates", "two-layer-net", "--out", str(out)]) == 2
+    assert main(["plot", "gates", "lstm", "--text", "1 2", "--units", "0", "--out", str(out)]) == 2
+    assert "units must be a positive integer, got 0" in capsys.readouterr().err

@@ -145,6 +145,10 @@ def gate_activations(model: Any, ids: Sequence[int], layer: int = -1) -> dict[st
     recorded = _record_inputs(model, ids)
     if not recorded:
         raise ValueError(f"{type(model).__name__} has no recurrent layer to show")
+    n = len(recorded)
+    if not -n <= layer < n:
+        raise ValueError(f"layer {layer} is out of range: the model has {n} recurrent "
+                         f"layer{'s' if n > 1 else ''} (0 to {n - 1}, or -1 for the last)")
     lay, xs = recorded[layer]
     Cls = _cell_class(lay)
     kwargs = {"reset_after": True} if getattr(lay, "reset_after", False) else {}
@@ -212,6 +216,8 @@ def plot_gates(acts: dict[str, np.ndarray], words: Sequence[str], path: str | os
     Gates are in [0, 1] (0 = closed, 1 = open); g, c and h are in [-1, 1] (c may exceed it).
     Only the first ``units`` hidden units are drawn.
     """
+    if units < 1:
+        raise ValueError(f"units must be a positive integer, got {units}")
     order = [k for k in ("f", "i", "o", "g", "z", "r", "c", "h") if k in acts]
     if not order:
         raise ValueError("no activations to plot")
