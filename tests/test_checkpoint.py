@@ -135,6 +135,15 @@ def test_mismatched_files_are_reported(ckdir):
     (ckdir / "config.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="config.json is not valid JSON"):
         load_checkpoint(ckdir)
+    for bad in ({"model": [1]}, {"version": "1"}):  # valid JSON, wrong shape: no TypeError
+        cfg = {"format": "bptt-checkpoint", "version": 1, "model": {}, **bad}
+        (ckdir / "config.json").write_text(json.dumps(cfg))
+        with pytest.raises(CheckpointError, match="config.json is not a bptt checkpoint config"):
+            load_checkpoint(ckdir)
+    state["files"] = ["model.npz"]
+    (ckdir / "state.json").write_text(json.dumps(state))
+    with pytest.raises(CheckpointError, match="state.json is not a bptt checkpoint state"):
+        load_checkpoint(ckdir)
 
 
 def test_a_file_that_is_not_a_checkpoint(tmp_path):

@@ -176,7 +176,8 @@ def load_checkpoint(path: str | os.PathLike[str], dtype: Any = None) -> Checkpoi
         if not (d / name).exists():
             raise CheckpointError(f"checkpoint {d} is incomplete: {name} is missing")
     state = _read_json(d / "state.json")
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
+    if not isinstance(state, dict) or state.get("format") != FORMAT \
+            or not isinstance(state.get("files", {}), dict):
         raise CheckpointError(f"{d / 'state.json'} is not a bptt checkpoint state")
     for name, digest in state.get("files", {}).items():
         f = d / name
@@ -186,7 +187,8 @@ def load_checkpoint(path: str | os.PathLike[str], dtype: Any = None) -> Checkpoi
             raise CheckpointError(f"{f} does not match the checksum recorded when the checkpoint "
                                   f"was saved: the file is corrupt or was replaced")
     cfg = _read_json(d / "config.json")
-    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT or "model" not in cfg:
+    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT \
+            or not isinstance(cfg.get("model"), dict) or not isinstance(cfg.get("version", 0), int):
         raise CheckpointError(f"{d / 'config.json'} is not a bptt checkpoint config")
     if cfg.get("version", 0) > VERSION:
         raise CheckpointError(f"{d} was written by a newer bptt (format version "
