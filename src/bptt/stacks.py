@@ -66,6 +66,7 @@ class TimeBidirectional:
     where R reverses time, within each sequence's length when ``mask`` (N, T) is given (padding
     stays in place, so a right-padded batch gives each sequence's own outputs). Backward:
         dxs = forward_layer.backward(dhs[..., :H]) + R(backward_layer.backward(R(dhs[..., H:])))
+    (merge="sum": both layers get all of dhs).
 
     ``params``/``grads``: the forward layer's then the backward layer's. ``set_state(h, c)``
     takes (2, N, H) arrays (forward, backward); the backward layer starts at the last real step.

@@ -184,6 +184,7 @@ class TimeRNN(_TimeRecurrent):
     """T steps of the vanilla RNN cell (:class:`bptt.recurrent.RNN`), with exact BPTT.
 
         forward, t = 0..T-1:   a_t = x_t @ Wx + h_{t-1} @ Wh + b        h_t = tanh(a_t)
+                               (relu: h_t = max(a_t, 0))
         backward, t = T-1..0, with dh = dL/dh_t from step t+1 (0, or dh_last, at t = T-1):
                                dh_tot = dhs_t + dh
                                da_t = dh_tot * (1 - h_t**2)     (relu: dh_tot * (h_t > 0))
