@@ -103,6 +103,7 @@ def test_errors_are_one_line(tmp_path, capsys):
                    "offset 2")
     one_line_error(capsys, ["train", "--preset", "giant"], "unknown preset 'giant'")
     one_line_error(capsys, ["train", "--lr", "fast"], "--lr expects a number, got 'fast'")
+    one_line_error(capsys, ["train", "--lr", "inf"], "--lr expects a finite number, got 'inf'")
     one_line_error(capsys, ["train", "--epochs", "0"], "--epochs must be >= 1")
     one_line_error(capsys, ["train", "--lr", "-1"], "--lr must be positive")
     one_line_error(capsys, ["eval", str(tmp_path / "norun")], "no such file")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import Any
 
@@ -37,8 +38,8 @@ def number(text: str | None, option: str, kind: type, lower: float | None = None
         v = kind(text)
     except ValueError:
         raise ValueError(f"{option} expects {what}, got {text!r}") from None
-    if kind is float and v != v:
-        raise ValueError(f"{option} expects {what}, got {text!r}")
+    if kind is float and not math.isfinite(v):
+        raise ValueError(f"{option} expects a finite number, got {text!r}")
     if positive and not v > 0:
         raise ValueError(f"{option} must be positive, got {text}")
     if lower is not None and v < lower:
