@@ -199,6 +199,11 @@ def test_stack_states_in_torch_layout(rng):
     np.testing.assert_array_equal(stack.layers[1].backward_layer.cache[2][0], h0[3])
     stack.backward(np.ones_like(out))
     assert stack.dh.shape == (L * 2, 4, H)
+    dirs = [d for lay in stack.layers for d in (lay.forward_layer, lay.backward_layer)]
+    for k, d in enumerate(dirs):  # direction fastest: l0 fwd, l0 bwd, l1 fwd, l1 bwd
+        np.testing.assert_array_equal(stack.dh[k], d.dh)
+        np.testing.assert_array_equal(stack.dc[k], d.dc)
+        np.testing.assert_array_equal(stack.h[k], d.h)
     with pytest.raises(ValueError, match="num_layers \\* num_directions"):
         stack.set_state(h0[:3])
 
