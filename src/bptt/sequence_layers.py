@@ -98,7 +98,7 @@ class LastStep:
             if N and (int(lengths.min()) < 1 or int(lengths.max()) > T):
                 raise ValueError(f"lengths must lie in [1, T={T}], got values in "
                                  f"[{int(lengths.min())}, {int(lengths.max())}]")
-            last = lengths - 1
+            last = xp.asarray(lengths) - 1  # on hs's device
         rows = xp.arange(N)
         R = self.reverse_units
         h = hs[rows, last]  # (N, H) copy (fancy indexing)
