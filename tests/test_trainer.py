@@ -7,6 +7,7 @@ import json
 import math
 import os
 import signal
+import warnings
 
 import numpy as np
 import pytest
@@ -128,6 +129,14 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(text_fi
     last = json.loads((tmp_path / "last" / "state.json").read_text())
     assert last["trainer"]["step"] == iters[0]  # the epoch-end checkpoint, untouched
     assert np.isfinite(params_of(tmp_path)["rnn0.Wx"]).all()
+
+
+def test_divergence_is_reported_without_numpy_overflow_warnings(text_file, tmp_path):
+    cfg = small_config(text_file, tmp_path, optimizer="sgd", lr=1e30, clip=0.0, dtype="float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # a warning fails the test
+        with pytest.raises(TrainingDiverged, match="training diverged"):
+            train_language_model(cfg)
 
 
 def test_ctrl_c_saves_a_checkpoint_and_returns(text_file, tmp_path):

@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
+
 from .. import backend, optim
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..data.batching import StreamBatcher, eval_batches
@@ -192,42 +194,45 @@ class LMTrainer:
         old_handler = self._install_sigint()
         window_t, window_loss, window_steps = time.perf_counter(), 0.0, 0
         try:
-            while st.step < self.total_steps and self._stop is None:
-                t0 = time.perf_counter()
-                xs, ts = self.batcher.next_batch()
-                loss = float(model.forward(xs, ts))
-                if not math.isfinite(loss):
-                    raise self._diverged(loss, st.step + 1)
-                model.backward()
-                norm = optim.clip_grads(model.grads, cfg.clip) if cfg.clip else None
-                if norm is not None and not math.isfinite(norm):
-                    raise self._diverged(norm, st.step + 1, "the gradient norm")
-                opt.update(model.params, model.grads)
-                st.step += 1
-                st.tokens += xs.size
-                st.loss_sum += loss
-                st.loss_steps += 1
-                st.train_time += time.perf_counter() - t0
-                window_loss += loss
-                window_steps += 1
-                rate = st.tokens / st.train_time if st.train_time > 0 else 0.0
-                self.progress.update(st.step, st.step // self.iters + 1, st.loss_sum /
-                                     st.loss_steps, rate, opt.lr)
-                if st.step % cfg.log_every == 0:
-                    now = time.perf_counter()
-                    self.log.write("train", step=st.step, epoch=round(st.step / self.iters, 4),
-                                   loss=window_loss / window_steps,
-                                   ppl=math.exp(min(window_loss / window_steps, 700)),
-                                   lr=opt.lr, grad_norm=norm,
-                                   tokens_per_sec=window_steps * xs.size / (now - window_t))
-                    window_t, window_loss, window_steps = now, 0.0, 0
-                if st.step % self.iters == 0:
-                    self._evaluate(decay=True)
-                    self.save_last()
-                if self.on_step is not None:
-                    self.on_step(self)
-                if deadline is not None and time.monotonic() >= deadline:
-                    self._stop = self._stop or "max_minutes"
+            # a diverging run overflows before its loss becomes nan; the finite checks
+            # report that in one line, which NumPy's overflow warnings would only precede
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                while st.step < self.total_steps and self._stop is None:
+                    t0 = time.perf_counter()
+                    xs, ts = self.batcher.next_batch()
+                    loss = float(model.forward(xs, ts))
+                    if not math.isfinite(loss):
+                        raise self._diverged(loss, st.step + 1)
+                    model.backward()
+                    norm = optim.clip_grads(model.grads, cfg.clip) if cfg.clip else None
+                    if norm is not None and not math.isfinite(norm):
+                        raise self._diverged(norm, st.step + 1, "the gradient norm")
+                    opt.update(model.params, model.grads)
+                    st.step += 1
+                    st.tokens += xs.size
+                    st.loss_sum += loss
+                    st.loss_steps += 1
+                    st.train_time += time.perf_counter() - t0
+                    window_loss += loss
+                    window_steps += 1
+                    rate = st.tokens / st.train_time if st.train_time > 0 else 0.0
+                    self.progress.update(st.step, st.step // self.iters + 1, st.loss_sum /
+                                         st.loss_steps, rate, opt.lr)
+                    if st.step % cfg.log_every == 0:
+                        now = time.perf_counter()
+                        self.log.write("train", step=st.step, epoch=round(st.step / self.iters, 4),
+                                       loss=window_loss / window_steps,
+                                       ppl=math.exp(min(window_loss / window_steps, 700)),
+                                       lr=opt.lr, grad_norm=norm,
+                                       tokens_per_sec=window_steps * xs.size / (now - window_t))
+                        window_t, window_loss, window_steps = now, 0.0, 0
+                    if st.step % self.iters == 0:
+                        self._evaluate(decay=True)
+                        self.save_last()
+                    if self.on_step is not None:
+                        self.on_step(self)
+                    if deadline is not None and time.monotonic() >= deadline:
+                        self._stop = self._stop or "max_minutes"
         finally:
             self._restore_sigint(old_handler)
         if self._stop == "interrupted":
