@@ -196,7 +196,7 @@ def run_eval(args: argparse.Namespace) -> int:
         print(json.dumps(r))
     else:
         print(f"{r['split']} perplexity {r['perplexity']:.4f} ({r['tokens']:,} tokens of "
-              f"{r['data']}, model {r['checkpoint']})")
+              f"{r['data']}, {100 * r['unk_fraction']:.1f}% <unk>, model {r['checkpoint']})")
     return 0
 
 

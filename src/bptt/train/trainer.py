@@ -392,7 +392,8 @@ def evaluate(path: str | os.PathLike[str], data: str | None = None, split: str =
     """Perplexity of a saved model (``OUT`` or a checkpoint directory) on a split.
 
     ``data`` defaults to the data the model was trained on; it is encoded with the model's
-    vocabulary (unseen tokens become ``<unk>``). Batch and time sizes default to the run's.
+    vocabulary (unseen tokens become ``<unk>``; ``unk_fraction`` says how many tokens are
+    ``<unk>``). Batch and time sizes default to the run's.
     """
     ck = load_checkpoint(path)
     tc = ck.train_config
@@ -406,5 +407,7 @@ def evaluate(path: str | os.PathLike[str], data: str | None = None, split: str =
     N = batch_size or tc.get("eval_batch", 10)
     T = time_size or tc.get("eval_bptt", 35)
     ppl = perplexity(ck.model, ids, N, T)
-    return {"perplexity": ppl, "split": split, "tokens": int(len(ids)), "data": name,
-            "checkpoint": str(ck.directory)}
+    unk = ck.vocab.unk_id  # unseen tokens count as <unk>: many of them make ppl meaningless
+    unk_fraction = float((ids == unk).mean()) if unk is not None and len(ids) else 0.0
+    return {"perplexity": ppl, "split": split, "tokens": int(len(ids)),
+            "unk_fraction": unk_fraction, "data": name, "checkpoint": str(ck.directory)}
