@@ -165,6 +165,8 @@ class TimeSoftmaxWithLoss:
         mx, s = xp.empty(M, dtype=xs.dtype), xp.empty(M, dtype=xs.dtype)  # (N*T,) each
         ones = xp.ones(V, dtype=xs.dtype)
         block = max(1, _CACHE_BLOCK_BYTES // max(1, V * xs.dtype.itemsize))
+        if xp.__name__ != "numpy":  # a GPU wants one launch per step over all rows, not blocks
+            block = M
         for lo in range(0, M, block):  # row blocks that stay in cache between the four steps
             xb, eb = x2[lo:lo + block], buf[lo:lo + block]
             xb.max(axis=1, out=mx[lo:lo + block])
