@@ -258,3 +258,6 @@ def test_split_all_is_the_whole_text_in_order(tmp_path):
     assert c.vocab.decode(c.split("all")) == text + "\n"
     with pytest.raises(ValueError, match="unknown split"):
         c.split("dev")
+    no_test = load_text(write(tmp_path, "u.txt", text), split=(0.9, 0.1, 0.0))
+    with pytest.raises(ValueError, match="has no test split .*choose valid, train or all"):
+        no_test.split("test")

@@ -206,7 +206,8 @@ class Corpus:
             raise ValueError(f"unknown split {name!r}: choose train, valid, test or all")
         ids = getattr(self, name)
         if ids is None:
-            raise ValueError(f"corpus {self.name} has no {name} split")
+            raise ValueError(f"corpus {self.name} has no {name} split (a corpus directory "
+                             f"gets one from a test.txt); choose valid, train or all")
         return ids
 
     def __repr__(self) -> str:
