@@ -148,3 +148,17 @@ def test_blas_threads_default_to_one_and_follow_threads(run_dir, capsys, monkeyp
         one_line_error(capsys, ["eval", str(run_dir), "--threads", "0"], "--threads must be")
     finally:
         set_blas_threads(before)
+
+
+def test_a_fresh_run_never_silently_replaces_a_trained_one(tmp_path, capsys):
+    data = tmp_path / "stories.txt"
+    data.write_text(compose(stories=6), encoding="utf-8")
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(data), "--out", str(out), "--max-steps", "2", *SMALL]
+    assert main(argv) == 0
+    before = (out / "best" / "model.npz").read_bytes()
+    capsys.readouterr()
+    one_line_error(capsys, argv, "already holds a trained run", "--resume", "--overwrite", str(out))
+    assert (out / "best" / "model.npz").read_bytes() == before  # untouched
+    assert main([*argv, "--overwrite", "--seed", "3"]) == 0
+    assert (out / "best" / "model.npz").read_bytes() != before

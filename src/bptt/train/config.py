@@ -35,6 +35,7 @@ DEFAULT_LR = {"sgd": 20.0, "momentum": 1.0, "nesterov": 1.0, "adagrad": 0.1, "rm
               "adam": 0.002}
 # settings a resumed run may change; all others must match the checkpoint
 RESUME_MAY_CHANGE = ("epochs", "max_steps", "max_minutes", "quiet", "plot", "resume", "out",
+                     "overwrite",
                      "device", "log_every")
 
 
@@ -66,6 +67,7 @@ class TrainConfig:
     device: str | None = None
     out: str = "runs/lm"
     resume: bool = False
+    overwrite: bool = False          # a fresh run may replace a trained model in ``out``
     plot: str | None = None
     quiet: bool = False
     eval_batch: int = 10             # the book's eval_perplexity: 10 streams, 35 steps

@@ -273,6 +273,18 @@ def _data_spec(data: str | None) -> str | None:
     return str(Path(data).resolve())
 
 
+_RUN_FILES = ("last", "best", "last.old", "best.old", "log.jsonl", "metrics.json")
+
+
+def _check_out_is_free(out: Path, overwrite: bool) -> None:
+    """A fresh run never silently deletes a model trained earlier into the same folder."""
+    found = [name for name in _RUN_FILES if (out / name).exists()]
+    if found and not overwrite:
+        raise FileExistsError(
+            17, f"already holds a trained run ({', '.join(found)}): continue it with --resume, "
+            f"train into another --out DIR, or replace it with --overwrite", str(out))
+
+
 def _prepare_out(out: Path, resume: bool) -> None:
     if resume:
         return
@@ -323,6 +335,7 @@ def train_language_model(config: TrainConfig, explicit: set[str] | None = None,
         saved.resume, saved.out = True, str(out)
         cfg = saved.resolved()
     else:
+        _check_out_is_free(out, config.overwrite)
         cfg = config.resolved()
         cfg.data = _data_spec(cfg.data)
     if cfg.plot:
