@@ -13,12 +13,12 @@ test metrics, baselines) and ``model.npz`` under ``--out``.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_json_atomic
 from ..models.sequence import CELLS, OPTIMIZERS, SequenceClassifier, SequenceRegressor
 from ..tasks import TASKS, Task, load_series, make_task, series_task
 
@@ -152,7 +152,7 @@ def fit_task(cfg: FitConfig, log: Any = print) -> dict[str, Any]:
     out = Path(cfg.out) if cfg.out else Path("runs") / f"fit-{safe}-{cfg.cell}"
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / "model.npz")
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json_atomic(out / "metrics.json", metrics, indent=2)
     log(f"metrics written to {out / 'metrics.json'}")
     return metrics
 

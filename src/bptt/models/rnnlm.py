@@ -24,13 +24,13 @@ N(0, 1/fan_in) ("Xavier"); biases 0.
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..atomic import atomic_file
 from ..backend import array_module, default_dtype, to_numpy
 from ..initializers import normal, xavier, zeros
 from ..time_layers import TimeAffine, TimeDropout, TimeEmbedding, TimeSoftmaxWithLoss
@@ -200,14 +200,8 @@ class LanguageModel:
         """Write the parameters to an .npz (by name; written to a temp file, then renamed)."""
         path = Path(path)
         arrays = {n: to_numpy(p) for n, p in zip(self.param_names, self.params, strict=True)}
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_file(path) as f:
+            np.savez(f, **arrays)
 
     def load_params(self, path: str | os.PathLike[str]) -> None:
         """Read parameters saved by :meth:`save_params`, checking names and shapes."""

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from .. import optim as _optim
+from ..atomic import atomic_file
 from ..backend import array_module, default_dtype, get_xp, to_device, to_numpy
 from ..initializers import xavier, zeros
 from ..sequence_layers import LastStep, MeanSquaredError
@@ -385,8 +386,8 @@ class _SequenceEstimator:
         config = {"format": _FORMAT, "class": type(self).__name__, "config": self.get_config(),
                   "meta": self._meta(), "history": self.history_}
         arrays = {f"param_{i}": to_numpy(p) for i, p in enumerate(self._all_params())}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, config=np.array(json.dumps(config)), **arrays)
+        with atomic_file(path) as f:
+            np.savez(f, config=np.array(json.dumps(config)), **arrays)
         return path
 
     @classmethod

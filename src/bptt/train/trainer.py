@@ -14,7 +14,6 @@ contiguous streams in chunks of 35 (the book's ``eval_perplexity``), starting fr
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -29,6 +28,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from .. import backend, optim
+from ..atomic import write_json_atomic
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..data.batching import StreamBatcher, eval_batches
 from ..data.corpus import Corpus, load_corpus, read_text, tokenize
@@ -391,9 +391,7 @@ def train_language_model(config: TrainConfig, explicit: set[str] | None = None,
         metrics["test_ppl"] = perplexity(model, corpus.test, cfg.eval_batch, cfg.eval_bptt)
     metrics["wall_time_s"] = round(time.perf_counter() - wall0, 2)
     trainer.log.write("end", **{k: v for k, v in metrics.items() if k != "config"})
-    tmp = out / "metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, out / "metrics.json")
+    write_json_atomic(out / "metrics.json", metrics)
     if cfg.plot:
         plot_history(st.history, cfg.plot, title=trainer.title)
     return metrics
