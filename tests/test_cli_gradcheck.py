@@ -91,3 +91,13 @@ def test_installed_script_help_and_version():
     assert "gradcheck" in out
     out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True).stdout
     assert out.strip() == f"bptt {bptt.__version__}"
+
+
+def test_device_is_accepted_before_and_after_the_command(monkeypatch):
+    from bptt.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["--device", "cpu", "gradcheck"]).device == "cpu"
+    assert parser.parse_args(["gradcheck", "--device", "cpu"]).device == "cpu"
+    assert parser.parse_args(["fit", "sine", "--device", "gpu"]).device == "gpu"
+    assert parser.parse_args(["fit", "sine"]).device is None

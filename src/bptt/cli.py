@@ -39,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"bptt.commands.{name}").add_parser(sub)
+    for p in sub.choices.values():  # `bptt fit --device gpu ...` works like `bptt --device gpu fit`
+        if "--device" not in p._option_string_actions:
+            p.add_argument("--device", choices=["cpu", "gpu"], default=argparse.SUPPRESS,
+                           help="cpu (NumPy, default) or gpu (CuPy)")
     return parser
 
 
