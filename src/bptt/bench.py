@@ -35,7 +35,8 @@ from typing import Any
 
 import numpy as np
 
-GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+from .recurrent import GATES
+
 OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 

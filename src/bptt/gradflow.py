@@ -39,7 +39,7 @@ import numpy as np
 from . import recurrent
 from .optim import clip_grads
 
-CELLS = {"rnn": (recurrent.RNN, 1), "lstm": (recurrent.LSTM, 4), "gru": (recurrent.GRU, 3)}
+CELLS = recurrent.CELLS
 INITS = ("orthogonal", "normal")
 
 
@@ -106,7 +106,7 @@ def init_params(cell: str, H: int, D: int = 2, scale: float = 1.0, init: str = "
         raise ValueError(f"unknown init {init!r}: choose one of {', '.join(INITS)}")
     if not scale > 0:
         raise ValueError(f"the Wh scale must be positive, got {scale}")
-    _, G = CELLS[cell]
+    G = recurrent.GATES[cell]
     g = np.random.default_rng(seed)
     Wx = g.standard_normal((D, G * H)) / math.sqrt(D)
     if init == "orthogonal":  # one orthogonal (H, H) block per gate: singular values all 1
@@ -130,7 +130,7 @@ def init_params(cell: str, H: int, D: int = 2, scale: float = 1.0, init: str = "
 def _forward_backward(cell: str, p: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray,
                       backward: bool = True) -> tuple[float, list[float], float, dict]:
     """Loss, ||dL/dh_t|| for t = 0..T-1, ||dL/dh_init|| and the parameter gradients."""
-    Cls, _ = CELLS[cell]
+    Cls = CELLS[cell]
     N, T, _ = x.shape
     H = p["Wh"].shape[0]
     lstm = cell == "lstm"

@@ -347,3 +347,8 @@ def _recurrent_bias(name: str, bh: Any, Wh: Any, H: int) -> Any:
     if bh.dtype != Wh.dtype:
         raise TypeError(f"{name} parameter bh is {bh.dtype} but Wh is {Wh.dtype}")
     return bh
+
+
+# gate blocks G of each cell: Wx is (D, G*H), Wh (H, G*H), b (G*H,)
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+CELLS = {"rnn": RNN, "gru": GRU, "lstm": LSTM}

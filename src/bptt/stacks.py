@@ -18,6 +18,7 @@ from typing import Any
 
 from .backend import array_module, default_dtype
 from .initializers import Xavier, get_initializer
+from .recurrent import GATES
 from .time_layers import TimeDropout
 from .time_recurrent import TimeGRU, TimeLSTM, TimeRNN
 
@@ -247,7 +248,6 @@ class TimeStack:
         return self._gather("dc")
 
 
-_CELLS = {"rnn": (TimeRNN, 1), "lstm": (TimeLSTM, 4), "gru": (TimeGRU, 3)}
 
 
 def make_cell_layer(cell: str, Wx: Any, Wh: Any, b: Any, *, bh: Any = None,
@@ -260,7 +260,7 @@ def make_cell_layer(cell: str, Wx: Any, Wh: Any, b: Any, *, bh: Any = None,
         return TimeLSTM(Wx, Wh, b, stateful=stateful)
     if cell == "gru":
         return TimeGRU(Wx, Wh, b, stateful=stateful, bh=bh, reset_after=reset_after)
-    raise ValueError(f"cell must be one of {', '.join(_CELLS)}, got {cell!r}")
+    raise ValueError(f"cell must be one of {', '.join(GATES)}, got {cell!r}")
 
 
 def make_recurrent_stack(cell: str = "lstm", input_size: int = 1, hidden_size: int = 1,
@@ -277,8 +277,8 @@ def make_recurrent_stack(cell: str = "lstm", input_size: int = 1, hidden_size: i
     ``bptt.initializers.get_initializer``, or None for N(0, 1/n_in) weights and zero biases.
     ``nonlinearity`` ("tanh"/"relu") is for cell="rnn", ``reset_after`` for cell="gru".
     """
-    if cell not in _CELLS:
-        raise ValueError(f"cell must be one of {', '.join(_CELLS)}, got {cell!r}")
+    if cell not in GATES:
+        raise ValueError(f"cell must be one of {', '.join(GATES)}, got {cell!r}")
     for name, v in (("input_size", input_size), ("hidden_size", hidden_size),
                     ("num_layers", num_layers)):
         if int(v) != v or v < 1:
@@ -292,7 +292,7 @@ def make_recurrent_stack(cell: str = "lstm", input_size: int = 1, hidden_size: i
         init = initializer
     else:
         init = get_initializer(initializer, dtype=dtype, generator=generator)
-    gates = _CELLS[cell][1]
+    gates = GATES[cell]
     H = hidden_size
     nd = 2 if bidirectional else 1
 

@@ -528,3 +528,6 @@ class TimeGRU(_TimeRecurrent):
             dWh[:, 2 * H:] = qs.reshape(T * N, H).T @ dA_flat[:, 2 * H:]
         self.dh = dh
         return self._finish_backward(xp, dA, xs_tm, N, T)
+
+
+TIME_LAYERS = {"rnn": TimeRNN, "gru": TimeGRU, "lstm": TimeLSTM}

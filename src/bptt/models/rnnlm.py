@@ -33,11 +33,11 @@ import numpy as np
 from ..atomic import atomic_file
 from ..backend import array_module, default_dtype, to_numpy
 from ..initializers import normal, xavier, zeros
+from ..recurrent import GATES
 from ..time_layers import TimeAffine, TimeDropout, TimeEmbedding, TimeSoftmaxWithLoss
-from ..time_recurrent import TimeGRU, TimeLSTM, TimeRNN
+from ..time_recurrent import TIME_LAYERS, TimeGRU, TimeLSTM, TimeRNN
 from ..validate import check_ndim
 
-CELLS = {"rnn": (TimeRNN, 1), "lstm": (TimeLSTM, 4), "gru": (TimeGRU, 3)}
 _PARAM_NAMES = {TimeRNN: ("Wx", "Wh", "b"), TimeLSTM: ("Wx", "Wh", "b"),
                 TimeGRU: ("Wx", "Wh", "b"), TimeEmbedding: ("W",), TimeAffine: ("W", "b")}
 
@@ -73,8 +73,8 @@ class LanguageModel:
         D = _positive_int("embed_size", embed_size)
         H = _positive_int("hidden_size", hidden_size)
         L = _positive_int("num_layers", num_layers)
-        if cell not in CELLS:
-            raise ValueError(f"unknown cell {cell!r}: choose one of {', '.join(CELLS)}")
+        if cell not in GATES:
+            raise ValueError(f"unknown cell {cell!r}: choose one of {', '.join(GATES)}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         if tie_weights and D != H:
@@ -86,7 +86,7 @@ class LanguageModel:
         self.variational, self.tie_weights, self.dtype = bool(variational), bool(tie_weights), dtype
         gen = np.random.default_rng(seed) if seed is not None else None
         kw = {"dtype": dtype, "generator": gen}
-        Cls, G = CELLS[cell]
+        Cls, G = TIME_LAYERS[cell], GATES[cell]
 
         embed_W = normal((V, D), 0.01, **kw)  # (V, D)
         self.embed = TimeEmbedding(embed_W)

@@ -45,12 +45,13 @@ from .. import optim as _optim
 from ..atomic import atomic_file
 from ..backend import array_module, default_dtype, get_xp, to_device, to_numpy
 from ..initializers import xavier, zeros
+from ..recurrent import GATES
 from ..sequence_layers import LastStep, MeanSquaredError
 from ..time_layers import TimeAffine, TimeSigmoidWithLoss, TimeSoftmaxWithLoss
 
 __all__ = ["SequenceRegressor", "SequenceClassifier", "CELLS", "OPTIMIZERS"]
 
-CELLS = ("rnn", "lstm", "gru")
+CELLS = tuple(GATES)
 OPTIMIZERS = _optim.OPTIMIZERS
 _FORMAT = "bptt.sequence/1"
 
