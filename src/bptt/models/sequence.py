@@ -429,6 +429,14 @@ class _SequenceEstimator:
     def _restore_meta(self, meta: dict[str, Any]) -> None:
         pass
 
+    def evaluate(self, X: Any, y: Any, lengths: Any = None) -> dict[str, float]:
+        """Metrics on (X, y), padded or unlabeled steps ignored: ``{'loss', 'mse', 'r2'}`` for
+        the regressor, ``{'loss' (cross-entropy), 'accuracy'}`` for the classifier."""
+        self._check_fitted()
+        xs, lens = self._prepare_X(X, lengths)
+        ts, _ = self._prepare_y(y, xs, lens, fitting=False)
+        return self._evaluate(xs, ts, lens)
+
 
 class SequenceRegressor(_SequenceEstimator):
     """Regression on sequences: mean squared error loss, ``score`` = R^2.
@@ -484,13 +492,6 @@ class SequenceRegressor(_SequenceEstimator):
         mse = float(MeanSquaredError().forward(out, ts, mask))
         return {"loss": mse, "mse": mse, "r2": _r2(to_numpy(out), to_numpy(ts),
                                                    None if mask is None else to_numpy(mask))}
-
-    def evaluate(self, X: Any, y: Any, lengths: Any = None) -> dict[str, float]:
-        """``{'loss', 'mse', 'r2'}`` on (X, y) (padded steps ignored)."""
-        self._check_fitted()
-        xs, lens = self._prepare_X(X, lengths)
-        ts, _ = self._prepare_y(y, xs, lens, fitting=False)
-        return self._evaluate(xs, ts, lens)
 
     def score(self, X: Any, y: Any, lengths: Any = None) -> float:
         """Coefficient of determination R^2 = 1 - SS_res / SS_tot, averaged over the K outputs
@@ -603,13 +604,6 @@ class SequenceClassifier(_SequenceEstimator):
         keep = t != -1
         acc = float((pred[keep] == t[keep]).mean()) if keep.any() else float("nan")
         return {"loss": loss, "accuracy": acc}
-
-    def evaluate(self, X: Any, y: Any, lengths: Any = None) -> dict[str, float]:
-        """``{'loss' (cross-entropy), 'accuracy'}`` on (X, y), unlabeled steps ignored."""
-        self._check_fitted()
-        xs, lens = self._prepare_X(X, lengths)
-        ts, _ = self._prepare_y(y, xs, lens, fitting=False)
-        return self._evaluate(xs, ts, lens)
 
     def score(self, X: Any, y: Any, lengths: Any = None) -> float:
         """Accuracy: the fraction of labeled sequences (or steps) classified right."""
