@@ -268,3 +268,25 @@ def test_a_nan_validation_never_replaces_the_last_checkpoint(text_file, tmp_path
         train_language_model(small_config(text_file, tmp_path, epochs=3))
     state = json.loads((tmp_path / "last" / "state.json").read_text())
     assert len(state["trainer"]["history"]) == 1  # still the first epoch's checkpoint
+
+
+def test_perplexity_of_a_huge_finite_loss_is_inf_not_an_overflow_error():
+    assert trainer_mod.perplexity_of(2.0) == pytest.approx(math.exp(2.0))
+    assert trainer_mod.perplexity_of(1e30) == math.inf
+    assert trainer_mod.loss_has_diverged(1e30) and trainer_mod.loss_has_diverged(math.nan)
+    assert not trainer_mod.loss_has_diverged(700.0)
+
+
+@pytest.mark.parametrize("kw", [dict(optimizer="sgd", lr=1e6, clip=1.0),
+                                dict(optimizer="sgd", lr=1e3, clip=0.0)])
+def test_a_loss_that_explodes_while_finite_is_reported_as_divergence(text_file, tmp_path, kw):
+    with pytest.raises(TrainingDiverged, match="training diverged") as e:
+        train_language_model(small_config(text_file, tmp_path, dtype="float32", **kw))
+    assert "\n" not in str(e.value)
+
+
+def test_the_divergence_hint_suggests_a_clip_below_the_one_in_use(text_file, tmp_path):
+    cfg = small_config(text_file, tmp_path, optimizer="sgd", lr=1e30, clip=0.25)
+    with pytest.raises(TrainingDiverged) as e:
+        train_language_model(cfg)
+    assert "now --clip 0.25, try --clip 0.0625" in str(e.value)

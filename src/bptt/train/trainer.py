@@ -40,7 +40,22 @@ from .progress import JsonlLog, Progress, format_seconds
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
+    """The loss became NaN or infinite, or so large that its perplexity is infinite."""
+
+
+# exp(x) overflows a float64 for x above log(max float64) ~ 709.78: a mean cross-entropy that
+# large means the model gives the right token a probability below 1e-308, i.e. it has diverged.
+MAX_LOG_PERPLEXITY = math.log(np.finfo(np.float64).max)
+
+
+def perplexity_of(mean_loss: float) -> float:
+    """exp(mean cross-entropy), ``inf`` where that overflows (never an OverflowError)."""
+    return math.exp(mean_loss) if mean_loss <= MAX_LOG_PERPLEXITY else math.inf
+
+
+def loss_has_diverged(loss: float) -> bool:
+    """NaN, infinite, or finite but past the point where its perplexity is infinite."""
+    return not math.isfinite(loss) or loss > MAX_LOG_PERPLEXITY
 
 
 def perplexity(model: LanguageModel, ids: Any, batch_size: int = 10,
@@ -57,7 +72,7 @@ def perplexity(model: LanguageModel, ids: Any, batch_size: int = 10,
         total += float(loss) * ts.size
         count += ts.size
     model.reset_state()
-    return math.exp(total / count)
+    return perplexity_of(total / count)
 
 
 def get_rng_state() -> dict[str, Any] | None:
@@ -149,7 +164,7 @@ class LMTrainer:
         if not math.isfinite(valid):  # never save such a model over the last good one
             raise self._diverged(valid, st.step, "the validation perplexity")
         model.set_state(saved)
-        train_ppl = math.exp(st.loss_sum / st.loss_steps) if st.loss_steps else None
+        train_ppl = perplexity_of(st.loss_sum / st.loss_steps) if st.loss_steps else None
         epoch = st.step / self.iters
         improved = st.best_ppl is None or valid < st.best_ppl
         if improved:
@@ -177,13 +192,15 @@ class LMTrainer:
         last = self.out / "last"
         where = (f"the last good checkpoint is {last} (continue from it with --resume and a "
                  f"lower --lr)" if last.exists() else "no checkpoint was saved yet")
-        clip = f"--clip {self.cfg.clip:g}" if self.cfg.clip else "no clipping"
+        clip = self.cfg.clip
+        now = f"--clip {clip:g}" if clip else "no clipping"
+        suggest = 0.25 if not clip or clip > 0.25 else clip / 4
         self.log.write("diverged", step=step, what=what, value=value)
         return TrainingDiverged(
-            f"{what} became {value} at step {step} (epoch {(step - 1) // self.iters + 1}): "
+            f"{what} became {value:g} at step {step} (epoch {(step - 1) // self.iters + 1}): "
             f"training diverged; lower the learning rate "
-            f"(--lr, now {self.optimizer.lr:g}) or clip the gradients (now {clip}, try "
-            f"--clip 0.25); {where}"
+            f"(--lr, now {self.optimizer.lr:g}) or clip the gradients (now {now}, try "
+            f"--clip {suggest:g}); {where}"
         )
 
     def fit(self) -> str:
@@ -201,7 +218,7 @@ class LMTrainer:
                     t0 = time.perf_counter()
                     xs, ts = self.batcher.next_batch()
                     loss = float(model.forward(xs, ts))
-                    if not math.isfinite(loss):
+                    if loss_has_diverged(loss):
                         raise self._diverged(loss, st.step + 1)
                     model.backward()
                     norm = optim.clip_grads(model.grads, cfg.clip) if cfg.clip else None
@@ -222,7 +239,7 @@ class LMTrainer:
                         now = time.perf_counter()
                         self.log.write("train", step=st.step, epoch=round(st.step / self.iters, 4),
                                        loss=window_loss / window_steps,
-                                       ppl=math.exp(min(window_loss / window_steps, 700)),
+                                       ppl=perplexity_of(window_loss / window_steps),
                                        lr=opt.lr, grad_norm=norm,
                                        tokens_per_sec=window_steps * xs.size / (now - window_t))
                         window_t, window_loss, window_steps = now, 0.0, 0
