@@ -3,7 +3,7 @@
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/profile_step.py rnnlm
     python benchmarks/profile_step.py better-rnnlm --steps 10 --threads 1 --clock cpu
 
-Runs the recipe's training step (the calls of :func:`bptt.bench.bptt_train_step_fn`) layer by
+Runs the recipe's training step (the calls of :func:`bptt.tools.bench.bptt_train_step_fn`) layer by
 layer, timing each call, and prints the median time per step of every (phase, layer) with its
 share, and the matrix-product FLOPs of that layer where it has some. ``--clock cpu`` uses the
 process CPU time (steadier on a busy machine, but it counts both BLAS threads when there are
@@ -29,7 +29,7 @@ def main() -> None:
     if a.threads is not None:  # before NumPy starts OpenBLAS
         os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(a.threads)
 
-    from bptt.bench import RECIPES, environment, environment_lines, make_bptt_model, random_batches
+    from bptt.tools.bench import RECIPES, environment, environment_lines, make_bptt_model, random_batches
     from bptt.optim import SGD, clip_grads
 
     r = RECIPES[a.model]

@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 
 from bptt.backend import matmul_into
-from bptt.bench import (
+from bptt.cli import main
+from bptt.nn.time_recurrent import TimeGRU, TimeLSTM, TimeRNN
+from bptt.optim import clip_grads
+from bptt.tools.bench import (
     RECIPES,
     Recipe,
     environment,
@@ -15,9 +18,6 @@ from bptt.bench import (
     format_report,
     run_bench,
 )
-from bptt.cli import main
-from bptt.optim import clip_grads
-from bptt.time_recurrent import TimeGRU, TimeLSTM, TimeRNN
 
 
 @pytest.fixture

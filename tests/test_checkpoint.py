@@ -8,15 +8,15 @@ import os
 import numpy as np
 import pytest
 
-from bptt.checkpoint import (
+from bptt.data.corpus import Vocab
+from bptt.models.rnnlm import LanguageModel
+from bptt.optim import Adam
+from bptt.train.checkpoint import (
     CheckpointError,
     find_checkpoint,
     load_checkpoint,
     save_checkpoint,
 )
-from bptt.data.corpus import Vocab
-from bptt.models.rnnlm import LanguageModel
-from bptt.optim import Adam
 
 VOCAB = Vocab(["<unk>", "<eos>", "a", "b", "c", "d"])
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 import bptt
-from bptt import gradcheck_suite
 from bptt.cli import main
-from bptt.gradcheck_suite import GradcheckCase, layer_cases, run_suite
-from bptt.layers import Tanh
+from bptt.nn.layers import Tanh
+from bptt.tools import gradcheck_suite
+from bptt.tools.gradcheck_suite import GradcheckCase, layer_cases, run_suite
 
 
 def test_all_layers_pass(capsys):

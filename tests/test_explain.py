@@ -11,11 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bptt import layers, recurrent, time_layers, time_recurrent
 from bptt.cli import main
-from bptt.equations import layer_equations, parse_docstring
-from bptt.explain import explain, letters_for, model_layers, trace
-from bptt.explain_models import build
+from bptt.nn import cells as recurrent
+from bptt.nn import layers, time_layers, time_recurrent
+from bptt.tools.equations import layer_equations, parse_docstring
+from bptt.tools.explain import explain, model_layers, trace
+from bptt.tools.explain_models import build
+from bptt.tools.explain_records import letters_for
 
 
 def _classes(mod):
@@ -252,7 +254,7 @@ def test_cli_errors(capsys):
 
 
 def test_checkpoint_directory(tmp_path):
-    checkpoint = pytest.importorskip("bptt.checkpoint")
+    checkpoint = pytest.importorskip("bptt.train.checkpoint")
     from bptt.data.corpus import Vocab
     from bptt.models.rnnlm import LanguageModel
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bptt.forecast import forecast, forecast_series, one_step_predictions, plot_forecast
+from bptt.data.tasks import noisy_sine
 from bptt.models.sequence import SequenceRegressor
-from bptt.tasks import noisy_sine
+from bptt.train.forecast import forecast, forecast_series, one_step_predictions, plot_forecast
 
 W = 2 * np.pi / 50
 

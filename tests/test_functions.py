@@ -1,9 +1,9 @@
-"""The stateless math of bptt.functions against direct formulas."""
+"""The stateless math of bptt.nn.functions against direct formulas."""
 
 import numpy as np
 import pytest
 
-from bptt.functions import cross_entropy, log_softmax, sigmoid, softmax
+from bptt.nn.functions import cross_entropy, log_softmax, sigmoid, softmax
 
 
 def test_sigmoid_values_and_out():

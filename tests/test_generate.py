@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from bptt.data.corpus import Vocab
-from bptt.generate import generate, pick_token, sample_ids
 from bptt.models.rnnlm import LanguageModel
+from bptt.train.generate import generate, pick_token, sample_ids
 
 WORDS = Vocab(["<unk>", "<eos>", "the", "cat", "sat", "on", "mat", "N"])
 CHARS = Vocab(["<unk>", "a", "b", "c", " ", "\n"], level="char")

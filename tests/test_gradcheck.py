@@ -11,7 +11,7 @@ from bptt.gradcheck import (
     numerical_gradient_fx,
     relative_error,
 )
-from bptt.layers import Affine, Tanh
+from bptt.nn.layers import Affine, Tanh
 
 
 class WrongTanh(Tanh):
@@ -87,7 +87,7 @@ def test_relative_error_and_missing_gradient():
 
 def test_wrt_picks_the_gradient_of_that_input():
     """wrt=[1] compares backward()[1] (dy) with the numerical gradient of inputs[1]."""
-    from bptt.layers import MulLayer
+    from bptt.nn.layers import MulLayer
 
     class WrongDx(MulLayer):  # dx wrong, dy right
         def backward(self, dout):

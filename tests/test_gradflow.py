@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from bptt.cli import main
-from bptt.gradflow import (
+from bptt.nn.time_recurrent import TimeGRU, TimeLSTM, TimeRNN
+from bptt.tools.gradflow import (
     _forward_backward,
     adding_batch,
     format_table,
@@ -17,7 +18,6 @@ from bptt.gradflow import (
     gradient_flow_study,
     init_params,
 )
-from bptt.time_recurrent import TimeGRU, TimeLSTM, TimeRNN
 
 SCALES = (0.5, 1.0, 1.5, 2.0)
 

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from bptt.gradcheck import relative_error
-from bptt.stacks import make_recurrent_stack
+from bptt.nn.stacks import make_recurrent_stack
 
 torch = pytest.importorskip("torch")
 
-from bptt.interop import from_torch, to_torch  # noqa: E402
+from bptt.tools.interop import from_torch, to_torch  # noqa: E402
 
 MODULES = {
     "rnn_tanh": lambda **kw: torch.nn.RNN(nonlinearity="tanh", **kw),
@@ -165,7 +165,7 @@ def test_errors():
 
 
 def test_import_bptt_does_not_import_torch():
-    code = "import sys, bptt, bptt.interop; assert 'torch' not in sys.modules; print('ok')"
+    code = "import sys, bptt, bptt.tools.interop; assert 'torch' not in sys.modules; print('ok')"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60)
     assert res.returncode == 0 and "ok" in res.stdout, res.stderr

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bptt.gradcheck import gradcheck
-from bptt.layers import (
+from bptt.nn.layers import (
     AddLayer,
     Affine,
     Dropout,

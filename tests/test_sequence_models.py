@@ -7,13 +7,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bptt.data.tasks import adding_problem, copy_task, noisy_sine, waveforms
 from bptt.gradcheck import gradcheck, numerical_gradient, relative_error
 from bptt.initializers import Xavier
 from bptt.models.sequence import SequenceClassifier, SequenceRegressor
+from bptt.nn.sequence_layers import LastStep, MeanSquaredError
+from bptt.nn.simple_rnn import SimpleRNN
 from bptt.optim import AdaGrad
-from bptt.sequence_layers import LastStep, MeanSquaredError
-from bptt.simple_rnn import SimpleRNN
-from bptt.tasks import adding_problem, copy_task, noisy_sine, waveforms
 
 
 @pytest.fixture

@@ -6,14 +6,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bptt.gradcheck import gradcheck
-from bptt.stacks import (
+from bptt.nn.stacks import (
     TimeBidirectional,
     TimeBiLSTM,
     TimeStack,
     make_recurrent_stack,
     reverse_index,
 )
-from bptt.time_recurrent import TimeGRU, TimeLSTM, TimeRNN
+from bptt.nn.time_recurrent import TimeGRU, TimeLSTM, TimeRNN
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 

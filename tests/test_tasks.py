@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bptt.tasks import (
+from bptt.data.tasks import (
     adding_problem,
     copy_task,
     load_series,

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bptt.gradcheck import gradcheck
-from bptt.time_layers import (
+from bptt.nn.time_layers import (
     TimeAffine,
     TimeDropout,
     TimeEmbedding,

@@ -19,7 +19,7 @@ from .backend import (
     to_numpy,
 )
 from .gradcheck import GradcheckReport, gradcheck, numerical_gradient, numerical_gradient_fx
-from .layers import (
+from .nn.layers import (
     Affine,
     AddLayer,
     Dropout,
@@ -60,34 +60,34 @@ from .optim import (
 )
 
 # -- recurrent cells and Time RNN/LSTM/GRU --
-from .recurrent import GRU, LSTM, RNN
-from .time_recurrent import TimeGRU, TimeLSTM, TimeRNN
+from .nn.cells import GRU, LSTM, RNN
+from .nn.time_recurrent import TimeGRU, TimeLSTM, TimeRNN
 
 # -- other Time layers, SimpleRNN, stacks, bidirectional --
-from .time_layers import (
+from .nn.time_layers import (
     TimeAffine,
     TimeDropout,
     TimeEmbedding,
     TimeSigmoidWithLoss,
     TimeSoftmaxWithLoss,
 )
-from .simple_rnn import SimpleRNN
-from .stacks import TimeBidirectional, TimeBiLSTM, TimeStack, make_recurrent_stack
-from .interop import from_torch, to_torch  # torch itself is imported only when called
+from .nn.simple_rnn import SimpleRNN
+from .nn.stacks import TimeBidirectional, TimeBiLSTM, TimeStack, make_recurrent_stack
+from .tools.interop import from_torch, to_torch  # torch itself is imported only when called
 
 # -- language models, corpora, trainer, generation --
 from .data.corpus import Corpus, Vocab, load_builtin, load_corpus, load_ptb, load_text
 from .data.batching import StreamBatcher, eval_batches
 from .models.rnnlm import BetterRnnlm, LanguageModel, Rnnlm, SimpleRnnlm
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .train import TrainConfig, TrainingDiverged, evaluate, perplexity, train_language_model
-from .generate import generate
+from .train.generate import generate
 
 # -- learning tools: explain, gradient flow, pictures --
-from .equations import Equations, layer_equations
-from .explain import Explanation, explain, trace
-from .gradflow import FlowRun, gradient_flow, gradient_flow_study
-from .plots import (
+from .tools.equations import Equations, layer_equations
+from .tools.explain import Explanation, explain, trace
+from .tools.gradflow import FlowRun, gradient_flow, gradient_flow_study
+from .tools.plots import (
     gate_activations,
     hidden_states,
     pca_2d,
@@ -97,10 +97,10 @@ from .plots import (
 )
 
 # -- sequence tasks and estimators --
-from .forecast import forecast, forecast_series, plot_forecast
+from .train.forecast import forecast, forecast_series, plot_forecast
 from .models.sequence import SequenceClassifier, SequenceRegressor
-from .sequence_layers import LastStep, MeanSquaredError
-from .tasks import (
+from .nn.sequence_layers import LastStep, MeanSquaredError
+from .data.tasks import (
     Task,
     adding_problem,
     copy_task,

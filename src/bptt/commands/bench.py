@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..bench import RECIPES
+    from ..tools.bench import RECIPES
 
     p = sub.add_parser(
         "bench", help="training throughput (tokens/s) of the book's language models",
@@ -38,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..bench import format_report, run_bench
+    from ..tools.bench import format_report, run_bench
 
     if args.gen_tokens < 0:
         raise ValueError(f"--gen-tokens must be >= 0, got {args.gen_tokens}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..explain_models import MODELS
+from ..tools.explain_models import MODELS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -43,7 +43,7 @@ def _sizes(items: list[str]) -> dict[str, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..explain import explain
+    from ..tools.explain import explain
 
     ex = explain(args.model, N=args.N, T=args.T, dims=_sizes(args.size), seed=args.seed,
                  text=args.text)

@@ -5,7 +5,7 @@
 
 One row per layer with its worst relative error (float64, random upstream gradients) and
 PASS/FAIL; exit status 1 if any layer fails. The registry of layers is
-:func:`bptt.gradcheck_suite.layer_cases`.
+:func:`bptt.tools.gradcheck_suite.layer_cases`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..gradcheck_suite import run_suite
+    from ..tools.gradcheck_suite import run_suite
 
     if not args.tol > 0:
         raise ValueError(f"--tol must be positive, got {args.tol}")

@@ -16,7 +16,7 @@ def _floats(s: str) -> list[float]:
 
 
 def _cells(s: str) -> list[str]:
-    from ..gradflow import CELLS
+    from ..tools.gradflow import CELLS
 
     cells = [c.strip() for c in s.split(",") if c.strip()]
     bad = [c for c in cells if c not in CELLS]
@@ -53,10 +53,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..gradflow import format_table, gradient_flow_study
+    from ..tools.gradflow import format_table, gradient_flow_study
 
     if args.plot:
-        from ..plots import require_matplotlib
+        from ..figures import require_matplotlib
 
         require_matplotlib()
     runs = gradient_flow_study(args.cells, args.scales, T=args.T, H=args.H, N=args.N,
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
             json.dump(data, f, indent=1)
         print(f"wrote {args.json}", file=sys.stderr)
     if args.plot:
-        from ..plots import plot_gradient_flow
+        from ..tools.plots import plot_gradient_flow
 
         plot_gradient_flow(runs, args.plot)
         print(f"wrote {args.plot}", file=sys.stderr)

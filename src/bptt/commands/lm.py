@@ -219,7 +219,7 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from ..generate import generate_from_checkpoint
+    from ..train.generate import generate_from_checkpoint
 
     text = generate_from_checkpoint(
         args.path, start=args.start, length=number(args.length, "--length", int, 0),

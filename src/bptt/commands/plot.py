@@ -74,11 +74,11 @@ class _Words:
 
 def _load(name: str) -> tuple[Any, _Words]:
     if Path(name).is_dir():
-        from ..checkpoint import load_checkpoint
+        from ..train.checkpoint import load_checkpoint
 
         ck = load_checkpoint(name)
         return ck.model, _Words(ck.vocab, ck.model.vocab_size)
-    from ..explain_models import build
+    from ..tools.explain_models import build
 
     model, _, d = build(name)
     if not hasattr(model, "predict"):
@@ -91,7 +91,7 @@ def _sentence(model: Any, words: _Words, text: str | None, start: str | None, le
               seed: int) -> list[int]:
     if text:
         return words.encode(text)
-    from ..generate import sample_ids
+    from ..train.generate import sample_ids
 
     first = words.encode(start) if start else [int(np.random.default_rng(seed).integers(
         words.V))]
@@ -101,7 +101,7 @@ def _sentence(model: Any, words: _Words, text: str | None, start: str | None, le
 
 
 def run_gates(args: argparse.Namespace) -> int:
-    from ..plots import gate_activations, plot_gates, require_matplotlib
+    from ..tools.plots import gate_activations, plot_gates, require_matplotlib
 
     require_matplotlib()
     model, words = _load(args.model)
@@ -116,7 +116,7 @@ def run_gates(args: argparse.Namespace) -> int:
 
 
 def run_states(args: argparse.Namespace) -> int:
-    from ..plots import hidden_states, plot_states, require_matplotlib
+    from ..tools.plots import hidden_states, plot_states, require_matplotlib
 
     require_matplotlib()
     model, words = _load(args.model)

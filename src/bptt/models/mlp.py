@@ -21,7 +21,7 @@ import numpy as np
 from ..backend import array_module
 from ..gradcheck import numerical_gradient as _numgrad
 from ..initializers import get_initializer, normal, zeros
-from ..layers import Affine, Dropout, ReLU, Sigmoid, SoftmaxWithLoss, Tanh
+from ..nn.layers import Affine, Dropout, ReLU, Sigmoid, SoftmaxWithLoss, Tanh
 
 __all__ = ["TwoLayerNet", "MultiLayerNet", "train_classifier", "accuracy"]
 

@@ -33,9 +33,9 @@ import numpy as np
 from ..atomic import atomic_file
 from ..backend import array_module, default_dtype, to_numpy
 from ..initializers import normal, xavier, zeros
-from ..recurrent import GATES
-from ..time_layers import TimeAffine, TimeDropout, TimeEmbedding, TimeSoftmaxWithLoss
-from ..time_recurrent import TIME_LAYERS, TimeGRU, TimeLSTM, TimeRNN
+from ..nn.cells import GATES
+from ..nn.time_layers import TimeAffine, TimeDropout, TimeEmbedding, TimeSoftmaxWithLoss
+from ..nn.time_recurrent import TIME_LAYERS, TimeGRU, TimeLSTM, TimeRNN
 from ..validate import check_ndim
 
 _PARAM_NAMES = {TimeRNN: ("Wx", "Wh", "b"), TimeLSTM: ("Wx", "Wh", "b"),

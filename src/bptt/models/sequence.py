@@ -21,7 +21,7 @@ many-to-many. Sequences of different lengths are right-padded to T and given wit
 ``lengths`` (N,) ints: the recurrent layers carry the state over padding and the loss skips it.
 
 ``cell`` may also be a layer object of your own (e.g. the DIVER exercise's
-:class:`~bptt.simple_rnn.SimpleRNN` with its initializer and optimizer): anything with
+:class:`~bptt.nn.simple_rnn.SimpleRNN` with its initializer and optimizer): anything with
 ``params``, ``grads``, ``forward(xs)`` returning (N, T, H) or (N, H), and ``backward``. A
 layer with its own ``optimizer`` updates itself in ``backward``; the estimator's optimizer
 updates the rest.
@@ -45,9 +45,9 @@ from .. import optim as _optim
 from ..atomic import atomic_file
 from ..backend import array_module, default_dtype, get_xp, to_device, to_numpy
 from ..initializers import xavier, zeros
-from ..recurrent import GATES
-from ..sequence_layers import LastStep, MeanSquaredError
-from ..time_layers import TimeAffine, TimeSigmoidWithLoss, TimeSoftmaxWithLoss
+from ..nn.cells import GATES
+from ..nn.sequence_layers import LastStep, MeanSquaredError
+from ..nn.time_layers import TimeAffine, TimeSigmoidWithLoss, TimeSoftmaxWithLoss
 
 __all__ = ["SequenceRegressor", "SequenceClassifier", "CELLS", "OPTIMIZERS"]
 
@@ -153,7 +153,7 @@ class _SequenceEstimator:
                 raise ValueError(f"the cell layer expects {params[0].shape[0]} input features "
                                  f"(rows of its first weight) but X has {n_features}")
             return self.cell
-        from ..stacks import make_recurrent_stack
+        from ..nn.stacks import make_recurrent_stack
 
         return make_recurrent_stack(self.cell, n_features, self.hidden_size,
                                     num_layers=self.num_layers, bidirectional=self.bidirectional,
@@ -523,8 +523,8 @@ class SequenceClassifier(_SequenceEstimator):
 
     y holds class ids 0..C-1 ((N,), or (N, T) per step, -1 = no label at that step).
     ``n_classes`` defaults to max(y) + 1 of the first ``fit``. Two classes use one logit and
-    :class:`~bptt.time_layers.TimeSigmoidWithLoss`; more use C logits and
-    :class:`~bptt.time_layers.TimeSoftmaxWithLoss`. ``score`` = accuracy. Other arguments as
+    :class:`~bptt.nn.time_layers.TimeSigmoidWithLoss`; more use C logits and
+    :class:`~bptt.nn.time_layers.TimeSoftmaxWithLoss`. ``score`` = accuracy. Other arguments as
     :class:`SequenceRegressor`.
     """
 

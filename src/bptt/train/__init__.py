@@ -1,5 +1,5 @@
 """Training language models: settings and presets, the truncated-BPTT trainer, perplexity,
-progress bar, JSON-lines log and perplexity plot. Checkpoints are in :mod:`bptt.checkpoint`."""
+progress bar, JSON-lines log and perplexity plot. Checkpoints: :mod:`bptt.train.checkpoint`."""
 
 from .config import PRESETS, TrainConfig
 from .plot import plot_history

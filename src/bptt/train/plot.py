@@ -7,7 +7,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from ..plots import new_figure, require_matplotlib, save_figure
+from ..figures import new_figure, require_matplotlib, save_figure
 
 __all__ = ["plot_history", "require_matplotlib"]  # the trainer checks early, not after hours
 

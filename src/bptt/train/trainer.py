@@ -29,11 +29,11 @@ import numpy as np
 
 from .. import backend, optim
 from ..atomic import write_json_atomic
-from ..checkpoint import load_checkpoint, save_checkpoint
 from ..data.batching import StreamBatcher, eval_batches
 from ..data.corpus import Corpus, load_corpus, read_text, tokenize
 from ..models.rnnlm import LanguageModel
 from ..optim import make_optimizer
+from .checkpoint import load_checkpoint, save_checkpoint
 from .config import RESUME_MAY_CHANGE, TrainConfig
 from .plot import plot_history, require_matplotlib
 from .progress import JsonlLog, Progress, format_seconds

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from .backend import seed as seed_backend
-from .backend import to_device
+from ..backend import seed as seed_backend
+from ..backend import to_device
 
 MODELS = ("simple-rnnlm", "rnnlm", "better-rnnlm", "rnn", "lstm", "gru", "two-layer-net")
 
@@ -61,7 +61,7 @@ def build(name: str, N: int | None = None, T: int | None = None,
         raise ValueError("--text needs a checkpoint directory (its vocabulary reads the text); "
                          f"{name!r} is an untrained built-in model")
     if name == "two-layer-net":
-        from .models.mlp import TwoLayerNet
+        from ..models.mlp import TwoLayerNet
 
         d = _dims({"N": 2, "D": 4, "H": 5, "C": 3}, N, None, dims)
         net = TwoLayerNet(d["D"], d["H"], d["C"], weight_init_std=0.5,
@@ -70,7 +70,7 @@ def build(name: str, N: int | None = None, T: int | None = None,
         x = to_device(g.standard_normal((d["N"], d["D"])).astype(net.params["W1"].dtype))
         t = to_device(g.integers(0, d["C"], size=d["N"]))
         return net, (x, t), d
-    from .models import rnnlm
+    from ..models import rnnlm
 
     d = _dims(dict(N=2, T=3, V=11, D=4, H=5), N, T, dims)
     V, D, H = d["V"], d["D"], d["H"]
@@ -91,7 +91,7 @@ def _from_checkpoint(path: Path, N: int | None, T: int | None,
                      text: str | None = None) -> tuple[Any, tuple, dict]:
     """A trained model from ``bptt train --out DIR`` (or DIR/best), on a random batch of ids
     or on ``text``."""
-    from .checkpoint import load_checkpoint
+    from ..train.checkpoint import load_checkpoint
 
     ck = load_checkpoint(path)
     model = ck.model

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .backend import array_module
-from .initializers import Xavier
-from .validate import check_float, check_last_dim, check_ndim
+from ..backend import array_module
+from ..initializers import Xavier
+from ..validate import check_float, check_last_dim, check_ndim
 
 _ACTIVATIONS = ("tanh", "relu")
 

@@ -1,7 +1,7 @@
 """Time layers: a recurrent cell run over a whole (N, T, D) sequence, with exact BPTT.
 
 ``TimeRNN``, ``TimeLSTM`` and ``TimeGRU`` compute exactly the equations of the cells in
-:mod:`bptt.recurrent` (see their docstrings), step by step over t = 0..T-1, and the backward pass
+:mod:`bptt.nn.cells` (see their docstrings), step by step over t = 0..T-1, and the backward pass
 sums the parameter gradients over time (the book's ``reversed(range(T))`` loop). They are written
 for speed, and tested against a plain loop over the cells:
 
@@ -33,10 +33,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .backend import array_module, matmul_into
+from ..backend import array_module, matmul_into
+from ..validate import check_float, check_ndim
+from .cells import NONLINEARITIES, _recurrent_bias, check_cell_params, check_state
 from .functions import sigmoid
-from .recurrent import NONLINEARITIES, _recurrent_bias, check_cell_params, check_state
-from .validate import check_float, check_ndim
 
 
 def _transposed(xp: Any, W: Any) -> Any:
@@ -181,7 +181,7 @@ class _TimeRecurrent:
 
 
 class TimeRNN(_TimeRecurrent):
-    """T steps of the vanilla RNN cell (:class:`bptt.recurrent.RNN`), with exact BPTT.
+    """T steps of the vanilla RNN cell (:class:`bptt.nn.cells.RNN`), with exact BPTT.
 
         forward, t = 0..T-1:   a_t = x_t @ Wx + h_{t-1} @ Wh + b        h_t = tanh(a_t)
                                (relu: h_t = max(a_t, 0))
@@ -265,7 +265,7 @@ class TimeRNN(_TimeRecurrent):
 
 
 class TimeLSTM(_TimeRecurrent):
-    """T steps of the LSTM cell (:class:`bptt.recurrent.LSTM`, blocks f, g, i, o), exact BPTT.
+    """T steps of the LSTM cell (:class:`bptt.nn.cells.LSTM`, blocks f, g, i, o), exact BPTT.
 
         forward, t = 0..T-1:
             A_t = x_t @ Wx + h_{t-1} @ Wh + b                               (N, 4H)
@@ -387,7 +387,7 @@ class TimeLSTM(_TimeRecurrent):
 
 
 class TimeGRU(_TimeRecurrent):
-    """T steps of the GRU cell (:class:`bptt.recurrent.GRU`, blocks z, r, h~), exact BPTT.
+    """T steps of the GRU cell (:class:`bptt.nn.cells.GRU`, blocks z, r, h~), exact BPTT.
 
         forward, t = 0..T-1 (reset_after=False, the book):
             z = sigmoid(x_t @ Wxz + h_{t-1} @ Whz + bz)

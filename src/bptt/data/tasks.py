@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .data.corpus import decode_utf8
+from .corpus import decode_utf8
 
 __all__ = [
     "Task", "noisy_sine", "window_series", "load_series", "series_task", "adding_problem",

@@ -1,37 +1,21 @@
-"""``bptt explain``: run one small batch through a model and show what every layer does.
+"""What ``bptt explain`` records and reports, as data: arrays, calls, flows, time steps.
 
-For each layer, in the order ``forward`` calls them and then in the reversed order of
-``backward``: the shapes that really flowed in and out (with the shape letters N, T, D, H, V),
-the forward and backward equations (parsed from the layer's docstring by
-:mod:`bptt.equations`, so they are the ones the class documents), where each array came from
-and where its gradient goes. For the recurrent Time layers (TimeRNN, TimeLSTM, TimeGRU) the
-backward pass is also shown one time step at a time, numbered in execution order::
-
-    (3) t=2  dh = dhs[:, 2] from (2) + dh_next from t=3 (zero: the window ends here)
-             -> dxs[:, 2] to (6) TimeEmbedding,  dh_prev to (4) t=1
-
-The per-step numbers come from replaying the layer with the one-step cells of
-:mod:`bptt.recurrent` on the recorded inputs; the replay is checked against the layer's own
-outputs and input gradients (``Call.replay_ok``).
-
-Python::
-
-    from bptt import explain
-    ex = explain("simple-rnnlm", N=2, T=3)
-    print(ex.to_text())          # or to_markdown(), to_json(); ex.forward[0].outputs[0].shape
+:class:`Tracer` wraps every layer's ``forward`` and ``backward`` for one run and keeps a
+:class:`Record` of each call (arguments, result, the state it started from); the other modules
+of ``bptt explain`` turn those into :class:`Call` lists (:mod:`bptt.tools.explain_flow`) and
+text (:mod:`bptt.tools.explain_report`).
 """
 
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .backend import to_numpy
+from ..backend import to_numpy
 
 # sizes of the built-in examples: all different, so every number names one letter
 DEFAULT_DIMS = {"N": 2, "T": 3, "V": 11, "D": 4, "H": 5}
@@ -112,41 +96,6 @@ class Call:
         return f"({self.number})"
 
 
-@dataclass
-class Explanation:
-    """What ``bptt explain`` prints, as data: ``forward`` and ``backward`` lists of ``Call``."""
-
-    model: str
-    dims: dict[str, int]
-    loss: float | None
-    forward: list[Call] = field(default_factory=list)
-    backward: list[Call] = field(default_factory=list)
-    cells: dict[str, dict[str, Any]] = field(default_factory=dict)  # cell name -> equations
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
-
-    def to_text(self) -> str:
-        from .explain_render import render_text
-
-        return render_text(self)
-
-    def to_markdown(self) -> str:
-        from .explain_render import render_markdown
-
-        return render_markdown(self)
-
-    def render(self, fmt: str = "text") -> str:
-        """``text``, ``markdown`` or ``json``."""
-        renderers = {"text": self.to_text, "markdown": self.to_markdown, "json": self.to_json}
-        if fmt not in renderers:
-            raise ValueError(f"unknown format {fmt!r}: choose one of {', '.join(renderers)}")
-        return renderers[fmt]()
-
-
 # -- shape letters --------------------------------------------------------------------------------
 def letters_for(shape: tuple[int, ...] | list[int], dims: Mapping[str, int],
                 ids: bool = False) -> str:
@@ -178,7 +127,7 @@ def letters_for(shape: tuple[int, ...] | list[int], dims: Mapping[str, int],
     return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
 
 
-def _info(name: str, a: Any, dims: Mapping[str, int], norm: bool = False) -> ArrayInfo:
+def array_info(name: str, a: Any, dims: Mapping[str, int], norm: bool = False) -> ArrayInfo:
     if a is None or not hasattr(a, "shape"):
         return ArrayInfo(name, [], "", type(a).__name__ if a is not None else "None",
                          float(a) if isinstance(a, (int, float)) else None)
@@ -240,7 +189,7 @@ def model_layers(model: Any) -> list[tuple[str, Any]]:
 
 # -- tracing --------------------------------------------------------------------------------------
 @dataclass
-class _Record:
+class Record:
     index: int  # position in model_layers order
     name: str
     layer: Any
@@ -250,7 +199,7 @@ class _Record:
     state0: tuple[Any, Any] = (None, None)  # (h, c) before a forward
 
 
-def _arg_names(fn: Any) -> list[str]:
+def arg_names(fn: Any) -> list[str]:
     try:
         return [p.name for p in inspect.signature(fn).parameters.values()
                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
@@ -258,16 +207,16 @@ def _arg_names(fn: Any) -> list[str]:
         return []
 
 
-class _Tracer:
+class Tracer:
     """Wraps every layer's forward/backward (instance attributes, removed afterwards)."""
 
     def __init__(self, layers: list[tuple[str, Any]]) -> None:
         self.layers = layers
-        self.records: list[_Record] = []
+        self.records: list[Record] = []
 
     def _wrap(self, index: int, name: str, layer: Any, kind: str) -> None:
         orig = getattr(layer, kind)
-        names = _arg_names(orig)
+        names = arg_names(orig)
         records = self.records
 
         def wrapped(*args: Any, **kwargs: Any) -> Any:
@@ -276,13 +225,13 @@ class _Tracer:
             state0 = (getattr(layer, "h", None), getattr(layer, "c", None))
             state0 = tuple(s.copy() if hasattr(s, "copy") else s for s in state0)
             result = orig(*args, **kwargs)
-            records.append(_Record(index, name, layer, kind, bound, result, state0))
+            records.append(Record(index, name, layer, kind, bound, result, state0))
             return result
 
         wrapped.__signature__ = inspect.signature(orig)  # type: ignore[attr-defined]
         setattr(layer, kind, wrapped)
 
-    def __enter__(self) -> _Tracer:
+    def __enter__(self) -> Tracer:
         for i, (name, layer) in enumerate(self.layers):
             for kind in ("forward", "backward"):
                 self._wrap(i, name, layer, kind)
@@ -294,79 +243,15 @@ class _Tracer:
                 layer.__dict__.pop(kind, None)
 
 
-def _outputs_of(result: Any) -> list[Any]:
+def outputs_of(result: Any) -> list[Any]:
     return list(result) if isinstance(result, tuple) else [result]
 
 
-def _output_names(layer: Any, n: int) -> list[str]:
+def output_names(layer: Any, n: int) -> list[str]:
     """Forward outputs are named after backward's argument: backward(dhs) -> "hs"."""
-    names = _arg_names(type(layer).backward) if hasattr(type(layer), "backward") else []
+    names = arg_names(type(layer).backward) if hasattr(type(layer), "backward") else []
     names = [a for a in names if a != "self"]
     base = [a[1:] if a.startswith("d") and len(a) > 1 else "out" for a in names] or ["out"]
     if n == 1:
         return [base[0]]
     return [base[i] if i < len(base) else f"out{i}" for i in range(n)]
-
-
-def _run(model: Any, batch: tuple) -> float | None:
-    if hasattr(model, "forward") and hasattr(model, "backward"):
-        loss = model.forward(*batch)
-        model.backward()
-    elif hasattr(model, "loss_and_gradient"):  # bptt's DL1 nets
-        loss, _ = model.loss_and_gradient(*batch)
-    elif hasattr(model, "gradient"):  # the book's nets: gradient() runs loss(), then backward
-        model.gradient(*batch)
-        last = getattr(model, "lastLayer", None) or getattr(model, "last_layer", None)
-        loss = getattr(last, "loss", None)
-    else:
-        raise TypeError(f"{type(model).__name__} has neither forward/backward nor gradient")
-    try:
-        return float(to_numpy(loss)) if loss is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def trace(model: Any, batch: tuple, dims: Mapping[str, int] | None = None,
-          name: str | None = None) -> Explanation:
-    """Run ``model`` once forward and backward on ``batch`` and explain every layer call.
-
-    ``batch`` is what ``model.forward`` takes, e.g. ``(xs, ts)``; ``dims`` maps shape letters
-    to sizes (``{"N": 2, "T": 3, "V": 11, "D": 4, "H": 5}``) and is only used to write shapes
-    with letters. The model's layers are wrapped for the run and restored afterwards.
-    """
-    dims = dict(dims or {})
-    layers = model_layers(model)
-    with _Tracer(layers) as tr:
-        loss = _run(model, batch)
-    from .explain_flow import build_calls
-
-    fwd, bwd, cells = build_calls(tr.records, dims)
-    return Explanation(model=name or type(model).__name__, dims=dims, loss=loss,
-                       forward=fwd, backward=bwd, cells=cells)
-
-
-def explain(model: Any, batch: tuple | None = None, *, N: int | None = None,
-            T: int | None = None, dims: Mapping[str, int] | None = None,
-            seed: int = 0, text: str | None = None) -> Explanation:
-    """Explain a model: a name (``simple-rnnlm``, ``rnnlm``, ``rnn``, ``lstm``, ``gru``,
-    ``better-rnnlm``, ``two-layer-net``), a checkpoint directory, or a model object with
-    ``batch``.
-
-    N and T set the batch of the built-in models (default 2 and 3); ``dims`` overrides sizes;
-    ``text`` runs a checkpoint on that sentence instead of random word ids.
-    """
-    if isinstance(model, str):
-        from .explain_models import build
-
-        obj, batch, d = build(model, N=N, T=T, dims=dims, seed=seed, text=text)
-        return trace(obj, batch, d, name=model)
-    if batch is None:
-        raise ValueError("explain(model_object) needs the batch to run, e.g. explain(model, "
-                         "(xs, ts)); or pass a model name such as 'rnnlm'")
-    d = dict(dims or {})
-    first = batch[0]
-    if hasattr(first, "shape") and first.ndim >= 1:
-        d.setdefault("N", int(first.shape[0]))
-        if first.ndim >= 2 and first.dtype.kind in "iu":
-            d.setdefault("T", int(first.shape[1]))
-    return trace(model, tuple(batch), d)

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from .backend import to_numpy
-from .stacks import TimeBidirectional, TimeStack, make_cell_layer
-from .time_recurrent import TimeGRU, TimeLSTM, TimeRNN
+from ..backend import to_numpy
+from ..nn.stacks import TimeBidirectional, TimeStack, make_cell_layer
+from ..nn.time_recurrent import TimeGRU, TimeLSTM, TimeRNN
 
 # per cell: (number of gate blocks, bptt block k = torch block ORDER[k], sign of bptt block k)
 _LAYOUT = {

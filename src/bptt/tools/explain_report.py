@@ -1,10 +1,43 @@
-"""Text and Markdown renderings of a :class:`bptt.explain.Explanation`."""
+"""The report of ``bptt explain``: :class:`Explanation` and its text and Markdown forms."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .explain import LETTER_MEANING, ArrayInfo, Call, Explanation, Flow
+from .explain_records import LETTER_MEANING, ArrayInfo, Call, Flow
+
+
+@dataclass
+class Explanation:
+    """What ``bptt explain`` prints, as data: ``forward`` and ``backward`` lists of ``Call``."""
+
+    model: str
+    dims: dict[str, int]
+    loss: float | None
+    forward: list[Call] = field(default_factory=list)
+    backward: list[Call] = field(default_factory=list)
+    cells: dict[str, dict[str, Any]] = field(default_factory=dict)  # cell name -> equations
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def to_text(self) -> str:
+        return render_text(self)
+
+    def to_markdown(self) -> str:
+        return render_markdown(self)
+
+    def render(self, fmt: str = "text") -> str:
+        """``text``, ``markdown`` or ``json``."""
+        renderers = {"text": self.to_text, "markdown": self.to_markdown, "json": self.to_json}
+        if fmt not in renderers:
+            raise ValueError(f"unknown format {fmt!r}: choose one of {', '.join(renderers)}")
+        return renderers[fmt]()
 
 
 def _num(x: float | None) -> str:
@@ -100,7 +133,7 @@ def _steps_text(c: Call, ex: Explanation) -> list[str]:
     cell = ex.cells.get(c.cell)
     if cell:
         note = _note(cell.get("backward_note", ""))
-        out.append(f"    {c.cell} cell backward (bptt.recurrent.{c.cell}){note}:")
+        out.append(f"    {c.cell} cell backward (bptt.nn.cells.{c.cell}){note}:")
         out += [f"      {e}" for e in cell["backward"]]
     return out
 

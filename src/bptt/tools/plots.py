@@ -1,7 +1,7 @@
 """Pictures of what recurrent networks do, as PNG files.
 
 - :func:`plot_gradient_flow`: ||dL/dh_t|| against t for RNN/LSTM/GRU at several Wh scales
-  (the runs of :mod:`bptt.gradflow`), and the parameter-gradient norm with/without clipping;
+  (the runs of :mod:`bptt.tools.gradflow`), and the parameter-gradient norm with/without clipping;
 - :func:`gate_activations` + :func:`plot_gates`: an LSTM's gates f, i, o (and g, c, h) at every
   word of a sentence, one heatmap per gate (units x words);
 - :func:`hidden_states` + :func:`pca_2d` + :func:`plot_states`: the hidden state h_t of a
@@ -22,37 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from . import recurrent
-from .backend import array_module, to_device, to_numpy
-
-
-def require_matplotlib(what: str = "plots need") -> None:
-    """Raise a clear error if matplotlib is missing: ``f"{what} matplotlib, ..."``."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise RuntimeError(f"{what} matplotlib, which is not installed: "
-                           "pip install 'bptt[plot]' (or pip install matplotlib)") from None
-
-
-def new_figure(width: float, height: float) -> Any:
-    """A matplotlib Figure on the file-only Agg canvas (no pyplot, no global backend change)."""
-    require_matplotlib()
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def save_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
-    """Write ``fig`` as a PNG at ``path`` (its folder is made if missing)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(os.fspath(path))
-    return path
+from ..backend import array_module, to_device, to_numpy
+from ..figures import new_figure, require_matplotlib, save_figure  # noqa: F401 (re-exported)
+from ..nn import cells as recurrent
+from .explain_flow import _cell_class
+from .explain_records import Tracer, model_layers
 
 
 # -- gradient flow --------------------------------------------------------------------------------
@@ -109,23 +83,18 @@ def plot_gradient_flow(runs: Sequence[Any], path: str | os.PathLike[str],
 
 # -- recording a language model on a sentence -----------------------------------------------------
 def _recurrent_layers(model: Any) -> list[Any]:
-    from .explain import model_layers
-    from .explain_flow import _cell_class
-
     return [layer for _, layer in model_layers(model) if _cell_class(layer) is not None]
 
 
 def _record_inputs(model: Any, ids: Any) -> list[tuple[Any, Any]]:
     """Run ``model.predict`` on ids (T,) from a zero state; return (layer, xs) per recurrent
     layer, xs being what the layer received."""
-    from .explain import _Tracer, model_layers
-
     if hasattr(model, "reset_state"):
         model.reset_state()
     xs = to_device(np.asarray(ids).reshape(1, -1))
     layers = model_layers(model)
     rec = set(id(lay) for lay in _recurrent_layers(model))
-    with _Tracer(layers) as tr:
+    with Tracer(layers) as tr:
         model.predict(xs)
     if hasattr(model, "reset_state"):
         model.reset_state()
@@ -138,10 +107,8 @@ def gate_activations(model: Any, ids: Sequence[int], layer: int = -1) -> dict[st
 
     Returns float64 arrays (T, H): for an LSTM ``f``, ``i``, ``o``, ``g``, ``c``, ``h``; for a
     GRU ``z``, ``r``, ``h``; for an RNN ``h``. Computed by replaying the layer's own parameters
-    with the one-step cells of :mod:`bptt.recurrent` on what the layer received.
+    with the one-step cells of :mod:`bptt.nn.cells` on what the layer received.
     """
-    from .explain_flow import _cell_class
-
     recorded = _record_inputs(model, ids)
     if not recorded:
         raise ValueError(f"{type(model).__name__} has no recurrent layer to show")

@@ -91,7 +91,7 @@ def plot_forecast(truth: Any, prediction: Any, start: int, path: str | Path, *,
     truth drawn before ``start`` to that many steps (default: all). matplotlib is
     imported here (``pip install matplotlib``), on the file-only Agg canvas.
     """
-    from .plots import new_figure, save_figure
+    from ..figures import new_figure, save_figure
 
     def col(a: Any) -> np.ndarray:
         a = np.asarray(a, dtype=np.float64)

@@ -8,7 +8,7 @@ LAST step only::
     L   = sum_n (h_{T-1}[n] @ w - y[n])**2 / (2N)
 
 Then dL/dh_t for t < T-1 is ONLY what flows back through the recurrence: the backward of one
-cell per step (:mod:`bptt.recurrent`), ``dh_prev = cell.backward(dh_next)``, exactly the loop
+cell per step (:mod:`bptt.nn.cells`), ``dh_prev = cell.backward(dh_next)``, exactly the loop
 inside TimeRNN/TimeLSTM/TimeGRU. Its norm against t shows the vanishing (or exploding) gradient:
 
 - RNN: each step multiplies by ``diag(1 - h_t**2) @ Wh.T``, so the norm shrinks or grows
@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from . import recurrent
-from .optim import clip_grads
+from ..nn import cells as recurrent
+from ..optim import clip_grads
 
 CELLS = recurrent.CELLS
 INITS = ("orthogonal", "normal")

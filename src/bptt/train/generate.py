@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from .backend import to_numpy
-from .data.corpus import Vocab
-from .models.rnnlm import LanguageModel
+from ..backend import to_numpy
+from ..data.corpus import Vocab
+from ..models.rnnlm import LanguageModel
 
 
 def _next_logits(model: LanguageModel, ids: Sequence[int]) -> np.ndarray:

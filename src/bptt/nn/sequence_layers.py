@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .backend import array_module
-from .validate import check_float, check_ndim, check_same_shape
+from ..backend import array_module
+from ..validate import check_float, check_ndim, check_same_shape
 
 
 class MeanSquaredError:

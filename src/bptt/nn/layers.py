@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .backend import array_module, rng, scatter_add_rows
+from ..backend import array_module, rng, scatter_add_rows
+from ..validate import check_float, check_labels, check_last_dim, check_same_shape
 from .functions import sigmoid, softmax
-from .validate import check_float, check_labels, check_last_dim, check_same_shape
 
 
 class MulLayer:

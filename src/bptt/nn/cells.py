@@ -2,7 +2,7 @@
 
 Each cell follows the layer contract (``params``, ``grads`` overwritten in place, ``cache``,
 ``forward``/``backward``) for ONE time step of a batch; the Time layers in
-:mod:`bptt.time_recurrent` run a whole sequence with a fused fast path and are tested against a
+:mod:`bptt.nn.time_recurrent` run a whole sequence with a fused fast path and are tested against a
 loop over these cells. ``step(x, state) -> (h, new_state)`` is the cache-free call for generation
 loops.
 
@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .backend import array_module
+from ..backend import array_module
+from ..validate import check_float, check_ndim
 from .functions import sigmoid
-from .validate import check_float, check_ndim
 
 NONLINEARITIES = ("tanh", "relu")
 
@@ -154,7 +154,7 @@ class LSTM:
         dx  = dA @ Wx.T   dh_prev = dA @ Wh.T    dc_prev = ds * f
 
     Params: Wx (D, 4H), Wh (H, 4H), b (4H,). x (N, D); h_*, c_* (N, H).
-    PyTorch orders the blocks i, f, g, o: see the mapping in :mod:`bptt.interop`.
+    PyTorch orders the blocks i, f, g, o: see the mapping in :mod:`bptt.tools.interop`.
     """
 
     def __init__(self, Wx: Any, Wh: Any, b: Any) -> None:

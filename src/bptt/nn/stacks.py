@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .backend import array_module, default_dtype
-from .initializers import Xavier, get_initializer
-from .recurrent import GATES
+from ..backend import array_module, default_dtype
+from ..initializers import Xavier, get_initializer
+from .cells import GATES
 from .time_layers import TimeDropout
 from .time_recurrent import TimeGRU, TimeLSTM, TimeRNN
 

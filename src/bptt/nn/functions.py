@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .backend import array_module
+from ..backend import array_module
 
 
 def sigmoid(x: Any, out: Any = None) -> Any:

@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from .backend import to_numpy
-from .data.corpus import Vocab
-from .models.rnnlm import LanguageModel, model_from_config, read_npz
+from ..backend import to_numpy
+from ..data.corpus import Vocab
+from ..models.rnnlm import LanguageModel, model_from_config, read_npz
 
 FORMAT = "bptt-checkpoint"
 VERSION = 1

@@ -1,11 +1,11 @@
-"""From the calls recorded by :func:`bptt.explain.trace` to numbered forward/backward steps.
+"""From the calls recorded by :func:`bptt.tools.explain.trace` to numbered forward/backward steps.
 
 Where an array comes from is found by identity: an input of a forward call is the output
 (the very same array object) of an earlier call, or else a model input. A gradient returned
 by ``backward`` for input ``x`` goes to the backward of the layer that produced ``x``.
 
 The backward of a Time RNN/LSTM/GRU layer is replayed with the one-step cells of
-:mod:`bptt.recurrent` (same parameter arrays, recorded inputs and initial state), which gives
+:mod:`bptt.nn.cells` (same parameter arrays, recorded inputs and initial state), which gives
 the gradient entering and leaving every time step; the replay is compared with the layer's own
 outputs and ``dxs`` (``Call.replay_ok``).
 """
@@ -19,18 +19,18 @@ from typing import Any
 
 import numpy as np
 
-from . import recurrent
-from .backend import array_module, to_numpy
+from ..backend import array_module, to_numpy
+from ..nn import cells as recurrent
 from .equations import layer_equations
-from .explain import (
+from .explain_records import (
     ArrayInfo,
     Call,
     Flow,
     TimeStep,
-    _info,
-    _output_names,
-    _outputs_of,
+    array_info,
     letters_for,
+    output_names,
+    outputs_of,
 )
 
 _PARAMS = re.compile(r"Params:\s*(.*)")
@@ -91,27 +91,27 @@ def build_calls(records: list, dims: Mapping[str, int]
         for aname, a in r.args.items():
             if a is None:
                 continue
-            info = _info(aname, a, dims)
+            info = array_info(aname, a, dims)
             src = producer.get(id(a))
             info.peer = f"[{src}] {forward[src - 1].layer}" if src else "model input"
             call.inputs.append(info)
-        outs = _outputs_of(r.result)
-        for oname, o in zip(_output_names(r.layer, len(outs)), outs, strict=True):
+        outs = outputs_of(r.result)
+        for oname, o in zip(output_names(r.layer, len(outs)), outs, strict=True):
             if not getattr(o, "shape", True):  # a 0-d array: the loss
                 oname = "L"
-            call.outputs.append(_info(oname, o, dims))
+            call.outputs.append(array_info(oname, o, dims))
             if oname == "L":
                 call.outputs[-1].norm = float(to_numpy(o))
             if _is_array(o):
                 producer[id(o)] = k
         for pname, p in zip(param_names(r.layer), getattr(r.layer, "params", []), strict=False):
-            call.params.append(_info(pname, p, dims))
+            call.params.append(array_info(pname, p, dims))
         forward.append(call)
         last_fwd[r.index] = r
         fwd_number[r.index] = k
     # who consumes each forward output
     for call, r in zip(forward, fwd_recs, strict=True):
-        for info, o in zip(call.outputs, _outputs_of(r.result), strict=True):
+        for info, o in zip(call.outputs, outputs_of(r.result), strict=True):
             users = [f"[{c.number}] {c.layer}" for c, rr in zip(forward, fwd_recs, strict=True)
                      if rr is not r and any(a is o for a in rr.args.values())]
             info.peer = ", ".join(users) if users else (
@@ -134,7 +134,7 @@ def build_calls(records: list, dims: Mapping[str, int]
         for aname, a in r.args.items():
             if a is None:
                 continue
-            info = _info(aname, a, dims, norm=True)
+            info = array_info(aname, a, dims, norm=True)
             src = returned.get(id(a))
             if src:
                 info.peer = f"({src}) {_layer_at(backward, src)}"
@@ -147,9 +147,9 @@ def build_calls(records: list, dims: Mapping[str, int]
             call.inputs.append(ArrayInfo("dout", [], "", "default", 1.0, "dL/dL = 1"))
         fr = last_fwd.get(r.index)
         fwd_args = [(k, a) for k, a in (fr.args.items() if fr else []) if a is not None]
-        grads = _outputs_of(r.result)
+        grads = outputs_of(r.result)
         for (aname, a), g in zip(fwd_args, grads, strict=False):
-            info = _info("d" + aname, g, dims, norm=True)
+            info = array_info("d" + aname, g, dims, norm=True)
             if g is None:
                 info.peer = "nowhere: integer ids have no gradient"
             else:
@@ -160,7 +160,7 @@ def build_calls(records: list, dims: Mapping[str, int]
                 returned[id(g)] = num + _span(r, last_fwd) - 1  # after the last step
             call.outputs.append(info)
         for pname, g in zip(param_names(r.layer), getattr(r.layer, "grads", []), strict=False):
-            call.params.append(_info("d" + pname, g, dims, norm=True))
+            call.params.append(array_info("d" + pname, g, dims, norm=True))
         cell_cls = _cell_class(r.layer)
         if cell_cls is not None and fr is not None:
             _steps(call, r, fr, cell_cls, dims)
@@ -192,7 +192,7 @@ def _producer_of(a: Any, fwd_recs: list, consumer: Any) -> Any:
     for r in fwd_recs:
         if r is consumer:
             break
-        if any(o is a for o in _outputs_of(r.result)):
+        if any(o is a for o in outputs_of(r.result)):
             found = r
     return found
 

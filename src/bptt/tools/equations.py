@@ -51,7 +51,7 @@ class Equations:
     """The equations of one layer class, as written in its docstring."""
 
     layer: str  # class name, e.g. "RNN"
-    qualname: str  # module path, e.g. "bptt.recurrent.RNN"
+    qualname: str  # module path, e.g. "bptt.nn.cells.RNN"
     summary: str  # first line of the docstring
     forward: list[str] = field(default_factory=list)
     backward: list[str] = field(default_factory=list)

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from .backend import to_device
-from .gradcheck import gradcheck
-from .layers import (
+from ..backend import to_device
+from ..gradcheck import gradcheck
+from ..nn.layers import (
     AddLayer,
     Affine,
     Dropout,
