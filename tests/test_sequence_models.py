@@ -294,7 +294,7 @@ def test_clear_errors(rng):
         model.fit(np.zeros((4, 3)), np.zeros(4))
     with pytest.raises(ValueError, match="4 sequences but y has 3"):
         model.fit(np.zeros((4, 3, 1)), np.zeros(3))
-    with pytest.raises(ValueError, match="cell must be one of"):
+    with pytest.raises(ValueError, match="unknown cell"):
         SequenceRegressor(cell="transformer")
     with pytest.raises(ValueError, match="optimizer must be one of"):
         SequenceRegressor(optimizer="lbfgs")

@@ -234,7 +234,7 @@ def test_builder_defaults_dtype_initializer_and_errors():
     assert len(s2.params) == 4 and s2.params[3].shape == (3,) and s2.params[0].dtype == np.float64
     s3 = make_recurrent_stack("rnn", 4, 3, dtype=np.float64, initializer="xavier")
     assert s3.params[0].dtype == np.float64
-    with pytest.raises(ValueError, match="cell must be one of"):
+    with pytest.raises(ValueError, match="unknown cell"):
         make_recurrent_stack("transformer", 2, 2)
     with pytest.raises(ValueError, match="hidden_size must be a positive integer"):
         make_recurrent_stack("lstm", 2, 0)

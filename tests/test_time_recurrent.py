@@ -1,21 +1,29 @@
-"""TimeRNN / TimeLSTM / TimeGRU: the fused fast path against a plain loop over the cells,
-float64 gradient checks (inputs, parameters, initial and final states, masks), truncated BPTT
-state, variable-length batches, bad input."""
+"""TimeRNN / TimeLSTM / TimeGRU: the fused fast path equal (float64, 1e-12) to the generic
+TimeCell over the same one-step cells; float64 gradient checks of both (inputs, parameters,
+initial and final states, masks), truncated BPTT state, variable-length batches, bad input."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bptt import GRU, LSTM, RNN, TimeGRU, TimeLSTM, TimeRNN, gradcheck
+from bptt import TimeGRU, TimeLSTM, TimeRNN, gradcheck
+from bptt.nn.cell_spec import option_values
+from bptt.nn.registry import spec_of
+from bptt.nn.time_cell import TimeCell
 
 KINDS = ["rnn", "rnn_relu", "lstm", "gru", "gru_after"]
 GATES = {"rnn": 1, "rnn_relu": 1, "lstm": 4, "gru": 3, "gru_after": 3}
 SHAPES = [(1, 1, 2, 3), (2, 5, 3, 4), (3, 4, 6, 2), (1, 3, 1, 1)]  # (N, T, D, H)
 
 
-def make_time(kind, D, H, rng, stateful=False, dtype=np.float64, scale=0.6):
-    """A Time layer with random weights and random biases."""
+def make_time(kind, D, H, rng, stateful=False, dtype=np.float64, scale=0.6, fused=True):
+    """A Time layer with random weights and random biases (fused=False: the generic one)."""
+    layer = _make_fused(kind, D, H, rng, stateful, dtype, scale)
+    return layer if fused else generic_like(layer)
+
+
+def _make_fused(kind, D, H, rng, stateful, dtype, scale):
     k = GATES[kind]
     Wx, Wh, b = (rng.standard_normal(s).astype(dtype) * scale
                  for s in [(D, k * H), (H, k * H), (k * H,)])
@@ -31,59 +39,19 @@ def make_time(kind, D, H, rng, stateful=False, dtype=np.float64, scale=0.6):
     return TimeGRU(Wx, Wh, b, stateful=stateful, bh=bh, reset_after=True)
 
 
-def make_cell_like(layer):
-    """The one-step cell with the same parameter arrays as ``layer``."""
-    if isinstance(layer, TimeRNN):
-        return RNN(*layer.params, nonlinearity=layer.nonlinearity)
-    if isinstance(layer, TimeLSTM):
-        return LSTM(*layer.params)
-    if layer.reset_after:
-        return GRU(*layer.params[:3], bh=layer.params[3], reset_after=True)
-    return GRU(*layer.params)
+def generic_like(layer):
+    """The generic TimeCell of the same registered cell, on the very same parameter arrays."""
+    spec = spec_of(layer)
+    extra = {"bh": layer.params[3]} if len(layer.params) > 3 else {}
+    return TimeCell(spec, *layer.params[:3], stateful=layer.stateful,
+                    **option_values(spec, layer), **extra)
 
 
 def reference(layer, xs, dhs, h0=None, c0=None, mask=None, dh_last=None, dc_last=None):
-    """The book's loop: one cell object per step, grads summed over reversed(range(T)).
-
-    Masked steps carry the state: h_t = m h_new + (1 - m) h_{t-1}, output m h_new.
-    Returns (hs, h, c, dxs, grads, dh0, dc0).
-    """
-    N, T, _ = xs.shape
-    H = layer.H
-    lstm = isinstance(layer, TimeLSTM)
-    h = np.zeros((N, H)) if h0 is None else h0
-    c = np.zeros((N, H)) if c0 is None else c0
-    m = np.ones((N, T)) if mask is None else np.asarray(mask, dtype=np.float64)
-    cells, hs = [], np.zeros((N, T, H))
-    for t in range(T):
-        cell = make_cell_like(layer)
-        mt = m[:, t:t + 1]
-        if lstm:
-            hn, cn = cell.forward(xs[:, t], h, c)
-            c = mt * cn + (1 - mt) * c
-        else:
-            hn = cell.forward(xs[:, t], h)
-        h = mt * hn + (1 - mt) * h
-        hs[:, t] = mt * hn
-        cells.append(cell)
-    h_last, c_last = h, c
-    dh = np.zeros((N, H)) if dh_last is None else dh_last.copy()
-    dc = np.zeros((N, H)) if dc_last is None else dc_last.copy()
-    grads = [np.zeros_like(p) for p in layer.params]
-    dxs = np.zeros_like(xs)
-    for t in reversed(range(T)):
-        mt = m[:, t:t + 1]
-        dtot = dhs[:, t] + dh
-        if lstm:
-            dx, dhp, dcp = cells[t].backward(mt * dtot, mt * dc)
-            dc = dcp + (1 - mt) * dc
-        else:
-            dx, dhp = cells[t].backward(mt * dtot)
-        dh = dhp + (1 - mt) * dh  # a padded step's output is 0: its dhs goes nowhere
-        dxs[:, t] = dx
-        for g, cg in zip(grads, cells[t].grads):
-            g += cg
-    return hs, h_last, c_last, dxs, grads, dh, dc
+    """The book's loop over one-step cells (TimeCell): (hs, h, c, dxs, grads, dh0, dc0)."""
+    generic = generic_like(layer)
+    assert all(p is q for p, q in zip(generic.params, layer.params, strict=True))
+    return run_fast(generic, xs, dhs, h0, c0, mask, dh_last, dc_last)
 
 
 def run_fast(layer, xs, dhs, h0=None, c0=None, mask=None, dh_last=None, dc_last=None):
@@ -112,7 +80,7 @@ def assert_close(a, b, tol=1e-12):
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("N,T,D,H", SHAPES)
 @pytest.mark.parametrize("masked", [False, True])
-def test_fast_path_equals_per_step_cells(kind, N, T, D, H, masked):
+def test_fast_path_equals_the_generic_time_cell(kind, N, T, D, H, masked):
     rng = np.random.default_rng(N * 1000 + T * 100 + D * 10 + H)
     layer = make_time(kind, D, H, rng)
     xs, dhs = rng.standard_normal((N, T, D)), rng.standard_normal((N, T, H))
@@ -137,9 +105,10 @@ def test_fast_path_equals_per_step_cells(kind, N, T, D, H, masked):
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("N,T,D,H", SHAPES)
-def test_time_layer_gradients(kind, N, T, D, H):
+@pytest.mark.parametrize("fused", [True, False])
+def test_time_layer_gradients(kind, N, T, D, H, fused):
     rng = np.random.default_rng(N * 1000 + T * 100 + D * 10 + H)
-    layer = make_time(kind, D, H, rng)
+    layer = make_time(kind, D, H, rng, fused=fused)
     xs = rng.standard_normal((N, T, D))
     report = gradcheck(layer, [xs], seed=0)
     assert len(report.errors) == 1 + len(layer.params)
@@ -153,7 +122,7 @@ class StateIO:
     def __init__(self, layer, mask=None):
         self.layer, self.mask = layer, mask
         self.params, self.grads = layer.params, layer.grads
-        self.lstm = isinstance(layer, TimeLSTM)
+        self.lstm = layer.has_cell
 
     def forward(self, xs, h0, c0=None):
         self.layer.set_state(h0, c0)
@@ -170,11 +139,12 @@ class StateIO:
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("N,T,D,H", SHAPES[:3])
 @pytest.mark.parametrize("masked", [False, True])
-def test_time_layer_state_gradients(kind, N, T, D, H, masked):
+@pytest.mark.parametrize("fused", [True, False])
+def test_time_layer_state_gradients(kind, N, T, D, H, masked, fused):
     """dh (and dc) after backward are the gradients of the initial state; dh_last (dc_last)
     feed the final state's gradient in; masks included."""
     rng = np.random.default_rng(7 + N + T + D + H)
-    layer = make_time(kind, D, H, rng)
+    layer = make_time(kind, D, H, rng, fused=fused)
     mask = right_padded_mask(rng.integers(1, T + 1, N), T) if masked else None
     ins = [rng.standard_normal((N, T, D)), rng.standard_normal((N, H))]
     if kind == "lstm":
@@ -185,9 +155,10 @@ def test_time_layer_state_gradients(kind, N, T, D, H, masked):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_stateful_chunks_equal_the_whole_sequence(kind):
+@pytest.mark.parametrize("fused", [True, False])
+def test_stateful_chunks_equal_the_whole_sequence(fused, kind):
     rng = np.random.default_rng(11)
-    layer = make_time(kind, 3, 4, rng, stateful=True)
+    layer = make_time(kind, 3, 4, rng, stateful=True, fused=fused)
     xs = rng.standard_normal((2, 7, 3))
     whole = layer.forward(xs)
     h_whole, c_whole = layer.h, layer.c
@@ -199,15 +170,16 @@ def test_stateful_chunks_equal_the_whole_sequence(kind):
     if kind == "lstm":
         assert_close(layer.c, c_whole)
     # non-stateful: the second chunk restarts from zeros, so it differs
-    plain = make_time(kind, 3, 4, np.random.default_rng(11))
+    plain = make_time(kind, 3, 4, np.random.default_rng(11), fused=fused)
     plain.forward(xs[:, :3])
     assert not np.allclose(plain.forward(xs[:, 3:]), second)
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_set_state_and_reset_state(kind):
+@pytest.mark.parametrize("fused", [True, False])
+def test_set_state_and_reset_state(fused, kind):
     rng = np.random.default_rng(12)
-    layer = make_time(kind, 3, 4, rng)  # not stateful
+    layer = make_time(kind, 3, 4, rng, fused=fused)  # not stateful
     xs = rng.standard_normal((2, 5, 3))
     h0 = rng.standard_normal((2, 4))
     c0 = rng.standard_normal((2, 4)) if kind == "lstm" else None
@@ -221,7 +193,7 @@ def test_set_state_and_reset_state(kind):
     # honoured once: the next forward of a non-stateful layer starts from zeros again
     assert_close(layer.forward(xs), from_zeros)
     # stateful: set_state then reset_state -> zeros
-    sl = make_time(kind, 3, 4, np.random.default_rng(12), stateful=True)
+    sl = make_time(kind, 3, 4, np.random.default_rng(12), stateful=True, fused=fused)
     sl.set_state(h0, c0)
     sl.reset_state()
     assert sl.h is None and sl.c is None
@@ -239,11 +211,12 @@ def test_lstm_set_state_without_c_uses_zero_cell():
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_padded_batch_equals_each_sequence_alone(kind):
+@pytest.mark.parametrize("fused", [True, False])
+def test_padded_batch_equals_each_sequence_alone(fused, kind):
     rng = np.random.default_rng(14)
     N, T, D, H = 3, 6, 3, 4
     lengths = [6, 2, 4]
-    layer = make_time(kind, D, H, rng)
+    layer = make_time(kind, D, H, rng, fused=fused)
     xs, dhs = rng.standard_normal((N, T, D)), rng.standard_normal((N, T, H))
     mask = right_padded_mask(lengths, T)
     hs = layer.forward(xs, mask=mask)
@@ -323,9 +296,10 @@ def test_float32_stays_float32_and_matches_float64(kind):
 # -- bad input ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_bad_input_errors(kind):
+@pytest.mark.parametrize("fused", [True, False])
+def test_bad_input_errors(fused, kind):
     rng = np.random.default_rng(17)
-    layer = make_time(kind, 3, 4, rng)
+    layer = make_time(kind, 3, 4, rng, fused=fused)
     xs = rng.standard_normal((2, 5, 3))
     with pytest.raises(RuntimeError, match="before forward"):
         layer.backward(np.zeros((2, 5, 4)))
@@ -368,9 +342,10 @@ def test_stateful_batch_change_needs_reset():
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_zero_time_steps_keep_the_state(kind):
+@pytest.mark.parametrize("fused", [True, False])
+def test_zero_time_steps_keep_the_state(fused, kind):
     rng = np.random.default_rng(19)
-    layer = make_time(kind, 3, 4, rng)
+    layer = make_time(kind, 3, 4, rng, fused=fused)
     h0 = rng.standard_normal((2, 4))
     layer.set_state(h0)
     assert layer.forward(np.zeros((2, 0, 3))).shape == (2, 0, 4)

@@ -59,8 +59,17 @@ from .optim import (
     merge_shared,
 )
 
-# -- recurrent cells and Time RNN/LSTM/GRU --
+# -- recurrent cells, the cell registry, Time RNN/LSTM/GRU and the generic TimeCell --
 from .nn.cells import GRU, LSTM, RNN
+from .nn.cell_spec import CellSpec, TorchLayout
+from .nn.registry import (
+    cell_names,
+    get_cell,
+    make_time_layer,
+    register_cell,
+    unregister_cell,
+)
+from .nn.time_cell import TimeCell
 from .nn.time_recurrent import TimeGRU, TimeLSTM, TimeRNN
 
 # -- other Time layers, SimpleRNN, stacks, bidirectional --

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from . import __version__
+from .nn.registry import load_plugin_cells
 
 # modules under bptt.commands, in the order `bptt --help` lists them
 COMMANDS = ["gradcheck", "explain", "gradflow", "plot", "lm", "fit", "bench"]
@@ -47,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    for problem in load_plugin_cells():  # cells of installed packages: --cell choices
+        print(f"bptt: warning: {problem}", file=sys.stderr)
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "run", None) is None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..tools.explain_models import MODELS
+from ..tools.explain import explain
+from ..tools.explain_models import model_names
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -17,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "the gradient entering and leaving every time step, numbered in execution "
                     "order.")
     p.add_argument("model", metavar="MODEL",
-                   help=f"one of {', '.join(MODELS)}, or a checkpoint directory")
+                   help=f"one of {', '.join(model_names())}, or a checkpoint directory")
     p.add_argument("--format", choices=["text", "markdown", "json"], default="text")
     p.add_argument("-N", "--batch", dest="N", type=int, default=None,
                    help="batch size N (default 2)")
@@ -43,8 +44,6 @@ def _sizes(items: list[str]) -> dict[str, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..tools.explain import explain
-
     ex = explain(args.model, N=args.N, T=args.T, dims=_sizes(args.size), seed=args.seed,
                  text=args.text)
     text = ex.render(args.format)

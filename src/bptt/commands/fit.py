@@ -20,7 +20,8 @@ from typing import Any
 
 from ..atomic import write_json_atomic
 from ..data.tasks import TASKS, Task, load_series, make_task, series_task
-from ..models.sequence import CELLS, OPTIMIZERS, SequenceClassifier, SequenceRegressor
+from ..models.sequence import OPTIMIZERS, SequenceClassifier, SequenceRegressor
+from ..nn.registry import cell_names
 
 TASK_HELP = ("sine (noisy sine, next value), adding (adding problem), copy (copy/memory task), "
              "waveforms (classify ramp up/down, sine, square), or csv:PATH (.csv/.npy series)")
@@ -200,7 +201,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("fit", help="train a sequence model on a task or a CSV series",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("task", help=TASK_HELP)
-    p.add_argument("--cell", choices=CELLS, default="lstm")
+    p.add_argument("--cell", choices=cell_names(), default="lstm",
+                   help="recurrent cell: a built-in or a registered one")
     p.add_argument("--hidden", type=int, default=32, help="hidden size H (default 32)")
     p.add_argument("--layers", type=int, default=1, help="stacked recurrent layers")
     p.add_argument("--bidirectional", action="store_true")

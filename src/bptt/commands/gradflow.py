@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from ..nn.registry import cell_names
+
 
 def _floats(s: str) -> list[float]:
     try:
@@ -16,12 +18,11 @@ def _floats(s: str) -> list[float]:
 
 
 def _cells(s: str) -> list[str]:
-    from ..tools.gradflow import CELLS
-
     cells = [c.strip() for c in s.split(",") if c.strip()]
-    bad = [c for c in cells if c not in CELLS]
+    bad = [c for c in cells if c not in cell_names()]
     if bad or not cells:
-        raise argparse.ArgumentTypeError(f"cells must be among {', '.join(CELLS)}, got {s!r}")
+        raise argparse.ArgumentTypeError(f"cells must be among {', '.join(cell_names())} "
+                                         f"(registered cells), got {s!r}")
     return cells
 
 

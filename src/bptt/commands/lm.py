@@ -16,6 +16,7 @@ import math
 import sys
 from typing import Any
 
+from ..nn.registry import cell_names
 from ..train.config import OPTIMIZERS, PRESETS
 
 _TRAIN_NUMBERS = {  # option dest -> (type, lower bound, inclusive)
@@ -85,7 +86,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
            "or one UTF-8 text file (split 90/5/5); default: the built-in corpus")
     a("--level", choices=["word", "char"], default=None, help="tokens: words or characters")
     a("--preset", default=None, metavar="NAME", help=f"one of {', '.join(PRESETS)}")
-    a("--cell", choices=["rnn", "lstm", "gru"], default=None)
+    a("--cell", choices=cell_names(), default=None,
+      help="recurrent cell: a built-in or a registered one (bptt.cells entry points)")
     for opt, help_ in (("--layers", "recurrent layers"), ("--embed", "word vector size D"),
                        ("--hidden", "hidden size H"), ("--dropout", "dropout ratio P"),
                        ("--batch", "parallel streams N"), ("--bptt", "time steps T per update"),

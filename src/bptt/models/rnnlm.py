@@ -33,13 +33,10 @@ import numpy as np
 from ..atomic import atomic_file
 from ..backend import array_module, default_dtype, to_numpy
 from ..initializers import normal, xavier, zeros
-from ..nn.cells import GATES
+from ..nn.cell_spec import layer_param_names
+from ..nn.registry import get_cell, make_time_layer
 from ..nn.time_layers import TimeAffine, TimeDropout, TimeEmbedding, TimeSoftmaxWithLoss
-from ..nn.time_recurrent import TIME_LAYERS, TimeGRU, TimeLSTM, TimeRNN
 from ..validate import check_ndim
-
-_PARAM_NAMES = {TimeRNN: ("Wx", "Wh", "b"), TimeLSTM: ("Wx", "Wh", "b"),
-                TimeGRU: ("Wx", "Wh", "b"), TimeEmbedding: ("W",), TimeAffine: ("W", "b")}
 
 
 def _positive_int(name: str, v: Any) -> int:
@@ -73,8 +70,7 @@ class LanguageModel:
         D = _positive_int("embed_size", embed_size)
         H = _positive_int("hidden_size", hidden_size)
         L = _positive_int("num_layers", num_layers)
-        if cell not in GATES:
-            raise ValueError(f"unknown cell {cell!r}: choose one of {', '.join(GATES)}")
+        spec = get_cell(cell)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         if tie_weights and D != H:
@@ -86,7 +82,7 @@ class LanguageModel:
         self.variational, self.tie_weights, self.dtype = bool(variational), bool(tie_weights), dtype
         gen = np.random.default_rng(seed) if seed is not None else None
         kw = {"dtype": dtype, "generator": gen}
-        Cls, G = TIME_LAYERS[cell], GATES[cell]
+        G = spec.gates
 
         embed_W = normal((V, D), 0.01, **kw)  # (V, D)
         self.embed = TimeEmbedding(embed_W)
@@ -98,7 +94,7 @@ class LanguageModel:
                 self._add_dropout()
             d_in = D if i == 0 else H
             Wx, Wh = xavier(d_in, G * H, **kw), xavier(H, G * H, **kw)  # (D, GH), (H, GH)
-            rnn = Cls(Wx, Wh, zeros(G * H, dtype=dtype), stateful=True)
+            rnn = make_time_layer(spec, Wx, Wh, zeros(G * H, dtype=dtype), stateful=True)
             self.rnn_layers.append(rnn)
             self.layers.append(rnn)
         if dropout > 0:
@@ -123,7 +119,7 @@ class LanguageModel:
         named += [(f"rnn{i}", layer) for i, layer in enumerate(self.rnn_layers)]
         named += [("affine", self.affine)]
         for prefix, layer in named:
-            for pname, p, g in zip(_PARAM_NAMES[type(layer)], layer.params, layer.grads,
+            for pname, p, g in zip(layer_param_names(layer), layer.params, layer.grads,
                                    strict=True):
                 if layer is self.affine and pname == "W" and self.tie_weights:
                     continue  # the same memory as embed.W; its gradient is added in backward

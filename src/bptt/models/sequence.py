@@ -45,13 +45,13 @@ from .. import optim as _optim
 from ..atomic import atomic_file
 from ..backend import array_module, default_dtype, get_xp, to_device, to_numpy
 from ..initializers import xavier, zeros
-from ..nn.cells import GATES
+from ..nn.registry import cell_names, get_cell
 from ..nn.sequence_layers import LastStep, MeanSquaredError
+from ..nn.stacks import make_recurrent_stack
 from ..nn.time_layers import TimeAffine, TimeSigmoidWithLoss, TimeSoftmaxWithLoss
 
-__all__ = ["SequenceRegressor", "SequenceClassifier", "CELLS", "OPTIMIZERS"]
+__all__ = ["SequenceRegressor", "SequenceClassifier", "OPTIMIZERS"]
 
-CELLS = tuple(GATES)
 OPTIMIZERS = _optim.OPTIMIZERS
 _FORMAT = "bptt.sequence/1"
 
@@ -76,14 +76,12 @@ class _SequenceEstimator:
                  optimizer: Any = "adam", lr: float | None = None, clip: float | None = 5.0,
                  seed: int = 0, dtype: Any = None) -> None:
         if isinstance(cell, str):
-            if cell.lower() not in CELLS:
-                raise ValueError(f"cell must be one of {', '.join(CELLS)} or a layer object, "
-                                 f"got {cell!r}")
-            cell = cell.lower()
+            cell = get_cell(cell.lower()).name
         elif not (hasattr(cell, "forward") and hasattr(cell, "backward")
                   and hasattr(cell, "params")):
-            raise TypeError(f"cell must be 'rnn', 'lstm', 'gru' or a layer with params, grads, "
-                            f"forward and backward; got {type(cell).__name__}")
+            raise TypeError(f"cell must be a registered cell name ({', '.join(cell_names())}) "
+                            f"or a layer with params, grads, forward and backward; got "
+                            f"{type(cell).__name__}")
         for name, v in (("hidden_size", hidden_size), ("num_layers", num_layers)):
             if int(v) != v or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
@@ -153,8 +151,6 @@ class _SequenceEstimator:
                 raise ValueError(f"the cell layer expects {params[0].shape[0]} input features "
                                  f"(rows of its first weight) but X has {n_features}")
             return self.cell
-        from ..nn.stacks import make_recurrent_stack
-
         return make_recurrent_stack(self.cell, n_features, self.hidden_size,
                                     num_layers=self.num_layers, bidirectional=self.bidirectional,
                                     dropout=self.dropout, dtype=self.dtype, generator=gen)

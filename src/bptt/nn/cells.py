@@ -2,8 +2,9 @@
 
 Each cell follows the layer contract (``params``, ``grads`` overwritten in place, ``cache``,
 ``forward``/``backward``) for ONE time step of a batch; the Time layers in
-:mod:`bptt.nn.time_recurrent` run a whole sequence with a fused fast path and are tested against a
-loop over these cells. ``step(x, state) -> (h, new_state)`` is the cache-free call for generation
+:mod:`bptt.nn.time_recurrent` run a whole sequence with a fused fast path and are tested equal to
+the generic :class:`~bptt.nn.time_cell.TimeCell` over these cells. Each cell is registered once in
+:mod:`bptt.nn.registry`. ``step(x, state) -> (h, new_state)`` is the cache-free call for generation
 loops.
 
 Parameters are concatenated by gate along the last axis (the book's layout):
@@ -129,6 +130,10 @@ class RNN:
         self.grads[2][...] = da.sum(axis=0)
         return da @ Wx.T, da @ Wh.T  # dx, dh_prev
 
+    def activations(self) -> dict[str, Any]:
+        """The gate values of the last forward, by name (none: a plain RNN has no gates)."""
+        return {}
+
     def step(self, x: Any, state: Any = None) -> tuple[Any, Any]:
         """Inference step without caching: ``state`` = h_prev (None = zeros) -> (h, h)."""
         h_prev = _zeros_state(x, self.H) if state is None else state
@@ -204,6 +209,11 @@ class LSTM:
         self.grads[2][...] = dA.sum(axis=0)
         return dA @ Wx.T, dA @ Wh.T, ds * f  # dx, dh_prev, dc_prev
 
+    def activations(self) -> dict[str, Any]:
+        """The gates of the last forward, (N, H) each: f, i, o, g (``bptt plot gates``)."""
+        f, g, i, o = self.cache[3]
+        return {"f": f, "i": i, "o": o, "g": g}
+
     def step(self, x: Any, state: Any = None) -> tuple[Any, tuple[Any, Any]]:
         """Inference step without caching: ``state`` = (h_prev, c_prev) or None (zeros)
         -> (h, (h, c))."""
@@ -254,6 +264,8 @@ class GRU:
 
     Params: Wx (D, 3H), Wh (H, 3H), b (3H,) [, bh (H,) when reset_after]. x (N, D); h (N, H).
     """
+
+    param_names = ("Wx", "Wh", "b", "bh")  # bh only with reset_after
 
     def __init__(self, Wx: Any, Wh: Any, b: Any, bh: Any = None,
                  reset_after: bool = False) -> None:
@@ -328,6 +340,11 @@ class GRU:
         dh_prev += dzr @ Wh[:, :2 * H].T
         return dA @ Wx.T, dh_prev  # dx, dh_prev
 
+    def activations(self) -> dict[str, Any]:
+        """The gates of the last forward, (N, H) each: update z and reset r."""
+        z, r = self.cache[2][:2]
+        return {"z": z, "r": r}
+
     def step(self, x: Any, state: Any = None) -> tuple[Any, Any]:
         """Inference step without caching: ``state`` = h_prev (None = zeros) -> (h, h)."""
         h_prev = _zeros_state(x, self.H) if state is None else state
@@ -347,8 +364,3 @@ def _recurrent_bias(name: str, bh: Any, Wh: Any, H: int) -> Any:
     if bh.dtype != Wh.dtype:
         raise TypeError(f"{name} parameter bh is {bh.dtype} but Wh is {Wh.dtype}")
     return bh
-
-
-# gate blocks G of each cell: Wx is (D, G*H), Wh (H, G*H), b (G*H,)
-GATES = {"rnn": 1, "gru": 3, "lstm": 4}
-CELLS = {"rnn": RNN, "gru": GRU, "lstm": LSTM}

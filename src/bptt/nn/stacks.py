@@ -18,9 +18,9 @@ from typing import Any
 
 from ..backend import array_module, default_dtype
 from ..initializers import Xavier, get_initializer
-from .cells import GATES
+from .registry import get_cell, make_time_layer
 from .time_layers import TimeDropout
-from .time_recurrent import TimeGRU, TimeLSTM, TimeRNN
+from .time_recurrent import TimeLSTM
 
 _MERGES = ("concat", "sum")
 
@@ -250,24 +250,12 @@ class TimeStack:
 
 
 
-def make_cell_layer(cell: str, Wx: Any, Wh: Any, b: Any, *, bh: Any = None,
-                    stateful: bool = False, nonlinearity: str = "tanh",
-                    reset_after: bool = False) -> Any:
-    """A TimeRNN / TimeLSTM / TimeGRU from its parameters."""
-    if cell == "rnn":
-        return TimeRNN(Wx, Wh, b, stateful=stateful, nonlinearity=nonlinearity)
-    if cell == "lstm":
-        return TimeLSTM(Wx, Wh, b, stateful=stateful)
-    if cell == "gru":
-        return TimeGRU(Wx, Wh, b, stateful=stateful, bh=bh, reset_after=reset_after)
-    raise ValueError(f"cell must be one of {', '.join(GATES)}, got {cell!r}")
-
-
 def make_recurrent_stack(cell: str = "lstm", input_size: int = 1, hidden_size: int = 1,
                          num_layers: int = 1, *, bidirectional: bool = False,
                          dropout: float = 0.0, stateful: bool = False, dtype: Any = None,
                          initializer: Any = None, nonlinearity: str = "tanh",
-                         reset_after: bool = False, generator: Any = None) -> TimeStack:
+                         reset_after: bool = False, generator: Any = None,
+                         fused: bool = True, **cell_options: Any) -> TimeStack:
     """A stack of ``num_layers`` recurrent Time layers, like ``torch.nn.LSTM(...)``.
 
     xs (N, T, input_size) -> hs (N, T, hidden_size * (2 if bidirectional else 1)). Layer l > 0
@@ -275,10 +263,14 @@ def make_recurrent_stack(cell: str = "lstm", input_size: int = 1, hidden_size: i
     applied between layers. ``initializer``: an object with ``W(n_in, n_out)`` and
     ``B(n_out)`` (``bptt.initializers.Xavier()``...), a name or float for
     ``bptt.initializers.get_initializer``, or None for N(0, 1/n_in) weights and zero biases.
-    ``nonlinearity`` ("tanh"/"relu") is for cell="rnn", ``reset_after`` for cell="gru".
+    ``cell``: a registered cell name (:func:`bptt.register_cell`). ``nonlinearity``
+    ("tanh"/"relu") is for cell="rnn", ``reset_after`` for cell="gru"; ``cell_options`` go to
+    a registered cell's constructor. ``fused=False`` runs even the built-in cells through the
+    generic :class:`~bptt.nn.time_cell.TimeCell` (the same numbers, slower).
     """
-    if cell not in GATES:
-        raise ValueError(f"cell must be one of {', '.join(GATES)}, got {cell!r}")
+    spec = get_cell(cell)
+    options = _cell_options(spec, {"nonlinearity": (nonlinearity, "tanh"),
+                                   "reset_after": (reset_after, False)}, cell_options)
     for name, v in (("input_size", input_size), ("hidden_size", hidden_size),
                     ("num_layers", num_layers)):
         if int(v) != v or v < 1:
@@ -292,7 +284,7 @@ def make_recurrent_stack(cell: str = "lstm", input_size: int = 1, hidden_size: i
         init = initializer
     else:
         init = get_initializer(initializer, dtype=dtype, generator=generator)
-    gates = GATES[cell]
+    gates = spec.gates
     H = hidden_size
     nd = 2 if bidirectional else 1
 
@@ -300,12 +292,25 @@ def make_recurrent_stack(cell: str = "lstm", input_size: int = 1, hidden_size: i
         Wx = init.W(D, gates * H).astype(dtype, copy=False)
         Wh = init.W(H, gates * H).astype(dtype, copy=False)
         b = init.B(gates * H).astype(dtype, copy=False)
-        bh = init.B(H).astype(dtype, copy=False) if cell == "gru" and reset_after else None
-        return make_cell_layer(cell, Wx, Wh, b, bh=bh, stateful=stateful,
-                               nonlinearity=nonlinearity, reset_after=reset_after)
+        return make_time_layer(spec, Wx, Wh, b, stateful=stateful, fused=fused, **options)
 
     layers = []
     for k in range(num_layers):
         D = input_size if k == 0 else H * nd
         layers.append(TimeBidirectional(one(D), one(D)) if bidirectional else one(D))
     return TimeStack(layers, dropout=dropout, generator=generator)
+
+
+def _cell_options(spec: Any, named: dict[str, tuple[Any, Any]], extra: dict[str, Any]
+                  ) -> dict[str, Any]:
+    """The options of ``spec``'s constructor: named ones it takes, and every extra one.
+
+    A named option the cell does not take is an error unless left at its default."""
+    options = dict(extra)
+    for key, (value, default) in named.items():
+        if key in spec.options:
+            options[key] = value
+        elif value != default:
+            raise ValueError(f"{key}={value!r} is not an option of the {spec.name!r} cell "
+                             f"(its options: {', '.join(spec.options) or 'none'})")
+    return options

@@ -32,6 +32,8 @@ class TimeEmbedding:
     Params: W (V, D)
     """
 
+    param_names = ("W",)
+
     def __init__(self, W: Any) -> None:
         self.params = [W]
         self.grads = [array_module(W).zeros_like(W)]
@@ -61,6 +63,8 @@ class TimeAffine:
 
     Params: W (D, V), b (V,)
     """
+
+    param_names = ("W", "b")
 
     def __init__(self, W: Any, b: Any) -> None:
         self.params = [W, b]

@@ -47,8 +47,9 @@ def _transposed(xp: Any, W: Any) -> Any:
 _matmul_into = matmul_into  # out[...] = a @ b without a temporary
 
 
-class _TimeRecurrent:
-    """State handling, input checks and the (N, T) <-> (T, N) layout shared by the Time layers."""
+class TimeRecurrentBase:
+    """State handling, input checks and the (N, T) <-> (T, N) layout shared by the Time layers
+    (the fused ones here and the generic :class:`bptt.nn.time_cell.TimeCell`)."""
 
     name = "TimeRecurrent"
     gates = 1
@@ -180,7 +181,7 @@ class _TimeRecurrent:
         return given.copy()
 
 
-class TimeRNN(_TimeRecurrent):
+class TimeRNN(TimeRecurrentBase):
     """T steps of the vanilla RNN cell (:class:`bptt.nn.cells.RNN`), with exact BPTT.
 
         forward, t = 0..T-1:   a_t = x_t @ Wx + h_{t-1} @ Wh + b        h_t = tanh(a_t)
@@ -264,7 +265,7 @@ class TimeRNN(_TimeRecurrent):
         return self._finish_backward(xp, dA, xs_tm, N, T)
 
 
-class TimeLSTM(_TimeRecurrent):
+class TimeLSTM(TimeRecurrentBase):
     """T steps of the LSTM cell (:class:`bptt.nn.cells.LSTM`, blocks f, g, i, o), exact BPTT.
 
         forward, t = 0..T-1:
@@ -386,7 +387,7 @@ class TimeLSTM(_TimeRecurrent):
         return self._finish_backward(xp, dA, xs_tm, N, T)
 
 
-class TimeGRU(_TimeRecurrent):
+class TimeGRU(TimeRecurrentBase):
     """T steps of the GRU cell (:class:`bptt.nn.cells.GRU`, blocks z, r, h~), exact BPTT.
 
         forward, t = 0..T-1 (reset_after=False, the book):
@@ -413,6 +414,7 @@ class TimeGRU(_TimeRecurrent):
 
     name = "TimeGRU"
     gates = 3
+    param_names = ("Wx", "Wh", "b", "bh")  # bh only with reset_after
 
     def __init__(self, Wx: Any, Wh: Any, b: Any, stateful: bool = False, bh: Any = None,
                  reset_after: bool = False) -> None:
@@ -529,5 +531,3 @@ class TimeGRU(_TimeRecurrent):
         self.dh = dh
         return self._finish_backward(xp, dA, xs_tm, N, T)
 
-
-TIME_LAYERS = {"rnn": TimeRNN, "gru": TimeGRU, "lstm": TimeLSTM}

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from ..nn.cells import GATES
+from ..nn.registry import get_cell
 
 OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
@@ -63,7 +63,7 @@ class Recipe:
 
     @property
     def flops_per_token(self) -> float:
-        g = GATES[self.cell]
+        g = get_cell(self.cell).gates
         rec = sum(6 * ((self.embed if i == 0 else self.hidden) + self.hidden) * g * self.hidden
                   for i in range(self.layers))
         return float(rec + 6 * self.hidden * self.vocab)

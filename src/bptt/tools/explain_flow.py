@@ -12,6 +12,7 @@ outputs and ``dxs`` (``Call.replay_ok``).
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping
 from dataclasses import asdict
@@ -20,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from ..backend import array_module, to_numpy
-from ..nn import cells as recurrent
+from ..nn.cell_spec import CellSpec, option_values
+from ..nn.registry import spec_of
 from .equations import layer_equations
 from .explain_records import (
     ArrayInfo,
@@ -67,12 +69,18 @@ def _is_array(a: Any) -> bool:
     return hasattr(a, "shape") and hasattr(a, "dtype")
 
 
-def _cell_class(layer: Any) -> type | None:
-    name = type(layer).__name__
-    if not name.startswith("Time"):
-        return None
-    cls = getattr(recurrent, name[4:], None)
-    return cls if isinstance(cls, type) and cls.__module__ == recurrent.__name__ else None
+def recurrent_spec(layer: Any) -> CellSpec | None:
+    """The cell spec of a recurrent Time layer (fused or generic); None for other layers."""
+    spec = spec_of(layer)
+    return None if spec is None or type(layer) is spec.step else spec
+
+
+def step_cell(spec: CellSpec, layer: Any) -> Any:
+    """A one-step cell with the Time layer's own parameter arrays and options."""
+    proto = getattr(layer, "cell", None)  # TimeCell keeps the cell it runs
+    if proto is not None and type(proto) is spec.step:
+        return copy.copy(proto)
+    return spec.step(*layer.params, **option_values(spec, layer))
 
 
 def build_calls(records: list, dims: Mapping[str, int]
@@ -161,18 +169,17 @@ def build_calls(records: list, dims: Mapping[str, int]
             call.outputs.append(info)
         for pname, g in zip(param_names(r.layer), getattr(r.layer, "grads", []), strict=False):
             call.params.append(array_info("d" + pname, g, dims, norm=True))
-        cell_cls = _cell_class(r.layer)
-        if cell_cls is not None and fr is not None:
-            _steps(call, r, fr, cell_cls, dims)
-            ceq = layer_equations(cell_cls)
-            cells[cell_cls.__name__] = asdict(ceq)
+        spec = recurrent_spec(r.layer)
+        if spec is not None and fr is not None:
+            _steps(call, r, fr, spec, dims)
+            cells[spec.step.__name__] = asdict(layer_equations(spec.step))
         backward.append(call)
     return forward, backward, cells
 
 
 def _span(r: Any, last_fwd: dict[int, Any]) -> int:
     """How many numbers a backward call takes: T for a recurrent Time layer, else 1."""
-    if _cell_class(r.layer) is not None and r.index in last_fwd:
+    if recurrent_spec(r.layer) is not None and r.index in last_fwd:
         xs = next(iter(last_fwd[r.index].args.values()))
         if _is_array(xs) and xs.ndim == 3:
             return int(xs.shape[1])
@@ -197,50 +204,40 @@ def _producer_of(a: Any, fwd_recs: list, consumer: Any) -> Any:
     return found
 
 
-def _replay_forward(layer: Any, cell_cls: type, xs: Any, state0: tuple, hs_real: Any
-                    ) -> tuple[list, Any, Any] | None:
+def _replay_forward(layer: Any, spec: CellSpec, xs: Any, state0: tuple, hs_real: Any
+                    ) -> tuple[list, tuple] | None:
     """Run one cell per step from the layer's initial state; None if it does not reproduce."""
     xp = array_module(xs)
-    kwargs: dict[str, Any] = {}
-    if hasattr(layer, "nonlinearity"):
-        kwargs["nonlinearity"] = layer.nonlinearity
-    if getattr(layer, "reset_after", False):
-        kwargs["reset_after"] = True
-    lstm = cell_cls is recurrent.LSTM
     N, T, _ = xs.shape
     H = layer.params[1].shape[0]
-    zeros = xp.zeros((N, H), dtype=xs.dtype)
-    candidates = [(zeros, zeros)]
-    h0, c0 = state0
-    if _is_array(h0) and tuple(h0.shape) == (N, H):
-        candidates.insert(0, (h0, c0 if _is_array(c0) else zeros))
-    for h_init, c_init in candidates:
-        h, c = h_init, c_init
-        cells, outs = [], []
+    zeros = (xp.zeros((N, H), dtype=xs.dtype),) * spec.num_states
+    candidates = [zeros]
+    given = tuple(s for s in state0[:spec.num_states])
+    if all(_is_array(s) and tuple(s.shape) == (N, H) for s in given[:1]):
+        candidates.insert(0, tuple(s if _is_array(s) else zeros[0] for s in given))
+    for start in candidates:
+        state, cells, outs = start, [], []
         for t in range(T):
-            cell = cell_cls(*layer.params, **kwargs)
-            if lstm:
-                h, c = cell.forward(xs[:, t], h, c)
-            else:
-                h = cell.forward(xs[:, t], h)
+            cell = step_cell(spec, layer)
+            state = spec.forward(cell, xs[:, t], state)
             cells.append(cell)
-            outs.append(h)
+            outs.append(state[0])
         if _close(xp.stack(outs, axis=1), hs_real):
-            return cells, h_init, c_init
+            return cells, start
     return None
 
 
-def _steps(call: Call, r: Any, fr: Any, cell_cls: type, dims: Mapping[str, int]) -> None:
+def _steps(call: Call, r: Any, fr: Any, spec: CellSpec, dims: Mapping[str, int]) -> None:
     """Fill ``call.steps`` with the per-time-step gradient flow of a recurrent layer."""
     layer = r.layer
-    call.cell = cell_cls.__name__
+    call.cell = spec.step.__name__
     xs = next(iter(fr.args.values()))
     dhs = next(iter(r.args.values()), None)
     if not (_is_array(xs) and _is_array(dhs)) or fr.args.get("mask") is not None:
         call.replay_ok = False
         return
-    replay = _replay_forward(layer, cell_cls, xs, fr.state0, fr.result)
-    lstm = cell_cls is recurrent.LSTM
+    replay = _replay_forward(layer, spec, xs, fr.state0, fr.result)
+    lstm = spec.has_cell_state  # a cell state c flows back beside h
     N, T, _ = xs.shape
     xp = array_module(xs)
     H = layer.params[1].shape[0]
@@ -272,11 +269,8 @@ def _steps(call: Call, r: Any, fr: Any, cell_cls: type, dims: Mapping[str, int])
         step.dh_next = _norm(dhs[:, t] + dh)
         if replay is not None:
             cells = replay[0]
-            g = dhs[:, t] + dh
-            if lstm:
-                dx, dh, dc = cells[t].backward(g, dc)
-            else:
-                dx, dh = cells[t].backward(g)
+            dx, dstate = spec.backward(cells[t], (dhs[:, t] + dh, dc)[:spec.num_states])
+            dh, dc = dstate[0], dstate[-1]
             dxs.append(dx)
         else:
             dx = None

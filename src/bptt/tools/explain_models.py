@@ -14,8 +14,18 @@ import numpy as np
 
 from ..backend import seed as seed_backend
 from ..backend import to_device
+from ..models import rnnlm
+from ..models.mlp import TwoLayerNet
+from ..nn.registry import cell_names
+from ..train.checkpoint import load_checkpoint
 
-MODELS = ("simple-rnnlm", "rnnlm", "better-rnnlm", "rnn", "lstm", "gru", "two-layer-net")
+BOOK_MODELS = ("simple-rnnlm", "rnnlm", "better-rnnlm")
+
+
+def model_names() -> tuple[str, ...]:
+    """The book's language models, a one-layer language model per registered cell, and the
+    book's two-layer net."""
+    return (*BOOK_MODELS, *cell_names(), "two-layer-net")
 
 
 def _dims(defaults: dict[str, int], N: int | None, T: int | None,
@@ -51,18 +61,16 @@ def build(name: str, N: int | None = None, T: int | None = None,
     last, ts = its words but the first, N = 1) instead of a random batch.
     """
     seed_backend(seed)
-    if name not in MODELS:
+    if name not in model_names():
         path = Path(name)
         if path.is_dir():
             return _from_checkpoint(path, N, T, dims, seed, text)
-        raise ValueError(f"unknown model {name!r}: choose one of {', '.join(MODELS)} or give a "
-                         f"checkpoint directory (with config.json and model.npz)")
+        raise ValueError(f"unknown model {name!r}: choose one of {', '.join(model_names())} "
+                         f"or give a checkpoint directory (with config.json and model.npz)")
     if text is not None:
         raise ValueError("--text needs a checkpoint directory (its vocabulary reads the text); "
                          f"{name!r} is an untrained built-in model")
     if name == "two-layer-net":
-        from ..models.mlp import TwoLayerNet
-
         d = _dims({"N": 2, "D": 4, "H": 5, "C": 3}, N, None, dims)
         net = TwoLayerNet(d["D"], d["H"], d["C"], weight_init_std=0.5,
                           generator=np.random.default_rng(seed))
@@ -70,8 +78,6 @@ def build(name: str, N: int | None = None, T: int | None = None,
         x = to_device(g.standard_normal((d["N"], d["D"])).astype(net.params["W1"].dtype))
         t = to_device(g.integers(0, d["C"], size=d["N"]))
         return net, (x, t), d
-    from ..models import rnnlm
-
     d = _dims(dict(N=2, T=3, V=11, D=4, H=5), N, T, dims)
     V, D, H = d["V"], d["D"], d["H"]
     if name == "simple-rnnlm":
@@ -91,8 +97,6 @@ def _from_checkpoint(path: Path, N: int | None, T: int | None,
                      text: str | None = None) -> tuple[Any, tuple, dict]:
     """A trained model from ``bptt train --out DIR`` (or DIR/best), on a random batch of ids
     or on ``text``."""
-    from ..train.checkpoint import load_checkpoint
-
     ck = load_checkpoint(path)
     model = ck.model
     cfg = model.config

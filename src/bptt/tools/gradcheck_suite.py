@@ -1,8 +1,8 @@
 """The registry of layers that ``bptt gradcheck`` checks, and the function that runs it.
 
 Each case builds a small float64 layer with random parameters (random biases too) and inputs on
-the current device. Recurrent and Time layers are looked up by name on the ``bptt`` package, so
-they join the suite as soon as they are exported there.
+the current device. Every cell of the registry (:func:`bptt.register_cell`) joins the suite:
+its one-step class, its fused Time layer if it has one, and the generic ``TimeCell``.
 
     for r in run_suite(tol=1e-6):
         print(r.name, r.worst, r.passed)
@@ -18,6 +18,7 @@ import numpy as np
 
 from ..backend import to_device
 from ..gradcheck import gradcheck
+from ..nn.cell_spec import CellSpec
 from ..nn.layers import (
     AddLayer,
     Affine,
@@ -30,6 +31,8 @@ from ..nn.layers import (
     SoftmaxWithLoss,
     Tanh,
 )
+from ..nn.registry import CELLS, make_time_layer
+from ..nn.time_layers import TimeAffine, TimeDropout, TimeEmbedding, TimeSoftmaxWithLoss
 
 __all__ = ["GradcheckCase", "SuiteResult", "layer_cases", "run_suite"]
 
@@ -85,17 +88,19 @@ def _reseeded_dropout(make: Callable[[Any], Any], shape: tuple[int, ...]) -> Gra
     return GradcheckCase(layer, _arrays(shape, scale=1.0), {"setup": setup})
 
 
-def _cell(cls: Any, gates: int, n_states: int) -> GradcheckCase:
-    Wx, Wh, b = _arrays((D, gates * H), (H, gates * H), (gates * H,))
-    x, *states = _arrays((N, D), *[(N, H)] * n_states, scale=1.0)
-    return GradcheckCase(cls(Wx, Wh, b), [x, *states])
+def _cell_params(spec: CellSpec) -> list[Any]:
+    G = spec.gates
+    return _arrays((D, G * H), (H, G * H), (G * H,))
 
 
-def _time_recurrent(cls: Any, gates: int) -> GradcheckCase:
-    Wx, Wh, b = _arrays((D, gates * H), (H, gates * H), (gates * H,))
-    layer = cls(Wx, Wh, b)
-    setup = getattr(layer, "reset_state", None)
-    return GradcheckCase(layer, _arrays((N, T, D), scale=1.0), {"setup": setup})
+def _cell(spec: CellSpec) -> GradcheckCase:
+    x, *states = _arrays((N, D), *[(N, H)] * spec.num_states, scale=1.0)
+    return GradcheckCase(spec.make_step(*_cell_params(spec)), [x, *states])
+
+
+def _time_recurrent(spec: CellSpec, fused: bool) -> GradcheckCase:
+    layer = make_time_layer(spec, *_cell_params(spec), fused=fused)
+    return GradcheckCase(layer, _arrays((N, T, D), scale=1.0), {"setup": layer.reset_state})
 
 
 def _time_softmax_loss(cls: Any) -> GradcheckCase:
@@ -108,12 +113,11 @@ def _time_softmax_loss(cls: Any) -> GradcheckCase:
 def layer_cases() -> list[tuple[str, Callable[[], GradcheckCase]]]:
     """(name, factory) for every layer to check; factories build a fresh :class:`GradcheckCase`.
 
-    Feed-forward layers always; RNN, LSTM, GRU, TimeRNN, TimeLSTM, TimeGRU (constructors
-    ``(Wx, Wh, b)`` with 1, 4, 3 gate blocks), TimeEmbedding(W), TimeAffine(W, b),
-    TimeSoftmaxWithLoss() and TimeDropout when ``bptt`` exports them.
+    Feed-forward layers; for every registered cell (:func:`bptt.register_cell`) its one-step
+    class (RNN, LSTM, GRU...), its fused Time layer (TimeRNN...) and the generic
+    ``TimeCell[name]``; TimeEmbedding(W), TimeAffine(W, b), TimeSoftmaxWithLoss() and
+    TimeDropout when ``bptt`` exports them.
     """
-    import bptt  # at call time: layers other modules export join the suite
-
     def xy() -> list[Any]:
         return _arrays((N, H), (N, H), scale=1.0)
 
@@ -132,30 +136,21 @@ def layer_cases() -> list[tuple[str, Callable[[], GradcheckCase]]]:
         ("Embedding", lambda: GradcheckCase(
             Embedding(_arrays((V, D))[0]), [to_device(np.array([[1, 3, 1], [4, 1, 0]]))])),
     ]
-    gates = {"RNN": 1, "LSTM": 4, "GRU": 3}
-    for name, g in gates.items():
-        cls = getattr(bptt, name, None)
-        if cls is not None:
-            cases.append((name, lambda cls=cls, g=g: _cell(cls, g, 2 if g == 4 else 1)))
-    for name, g in gates.items():
-        cls = getattr(bptt, "Time" + name, None)
-        if cls is not None:
-            cases.append(("Time" + name, lambda cls=cls, g=g: _time_recurrent(cls, g)))
-    cls = getattr(bptt, "TimeEmbedding", None)
-    if cls is not None:
-        cases.append(("TimeEmbedding", lambda cls=cls: GradcheckCase(
-            cls(_arrays((V, D))[0]), [_ids((N, T), V)])))
-    cls = getattr(bptt, "TimeAffine", None)
-    if cls is not None:
-        cases.append(("TimeAffine", lambda cls=cls: GradcheckCase(
-            cls(*_arrays((D, V), (V,))), _arrays((N, T, D), scale=1.0))))
-    cls = getattr(bptt, "TimeSoftmaxWithLoss", None)
-    if cls is not None:
-        cases.append(("TimeSoftmaxWithLoss", lambda cls=cls: _time_softmax_loss(cls)))
-    cls = getattr(bptt, "TimeDropout", None)
-    if cls is not None:
-        cases.append(("TimeDropout", lambda cls=cls: _reseeded_dropout(
-            lambda g: cls(0.3, generator=g), (N, T, D))))
+    for spec in CELLS.values():  # every registered cell: its step, fused and generic layers
+        cases.append((spec.step.__name__, lambda spec=spec: _cell(spec)))
+        if spec.time_layer is not None:
+            cases.append((spec.time_layer.__name__,
+                          lambda spec=spec: _time_recurrent(spec, fused=True)))
+        cases.append((f"TimeCell[{spec.name}]", lambda spec=spec: _time_recurrent(spec, False)))
+    cases += [
+        ("TimeEmbedding", lambda: GradcheckCase(TimeEmbedding(_arrays((V, D))[0]),
+                                                [_ids((N, T), V)])),
+        ("TimeAffine", lambda: GradcheckCase(TimeAffine(*_arrays((D, V), (V,))),
+                                             _arrays((N, T, D), scale=1.0))),
+        ("TimeSoftmaxWithLoss", lambda: _time_softmax_loss(TimeSoftmaxWithLoss)),
+        ("TimeDropout", lambda: _reseeded_dropout(lambda g: TimeDropout(0.3, generator=g),
+                                                  (N, T, D))),
+    ]
     return cases
 
 

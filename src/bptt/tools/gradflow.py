@@ -30,16 +30,16 @@ loss after one SGD step with and without clipping.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ..nn import cells as recurrent
+from ..nn.registry import get_cell
 from ..optim import clip_grads
 
-CELLS = recurrent.CELLS
 INITS = ("orthogonal", "normal")
 
 
@@ -100,13 +100,12 @@ def init_params(cell: str, H: int, D: int = 2, scale: float = 1.0, init: str = "
                 carry_bias: float = 1.0, seed: int = 0) -> dict[str, np.ndarray]:
     """float64 Wx (D, GH) ~ N(0, 1/D), Wh (H, GH) = scale * (orthogonal blocks | N(0, 1/H)),
     b (GH,) zeros but the carry gate's block, readout w (H,) ~ N(0, 1/H)."""
-    if cell not in CELLS:
-        raise ValueError(f"unknown cell {cell!r}: choose one of {', '.join(CELLS)}")
+    spec = get_cell(cell)
     if init not in INITS:
         raise ValueError(f"unknown init {init!r}: choose one of {', '.join(INITS)}")
     if not scale > 0:
         raise ValueError(f"the Wh scale must be positive, got {scale}")
-    G = recurrent.GATES[cell]
+    G = spec.gates
     g = np.random.default_rng(seed)
     Wx = g.standard_normal((D, G * H)) / math.sqrt(D)
     if init == "orthogonal":  # one orthogonal (H, H) block per gate: singular values all 1
@@ -119,10 +118,9 @@ def init_params(cell: str, H: int, D: int = 2, scale: float = 1.0, init: str = "
         Wh = g.standard_normal((H, G * H)) / math.sqrt(H)
     Wh *= scale
     b = np.zeros(G * H)
-    if cell == "lstm":
-        b[:H] = carry_bias  # forget gate f: blocks f, g, i, o
-    elif cell == "gru":
-        b[:H] = -carry_bias  # update gate z: h = (1 - z) * h_prev + z * hh, carry = 1 - z
+    if spec.carry_gate is not None:  # LSTM's forget gate f; GRU's z with carry = 1 - z
+        block, sign = spec.carry_gate
+        b[block * H:(block + 1) * H] = sign * carry_bias
     w = g.standard_normal(H) / math.sqrt(H)
     return {"Wx": Wx, "Wh": Wh, "b": b, "w": w}
 
@@ -130,38 +128,31 @@ def init_params(cell: str, H: int, D: int = 2, scale: float = 1.0, init: str = "
 def _forward_backward(cell: str, p: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray,
                       backward: bool = True) -> tuple[float, list[float], float, dict]:
     """Loss, ||dL/dh_t|| for t = 0..T-1, ||dL/dh_init|| and the parameter gradients."""
-    Cls = CELLS[cell]
+    spec = get_cell(cell)
     N, T, _ = x.shape
     H = p["Wh"].shape[0]
-    lstm = cell == "lstm"
-    h = np.zeros((N, H))
-    c = np.zeros((N, H))
+    state = tuple(np.zeros((N, H)) for _ in range(spec.num_states))  # (h,) or (h, c)
+    proto = spec.make_step(p["Wx"], p["Wh"], p["b"])
     cells = []
     for t in range(T):
-        layer = Cls(p["Wx"], p["Wh"], p["b"])
-        if lstm:
-            h, c = layer.forward(x[:, t], h, c)
-        else:
-            h = layer.forward(x[:, t], h)
+        layer = copy.copy(proto)  # one step's cache; the same parameters (as in TimeCell)
+        state = spec.forward(layer, x[:, t], state)
         cells.append(layer)
+    h = state[0]
     err = h @ p["w"] - y  # (N,)
     loss = float((err**2).sum() / (2 * N))
     if not backward:
         return loss, [], 0.0, {}
     grads = {"Wx": np.zeros_like(p["Wx"]), "Wh": np.zeros_like(p["Wh"]),
              "b": np.zeros_like(p["b"]), "w": h.T @ err / N}
-    dh = np.outer(err / N, p["w"])  # dL/dh_{T-1} (N, H)
-    dc = np.zeros((N, H))
+    dstate = (np.outer(err / N, p["w"]),) + (np.zeros((N, H)),) * (spec.num_states - 1)
     norms = [0.0] * T
     for t in reversed(range(T)):
-        norms[t] = float(np.linalg.norm(dh))  # ||dL/dh_t||
-        if lstm:
-            _, dh, dc = cells[t].backward(dh, dc)
-        else:
-            _, dh = cells[t].backward(dh)
-        for name, g in zip(("Wx", "Wh", "b"), cells[t].grads, strict=True):
+        norms[t] = float(np.linalg.norm(dstate[0]))  # the norm of dL/dh_t
+        _, dstate = spec.backward(cells[t], dstate)
+        for name, g in zip(("Wx", "Wh", "b"), cells[t].grads[:3], strict=True):
             grads[name] += g  # the Time layers' sum over t
-    return loss, norms, float(np.linalg.norm(dh)), grads
+    return loss, norms, float(np.linalg.norm(dstate[0])), grads
 
 
 def gradient_flow(cell: str = "rnn", scale: float = 1.0, *, T: int = 100, H: int = 32,

@@ -26,73 +26,90 @@ from typing import Any
 import numpy as np
 
 from ..backend import to_numpy
-from ..nn.stacks import TimeBidirectional, TimeStack, make_cell_layer
-from ..nn.time_recurrent import TimeGRU, TimeLSTM, TimeRNN
-
-# per cell: (number of gate blocks, bptt block k = torch block ORDER[k], sign of bptt block k)
-_LAYOUT = {
-    "rnn": (1, [0], [1.0]),
-    "lstm": (4, [1, 2, 0, 3], [1.0, 1.0, 1.0, 1.0]),  # f, g, i, o <- torch i, f, g, o
-    "gru": (3, [1, 0, 2], [-1.0, 1.0, 1.0]),  # z, r, h~ <- torch r, z, n (z negated)
-}
-_MODES = {"RNN_TANH": ("rnn", "tanh"), "RNN_RELU": ("rnn", "relu"), "LSTM": ("lstm", "tanh"),
-          "GRU": ("gru", "tanh")}
+from ..nn.cell_spec import CellSpec, TorchLayout, option_values
+from ..nn.registry import CELLS, get_cell, make_time_layer, spec_of
+from ..nn.stacks import TimeBidirectional, TimeStack
 
 
-def _to_bptt_blocks(a: Any, cell: str, H: int) -> Any:
+def _spec(cell: str | CellSpec) -> CellSpec:
+    return cell if isinstance(cell, CellSpec) else get_cell(cell)
+
+
+def _layout(spec: CellSpec) -> TorchLayout:
+    if spec.torch is None:
+        raise ValueError(f"the {spec.name!r} cell has no PyTorch counterpart (cells with one: "
+                         f"{', '.join(n for n, s in CELLS.items() if s.torch is not None)})")
+    return spec.torch
+
+
+def _to_bptt_blocks(a: Any, layout: TorchLayout, H: int) -> Any:
     """Torch rows (G*H, ...) -> bptt order and signs, still along axis 0."""
-    _, order, sign = _LAYOUT[cell]
-    return np.concatenate([sign[k] * a[j * H:(j + 1) * H] for k, j in enumerate(order)])
+    return np.concatenate([layout.signs[k] * a[j * H:(j + 1) * H]
+                           for k, j in enumerate(layout.block_order)])
 
 
-def _to_torch_blocks(a: Any, cell: str, H: int) -> Any:
+def _to_torch_blocks(a: Any, layout: TorchLayout, H: int) -> Any:
     """bptt rows (G*H, ...) in bptt order -> torch order and signs (inverse of the above)."""
-    _, order, sign = _LAYOUT[cell]
     out = np.empty_like(a)
-    for k, j in enumerate(order):
-        out[j * H:(j + 1) * H] = sign[k] * a[k * H:(k + 1) * H]
+    for k, j in enumerate(layout.block_order):
+        out[j * H:(j + 1) * H] = layout.signs[k] * a[k * H:(k + 1) * H]
     return out
 
 
-def params_from_torch(cell: str, w_ih: Any, w_hh: Any, b_ih: Any = None,
+def params_from_torch(cell: str | CellSpec, w_ih: Any, w_hh: Any, b_ih: Any = None,
                       b_hh: Any = None) -> list[Any]:
     """bptt [Wx, Wh, b] (+ [bh] for GRU) from one direction of one torch layer (NumPy arrays)."""
+    spec = _spec(cell)
+    layout = _layout(spec)
     H = w_hh.shape[1]
-    G = _LAYOUT[cell][0]
+    G = spec.gates
     dtype = w_ih.dtype
     b_ih = np.zeros(G * H, dtype) if b_ih is None else b_ih
     b_hh = np.zeros(G * H, dtype) if b_hh is None else b_hh
-    Wx = np.ascontiguousarray(_to_bptt_blocks(w_ih, cell, H).T)  # (D, G*H)
-    Wh = np.ascontiguousarray(_to_bptt_blocks(w_hh, cell, H).T)  # (H, G*H)
-    if cell != "gru":
-        return [Wx, Wh, _to_bptt_blocks(b_ih + b_hh, cell, H)]
+    Wx = np.ascontiguousarray(_to_bptt_blocks(w_ih, layout, H).T)  # (D, G*H)
+    Wh = np.ascontiguousarray(_to_bptt_blocks(w_hh, layout, H).T)  # (H, G*H)
+    if not layout.candidate_bias:
+        return [Wx, Wh, _to_bptt_blocks(b_ih + b_hh, layout, H)]
+    last = (G - 1) * H  # GRU: r, z share one bias; n's b_hn stays inside r * (...)
     b_sum = b_ih.copy()
-    b_sum[:2 * H] += b_hh[:2 * H]  # r, z: one bias suffices; n: b_hn stays inside r * (...)
-    return [Wx, Wh, _to_bptt_blocks(b_sum, cell, H), b_hh[2 * H:].copy()]
+    b_sum[:last] += b_hh[:last]
+    return [Wx, Wh, _to_bptt_blocks(b_sum, layout, H), b_hh[last:].copy()]
 
 
-def params_to_torch(cell: str, params: list[Any]) -> tuple[Any, Any, Any, Any]:
+def params_to_torch(cell: str | CellSpec, params: list[Any]) -> tuple[Any, Any, Any, Any]:
     """(w_ih, w_hh, b_ih, b_hh) NumPy arrays from bptt [Wx, Wh, b(, bh)] (or their grads)."""
+    spec = _spec(cell)
+    layout = _layout(spec)
     Wx, Wh, b = (to_numpy(p) for p in params[:3])
     H = Wh.shape[0]
-    w_ih = _to_torch_blocks(np.ascontiguousarray(Wx.T), cell, H)
-    w_hh = _to_torch_blocks(np.ascontiguousarray(Wh.T), cell, H)
-    b_ih = _to_torch_blocks(b, cell, H)
+    w_ih = _to_torch_blocks(np.ascontiguousarray(Wx.T), layout, H)
+    w_hh = _to_torch_blocks(np.ascontiguousarray(Wh.T), layout, H)
+    b_ih = _to_torch_blocks(b, layout, H)
     b_hh = np.zeros_like(b_ih)
-    if cell == "gru":
-        b_hh[2 * H:] = to_numpy(params[3])
+    if layout.candidate_bias:
+        b_hh[(spec.gates - 1) * H:] = to_numpy(params[3])
     return w_ih, w_hh, b_ih, b_hh
 
 
-def grads_to_torch(cell: str, grads: list[Any]) -> tuple[Any, Any, Any, Any]:
+def grads_to_torch(cell: str | CellSpec, grads: list[Any]) -> tuple[Any, Any, Any, Any]:
     """The ``.grad`` of torch's (w_ih, w_hh, b_ih, b_hh) from bptt [dWx, dWh, db(, dbh)].
 
     As b = b_ih + b_hh, both bias gradients are db (GRU: in the r and z blocks; the n block of
     b_hh gets dbh)."""
-    w_ih, w_hh, b_ih, b_hh = params_to_torch(cell, grads)
-    shared = 2 * w_hh.shape[1] if cell == "gru" else b_ih.shape[0]
+    spec = _spec(cell)
+    w_ih, w_hh, b_ih, b_hh = params_to_torch(spec, grads)
+    H = w_hh.shape[1]
+    shared = (spec.gates - 1) * H if _layout(spec).candidate_bias else b_ih.shape[0]
     b_hh[:shared] = b_ih[:shared]
     return w_ih, w_hh, b_ih, b_hh
+
+
+def _torch_mode(mode: str) -> tuple[CellSpec, dict[str, Any]]:
+    """The registered cell (and its options) that equals a torch module of this mode."""
+    for spec in CELLS.values():
+        if spec.torch is not None and mode in spec.torch.modes:
+            return spec, dict(spec.torch.modes[mode])
+    raise ValueError(f"unsupported torch recurrent mode {mode!r}")
 
 
 def from_torch(module: Any) -> TimeStack:
@@ -111,11 +128,9 @@ def from_torch(module: Any) -> TimeStack:
     if not isinstance(module, torch.nn.RNNBase):
         raise TypeError(f"from_torch needs a torch.nn.RNN, LSTM or GRU, got "
                         f"{type(module).__name__}")
-    if module.mode not in _MODES:
-        raise ValueError(f"unsupported torch recurrent mode {module.mode!r}")
+    spec, options = _torch_mode(module.mode)
     if getattr(module, "proj_size", 0):
         raise ValueError("LSTM with proj_size > 0 has no bptt equivalent; use proj_size=0")
-    cell, nonlinearity = _MODES[module.mode]
     dtype = next(module.parameters()).dtype
     if dtype not in (torch.float32, torch.float64):
         raise TypeError(f"module parameters are {dtype}; convert with module.float() or "
@@ -130,10 +145,10 @@ def from_torch(module: Any) -> TimeStack:
         for suffix in [f"_l{k}", f"_l{k}_reverse"][: 2 if module.bidirectional else 1]:
             biases = ((arr("bias_ih" + suffix), arr("bias_hh" + suffix)) if module.bias
                       else (None, None))
-            ps = params_from_torch(cell, arr("weight_ih" + suffix), arr("weight_hh" + suffix),
+            ps = params_from_torch(spec, arr("weight_ih" + suffix), arr("weight_hh" + suffix),
                                    *biases)
-            dirs.append(make_cell_layer(cell, *ps[:3], bh=ps[3] if cell == "gru" else None,
-                                        nonlinearity=nonlinearity, reset_after=cell == "gru"))
+            extra = {"bh": ps[3]} if spec.torch.candidate_bias else {}
+            dirs.append(make_time_layer(spec, *ps[:3], **extra, **options))
         layers.append(TimeBidirectional(*dirs) if module.bidirectional else dirs[0])
     stack = TimeStack(layers, dropout=module.dropout)
     stack.bias = bool(module.bias)
@@ -142,18 +157,21 @@ def from_torch(module: Any) -> TimeStack:
     return stack
 
 
-def _cell_of(layer: Any) -> str:
-    if isinstance(layer, TimeLSTM):
-        return "lstm"
-    if isinstance(layer, TimeRNN):
-        return "rnn"
-    if isinstance(layer, TimeGRU):
-        if not layer.reset_after:
-            raise ValueError("a GRU with reset_after=False (the book's GRU) has no PyTorch "
-                             "equivalent; build it with reset_after=True (PyTorch's variant)")
-        return "gru"
-    raise TypeError(f"to_torch handles TimeRNN, TimeLSTM, TimeGRU, TimeBidirectional and "
-                    f"TimeStack, got {type(layer).__name__}")
+def _cell_of(layer: Any) -> tuple[CellSpec, str]:
+    """The spec of a recurrent Time layer and the torch mode it equals; one line if none."""
+    spec = spec_of(layer)
+    if spec is None or type(layer) is spec.step:
+        raise TypeError(f"to_torch handles recurrent Time layers, TimeBidirectional and "
+                        f"TimeStack, got {type(layer).__name__}")
+    layout = _layout(spec)
+    have = option_values(spec, layer)
+    for mode, want in layout.modes.items():
+        if all(have.get(k) == v for k, v in want.items()):
+            return spec, mode
+    wants = " or ".join(", ".join(f"{k}={v!r}" for k, v in w.items()) for w in
+                        layout.modes.values())
+    raise ValueError(f"a {spec.name!r} layer with {have} has no PyTorch equivalent; build it "
+                     f"with {wants} (PyTorch's variant)")
 
 
 def to_torch(layer: Any, grads: bool = False) -> dict[str, Any]:
@@ -174,10 +192,10 @@ def to_torch(layer: Any, grads: bool = False) -> dict[str, Any]:
         dirs = ([lay.forward_layer, lay.backward_layer] if isinstance(lay, TimeBidirectional)
                 else [lay])
         for d, cell_layer in enumerate(dirs):
-            cell = _cell_of(cell_layer)
-            cells.add((cell, getattr(cell_layer, "nonlinearity", "tanh")))
+            spec, mode = _cell_of(cell_layer)
+            cells.add(mode)
             to = grads_to_torch if grads else params_to_torch
-            w_ih, w_hh, b_ih, b_hh = to(cell, cell_layer.grads if grads else cell_layer.params)
+            w_ih, w_hh, b_ih, b_hh = to(spec, cell_layer.grads if grads else cell_layer.params)
             suffix = f"_l{k}" + ("_reverse" if d else "")
             out["weight_ih" + suffix] = w_ih
             out["weight_hh" + suffix] = w_hh

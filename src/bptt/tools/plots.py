@@ -24,8 +24,7 @@ import numpy as np
 
 from ..backend import array_module, to_device, to_numpy
 from ..figures import new_figure, require_matplotlib, save_figure  # noqa: F401 (re-exported)
-from ..nn import cells as recurrent
-from .explain_flow import _cell_class
+from .explain_flow import recurrent_spec, step_cell
 from .explain_records import Tracer, model_layers
 
 
@@ -83,7 +82,7 @@ def plot_gradient_flow(runs: Sequence[Any], path: str | os.PathLike[str],
 
 # -- recording a language model on a sentence -----------------------------------------------------
 def _recurrent_layers(model: Any) -> list[Any]:
-    return [layer for _, layer in model_layers(model) if _cell_class(layer) is not None]
+    return [layer for _, layer in model_layers(model) if recurrent_spec(layer) is not None]
 
 
 def _record_inputs(model: Any, ids: Any) -> list[tuple[Any, Any]]:
@@ -105,9 +104,10 @@ def _record_inputs(model: Any, ids: Any) -> list[tuple[Any, Any]]:
 def gate_activations(model: Any, ids: Sequence[int], layer: int = -1) -> dict[str, np.ndarray]:
     """Gates and states of one recurrent layer at every step of the word ids (T,).
 
-    Returns float64 arrays (T, H): for an LSTM ``f``, ``i``, ``o``, ``g``, ``c``, ``h``; for a
-    GRU ``z``, ``r``, ``h``; for an RNN ``h``. Computed by replaying the layer's own parameters
-    with the one-step cells of :mod:`bptt.nn.cells` on what the layer received.
+    Returns float64 arrays (T, H): the cell's ``activations()`` (an LSTM's ``f``, ``i``, ``o``,
+    ``g``; a GRU's ``z``, ``r``; none for an RNN or a cell without that method), then ``c`` for
+    a cell with a cell state, then ``h``. Computed by replaying the layer's own parameters with
+    its one-step cell (the registry's) on what the layer received.
     """
     recorded = _record_inputs(model, ids)
     if not recorded:
@@ -117,29 +117,18 @@ def gate_activations(model: Any, ids: Sequence[int], layer: int = -1) -> dict[st
         raise ValueError(f"layer {layer} is out of range: the model has {n} recurrent "
                          f"layer{'s' if n > 1 else ''} (0 to {n - 1}, or -1 for the last)")
     lay, xs = recorded[layer]
-    Cls = _cell_class(lay)
-    kwargs = {"reset_after": True} if getattr(lay, "reset_after", False) else {}
-    if hasattr(lay, "nonlinearity"):
-        kwargs["nonlinearity"] = lay.nonlinearity
-    cell = Cls(*lay.params, **kwargs)
+    spec = recurrent_spec(lay)
     xs = xs[0]  # (T, D)
     H = lay.params[1].shape[0]
-    zeros = array_module(xs).zeros((1, H), dtype=xs.dtype)
-    h, c = zeros, zeros
+    state = (array_module(xs).zeros((1, H), dtype=xs.dtype),) * spec.num_states
     out: dict[str, list] = {}
     for t in range(xs.shape[0]):
-        x = xs[t:t + 1]
-        if Cls is recurrent.LSTM:
-            h, c = cell.forward(x, h, c)
-            f, g, i, o = cell.cache[3]
-            acts = {"f": f, "i": i, "o": o, "g": g, "c": c, "h": h}
-        elif Cls is recurrent.GRU:
-            h = cell.forward(x, h)
-            z, r = cell.cache[2][:2]
-            acts = {"z": z, "r": r, "h": h}
-        else:
-            h = cell.forward(x, h)
-            acts = {"h": h}
+        cell = step_cell(spec, lay)
+        state = spec.forward(cell, xs[t:t + 1], state)
+        acts = dict(cell.activations()) if hasattr(cell, "activations") else {}
+        if spec.has_cell_state:
+            acts["c"] = state[1]
+        acts["h"] = state[0]
         for k, v in acts.items():
             out.setdefault(k, []).append(to_numpy(v)[0].astype(np.float64))
     return {k: np.stack(v) for k, v in out.items()}

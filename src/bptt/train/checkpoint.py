@@ -31,6 +31,7 @@ import numpy as np
 from ..backend import to_numpy
 from ..data.corpus import Vocab
 from ..models.rnnlm import LanguageModel, model_from_config, read_npz
+from ..nn.registry import cell_names
 
 FORMAT = "bptt-checkpoint"
 VERSION = 1
@@ -204,6 +205,12 @@ def load_checkpoint(path: str | os.PathLike[str], dtype: Any = None) -> Checkpoi
         raise CheckpointError(f"{d}: vocab.json has {len(vocab)} tokens but the model was built "
                               f"for {model_cfg.get('vocab_size')}; the files do not belong "
                               f"together")
+    cell = model_cfg.get("cell", "lstm")
+    if isinstance(cell, str) and cell not in cell_names():
+        raise CheckpointError(
+            f"{d} holds a model of the cell {cell!r}, which is not registered here "
+            f"(registered: {', '.join(cell_names())}); register it with bptt.register_cell "
+            f"(or install the package that provides it) before loading")
     try:
         model = model_from_config(model_cfg)
     except (TypeError, ValueError) as e:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import optim as _optim
+from ..nn.registry import cell_names
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(cell="lstm", layers=1, embed=64, hidden=128, dropout=0.0, tie=False, batch=20,
@@ -96,8 +97,9 @@ class TrainConfig:
         """Raise ValueError naming the first bad setting."""
         if self.level not in ("word", "char"):
             raise ValueError(f"--level must be word or char, got {self.level!r}")
-        if self.cell not in ("rnn", "lstm", "gru"):
-            raise ValueError(f"--cell must be rnn, lstm or gru, got {self.cell!r}")
+        if self.cell not in cell_names():
+            raise ValueError(f"--cell must be one of {', '.join(cell_names())} (registered "
+                             f"cells), got {self.cell!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}: choose one of "
                              f"{', '.join(OPTIMIZERS)}")
