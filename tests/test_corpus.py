@@ -163,7 +163,7 @@ def test_load_ptb_errors_without_the_files(tmp_path):
 
 
 def test_load_ptb_downloads_through_fetch_with_checksums(tmp_path, monkeypatch):
-    import bptt.data.download as download
+    import bptt.data.corpus as corpus_module
 
     calls = []
 
@@ -172,7 +172,7 @@ def test_load_ptb_downloads_through_fetch_with_checksums(tmp_path, monkeypatch):
         split = url.rsplit("ptb.", 1)[1].split(".")[0]
         return write(tmp_path, f"ptb.{split}.txt", f" words of {split} <unk> \n" * 2)
 
-    monkeypatch.setattr(download, "fetch", fake_fetch)
+    monkeypatch.setattr(corpus_module, "fetch", fake_fetch)
     c = load_ptb(None, cache_dir=tmp_path / "cache")
     assert [u.rsplit("/", 1)[1] for u, _ in calls] == ["ptb.train.txt", "ptb.valid.txt",
                                                        "ptb.test.txt"]

@@ -245,8 +245,10 @@ def test_the_peephole_example_runs_outside_the_package(tmp_path):
 
 def test_no_cell_name_or_class_is_compared_outside_the_registry_and_the_cells():
     allowed = {"nn/registry.py", "nn/cells.py", "nn/time_recurrent.py", "nn/cell_spec.py"}
-    pattern = re.compile(r"""(==|!=|\bis\b|\bin\b)\s*\(?["'](rnn|lstm|gru)["']|["'](rnn|lstm|gru)["']\s*(==|!=)"""
-                         r"""|\bis (recurrent\.)?(RNN|LSTM|GRU)\b|isinstance\([^)]*\b(Time)?(RNN|LSTM|GRU)\b""")
+    name = r"""["'](rnn|lstm|gru)["']"""
+    pattern = re.compile(rf"(==|!=|\bis\b|\bin\b)\s*\(?{name}|{name}\s*(==|!=)"
+                         r"|\bis (recurrent\.)?(RNN|LSTM|GRU)\b"
+                         r"|isinstance\([^)]*\b(Time)?(RNN|LSTM|GRU)\b")
     hits = []
     for path in (ROOT / "src" / "bptt").rglob("*.py"):
         rel = path.relative_to(ROOT / "src" / "bptt").as_posix()

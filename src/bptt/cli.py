@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from . import __version__
+from .backend import set_device
 from .nn.registry import load_plugin_cells
 
 # modules under bptt.commands, in the order `bptt --help` lists them
@@ -57,8 +58,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         if args.device is not None:
-            from .backend import set_device
-
             set_device(args.device)
         code = args.run(args)
     except KeyboardInterrupt:

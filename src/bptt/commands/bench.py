@@ -10,10 +10,10 @@ import argparse
 import json
 from pathlib import Path
 
+from ..tools.bench import RECIPES, format_report, run_bench
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..tools.bench import RECIPES
-
     p = sub.add_parser(
         "bench", help="training throughput (tokens/s) of the book's language models",
         description="Train each recipe on random PTB-sized batches (V = 10000, batch 20, bptt "
@@ -38,8 +38,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..tools.bench import format_report, run_bench
-
     if args.gen_tokens < 0:
         raise ValueError(f"--gen-tokens must be >= 0, got {args.gen_tokens}")
     result = run_bench(args.models, args.steps, args.repeats, args.gen_tokens)

@@ -20,8 +20,10 @@ from typing import Any
 
 from ..atomic import write_json_atomic
 from ..data.tasks import TASKS, Task, load_series, make_task, series_task
+from ..figures import new_figure, save_figure
 from ..models.sequence import OPTIMIZERS, SequenceClassifier, SequenceRegressor
 from ..nn.registry import cell_names
+from ..train.forecast import forecast_series, one_step_predictions, plot_forecast
 
 TASK_HELP = ("sine (noisy sine, next value), adding (adding problem), copy (copy/memory task), "
              "waveforms (classify ramp up/down, sine, square), or csv:PATH (.csv/.npy series)")
@@ -161,8 +163,6 @@ def fit_task(cfg: FitConfig, log: Any = print) -> dict[str, Any]:
 def _plot(cfg: FitConfig, task: Task, model: Any, hist: dict[str, list[float]],
           metrics: dict[str, Any]) -> Path:
     """The forecast plot (adds metrics['forecast']) or, for other tasks, the loss curves."""
-    from ..train.forecast import forecast_series, one_step_predictions, plot_forecast
-
     can_forecast = (task.series is not None and task.info.get("horizon") == 1
                     and len(task.info["target"]) == task.series.shape[1])
     if can_forecast:
@@ -183,8 +183,6 @@ def _plot(cfg: FitConfig, task: Task, model: Any, hist: dict[str, list[float]],
 
 
 def _plot_history(hist: dict[str, list[float]], path: str, title: str) -> Path:
-    from ..figures import new_figure, save_figure
-
     fig = new_figure(6, 3.6)
     ax = fig.add_subplot(1, 1, 1)
     ax.plot(hist["epoch"], hist["loss"], label="training loss")

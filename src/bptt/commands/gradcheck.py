@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import math
 
+from ..tools.gradcheck_suite import run_suite
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("gradcheck", help="check each layer's gradients numerically (float64)",
@@ -27,8 +29,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..tools.gradcheck_suite import run_suite
-
     if not args.tol > 0:
         raise ValueError(f"--tol must be positive, got {args.tol}")
     results = run_suite(args.layer, tol=args.tol, seed=args.seed)

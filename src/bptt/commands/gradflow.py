@@ -6,7 +6,10 @@ import argparse
 import json
 import sys
 
+from ..figures import require_matplotlib
 from ..nn.registry import cell_names
+from ..tools.gradflow import format_table, gradient_flow_study
+from ..tools.plots import plot_gradient_flow
 
 
 def _floats(s: str) -> list[float]:
@@ -54,11 +57,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..tools.gradflow import format_table, gradient_flow_study
-
     if args.plot:
-        from ..figures import require_matplotlib
-
         require_matplotlib()
     runs = gradient_flow_study(args.cells, args.scales, T=args.T, H=args.H, N=args.N,
                                init=args.init, carry_bias=args.carry_bias, max_norm=args.clip,
@@ -71,8 +70,6 @@ def run(args: argparse.Namespace) -> int:
             json.dump(data, f, indent=1)
         print(f"wrote {args.json}", file=sys.stderr)
     if args.plot:
-        from ..tools.plots import plot_gradient_flow
-
         plot_gradient_flow(runs, args.plot)
         print(f"wrote {args.plot}", file=sys.stderr)
     return 0

@@ -17,7 +17,10 @@ import sys
 from typing import Any
 
 from ..nn.registry import cell_names
-from ..train.config import OPTIMIZERS, PRESETS
+from ..train.blas import set_blas_threads, threads_set_by_environment
+from ..train.config import OPTIMIZERS, PRESETS, TrainConfig
+from ..train.generate import generate_from_checkpoint
+from ..train.trainer import evaluate, train_language_model
 
 _TRAIN_NUMBERS = {  # option dest -> (type, lower bound, inclusive)
     "layers": (int, 1), "embed": (int, 1), "hidden": (int, 1), "batch": (int, 1),
@@ -63,8 +66,6 @@ def _add_threads(p: argparse.ArgumentParser) -> None:
 
 def apply_threads(args: argparse.Namespace) -> None:
     """--threads N, else one BLAS thread unless the environment chose (see bptt.train.blas)."""
-    from ..train.blas import set_blas_threads, threads_set_by_environment
-
     n = number(getattr(args, "threads", None), "--threads", int, 1)
     if n is not None:
         set_blas_threads(n)
@@ -125,8 +126,6 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 def train_config_from_args(args: argparse.Namespace) -> tuple[Any, set[str]]:
     """(TrainConfig, names of the settings given on the command line)."""
-    from ..train.config import TrainConfig
-
     values: dict[str, Any] = {}
     for dest, (kind, lower) in _TRAIN_NUMBERS.items():
         raw = getattr(args, dest, None)
@@ -154,8 +153,6 @@ def _fmt(v: float | None, spec: str = ".2f") -> str:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ..train.trainer import train_language_model
-
     config, explicit = train_config_from_args(args)
     apply_threads(args)
     m = train_language_model(config, explicit)
@@ -190,8 +187,6 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from ..train.trainer import evaluate
-
     apply_threads(args)
     r = evaluate(args.path, args.data, args.split,
                  batch_size=number(args.batch, "--batch", int, 1),
@@ -221,8 +216,6 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from ..train.generate import generate_from_checkpoint
-
     text = generate_from_checkpoint(
         args.path, start=args.start, length=number(args.length, "--length", int, 0),
         temperature=number(args.temperature, "--temperature", float, positive=True),

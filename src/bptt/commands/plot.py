@@ -17,6 +17,17 @@ from typing import Any
 
 import numpy as np
 
+from ..tools.explain_models import build
+from ..tools.plots import (
+    gate_activations,
+    hidden_states,
+    plot_gates,
+    plot_states,
+    require_matplotlib,
+)
+from ..train.checkpoint import load_checkpoint
+from ..train.generate import sample_ids
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("plot", help="draw LSTM gates over a sentence, or hidden-state paths",
@@ -74,12 +85,8 @@ class _Words:
 
 def _load(name: str) -> tuple[Any, _Words]:
     if Path(name).is_dir():
-        from ..train.checkpoint import load_checkpoint
-
         ck = load_checkpoint(name)
         return ck.model, _Words(ck.vocab, ck.model.vocab_size)
-    from ..tools.explain_models import build
-
     model, _, d = build(name)
     if not hasattr(model, "predict"):
         raise ValueError(f"{name} is not a language model: choose a checkpoint directory or "
@@ -91,8 +98,6 @@ def _sentence(model: Any, words: _Words, text: str | None, start: str | None, le
               seed: int) -> list[int]:
     if text:
         return words.encode(text)
-    from ..train.generate import sample_ids
-
     first = words.encode(start) if start else [int(np.random.default_rng(seed).integers(
         words.V))]
     unk = getattr(words.vocab, "unk_id", None)
@@ -101,8 +106,6 @@ def _sentence(model: Any, words: _Words, text: str | None, start: str | None, le
 
 
 def run_gates(args: argparse.Namespace) -> int:
-    from ..tools.plots import gate_activations, plot_gates, require_matplotlib
-
     require_matplotlib()
     model, words = _load(args.model)
     ids = _sentence(model, words, args.text, args.start, args.length, args.seed)
@@ -116,8 +119,6 @@ def run_gates(args: argparse.Namespace) -> int:
 
 
 def run_states(args: argparse.Namespace) -> int:
-    from ..tools.plots import hidden_states, plot_states, require_matplotlib
-
     require_matplotlib()
     model, words = _load(args.model)
     texts = args.text or [None, None]

@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from .download import default_cache_dir, fetch, sha256sum
+
 UNK = "<unk>"
 EOS = "<eos>"
 LEVELS = ("word", "char")
@@ -335,8 +337,6 @@ def _ptb_files(path: str | os.PathLike[str] | None, cache_dir: str | os.PathLike
             if not f.exists():
                 raise FileNotFoundError(errno.ENOENT, "missing PTB file", str(f))
         return files
-    from .download import default_cache_dir, fetch, sha256sum
-
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir() / "ptb"
     files = {}
     for s, digest in PTB_SHA256.items():

@@ -35,7 +35,10 @@ from typing import Any
 
 import numpy as np
 
+from ..models.rnnlm import LanguageModel
 from ..nn.registry import get_cell
+from ..optim import SGD, clip_grads
+from ..train.generate import sample_ids
 
 OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
@@ -163,8 +166,6 @@ def gemm_ceiling(repeats: int = 5, dtype: Any = np.float32, seconds: float = 0.2
 # -- bptt models ---------------------------------------------------------------------------------
 def make_bptt_model(recipe: Recipe, seed: int = 0) -> Any:
     """The bptt model of a recipe (float32)."""
-    from ..models.rnnlm import LanguageModel
-
     return LanguageModel(recipe.vocab, recipe.embed, recipe.hidden, cell=recipe.cell,
                          num_layers=recipe.layers, dropout=recipe.dropout,
                          tie_weights=recipe.tie, dtype=np.float32, seed=seed)
@@ -173,8 +174,6 @@ def make_bptt_model(recipe: Recipe, seed: int = 0) -> Any:
 def bptt_train_step_fn(recipe: Recipe, seed: int = 0) -> Callable[[Any, Any], float]:
     """A function running one training step (forward, backward, clip, SGD) on (xs, ts), the
     same calls as :class:`bptt.train.Trainer`."""
-    from ..optim import SGD, clip_grads
-
     model = make_bptt_model(recipe, seed)
     opt = SGD(lr=recipe.lr)
 
@@ -190,8 +189,6 @@ def bptt_train_step_fn(recipe: Recipe, seed: int = 0) -> Callable[[Any, Any], fl
 
 def bptt_generate_fn(recipe: Recipe, seed: int = 0) -> Callable[[int], Any]:
     """Sample ``n`` tokens one at a time (batch 1) with :func:`bptt.train.generate.sample_ids`."""
-    from ..train.generate import sample_ids
-
     model = make_bptt_model(recipe, seed)
     return lambda n: sample_ids(model, [0], n, seed=seed)
 

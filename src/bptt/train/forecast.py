@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from ..figures import new_figure, save_figure
+
 __all__ = ["forecast", "forecast_series", "one_step_predictions", "plot_forecast"]
 
 
@@ -91,8 +93,6 @@ def plot_forecast(truth: Any, prediction: Any, start: int, path: str | Path, *,
     truth drawn before ``start`` to that many steps (default: all). matplotlib is
     imported here (``pip install matplotlib``), on the file-only Agg canvas.
     """
-    from ..figures import new_figure, save_figure
-
     def col(a: Any) -> np.ndarray:
         a = np.asarray(a, dtype=np.float64)
         return a if a.ndim == 1 else a[:, column]

@@ -23,6 +23,7 @@ import numpy as np
 from ..backend import to_numpy
 from ..data.corpus import Vocab
 from ..models.rnnlm import LanguageModel
+from .checkpoint import load_checkpoint
 
 
 def _next_logits(model: LanguageModel, ids: Sequence[int]) -> np.ndarray:
@@ -113,7 +114,5 @@ def generate(model: LanguageModel, vocab: Vocab, start: str | None = None, lengt
 
 def generate_from_checkpoint(path: Any, **kwargs: Any) -> str:
     """:func:`generate` with the model and vocabulary of a checkpoint (or training OUT dir)."""
-    from .checkpoint import load_checkpoint
-
     ck = load_checkpoint(path)
     return generate(ck.model, ck.vocab, **kwargs)
