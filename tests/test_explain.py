@@ -270,3 +270,29 @@ def test_checkpoint_directory(tmp_path):
     assert ex.forward[0].inputs[0].shape == [1, 5]
     with pytest.raises(ValueError, match="at least 2 tokens"):
         explain(str(tmp_path / "ck"), text="cat")
+
+
+@pytest.mark.parametrize("name", ["simple-rnnlm", "rnnlm", "better-rnnlm", "gru"])
+def test_the_explanation_agrees_with_itself(name):
+    """Shapes written in a layer's equations are the shapes in its table; every forward row
+    has a norm (float arrays) and no row claims a shape for an array that was never returned."""
+    ex = explain(name)
+    for call in ex.forward + ex.backward:
+        text = "\n".join(call.equations)
+        for p in call.params:
+            if p.name.startswith("d") and call in ex.backward:
+                continue
+            for letters in re.findall(rf"(?<![\w.]){re.escape(p.name)} (\([A-Z0-9*, ]+,?\))",
+                                      text):
+                said = letters.strip("()").replace(" ", "").rstrip(",").split(",")
+                table = p.letters.strip("()").replace(" ", "").rstrip(",").split(",")
+                assert len(said) == len(table) and all(  # "D=H": D and H are the same size
+                    w in t.split("=") for w, t in zip(said, table)), (
+                    f"{call.layer}: equations say {p.name} {letters}, the table {p.letters}")
+    for call in ex.forward:
+        for a in call.inputs + call.outputs + call.params:
+            if a.dtype.startswith("float"):
+                assert a.norm is not None, f"{call.layer}: {a.name} has no norm"
+    md = ex.to_markdown()
+    assert "| scalar | None |" not in md
+    assert re.search(r"\| out \| `dxs` \| none \|", md)  # the embedding's ids: no gradient

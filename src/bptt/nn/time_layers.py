@@ -53,15 +53,16 @@ class TimeEmbedding:
 
 
 class TimeAffine:
-    """The same affine map at every time step, as one GEMM on the (N*T, D) view.
+    """The same affine map at every time step, as one GEMM on the (N*T, H) view.
 
-        forward:  out = xs @ W + b                  xs (N, T, D), W (D, V), b (V,), out (N, T, V)
-        backward: dxs = dout @ W.T                  (N, T, D)
-                  dW  = sum_{n,t} xs[n,t].T dout[n,t] = xs2.T @ dout2     (D, V)
+        forward:  out = xs @ W + b                  xs (N, T, H), W (H, V), b (V,), out (N, T, V)
+        backward: dxs = dout @ W.T                  (N, T, H)
+                  dW  = sum_{n,t} xs[n,t].T dout[n,t] = xs2.T @ dout2     (H, V)
                   db  = sum_{n,t} dout[n, t]                              (V,)
-    where xs2 = xs.reshape(N*T, D) and dout2 = dout.reshape(N*T, V). Any leading shape works.
+    where xs2 = xs.reshape(N*T, H) and dout2 = dout.reshape(N*T, V); H is the number of features
+    read (the hidden size of the recurrent layer below). Any leading shape works.
 
-    Params: W (D, V), b (V,)
+    Params: W (H, V), b (V,)
     """
 
     param_names = ("W", "b")

@@ -99,7 +99,7 @@ def build_calls(records: list, dims: Mapping[str, int]
         for aname, a in r.args.items():
             if a is None:
                 continue
-            info = array_info(aname, a, dims)
+            info = array_info(aname, a, dims, norm=True)
             src = producer.get(id(a))
             info.peer = f"[{src}] {forward[src - 1].layer}" if src else "model input"
             call.inputs.append(info)
@@ -107,13 +107,13 @@ def build_calls(records: list, dims: Mapping[str, int]
         for oname, o in zip(output_names(r.layer, len(outs)), outs, strict=True):
             if not getattr(o, "shape", True):  # a 0-d array: the loss
                 oname = "L"
-            call.outputs.append(array_info(oname, o, dims))
+            call.outputs.append(array_info(oname, o, dims, norm=True))
             if oname == "L":
                 call.outputs[-1].norm = float(to_numpy(o))
             if _is_array(o):
                 producer[id(o)] = k
         for pname, p in zip(param_names(r.layer), getattr(r.layer, "params", []), strict=False):
-            call.params.append(array_info(pname, p, dims))
+            call.params.append(array_info(pname, p, dims, norm=True))
         forward.append(call)
         last_fwd[r.index] = r
         fwd_number[r.index] = k

@@ -182,8 +182,11 @@ def _md_table(params: list[ArrayInfo], ins: list[ArrayInfo], outs: list[ArrayInf
             "|---|---|---|---|---|---|"]
     for role, arrs in (("in", ins), ("out", outs), ("grad" if grad else "param", params)):
         for a in arrs:
-            shape = a.shape_text if a.shape or a.letters else "scalar"
-            value = _num(a.norm) if grad or a.name == "L" else ""
-            rows.append(f"| {role} | `{a.name}` | {_md_cell(shape)} | {a.dtype} | "
-                        f"{value} | {_md_cell(a.peer)} |")
+            if a.dtype == "None":  # returned nothing (an embedding's ids have no gradient)
+                shape, dtype = "none", ""
+            else:
+                shape = a.shape_text if a.shape or a.letters else "scalar"
+                dtype = a.dtype
+            rows.append(f"| {role} | `{a.name}` | {_md_cell(shape)} | {dtype} | "
+                        f"{_num(a.norm)} | {_md_cell(a.peer)} |")
     return rows
