@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -117,32 +118,49 @@ def test_missing_file_is_named(ckdir):
         load_checkpoint(ckdir)
 
 
-def test_mismatched_files_are_reported(ckdir):
+def rehash(ckdir):
+    """Recompute state.json's checksums after editing files: the loader's own checks speak."""
     state = json.loads((ckdir / "state.json").read_text())
-    state["files"] = {}  # checksums off: now the loader's own checks must speak
+    state["files"] = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                      for p in sorted(ckdir.iterdir()) if p.name != "state.json"}
     (ckdir / "state.json").write_text(json.dumps(state))
+    return state
+
+
+def test_mismatched_files_are_reported(ckdir):
     Vocab(["<unk>", "a"]).to_json(ckdir / "vocab.json")
+    rehash(ckdir)
     with pytest.raises(CheckpointError, match="vocab.json has 2 tokens but the model was built "
                                               "for 6"):
         load_checkpoint(ckdir)
     VOCAB.to_json(ckdir / "vocab.json")
     LanguageModel(len(VOCAB), 5, 5, num_layers=2, tie_weights=True).save_params(ckdir / "model.npz")
+    rehash(ckdir)
     with pytest.raises(CheckpointError, match="has shape"):
         load_checkpoint(ckdir)
     (ckdir / "model.npz").write_bytes(b"garbage")
+    rehash(ckdir)
     with pytest.raises(CheckpointError, match="not a readable .npz"):
         load_checkpoint(ckdir)
     (ckdir / "config.json").write_text("{not json")
+    rehash(ckdir)
     with pytest.raises(CheckpointError, match="config.json is not valid JSON"):
         load_checkpoint(ckdir)
-    for bad in ({"model": [1]}, {"version": "1"}):  # valid JSON, wrong shape: no TypeError
+    for bad, why in (({"model": [1]}, "field 'model' must be an object"),
+                     ({"version": "1"}, "field 'version' must be an integer"),
+                     ({"format": "x"}, "not a bptt checkpoint config")):
         cfg = {"format": "bptt-checkpoint", "version": 1, "model": {}, **bad}
         (ckdir / "config.json").write_text(json.dumps(cfg))
-        with pytest.raises(CheckpointError, match="config.json is not a bptt checkpoint config"):
+        state = rehash(ckdir)
+        with pytest.raises(CheckpointError, match=f"config.json.*{why}"):
             load_checkpoint(ckdir)
     state["files"] = ["model.npz"]
     (ckdir / "state.json").write_text(json.dumps(state))
-    with pytest.raises(CheckpointError, match="state.json is not a bptt checkpoint state"):
+    with pytest.raises(CheckpointError, match="state.json: field 'files'"):
+        load_checkpoint(ckdir)
+    state["files"] = {}
+    (ckdir / "state.json").write_text(json.dumps(state))
+    with pytest.raises(CheckpointError, match="without checksums is refused"):
         load_checkpoint(ckdir)
 
 
@@ -150,3 +168,31 @@ def test_a_file_that_is_not_a_checkpoint(tmp_path):
     (tmp_path / "f.txt").write_text("hi")
     with pytest.raises(CheckpointError, match="not a directory"):
         load_checkpoint(tmp_path / "f.txt")
+
+
+def test_a_checkpoint_of_the_first_format_still_loads(ckdir):
+    """bptt 0.1 wrote no "kind" and no "data": such a checkpoint is a language model."""
+    cfg = json.loads((ckdir / "config.json").read_text())
+    del cfg["kind"], cfg["data"]
+    (ckdir / "config.json").write_text(json.dumps(cfg))
+    rehash(ckdir)
+    assert load_checkpoint(ckdir).model.vocab_size == len(VOCAB)
+
+
+def test_a_newer_format_version_is_named(ckdir):
+    cfg = json.loads((ckdir / "config.json").read_text())
+    cfg["version"] = 7
+    (ckdir / "config.json").write_text(json.dumps(cfg))
+    rehash(ckdir)
+    with pytest.raises(CheckpointError, match="checkpoint format version 7; this bptt reads "
+                                              "version 1"):
+        load_checkpoint(ckdir)
+
+
+def test_non_finite_weights_are_refused_naming_the_parameter(ckdir):
+    arrays = dict(np.load(ckdir / "model.npz"))
+    arrays["rnn0.Wh"][0, 0] = np.nan
+    np.savez(ckdir / "model.npz", **arrays)
+    rehash(ckdir)
+    with pytest.raises(CheckpointError, match="parameter rnn0.Wh holds NaN or infinite"):
+        load_checkpoint(ckdir)

@@ -24,13 +24,12 @@ N(0, 1/fan_in) ("Xavier"); biases 0.
 from __future__ import annotations
 
 import os
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_file
+from ..atomic import atomic_file, read_npz
 from ..backend import array_module, default_dtype, to_numpy
 from ..initializers import normal, xavier, zeros
 from ..nn.cell_spec import layer_param_names
@@ -201,12 +200,16 @@ class LanguageModel:
 
     def load_params(self, path: str | os.PathLike[str]) -> None:
         """Read parameters saved by :meth:`save_params`, checking names and shapes."""
-        arrays = read_npz(path)
+        self.set_params(read_npz(path), source=path)
+
+    def set_params(self, arrays: dict[str, Any], source: Any = "the arrays") -> None:
+        """Copy parameters by name into the model (in place: ties hold), checking that the
+        names, shapes and dtypes fit; ``source`` names where they came from in errors."""
         names = set(self.param_names)
         missing, extra = sorted(names - set(arrays)), sorted(set(arrays) - names)
         if missing or extra:
             raise ValueError(
-                f"{path} does not match this model: "
+                f"{source} does not match this model: "
                 + (f"missing {', '.join(missing)}" if missing else "")
                 + ("; " if missing and extra else "")
                 + (f"unexpected {', '.join(extra)}" if extra else "")
@@ -215,12 +218,12 @@ class LanguageModel:
         for n, p in zip(self.param_names, self.params, strict=True):
             a = arrays[n]
             if tuple(a.shape) != tuple(p.shape):
-                raise ValueError(f"{path}: parameter {n} has shape {tuple(a.shape)} but the "
+                raise ValueError(f"{source}: parameter {n} has shape {tuple(a.shape)} but the "
                                  f"model's is {tuple(p.shape)} (saved with other sizes?)")
             if a.dtype.kind != "f":
-                raise ValueError(f"{path}: parameter {n} has dtype {a.dtype}, not a float")
+                raise ValueError(f"{source}: parameter {n} has dtype {a.dtype}, not a float")
         for n, p in zip(self.param_names, self.params, strict=True):
-            p[...] = array_module(p).asarray(arrays[n], dtype=p.dtype)  # in place: ties hold
+            p[...] = array_module(p).asarray(arrays[n], dtype=p.dtype)
 
     def __repr__(self) -> str:
         extra = (f", dropout={self.dropout}" if self.dropout else "") + (
@@ -228,21 +231,6 @@ class LanguageModel:
         return (f"{type(self).__name__}(V={self.vocab_size}, D={self.embed_size}, "
                 f"H={self.hidden_size}, {self.num_layers}x{self.cell}{extra}, "
                 f"{self.num_params():,} params, {self.dtype.name})")
-
-
-def read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """All arrays of an .npz (no pickles), with a clear error for a corrupt or foreign file."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(2, "no such file or directory", str(path))
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            if not hasattr(f, "files"):
-                raise ValueError("a single array, not an .npz archive")
-            return {k: f[k] for k in f.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
-        raise ValueError(f"{path} is not a readable .npz file ({e}); corrupt or truncated?") \
-            from None
 
 
 class SimpleRnnlm(LanguageModel):
