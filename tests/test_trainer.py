@@ -119,7 +119,7 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(text_fi
     def poison(tr):
         iters.append(tr.iters)
         if tr.state.step == tr.iters + 3:
-            tr.model.params[1][...] = np.nan
+            tr.learner.model.params[1][...] = np.nan
 
     with pytest.raises(TrainingDiverged, match=r"the loss became nan at step (\d+).*--lr.*--clip") \
             as e:
@@ -149,7 +149,7 @@ def test_ctrl_c_saves_a_checkpoint_and_returns(text_file, tmp_path):
     assert signal.getsignal(signal.SIGINT) is before  # our handler is gone again
     assert m["stopped"] == "interrupted" and m["steps"] == 6
     state = json.loads((tmp_path / "last" / "state.json").read_text())
-    assert state["trainer"]["step"] == 6 and state["trainer"]["position"] == 6 * 5
+    assert state["trainer"]["step"] == 6 and state["trainer"]["learner"]["position"] == 6 * 5
     assert not (tmp_path / "metrics.json").exists()
 
 
@@ -209,22 +209,31 @@ class FakeTTY(io.StringIO):
         return True
 
 
-def test_progress_bar_draws_only_on_a_terminal_and_not_when_quiet():
+def test_progress_bar_draws_on_a_terminal_lines_elsewhere_nothing_when_quiet(monkeypatch):
+    import bptt.train.progress as progress_mod
+
+    clock = [100.0]
+    monkeypatch.setattr(progress_mod.time, "monotonic", lambda: clock[0])
     tty = FakeTTY()
-    bar = Progress(100, 4, tokens_per_step=700, stream=tty, interval=0.0)
+    bar = Progress(100, 4, stream=tty, interval=0.0)
+    bar.update(0, 1, 5.0, 0.0, 20.0)
+    clock[0] += 5.0  # 50 steps in 5 s: 50 steps left take 5 s more
     bar.update(50, 2, 4.6, 7000.0, 20.0)
-    line = tty.getvalue()
-    assert line.startswith("\r") and "epoch 2/4 | step 50/100 | loss 4.600 ppl 99.5" in line
-    assert "7,000 tok/s" in line and "ETA 0:05" in line  # 50 steps * 700 tokens / 7000 tok/s
+    line = tty.getvalue().split("\r")[-1]
+    assert line.startswith("epoch 2/4 | step 50/100 | loss 4.6 ppl 99.5")
+    assert "7,000 tok/s" in line and "ETA 0:05" in line
     bar.message("epoch 2 done")
     assert tty.getvalue().endswith("epoch 2 done\n")
-    pipe = io.StringIO()  # not a terminal: no bar, but the epoch lines
-    p2 = Progress(100, 4, 700, stream=pipe, interval=0.0)
+    pipe = io.StringIO()  # not a terminal: a plain line every `every` seconds
+    p2 = Progress(100, 4, stream=pipe, every=30.0, unit="seq", show_ppl=False)
     p2.update(1, 1, 5.0, 10.0, 1.0)
-    p2.message("hello")
-    assert pipe.getvalue() == "hello\n"
+    assert pipe.getvalue() == ""
+    clock[0] += 31.0
+    p2.update(2, 1, 5.0, 10.0, 1.0)
+    assert pipe.getvalue().startswith("epoch 1/4 | step 2/100 | loss 5 | 10 seq/s")
+    assert "\r" not in pipe.getvalue()
     quiet = FakeTTY()
-    p3 = Progress(100, 4, 700, quiet=True, stream=quiet, interval=0.0)
+    p3 = Progress(100, 4, quiet=True, stream=quiet, interval=0.0)
     p3.update(1, 1, 5.0, 10.0, 1.0)
     p3.message("hello")
     assert quiet.getvalue() == ""

@@ -63,6 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bptt: interrupted", file=sys.stderr)
         return 130
+    except MemoryError as e:
+        print(f"bptt {args.command}: error: out of memory ({e or 'an array did not fit'}); "
+              f"use smaller sizes (--hidden, --embed, --batch, --bptt)", file=sys.stderr)
+        return 2
     except (ValueError, TypeError, OSError, RuntimeError, KeyError) as e:
         msg = str(e) or type(e).__name__
         if isinstance(e, OSError) and e.strerror and e.filename:

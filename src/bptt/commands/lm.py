@@ -117,7 +117,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     a("--out", default=None, metavar="DIR", help="output directory (default runs/lm)")
     a("--resume", action="store_true", default=None, help="continue the run in --out exactly")
     a("--overwrite", action="store_true", default=None,
-      help="replace a model already trained in --out (otherwise that is an error)")
+      help="replace a model already trained in --out (otherwise that is an error); the "
+           "earlier run is kept aside until the new one has saved a checkpoint")
+    a("--force", action="store_true", default=None,
+      help="with --resume: continue even though the training data changed")
     a("--plot", default=None, metavar="PNG", help="write train/valid perplexity per epoch")
     a("--quiet", action="store_true", default=None, help="no progress bar or epoch lines")
     _add_threads(p)
@@ -133,7 +136,7 @@ def train_config_from_args(args: argparse.Namespace) -> tuple[Any, set[str]]:
             values[dest] = number(raw, "--" + dest.replace("_", "-"), kind, lower,
                                   positive=dest in ("lr", "max_minutes"))
     for dest in ("data", "level", "preset", "cell", "tie", "variational", "optimizer", "out",
-                 "resume", "overwrite", "plot", "quiet"):
+                 "resume", "overwrite", "force", "plot", "quiet"):
         v = getattr(args, dest, None)
         if v is not None:
             values[dest] = v

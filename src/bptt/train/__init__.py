@@ -1,13 +1,14 @@
-"""Training language models: settings and presets, the truncated-BPTT trainer, perplexity,
-progress bar, JSON-lines log and perplexity plot. Checkpoints: :mod:`bptt.train.checkpoint`."""
+"""Training: the one training loop (:mod:`bptt.train.loop`), language-model settings and
+presets, the truncated-BPTT language-model trainer, perplexity, progress bar, JSON-lines log
+and perplexity plot. Checkpoints: :mod:`bptt.train.store` (the format) and
+:mod:`bptt.train.checkpoint` (language models)."""
 
 from .config import PRESETS, TrainConfig
+from .loop import Trainer, TrainerSettings, TrainingDiverged, TrainState
 from .plot import plot_history
 from .progress import JsonlLog, Progress, read_jsonl
 from .trainer import (
-    LMTrainer,
-    TrainingDiverged,
-    TrainState,
+    LanguageModelLearner,
     evaluate,
     make_optimizer,
     perplexity,
@@ -15,7 +16,7 @@ from .trainer import (
 )
 
 __all__ = [
-    "PRESETS", "TrainConfig", "plot_history", "JsonlLog", "Progress", "read_jsonl", "LMTrainer",
-    "TrainingDiverged", "TrainState", "evaluate", "make_optimizer", "perplexity",
-    "train_language_model",
+    "PRESETS", "TrainConfig", "plot_history", "JsonlLog", "Progress", "read_jsonl",
+    "LanguageModelLearner", "Trainer", "TrainerSettings", "TrainingDiverged", "TrainState",
+    "evaluate", "make_optimizer", "perplexity", "train_language_model",
 ]

@@ -37,8 +37,8 @@ from .store import (
     write_checkpoint,
 )
 
-__all__ = ["Checkpoint", "CheckpointError", "find_checkpoint", "load_checkpoint",
-           "optimizer_arrays", "save_checkpoint"]
+__all__ = ["Checkpoint", "CheckpointError", "find_checkpoint", "language_model_files",
+           "load_checkpoint", "optimizer_arrays", "save_checkpoint"]
 
 KIND = "language-model"
 
@@ -46,6 +46,27 @@ KIND = "language-model"
 def optimizer_arrays(optimizer: Any) -> dict[str, Any]:
     """``optimizer.state_dict()`` as arrays for an .npz (scalars as 0-d arrays)."""
     return {k: np.asarray(v) for k, v in optimizer.state_dict().items()}
+
+
+def language_model_files(model: LanguageModel, vocab: Vocab, config: dict[str, Any] | None,
+                         optimizer_name: str | None, data: dict[str, Any] | None,
+                         with_state: bool) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """The .npz and .json files of a language model's checkpoint (``with_state``: the carried
+    recurrent state too, to resume exactly); the optimizer's file is the trainer's."""
+    params = {n: to_numpy(p) for n, p in zip(model.param_names, model.params, strict=True)}
+    arrays: dict[str, dict[str, Any]] = {"model.npz": params}
+    if with_state:
+        states = {}
+        for i, (h, c) in enumerate(model.get_state()):
+            if h is not None:
+                states[f"h{i}"] = to_numpy(h)
+            if c is not None:
+                states[f"c{i}"] = to_numpy(c)
+        arrays["rnn_state.npz"] = states
+    cfg = {"format": FORMAT, "version": VERSION, "kind": KIND,
+           "model_class": type(model).__name__, "model": model.config, "train": config or {},
+           "optimizer": optimizer_name, "data": data or {}}
+    return arrays, {"config.json": cfg, "vocab.json": vocab.to_dict()}
 
 
 def save_checkpoint(directory: str | os.PathLike[str], model: LanguageModel, vocab: Vocab,
@@ -60,23 +81,12 @@ def save_checkpoint(directory: str | os.PathLike[str], model: LanguageModel, voc
     of bptt's RNG; ``data`` what identifies the training corpus (size, checksum). With an
     optimizer, the recurrent state is saved too (to resume exactly).
     """
-    params = {n: to_numpy(p) for n, p in zip(model.param_names, model.params, strict=True)}
-    arrays: dict[str, dict[str, Any]] = {"model.npz": params}
-    cfg = {"format": FORMAT, "version": VERSION, "kind": KIND,
-           "model_class": type(model).__name__, "model": model.config, "train": config or {},
-           "optimizer": type(optimizer).__name__ if optimizer is not None else None,
-           "data": data or {}}
+    name = type(optimizer).__name__ if optimizer is not None else None
+    arrays, documents = language_model_files(model, vocab, config, name, data,
+                                             with_state=optimizer is not None)
     if optimizer is not None:
         arrays["optimizer.npz"] = optimizer_arrays(optimizer)
-        states = {}
-        for i, (h, c) in enumerate(model.get_state()):
-            if h is not None:
-                states[f"h{i}"] = to_numpy(h)
-            if c is not None:
-                states[f"c{i}"] = to_numpy(c)
-        arrays["rnn_state.npz"] = states
-    return write_checkpoint(directory, arrays, {"config.json": cfg,
-                                                "vocab.json": vocab.to_dict()},
+    return write_checkpoint(directory, arrays, documents,
                             {"trainer": trainer_state or {}, "rng": rng_state})
 
 

@@ -36,8 +36,7 @@ DEFAULT_LR = {"sgd": 20.0, "momentum": 1.0, "nesterov": 1.0, "adagrad": 0.1, "rm
               "adam": 0.002}
 # settings a resumed run may change; all others must match the checkpoint
 RESUME_MAY_CHANGE = ("epochs", "max_steps", "max_minutes", "quiet", "plot", "resume", "out",
-                     "overwrite",
-                     "device", "log_every")
+                     "overwrite", "force", "device", "log_every")
 
 
 @dataclass
@@ -69,6 +68,7 @@ class TrainConfig:
     out: str = "runs/lm"
     resume: bool = False
     overwrite: bool = False          # a fresh run may replace a trained model in ``out``
+    force: bool = False              # resume even though the training data changed
     plot: str | None = None
     quiet: bool = False
     eval_batch: int = 10             # the book's eval_perplexity: 10 streams, 35 steps

@@ -9,6 +9,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+from ..atomic import json_text
+
 
 def format_seconds(s: float) -> str:
     """3:05 or 1:02:03."""
@@ -24,35 +26,47 @@ class Progress:
     """``epoch 2/4 | step 1500/5308 | loss 4.91 ppl 135.6 | 9,870 tok/s | lr 20 | ETA 6:12``.
 
     Drawn in place (carriage return) at most every ``interval`` seconds, only when ``stream`` is
-    a terminal and not ``quiet``. ``message()`` prints a whole line (epoch summaries) unless
-    quiet, on a terminal or not.
+    a terminal and not ``quiet``; elsewhere (a log file, a pipe) one plain line every
+    ``every`` seconds, so a long epoch never stays silent. ``message()`` prints a whole line
+    (epoch summaries) unless quiet. ``unit``: what the rate counts (tok, seq); ``show_ppl``:
+    the loss is a cross-entropy, show its perplexity too.
     """
 
-    def __init__(self, total_steps: int, epochs: int, tokens_per_step: int, quiet: bool = False,
-                 stream: TextIO | None = None, interval: float = 0.2) -> None:
+    def __init__(self, total_steps: int, epochs: int, quiet: bool = False,
+                 stream: TextIO | None = None, interval: float = 0.2, unit: str = "tok",
+                 show_ppl: bool = True, every: float = 30.0) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.quiet = quiet
         self.live = not quiet and hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.total, self.epochs, self.interval = total_steps, epochs, interval
-        self.tokens_per_step = tokens_per_step
-        self._last = 0.0
+        self.total, self.epochs = total_steps, epochs
+        self.interval = interval if self.live else every
+        self.unit, self.show_ppl = unit, show_ppl
+        self._last = time.monotonic() if not self.live else 0.0
         self._width = 0
+        self._start: tuple[float, int] | None = None  # (time, step) of the first update
 
-    def update(self, step: int, epoch: int, loss: float, tokens_per_sec: float, lr: float,
+    def update(self, step: int, epoch: int, loss: float, rate: float, lr: float,
                force: bool = False) -> None:
-        if not self.live:
+        """``rate``: units per second of training."""
+        if self.quiet:
             return
         now = time.monotonic()
+        if self._start is None:
+            self._start = (now, step)
         if not force and now - self._last < self.interval:
             return
         self._last = now
-        tokens_left = (self.total - step) * self.tokens_per_step
-        eta = tokens_left / tokens_per_sec if tokens_per_sec > 0 else float("inf")
-        ppl = math.exp(min(loss, 50.0))
-        line = (f"epoch {epoch}/{self.epochs} | step {step}/{self.total} | loss {loss:.3f} "
-                f"ppl {ppl:.1f} | {tokens_per_sec:,.0f} tok/s | lr {lr:g} | "
-                f"ETA {format_seconds(eta)}")
-        self._draw(line)
+        t0, s0 = self._start
+        per_step = (now - t0) / (step - s0) if step > s0 else float("inf")
+        eta = (self.total - step) * per_step
+        ppl = f" ppl {math.exp(min(loss, 50.0)):.1f}" if self.show_ppl else ""
+        line = (f"epoch {epoch}/{self.epochs} | step {step}/{self.total} | loss {loss:.4g}"
+                f"{ppl} | {rate:,.0f} {self.unit}/s | lr {lr:g} | ETA {format_seconds(eta)}")
+        if self.live:
+            self._draw(line)
+        else:
+            self.stream.write(line + "\n")
+            self.stream.flush()
 
     def _draw(self, line: str) -> None:
         pad = max(0, self._width - len(line))
@@ -85,7 +99,7 @@ class JsonlLog:
             return
         rec = {"event": event, "time": round(time.time(), 3), **fields}
         with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(rec, allow_nan=True) + "\n")
+            f.write(json_text(rec, indent=None) + "\n")  # NaN as "nan": still JSON
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
