@@ -249,6 +249,9 @@ def read_checkpoint(path: str | os.PathLike[str], required: tuple[str, ...] = ("
     if version > VERSION:
         raise CheckpointError(f"{d} was written by a newer bptt (checkpoint format version "
                               f"{version}; this bptt reads version {VERSION}): upgrade bptt")
+    for name in ("model", "train", "data"):
+        if name in cfg and not isinstance(cfg[name], dict) and cfg[name] is not None:
+            raise CheckpointError(f"{d / 'config.json'}: field {name!r} must be an object")
     if not isinstance(cfg.get("model"), dict):
         raise CheckpointError(f"{d / 'config.json'}: field 'model' must be an object")
     return StoredCheckpoint(d, cfg, state)

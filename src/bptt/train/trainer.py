@@ -30,6 +30,7 @@ from ..atomic import write_json_atomic
 from ..data.batching import StreamBatcher, eval_batches
 from ..data.corpus import Corpus, load_corpus, read_text, tokenize
 from ..models.rnnlm import LanguageModel
+from ..nn.registry import get_cell
 from ..optim import make_optimizer
 from .checkpoint import language_model_files, load_checkpoint
 from .config import RESUME_MAY_CHANGE, TrainConfig
@@ -238,8 +239,8 @@ def train_language_model(config: TrainConfig, explicit: set[str] | None = None,
     if ck is not None:
         _check_same_data(ck, data, cfg.force)
     backend.seed(cfg.seed)
+    check_memory(cfg, len(corpus.vocab))
     model = LanguageModel(**cfg.model_kwargs(len(corpus.vocab)), seed=cfg.seed)
-    check_memory(model, cfg)
     optimizer = make_optimizer(cfg.optimizer, cfg.lr)
     state = None
     if ck is not None:
@@ -268,9 +269,10 @@ def train_language_model(config: TrainConfig, explicit: set[str] | None = None,
         raise
 
 
-def check_memory(model: LanguageModel, cfg: TrainConfig) -> None:
-    """Refuse a model that cannot fit in this machine's memory, with the estimate."""
-    need = estimate_memory(model, cfg)
+def check_memory(cfg: TrainConfig, vocab_size: int) -> None:
+    """Refuse a model that cannot fit in this machine's memory, with the estimate, before
+    anything is allocated."""
+    need = estimate_memory(cfg, vocab_size)
     have = available_memory()
     if have is not None and need > have:
         raise MemoryError(f"this model needs about {need / 2**30:.1f} GiB (parameters, "
@@ -279,13 +281,16 @@ def check_memory(model: LanguageModel, cfg: TrainConfig) -> None:
                           f"lower --hidden, --embed, --layers, --batch or --bptt")
 
 
-def estimate_memory(model: LanguageModel, cfg: TrainConfig) -> int:
-    """Bytes for parameters, gradients, 2 optimizer slots and the forward/backward arrays."""
-    item = np.dtype(model.dtype).itemsize
-    params = model.num_params()
-    N, T, V, H = cfg.batch, cfg.bptt, model.vocab_size, model.hidden_size
-    acts = N * T * (3 * V + 8 * H * model.num_layers + model.embed_size)
-    return int(item * (4 * params + 2 * acts))
+def estimate_memory(cfg: TrainConfig, vocab_size: int) -> int:
+    """Bytes for parameters, gradients, two optimizer slots and the forward/backward arrays
+    of one (batch, bptt) step, from the settings alone."""
+    kw = cfg.model_kwargs(vocab_size)
+    V, D, H, L = vocab_size, kw["embed_size"], kw["hidden_size"], kw["num_layers"]
+    G = get_cell(kw["cell"]).gates
+    params = V * D + V + (0 if kw["tie_weights"] else H * V)
+    params += sum(((D if k == 0 else H) + H + 1) * G * H for k in range(L))
+    acts = cfg.batch * cfg.bptt * (3 * V + 2 * G * H * L + D)
+    return int(np.dtype(kw["dtype"] or "float32").itemsize * (4 * params + 2 * acts))
 
 
 def available_memory() -> int | None:
