@@ -29,8 +29,14 @@ def main() -> None:
     if a.threads is not None:  # before NumPy starts OpenBLAS
         os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(a.threads)
 
-    from bptt.tools.bench import RECIPES, environment, environment_lines, make_bptt_model, random_batches
     from bptt.optim import SGD, clip_grads
+    from bptt.tools.bench import (
+        RECIPES,
+        environment,
+        environment_lines,
+        make_bptt_model,
+        random_batches,
+    )
 
     r = RECIPES[a.model]
     model = make_bptt_model(r)

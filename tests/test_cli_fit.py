@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bptt.cli import main
-from bptt.models.sequence import SequenceClassifier, SequenceRegressor
+from bptt.train.estimators import SequenceClassifier, SequenceRegressor
 
 
 def test_fit_sine_prints_epochs_writes_metrics_model_and_forecast_plot(tmp_path, capsys):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bptt.data.tasks import noisy_sine
-from bptt.models.sequence import SequenceRegressor
+from bptt.train.estimators import SequenceRegressor
 from bptt.train.forecast import forecast, forecast_series, one_step_predictions, plot_forecast
 
 W = 2 * np.pi / 50

@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 from bptt.data.tasks import adding_problem, copy_task, noisy_sine, waveforms
 from bptt.gradcheck import gradcheck, numerical_gradient, relative_error
 from bptt.initializers import Xavier
-from bptt.models.sequence import SequenceClassifier, SequenceRegressor
 from bptt.nn.sequence_layers import LastStep, MeanSquaredError
 from bptt.nn.simple_rnn import SimpleRNN
 from bptt.optim import AdaGrad
+from bptt.train.estimators import SequenceClassifier, SequenceRegressor
 
 
 @pytest.fixture
@@ -243,18 +243,19 @@ def test_save_load_round_trip(tmp_path, rng):
     model = SequenceRegressor("gru", hidden_size=6, num_layers=2, bidirectional=True, seed=3)
     model.fit(X, y, epochs=2, batch_size=8)
     path = model.save(tmp_path / "m")
-    assert path.suffix == ".npz"
+    assert path.is_dir() and (path / "model.npz").exists() and (path / "config.json").exists()
     back = SequenceRegressor.load(path)
     np.testing.assert_array_equal(back.predict(X), model.predict(X))
     assert back.predict(X).shape == (20,)
     assert back.get_config() == model.get_config()
     assert back.history_["loss"] == model.history_["loss"]
-    with pytest.raises(ValueError, match="not a saved SequenceClassifier"):
+    with pytest.raises(ValueError, match="holds a sequence-regressor model, not a "
+                                         "sequence-classifier"):
         SequenceClassifier.load(path)
     clf = SequenceClassifier("rnn", hidden_size=4, many_to_many=True)
     yc = rng.integers(0, 3, (20, 5))
     clf.fit(X, yc, epochs=1)
-    back = SequenceClassifier.load(clf.save(tmp_path / "c.npz"))
+    back = SequenceClassifier.load(clf.save(tmp_path / "c"))
     np.testing.assert_array_equal(back.predict_proba(X), clf.predict_proba(X))
 
 
@@ -262,7 +263,7 @@ def test_custom_cell_save_needs_the_cell_again(tmp_path, rng):
     X, y = rng.standard_normal((10, 4, 1)), rng.integers(0, 2, 10)
     model = SequenceClassifier(SimpleRNN(1, 5, optimizer=None))
     model.fit(X, y, epochs=1)
-    path = model.save(tmp_path / "s.npz")
+    path = model.save(tmp_path / "s")
     with pytest.raises(ValueError, match="custom cell"):
         SequenceClassifier.load(path)
     back = SequenceClassifier.load(path, cell=SimpleRNN(1, 5, optimizer=None))

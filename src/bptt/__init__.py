@@ -107,7 +107,7 @@ from .tools.plots import (
 
 # -- sequence tasks and estimators --
 from .train.forecast import forecast, forecast_series, plot_forecast
-from .models.sequence import SequenceClassifier, SequenceRegressor
+from .train.estimators import SequenceClassifier, SequenceRegressor
 from .nn.sequence_layers import LastStep, MeanSquaredError
 from .data.tasks import (
     Task,

@@ -21,8 +21,8 @@ from typing import Any
 from ..atomic import write_json_atomic
 from ..data.tasks import TASKS, Task, load_series, make_task, series_task
 from ..figures import new_figure, save_figure
-from ..models.sequence import OPTIMIZERS, SequenceClassifier, SequenceRegressor
 from ..nn.registry import cell_names
+from ..train.estimators import OPTIMIZERS, SequenceClassifier, SequenceRegressor
 from ..train.forecast import forecast_series, one_step_predictions, plot_forecast
 
 TASK_HELP = ("sine (noisy sine, next value), adding (adding problem), copy (copy/memory task), "

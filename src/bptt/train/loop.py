@@ -268,7 +268,8 @@ class Trainer:
         if self.out is not None:
             self._save("best", resumable=False)
         if self.cfg.restore_best:
-            self.best_params = [p.copy() for p in self.learner.params]
+            kept = getattr(self.learner, "kept_params", self.learner.params)
+            self.best_params = [p.copy() for p in kept]
 
     def _diverged(self, value: Any, step: int, what: str = "the loss") -> TrainingDiverged:
         self.progress.clear()
@@ -347,7 +348,8 @@ class Trainer:
             self._evaluate(epoch_end=False)
         self.save_last()
         if self.best_params is not None:
-            for p, b in zip(learner.params, self.best_params, strict=True):
+            kept = getattr(learner, "kept_params", learner.params)
+            for p, b in zip(kept, self.best_params, strict=True):
                 p[...] = b
         if self._stop is not None:
             return self._stop

@@ -26,34 +26,42 @@ many-to-many. Sequences of different lengths are right-padded to T and given wit
 layer with its own ``optimizer`` updates itself in ``backward``; the estimator's optimizer
 updates the rest.
 
-Saved as one ``.npz`` (the parameters, allow_pickle=False) holding the configuration as a JSON
-string.
+Training runs in the one training loop (:class:`bptt.train.loop.Trainer`): clipping, the
+divergence guard, early stopping, progress, and with ``fit(..., out=DIR)`` checkpoints in the
+one checkpoint format (``DIR/last`` resumable bit for bit with ``resume=True``, ``DIR/best``),
+Ctrl-C saving and a JSON-lines log. ``save(DIR)`` / ``load(DIR)`` use the same format.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import time
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
 from .. import optim as _optim
-from ..atomic import atomic_file
 from ..backend import array_module, default_dtype, get_xp, to_device, to_numpy
 from ..initializers import xavier, zeros
 from ..nn.registry import cell_names, get_cell
 from ..nn.sequence_layers import LastStep, MeanSquaredError
 from ..nn.stacks import make_recurrent_stack
 from ..nn.time_layers import TimeAffine, TimeSigmoidWithLoss, TimeSoftmaxWithLoss
+from .loop import (
+    Trainer,
+    TrainerSettings,
+    TrainState,
+    set_rng_state,
+)
+from .store import FORMAT, VERSION, CheckpointError, check_finite, read_checkpoint, write_checkpoint
 
 __all__ = ["SequenceRegressor", "SequenceClassifier", "OPTIMIZERS"]
 
 OPTIMIZERS = _optim.OPTIMIZERS
-_FORMAT = "bptt.sequence/1"
+KINDS = {"SequenceRegressor": "sequence-regressor", "SequenceClassifier": "sequence-classifier"}
 
 
 def _set_training(obj: Any, training: bool) -> None:
@@ -258,7 +266,10 @@ class _SequenceEstimator:
             validation_data: tuple | None = None, early_stopping: int | None = None,
             lengths: Any = None, shuffle: bool = True,
             callback: Callable[[int, dict[str, float]], Any] | None = None,
-            verbose: bool = False) -> dict[str, list[float]]:
+            verbose: bool = False, *, out: str | os.PathLike[str] | None = None,
+            resume: bool = False, stream: TextIO | None = None,
+            max_steps: int | None = None,
+            on_step: Callable[[Trainer], None] | None = None) -> dict[str, list[float]]:
         """Train with minibatches; returns the history (also kept in ``history_``).
 
         The first call builds the network from the shapes of X and y; a later call continues
@@ -267,9 +278,15 @@ class _SequenceEstimator:
         ``validation_data`` is ``(X, y)`` or ``(X, y, lengths)``. ``early_stopping=p`` stops
         after p epochs without a better validation loss (training loss without validation
         data) and restores the best parameters. ``callback(epoch, logs)`` is called after each
-        epoch (1-based) with that epoch's row of the history; ``verbose`` prints it.
+        epoch (1-based) with that epoch's row of the history; ``verbose`` shows a progress bar
+        and prints each row (on ``stream``, default stdout).
         History keys: ``epoch``, ``loss`` (mean training loss), ``time`` (seconds), and with
         validation data ``val_loss`` and ``val_<metric>`` (``mse``/``r2`` or ``accuracy``).
+
+        ``out``: write checkpoints there (``out/last`` after each epoch and at a stop,
+        ``out/best``) and a log; Ctrl-C then saves and returns. ``resume=True`` continues the
+        run saved in ``out/last`` exactly (same data and settings); ``max_steps`` stops after
+        that many updates in all.
         """
         if int(epochs) != epochs or epochs < 1 or int(batch_size) != batch_size or batch_size < 1:
             raise ValueError(f"epochs and batch_size must be positive integers, got "
@@ -277,6 +294,9 @@ class _SequenceEstimator:
         if early_stopping is not None and early_stopping < 1:
             raise ValueError(f"early_stopping (patience) must be >= 1, got {early_stopping}")
         xs, lens = self._prepare_X(X, lengths)
+        if xs.shape[0] == 0 or xs.shape[1] == 0:
+            raise ValueError(f"X must hold at least one sequence of at least one step, got "
+                             f"shape {tuple(xs.shape)}")
         ts, n_out = self._prepare_y(y, xs, lens, fitting=not self._built)
         if not self._built:
             self._build(xs.shape[2], n_out)
@@ -289,60 +309,65 @@ class _SequenceEstimator:
             vxs, vlens = self._prepare_X(vX, vl)
             vts, _ = self._prepare_y(vy, vxs, vlens, fitting=False)
             val = (vxs, vts, vlens)
-        N = xs.shape[0]
-        order_rng = np.random.default_rng(self.seed + 1)
-        hist = self.history_ = {"epoch": [], "loss": [], "time": []}
-        best, best_params, waited = math.inf, None, 0
-        self.best_epoch_ = None
-        for epoch in range(1, int(epochs) + 1):
-            t0 = time.perf_counter()
-            _set_training(self.encoder_, True)
-            order = order_rng.permutation(N) if shuffle else np.arange(N)
-            total, seen = 0.0, 0
-            for start in range(0, N, batch_size):
-                idx = to_device(order[start:start + batch_size])
-                bl = None if lens is None else lens[idx]
-                loss = self._train_step(xs[idx], ts[idx], bl)
-                total += loss * len(idx)
-                seen += len(idx)
-            row = {"epoch": epoch, "loss": total / seen, "time": time.perf_counter() - t0}
-            if val is not None:
-                row.update({f"val_{k}": v for k, v in self._evaluate(*val).items()})
+        out_dir = Path(out) if out is not None else None
+        state = self._resume_state(out_dir) if resume else None
+        learner = _SequenceLearner(self, xs, ts, lens, val, int(batch_size), shuffle,
+                                   state.learner if state is not None else None)
+        settings = TrainerSettings(epochs=int(epochs), max_steps=max_steps, clip=self.clip,
+                                   patience=early_stopping,
+                                   restore_best=early_stopping is not None,
+                                   log_every=max(1, learner.steps_per_epoch),
+                                   quiet=not verbose, hint="")
+        self.history_ = {"epoch": [], "loss": [], "time": []}
+        rows = self.history_
+        last_time = [state.train_time if state is not None else 0.0]
+
+        def report(tr: Trainer, rec: dict[str, Any]) -> None:
+            if rec.get("partial"):
+                return
+            row = {"epoch": int(round(rec["epoch"])), "loss": rec["loss"],
+                   "time": rec["train_time_s"] - last_time[0] + rec["eval_time_s"],
+                   **{k: v for k, v in rec.items() if k.startswith("val_")}}
+            last_time[0] = rec["train_time_s"]
             for k, v in row.items():
-                hist.setdefault(k, []).append(v)
-            if verbose:
-                print(" ".join(f"{k} {v:.5g}" if isinstance(v, float) else f"{k} {v}"
-                               for k, v in row.items()), flush=True)
+                rows.setdefault(k, []).append(v)
+            self.best_epoch_ = (int(round(tr.state.best_epoch))
+                                if tr.state.best_epoch is not None else None)
             if callback is not None:
-                callback(epoch, row)
-            monitored = row.get("val_loss", row["loss"])
-            if early_stopping is not None:
-                if monitored < best:
-                    best, waited, self.best_epoch_ = monitored, 0, epoch
-                    best_params = [p.copy() for p in self._all_params()]
-                else:
-                    waited += 1
-                    if waited >= early_stopping:
-                        break
-            if not math.isfinite(row["loss"]):
-                raise RuntimeError(f"training diverged at epoch {epoch} (loss {row['loss']}); "
-                                   f"lower lr or set clip")
-        if best_params is not None:
-            for p, b in zip(self._all_params(), best_params, strict=True):
-                p[...] = b
-        _set_training(self.encoder_, False)
-        return hist
+                callback(row["epoch"], row)
+
+        if state is not None:  # the epochs trained before the resume, as they were
+            for rec in state.history:
+                report(_Past(state), rec)
+        trainer = Trainer(learner, self.optimizer_, settings, out_dir, state,
+                          stream if stream is not None else sys.stdout,
+                          title=type(self).__name__, on_step=on_step, on_evaluate=report)
+        self.best_epoch_ = None
+        self.stopped_ = trainer.fit()
+        return self.history_
+
+    def _resume_state(self, out: Path | None) -> TrainState:
+        """Restore the optimizer, parameters and RNG of ``out/last``; its trainer state."""
+        if out is None:
+            raise ValueError("resume=True needs out=DIR, the folder of the run to continue")
+        stored = read_checkpoint(out / "last", required=("model.npz", "optimizer.npz"))
+        self._set_params(stored)
+        self.optimizer_.load_state_dict(stored.arrays("optimizer.npz"))
+        set_rng_state(stored.state.get("rng"))
+        where = str(stored.directory / "state.json")
+        try:
+            return TrainState.from_dict(stored.state.get("trainer", {}), where)
+        except ValueError as e:
+            raise CheckpointError(f"{e}; the checkpoint cannot be resumed") from None
 
     def _all_params(self) -> list[Any]:
         return list(self.encoder_.params) + list(self.head_.params)
 
-    def _train_step(self, xs: Any, ts: Any, lengths: Any) -> float:
+    def _forward_backward(self, xs: Any, ts: Any, lengths: Any) -> float:
+        """The loss of one batch; its gradients in ``grads`` (the trainer updates)."""
         out = self._scores(xs, lengths)
         loss = self._loss_forward(out, ts, lengths)
         self._backward(self.loss_layer_.backward(1))
-        if self.clip is not None:
-            _optim.clip_grads(self.grads, self.clip)
-        self.optimizer_.update(self.params, self.grads)
         return float(loss)
 
     def _loss_forward(self, out: Any, ts: Any, lengths: Any) -> Any:
@@ -374,53 +399,74 @@ class _SequenceEstimator:
     def _meta(self) -> dict[str, Any]:
         return {"n_features": self.n_features_, "n_outputs": self.n_outputs_}
 
-    def save(self, path: str | Path) -> Path:
-        """Write the parameters and configuration to one ``.npz`` (no pickle)."""
+    def _param_names(self) -> list[str]:
+        enc = [f"encoder.p{i}" for i in range(len(self.encoder_.params))]
+        return enc + [f"head.{n}" for n in ("W", "b")]
+
+    def _checkpoint_files(self) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+        params = {n: to_numpy(p) for n, p in zip(self._param_names(), self._all_params(),
+                                                 strict=True)}
+        cfg = {"format": FORMAT, "version": VERSION, "kind": KINDS[type(self).__name__],
+               "model": self.get_config(), "meta": self._meta(), "history": self.history_}
+        return {"model.npz": params}, {"config.json": cfg}
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the model as a checkpoint directory (the one format: .npz + JSON)."""
         self._check_fitted()
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_name(path.name + ".npz")
-        config = {"format": _FORMAT, "class": type(self).__name__, "config": self.get_config(),
-                  "meta": self._meta(), "history": self.history_}
-        arrays = {f"param_{i}": to_numpy(p) for i, p in enumerate(self._all_params())}
-        with atomic_file(path) as f:
-            np.savez(f, config=np.array(json.dumps(config)), **arrays)
-        return path
+        arrays, documents = self._checkpoint_files()
+        return write_checkpoint(path, arrays, documents, {"trainer": {}, "rng": None})
 
     @classmethod
-    def load(cls, path: str | Path, cell: Any = None) -> _SequenceEstimator:
-        """Rebuild a model written by :meth:`save`. A model with a custom cell needs that
-        ``cell`` (a fresh layer of the same shape) passed again."""
-        with np.load(path, allow_pickle=False) as data:
-            info = json.loads(str(data["config"]))
-            arrays = [np.asarray(data[f"param_{i}"]) for i in range(len(data.files) - 1)]
-        if info.get("format") != _FORMAT or info.get("class") != cls.__name__:
-            raise ValueError(f"{path} is not a saved {cls.__name__} (it holds "
-                             f"{info.get('class')!r}, format {info.get('format')!r})")
-        config = dict(info["config"])
-        if str(config["cell"]).startswith("custom:"):
+    def load(cls, path: str | os.PathLike[str], cell: Any = None) -> _SequenceEstimator:
+        """Rebuild a model written by :meth:`save` (or the best model of ``fit(out=DIR)``).
+        A model with a custom cell needs that ``cell`` (a fresh layer of the same shape)."""
+        p = Path(path)
+        if p.is_file() and p.suffix == ".npz":
+            raise CheckpointError(f"{p} is a single-file model of bptt 0.1 (format "
+                                  f"bptt.sequence/1), which this bptt no longer reads; fit the "
+                                  f"model again and save it (a checkpoint directory)")
+        stored = read_checkpoint(p)
+        kind = KINDS[cls.__name__]
+        if stored.kind != kind:
+            raise CheckpointError(f"{stored.directory} holds a {stored.kind} model, not a "
+                                  f"{kind}")
+        config = dict(stored.config["model"])
+        if str(config.get("cell")).startswith("custom:"):
             if cell is None:
-                raise ValueError(f"{path} was saved with a custom cell ({config['cell'][7:]}); "
-                                 f"pass a fresh one: {cls.__name__}.load(path, cell=...)")
+                raise CheckpointError(f"{stored.directory} was saved with a custom cell "
+                                      f"({config['cell'][7:]}); pass a fresh one: "
+                                      f"{cls.__name__}.load(path, cell=...)")
             config["cell"] = cell
-        if str(config["optimizer"]).startswith("custom:"):
+        if str(config.get("optimizer")).startswith("custom:"):
             config["optimizer"] = "adam"
-        model = cls(**config)
-        meta = info["meta"]
-        model._restore_meta(meta)
-        model._build(meta["n_features"], meta["n_outputs"])
-        params = model._all_params()
-        if len(params) != len(arrays):
-            raise ValueError(f"{path} holds {len(arrays)} parameter arrays but the model has "
-                             f"{len(params)}")
-        for p, a in zip(params, arrays, strict=True):
-            if tuple(p.shape) != a.shape:
-                raise ValueError(f"{path}: saved parameter of shape {a.shape} does not fit the "
-                                 f"model's {tuple(p.shape)}")
-            p[...] = to_device(a, dtype=p.dtype)
-        model.history_ = info.get("history", {})
+        try:
+            model = cls(**config)
+            meta = stored.config.get("meta") or {}
+            model._restore_meta(meta)
+            model._build(int(meta["n_features"]), int(meta["n_outputs"]))
+        except (TypeError, ValueError, KeyError) as e:
+            raise CheckpointError(f"{stored.directory / 'config.json'}: bad model config "
+                                  f"({type(e).__name__}: {e})") from None
+        model._set_params(stored)
+        history = stored.config.get("history")
+        model.history_ = history if isinstance(history, dict) else {}
         _set_training(model.encoder_, False)
         return model
+
+    def _set_params(self, stored: Any) -> None:
+        arrays = stored.arrays("model.npz")
+        source = stored.directory / "model.npz"
+        check_finite(source, arrays)
+        names = self._param_names()
+        if sorted(arrays) != sorted(names):
+            raise CheckpointError(f"{source} does not match this model: it holds "
+                                  f"{len(arrays)} arrays, the model {len(names)} parameters")
+        for n, p in zip(names, self._all_params(), strict=True):
+            a = arrays[n]
+            if tuple(p.shape) != a.shape:
+                raise CheckpointError(f"{source}: parameter {n} has shape {a.shape}, the "
+                                      f"model's is {tuple(p.shape)}")
+            p[...] = to_device(a, dtype=p.dtype)
 
     def _restore_meta(self, meta: dict[str, Any]) -> None:
         pass
@@ -610,3 +656,73 @@ class SequenceClassifier(_SequenceEstimator):
 
     def _restore_meta(self, meta: dict[str, Any]) -> None:
         self.n_classes_ = int(meta["n_classes"])
+
+
+class _Past:
+    """A finished trainer's state, to replay the history of a resumed run."""
+
+    def __init__(self, state: TrainState) -> None:
+        self.state = state
+
+
+class _SequenceLearner:
+    """A sequence estimator on (xs, ts) for :class:`~bptt.train.loop.Trainer`: shuffled
+    minibatches, one permutation per epoch from ``default_rng(seed + 1)`` (resumable: the
+    generator's state at the epoch's start and the batch index are saved)."""
+
+    unit = "seq"
+    loss_limit = math.inf  # a squared error may be large: only NaN and inf are divergence
+
+    def __init__(self, est: _SequenceEstimator, xs: Any, ts: Any, lens: Any, val: tuple | None,
+                 batch_size: int, shuffle: bool, position: dict[str, Any] | None) -> None:
+        self.est, self.xs, self.ts, self.lens, self.val = est, xs, ts, lens, val
+        self.params, self.grads = est.params, est.grads
+        self.kept_params = est._all_params()  # early stopping keeps these (a self-updating cell)
+        self.batch_size, self.shuffle = batch_size, shuffle
+        self.N = int(xs.shape[0])
+        self.steps_per_epoch = -(-self.N // batch_size)
+        self.monitor = "val_loss" if val is not None else "loss"
+        self.monitor_label = "validation loss" if val is not None else "training loss"
+        self.rng = np.random.default_rng(est.seed + 1)
+        self.order: np.ndarray | None = None
+        self.k = 0
+        self._epoch_start: dict[str, Any] = self.rng.bit_generator.state
+        if position:
+            self.rng.bit_generator.state = position["rng"]
+            self.k = int(position["k"])
+            if self.k:
+                self._new_order()
+
+    def _new_order(self) -> None:
+        self._epoch_start = self.rng.bit_generator.state
+        self.order = self.rng.permutation(self.N) if self.shuffle else np.arange(self.N)
+
+    def train_step(self) -> tuple[float, int]:
+        if self.k == 0:
+            self._new_order()
+        B = self.batch_size
+        idx = to_device(self.order[self.k * B:(self.k + 1) * B])
+        self.k = (self.k + 1) % self.steps_per_epoch
+        bl = None if self.lens is None else self.lens[idx]
+        return self.est._forward_backward(self.xs[idx], self.ts[idx], bl), int(len(idx))
+
+    def evaluate(self, train_loss: float | None) -> dict[str, Any]:
+        row: dict[str, Any] = {"loss": train_loss}
+        if self.val is not None:
+            row.update({f"val_{k}": v for k, v in self.est._evaluate(*self.val).items()})
+        return row
+
+    def describe(self, rec: dict[str, Any]) -> str:
+        parts = [f"epoch {rec['epoch']:g}", f"loss {rec['loss']:.5f}"]
+        parts += [f"{k} {v:.5f}" for k, v in rec.items() if k.startswith("val_")]
+        return "  ".join(parts) + ("  *" if rec["best"] else "")
+
+    def position(self) -> dict[str, Any]:
+        state = self._epoch_start if self.k else self.rng.bit_generator.state
+        return {"rng": state, "k": self.k}
+
+    def checkpoint(self, resumable: bool) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+        return self.est._checkpoint_files()
+
+    def set_training(self, on: bool) -> None:
+        _set_training(self.est.encoder_, on)
