@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -23,7 +24,7 @@ def test_fit_sine_prints_epochs_writes_metrics_model_and_forecast_plot(tmp_path,
     assert m["kind"] == "regression" and len(m["history"]["loss"]) == 3
     assert m["config"]["hidden"] == 16 and m["model"]["cell"] == "lstm"
     assert m["test"]["mse"] < m["baselines"]["mean"]
-    model = SequenceRegressor.load(out / "model.npz")
+    model = SequenceRegressor.load(out / "model")
     assert model.hidden_size == 16
     assert (tmp_path / "sine.png").read_bytes()[:4] == b"\x89PNG"
     f = m["forecast"]  # closed loop over the whole test part vs. teacher-forced steps
@@ -42,7 +43,7 @@ def test_fit_adding_and_waveforms_options(tmp_path, capsys):
                  "--cell", "rnn", "--out", str(tmp_path / "w"),
                  "--plot", str(tmp_path / "w.png")]) == 0
     assert "val_accuracy" in capsys.readouterr().out
-    clf = SequenceClassifier.load(tmp_path / "w" / "model.npz")
+    clf = SequenceClassifier.load(tmp_path / "w" / "model")
     assert clf.n_classes_ == 2
     assert (tmp_path / "w.png").exists()  # loss curves for a non-forecasting task
 
@@ -86,3 +87,71 @@ def test_argument_errors_are_one_line_without_the_usage(argv, msg, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert msg in err and "--help" in err and err.count("\n") == 1, err
+
+
+# -- one training loop: resume, overwrite, Ctrl-C, progress -------------------------------------
+def _model_arrays(path):
+    with np.load(path / "model.npz", allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+@pytest.mark.parametrize("task,extra", [("sine", []), ("waveforms", ["--n-train", "60"])])
+def test_fit_resume_after_max_steps_equals_the_uninterrupted_run(tmp_path, task, extra):
+    base = ["fit", task, "--epochs", "3", "--hidden", "6", "--batch", "16", "--quiet",
+            "--dropout", "0.2", "--layers", "2", *extra]
+    assert main([*base, "--out", str(tmp_path / "full")]) == 0
+    assert main([*base, "--out", str(tmp_path / "part"), "--max-steps", "5"]) == 0
+    assert main(["fit", task, "--out", str(tmp_path / "part"), "--resume", "--quiet"]) == 0
+    full, part = _model_arrays(tmp_path / "full" / "model"), _model_arrays(tmp_path / "part" /
+                                                                           "model")
+    for k in full:
+        np.testing.assert_array_equal(full[k], part[k], err_msg=k)
+    m = json.loads((tmp_path / "part" / "metrics.json").read_text())
+    assert m["stopped"] == "completed" and len(m["history"]["loss"]) == 3
+
+
+def test_fit_refuses_a_folder_with_a_run_and_overwrite_replaces_it(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    args = ["fit", "sine", "--epochs", "1", "--hidden", "4", "--quiet", "--out", out]
+    assert main(args) == 0
+    assert main(args) == 2
+    assert "already holds a trained run" in capsys.readouterr().err
+    assert main([*args, "--lr", "1e30", "--clip", "0", "--overwrite"]) == 2  # diverges
+    assert "training diverged" in capsys.readouterr().err
+    assert SequenceRegressor.load(tmp_path / "run" / "model").hidden_size == 4  # still there
+    assert main([*args, "--overwrite", "--seed", "3"]) == 0
+    assert not (tmp_path / "run" / ".replaced").exists()
+    assert main(["fit", "sine", "--out", str(tmp_path / "none"), "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_fit_ctrl_c_saves_and_resume_continues(tmp_path):
+    import os
+    import signal
+
+    from bptt.train.fit import FitConfig, fit_task
+
+    def interrupt(tr):
+        if tr.state.step == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    cfg = FitConfig("sine", hidden=4, epochs=2, out=str(tmp_path / "r"), quiet=True)
+    m = fit_task(cfg, log=lambda s: None, on_step=interrupt)
+    assert m["stopped"] == "interrupted" and (tmp_path / "r" / "last").is_dir()
+    m = fit_task(FitConfig("sine", out=str(tmp_path / "r"), resume=True, quiet=True),
+                 log=lambda s: None)
+    assert m["stopped"] == "completed" and len(m["history"]["loss"]) == 2
+
+
+class FakeTTY(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_fit_shows_progress_inside_an_epoch(tmp_path):
+    from bptt.train.fit import FitConfig, fit_task
+
+    bar = FakeTTY()
+    fit_task(FitConfig("adding", seq_len=10, n_train=200, epochs=1, out=str(tmp_path / "a")),
+             log=lambda s: None, stream=bar)
+    assert "step 1/7" in bar.getvalue() and "seq/s" in bar.getvalue()

@@ -14,3 +14,30 @@ def test_python_dash_m_bptt_reports_bad_input_in_one_line():
     done = subprocess.run([sys.executable, "-m", "bptt", "train", "--hidden", "x"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_every_command_guards_the_blas_threads(monkeypatch, tmp_path):
+    """One BLAS thread unless told otherwise, for every command that does BLAS work."""
+    import pytest
+
+    import bptt.commands.options as options
+    from bptt.cli import main
+
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    commands = [["gradcheck", "--layer", "Affine"], ["explain", "rnn"],
+                ["gradflow", "-T", "4", "-H", "3", "-N", "2", "--cells", "rnn",
+                 "--scales", "1"],
+                ["fit", "sine", "--epochs", "1", "--hidden", "3", "--quiet", "--out",
+                 str(tmp_path / "f")],
+                ["train", "--max-steps", "2", "--quiet", "--out", str(tmp_path / "t")]]
+    for argv in commands:
+        calls = []
+        monkeypatch.setattr(options, "set_blas_threads", calls.append)
+        assert main(argv) == 0, argv
+        assert calls == [1], argv
+        calls.clear()
+        assert main([*argv[:1], "--threads", "2", *argv[1:]]) in (0, 2)
+        assert calls == [2], argv
+    with pytest.raises(SystemExit):
+        main(["fit", "--threads"])

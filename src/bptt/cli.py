@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from . import __version__
-from .backend import set_device
+from .commands.options import add_shared, apply_shared
 from .nn.registry import load_plugin_cells
 
 # modules under bptt.commands, in the order `bptt --help` lists them
@@ -35,16 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Recurrent networks from scratch: exact backprop through time on NumPy/CuPy.",
     )
     parser.add_argument("--version", action="version", version=f"bptt {__version__}")
-    parser.add_argument("--device", choices=["cpu", "gpu"], default=None,
-                        help="array backend: cpu (NumPy, default) or gpu (CuPy); "
-                             "also BPTT_DEVICE=gpu")
+    add_shared(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"bptt.commands.{name}").add_parser(sub)
-    for p in sub.choices.values():  # `bptt fit --device gpu ...` works like `bptt --device gpu fit`
-        if "--device" not in p._option_string_actions:
-            p.add_argument("--device", choices=["cpu", "gpu"], default=argparse.SUPPRESS,
-                           help="cpu (NumPy, default) or gpu (CuPy)")
+    for p in sub.choices.values():  # `bptt fit --device gpu ...` = `bptt --device gpu fit ...`
+        add_shared(p)
     return parser
 
 
@@ -57,8 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        if args.device is not None:
-            set_device(args.device)
+        apply_shared(args)  # every command: the device, and BLAS threads guarded
         code = args.run(args)
     except KeyboardInterrupt:
         print("bptt: interrupted", file=sys.stderr)

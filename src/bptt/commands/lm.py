@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from typing import Any
 
 from ..nn.registry import cell_names
-from ..train.blas import set_blas_threads, threads_set_by_environment
 from ..train.config import OPTIMIZERS, PRESETS, TrainConfig
 from ..train.generate import generate_from_checkpoint
 from ..train.trainer import evaluate, train_language_model
+from .options import number
 
 _TRAIN_NUMBERS = {  # option dest -> (type, lower bound, inclusive)
     "layers": (int, 1), "embed": (int, 1), "hidden": (int, 1), "batch": (int, 1),
@@ -32,45 +31,10 @@ _TRAIN_NUMBERS = {  # option dest -> (type, lower bound, inclusive)
 }
 
 
-def number(text: str | None, option: str, kind: type, lower: float | None = None,
-           positive: bool = False) -> Any:
-    """Parse an option's value, or raise ValueError naming the option and the value."""
-    if text is None:
-        return None
-    what = "an integer" if kind is int else "a number"
-    try:
-        v = kind(text)
-    except ValueError:
-        raise ValueError(f"{option} expects {what}, got {text!r}") from None
-    if kind is float and not math.isfinite(v):
-        raise ValueError(f"{option} expects a finite number, got {text!r}")
-    if positive and not v > 0:
-        raise ValueError(f"{option} must be positive, got {text}")
-    if lower is not None and v < lower:
-        raise ValueError(f"{option} must be >= {lower:g}, got {text}")
-    return v
-
-
 def add_parser(sub: argparse._SubParsersAction) -> None:
     _add_train(sub)
     _add_eval(sub)
     _add_generate(sub)
-
-
-def _add_threads(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threads", default=None, metavar="N",
-                   help="BLAS threads (default 1 unless OPENBLAS_NUM_THREADS/OMP_NUM_THREADS "
-                        "is set: the small products of an RNN gain little from more, and lose "
-                        "a lot when another process holds a core)")
-
-
-def apply_threads(args: argparse.Namespace) -> None:
-    """--threads N, else one BLAS thread unless the environment chose (see bptt.train.blas)."""
-    n = number(getattr(args, "threads", None), "--threads", int, 1)
-    if n is not None:
-        set_blas_threads(n)
-    elif not threads_set_by_environment():
-        set_blas_threads(1)
 
 
 # -- train --------------------------------------------------------------------------------------
@@ -112,8 +76,6 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
       help="one dropout mask per sequence for all time steps")
     a("--optimizer", choices=OPTIMIZERS, default=None)
     a("--float64", action="store_true", default=None, help="train in float64 (default float32)")
-    a("--device", dest="train_device", choices=["cpu", "gpu"], default=None,
-      help="cpu (NumPy) or gpu (CuPy)")
     a("--out", default=None, metavar="DIR", help="output directory (default runs/lm)")
     a("--resume", action="store_true", default=None, help="continue the run in --out exactly")
     a("--overwrite", action="store_true", default=None,
@@ -123,7 +85,6 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
       help="with --resume: continue even though the training data changed")
     a("--plot", default=None, metavar="PNG", help="write train/valid perplexity per epoch")
     a("--quiet", action="store_true", default=None, help="no progress bar or epoch lines")
-    _add_threads(p)
     p.set_defaults(run=run_train)
 
 
@@ -142,7 +103,7 @@ def train_config_from_args(args: argparse.Namespace) -> tuple[Any, set[str]]:
             values[dest] = v
     if args.float64:
         values["dtype"] = "float64"
-    device = args.train_device or getattr(args, "device", None)
+    device = getattr(args, "device", None)
     if device:
         values["device"] = device
     if values.get("preset") is not None and values["preset"] not in PRESETS:
@@ -157,7 +118,6 @@ def _fmt(v: float | None, spec: str = ".2f") -> str:
 
 def run_train(args: argparse.Namespace) -> int:
     config, explicit = train_config_from_args(args)
-    apply_threads(args)
     m = train_language_model(config, explicit)
     out = m["config"]["out"]
     if m["stopped"] == "interrupted":
@@ -185,12 +145,10 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", default=None, metavar="N", help="streams (default: the run's)")
     p.add_argument("--bptt", default=None, metavar="T", help="chunk length (default: the run's)")
     p.add_argument("--json", action="store_true", help="print a JSON object")
-    _add_threads(p)
     p.set_defaults(run=run_eval)
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    apply_threads(args)
     r = evaluate(args.path, args.data, args.split,
                  batch_size=number(args.batch, "--batch", int, 1),
                  time_size=number(args.bptt, "--bptt", int, 1))

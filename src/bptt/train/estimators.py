@@ -135,7 +135,7 @@ class _SequenceEstimator:
     def _build(self, n_features: int, n_outputs: int) -> None:
         """Make the layers and the optimizer for inputs with D features and K outputs."""
         self.n_features_, self.n_outputs_ = int(n_features), int(n_outputs)
-        gen = get_xp().random.default_rng(self.seed)
+        gen = self._generator = get_xp().random.default_rng(self.seed)  # weights, dropout
         self.encoder_ = self._make_encoder(n_features, gen)
         probe = self._encode(get_xp().zeros((1, 1, n_features), dtype=self.dtype), None)
         self._encoded_2d = probe.ndim == 2  # a custom layer returning only h_T
@@ -267,9 +267,9 @@ class _SequenceEstimator:
             lengths: Any = None, shuffle: bool = True,
             callback: Callable[[int, dict[str, float]], Any] | None = None,
             verbose: bool = False, *, out: str | os.PathLike[str] | None = None,
-            resume: bool = False, stream: TextIO | None = None,
-            max_steps: int | None = None,
-            on_step: Callable[[Trainer], None] | None = None) -> dict[str, list[float]]:
+            resume: bool = False, stream: TextIO | None = None, progress: bool = False,
+            max_steps: int | None = None, on_step: Callable[[Trainer], None] | None = None,
+            run_config: dict[str, Any] | None = None) -> dict[str, list[float]]:
         """Train with minibatches; returns the history (also kept in ``history_``).
 
         The first call builds the network from the shapes of X and y; a later call continues
@@ -278,15 +278,16 @@ class _SequenceEstimator:
         ``validation_data`` is ``(X, y)`` or ``(X, y, lengths)``. ``early_stopping=p`` stops
         after p epochs without a better validation loss (training loss without validation
         data) and restores the best parameters. ``callback(epoch, logs)`` is called after each
-        epoch (1-based) with that epoch's row of the history; ``verbose`` shows a progress bar
-        and prints each row (on ``stream``, default stdout).
+        epoch (1-based) with that epoch's row of the history; ``verbose`` prints each row and
+        ``progress`` shows progress inside the epochs (on ``stream``, default stdout).
         History keys: ``epoch``, ``loss`` (mean training loss), ``time`` (seconds), and with
         validation data ``val_loss`` and ``val_<metric>`` (``mse``/``r2`` or ``accuracy``).
 
         ``out``: write checkpoints there (``out/last`` after each epoch and at a stop,
         ``out/best``) and a log; Ctrl-C then saves and returns. ``resume=True`` continues the
         run saved in ``out/last`` exactly (same data and settings); ``max_steps`` stops after
-        that many updates in all.
+        that many updates in all; ``run_config`` is saved with the checkpoints (the settings of
+        the run, e.g. ``bptt fit``'s).
         """
         if int(epochs) != epochs or epochs < 1 or int(batch_size) != batch_size or batch_size < 1:
             raise ValueError(f"epochs and batch_size must be positive integers, got "
@@ -317,7 +318,9 @@ class _SequenceEstimator:
                                    patience=early_stopping,
                                    restore_best=early_stopping is not None,
                                    log_every=max(1, learner.steps_per_epoch),
-                                   quiet=not verbose, hint="")
+                                   quiet=not (verbose or progress), epoch_lines=verbose,
+                                   hint="")
+        self._run_config = run_config or {}
         self.history_ = {"epoch": [], "loss": [], "time": []}
         rows = self.history_
         last_time = [state.train_time if state is not None else 0.0]
@@ -344,6 +347,7 @@ class _SequenceEstimator:
                           title=type(self).__name__, on_step=on_step, on_evaluate=report)
         self.best_epoch_ = None
         self.stopped_ = trainer.fit()
+        self.steps_ = trainer.state.step
         return self.history_
 
     def _resume_state(self, out: Path | None) -> TrainState:
@@ -407,7 +411,8 @@ class _SequenceEstimator:
         params = {n: to_numpy(p) for n, p in zip(self._param_names(), self._all_params(),
                                                  strict=True)}
         cfg = {"format": FORMAT, "version": VERSION, "kind": KINDS[type(self).__name__],
-               "model": self.get_config(), "meta": self._meta(), "history": self.history_}
+               "model": self.get_config(), "meta": self._meta(), "history": self.history_,
+               "train": getattr(self, "_run_config", {})}
         return {"model.npz": params}, {"config.json": cfg}
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -692,6 +697,8 @@ class _SequenceLearner:
             self.k = int(position["k"])
             if self.k:
                 self._new_order()
+            if position.get("dropout_rng") is not None:
+                est._generator.bit_generator.state = position["dropout_rng"]
 
     def _new_order(self) -> None:
         self._epoch_start = self.rng.bit_generator.state
@@ -719,10 +726,17 @@ class _SequenceLearner:
 
     def position(self) -> dict[str, Any]:
         state = self._epoch_start if self.k else self.rng.bit_generator.state
-        return {"rng": state, "k": self.k}
+        return {"rng": state, "k": self.k, "dropout_rng": _generator_state(self.est._generator)}
 
     def checkpoint(self, resumable: bool) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
         return self.est._checkpoint_files()
 
     def set_training(self, on: bool) -> None:
         _set_training(self.est.encoder_, on)
+
+
+def _generator_state(gen: Any) -> dict[str, Any] | None:
+    try:
+        return gen.bit_generator.state
+    except AttributeError:  # pragma: no cover - CuPy generators keep no such state
+        return None

@@ -99,7 +99,8 @@ class TrainerSettings:
     patience: int | None = None      # stop after this many epochs without improvement
     restore_best: bool = False       # end with the best parameters (in memory)
     log_every: int = 100
-    quiet: bool = False
+    quiet: bool = False              # no progress and no epoch lines
+    epoch_lines: bool = True         # a line per evaluation (unless quiet)
     hint: str = "--"                 # prefix of option names in messages ('--' for the CLI)
 
 
@@ -259,7 +260,8 @@ class Trainer:
         st.history.append(rec)
         st.evaluated_step = st.step
         self.log.write("epoch", **rec)
-        self.progress.message(learner.describe(rec) + f" | {format_seconds(st.train_time)}")
+        if self.cfg.epoch_lines:
+            self.progress.message(learner.describe(rec) + f" | {format_seconds(st.train_time)}")
         if self.on_evaluate is not None:
             self.on_evaluate(self, rec)
         return rec

@@ -45,6 +45,7 @@ from .loop import (
     set_rng_state,
 )
 from .plot import plot_history, require_matplotlib
+from .runs import check_out_is_free, put_back, set_aside
 
 __all__ = ["LanguageModelLearner", "Trainer", "TrainingDiverged", "TrainState", "evaluate",
            "loss_has_diverged", "make_optimizer", "perplexity", "perplexity_of",
@@ -128,48 +129,6 @@ def _data_spec(data: str | None) -> str | None:
     return str(Path(data).resolve())
 
 
-_RUN_FILES = ("last", "best", "last.old", "best.old", "log.jsonl", "metrics.json")
-_REPLACED = ".replaced"  # a run set aside by --overwrite until the new one has a checkpoint
-
-
-def check_out_is_free(out: Path, overwrite: bool) -> None:
-    """A fresh run never silently deletes a model trained earlier into the same folder."""
-    found = [name for name in _RUN_FILES if (out / name).exists()]
-    if found and not overwrite:
-        raise FileExistsError(
-            17, f"already holds a trained run ({', '.join(found)}): continue it with --resume, "
-            f"train into another --out DIR, or replace it with --overwrite", str(out))
-
-
-def set_aside(out: Path) -> Path | None:
-    """Move an earlier run's files into ``OUT/.replaced`` (kept until the new run has saved a
-    checkpoint; put back if it fails before). None if there was nothing to move."""
-    found = [name for name in _RUN_FILES if (out / name).exists()]
-    if not found:
-        return None
-    aside = out / _REPLACED
-    if aside.exists():  # left by a crash: that run is the one to keep
-        shutil.rmtree(out / "last", ignore_errors=True)
-    else:
-        aside.mkdir()
-        for name in found:
-            os.replace(out / name, aside / name)
-    return aside
-
-
-def put_back(out: Path, aside: Path) -> None:
-    """Undo :func:`set_aside`: the new run's files go, the earlier run's come back."""
-    for name in _RUN_FILES:
-        target = out / name
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
-    for p in aside.iterdir():
-        os.replace(p, out / p.name)
-    aside.rmdir()
-
-
 def _resumed_config(config: TrainConfig, explicit: set[str] | None, ck: Any,
                     out: Path) -> TrainConfig:
     saved = TrainConfig.from_dict(ck.train_config)
@@ -182,6 +141,7 @@ def _resumed_config(config: TrainConfig, explicit: set[str] | None, ck: Any,
             raise ValueError(f"--{name.replace('_', '-')} {new} differs from the run being "
                              f"resumed ({old}); a resumed run keeps its settings (drop the "
                              f"option, or train into another --out)")
+    saved.max_steps = saved.max_minutes = None  # limits of the session that stopped
     for name in RESUME_MAY_CHANGE:
         if name in given:
             setattr(saved, name, getattr(config, name))
