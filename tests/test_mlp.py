@@ -7,8 +7,9 @@ import pytest
 
 from bptt.data.spiral import load_spiral
 from bptt.gradcheck import relative_error
-from bptt.models.mlp import MultiLayerNet, TwoLayerNet, accuracy, train_classifier
+from bptt.models.mlp import MultiLayerNet, TwoLayerNet, accuracy
 from bptt.optim import SGD, Adam
+from bptt.train.classifier import train_classifier
 
 
 def _data(n=5, d=4, c=3, seed=0):

@@ -46,7 +46,8 @@ from .initializers import (
     orthogonal,
     xavier,
 )
-from .models.mlp import MultiLayerNet, TwoLayerNet, train_classifier
+from .models.mlp import MultiLayerNet, TwoLayerNet
+from .train.classifier import train_classifier
 from .optim import (
     SGD,
     AdaGrad,

@@ -1,4 +1,5 @@
-"""Feed-forward classifiers of Deep Learning from Scratch ch. 5-6, and a small training loop.
+"""Feed-forward classifiers of Deep Learning from Scratch ch. 5-6 (trained by
+:func:`bptt.train.classifier.train_classifier`).
 
     net = TwoLayerNet(input_size=784, hidden_size=50, output_size=10)
     grads = net.gradient(x_batch, t_batch)        # backprop: dict of 'W1', 'b1', 'W2', 'b2'
@@ -16,14 +17,11 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
-from ..backend import array_module
 from ..gradcheck import numerical_gradient as _numgrad
 from ..initializers import get_initializer, normal, zeros
 from ..nn.layers import Affine, Dropout, ReLU, Sigmoid, SoftmaxWithLoss, Tanh
 
-__all__ = ["TwoLayerNet", "MultiLayerNet", "train_classifier", "accuracy"]
+__all__ = ["TwoLayerNet", "MultiLayerNet", "accuracy"]
 
 _ACTIVATIONS = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh}
 
@@ -175,72 +173,3 @@ class MultiLayerNet(_Classifier):
         if lam != 0.0:
             for W, dW in zip(self._weights, self._weight_grads, strict=True):
                 dW += lam * W
-
-
-def _first_param(net: Any) -> Any:
-    ps = net.params
-    return next(iter(ps.values())) if isinstance(ps, dict) else ps[0]
-
-
-def _batch(x: Any, idx: Any, like: Any) -> Any:
-    xp = array_module(like)
-    xb = x[idx]
-    if getattr(xb, "dtype", None) is not None and xb.dtype.kind == "f":
-        return xp.asarray(xb, dtype=like.dtype)  # the net's dtype and device
-    return xp.asarray(xb)
-
-
-def _evaluate(net: Any, x: Any, t: Any, chunk: int = 10_000) -> float:
-    like = _first_param(net)
-    correct = 0.0
-    for s in range(0, len(x), chunk):
-        idx = np.arange(s, min(s + chunk, len(x)))
-        xb, tb = _batch(x, idx, like), _batch(t, idx, like)
-        correct += net.accuracy(xb, tb) * len(idx)
-    return correct / max(len(x), 1)
-
-
-def train_classifier(net: Any, x_train: Any, t_train: Any, optimizer: Any, epochs: int,
-                     batch_size: int, seed: int = 0, x_val: Any = None, t_val: Any = None,
-                     *, verbose: bool = False) -> dict[str, list[float]]:
-    """Minibatch training of a classifier with ``loss_and_gradient`` (or ``gradient`` + ``loss``).
-
-    Each epoch visits the training set once in a random order (``numpy.random.default_rng(seed)``);
-    the last batch may be smaller. Batches are moved to the net's device and dtype.
-
-    Returns the history: ``loss`` (one value per update), ``epoch_loss`` (mean per epoch),
-    ``train_acc`` and ``val_acc`` (per epoch, ``val_acc`` empty without validation data).
-    """
-    n = len(x_train)
-    if len(t_train) != n:
-        raise ValueError(f"x_train has {n} rows but t_train has {len(t_train)}")
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
-    if (x_val is None) != (t_val is None):
-        raise ValueError("give both x_val and t_val, or neither")
-    rng = np.random.default_rng(seed)
-    like = _first_param(net)
-    hist: dict[str, list[float]] = {"loss": [], "epoch_loss": [], "train_acc": [], "val_acc": []}
-    for epoch in range(1, epochs + 1):
-        order = rng.permutation(n)
-        losses = []
-        for s in range(0, n, batch_size):
-            idx = order[s:s + batch_size]
-            xb, tb = _batch(x_train, idx, like), _batch(t_train, idx, like)
-            if hasattr(net, "loss_and_gradient"):
-                loss, grads = net.loss_and_gradient(xb, tb)
-            else:
-                grads = net.gradient(xb, tb)
-                loss = float(net.loss(xb, tb))
-            optimizer.update(net.params, grads)
-            losses.append(loss)
-        hist["loss"].extend(losses)
-        hist["epoch_loss"].append(float(np.mean(losses)))
-        hist["train_acc"].append(_evaluate(net, x_train, t_train))
-        if x_val is not None:
-            hist["val_acc"].append(_evaluate(net, x_val, t_val))
-        if verbose:
-            val = f"  val acc {hist['val_acc'][-1]:.4f}" if x_val is not None else ""
-            print(f"epoch {epoch:>3}  loss {hist['epoch_loss'][-1]:.4f}  "
-                  f"train acc {hist['train_acc'][-1]:.4f}{val}", flush=True)
-    return hist
