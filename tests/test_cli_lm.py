@@ -162,3 +162,21 @@ def test_a_fresh_run_never_silently_replaces_a_trained_one(tmp_path, capsys):
     assert (out / "best" / "model.npz").read_bytes() == before  # untouched
     assert main([*argv, "--overwrite", "--seed", "3"]) == 0
     assert (out / "best" / "model.npz").read_bytes() != before
+
+
+def test_train_help_lists_what_each_preset_sets(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert "presets" in out
+    assert "better-rnnlm  --cell lstm --layers 2 --embed 650 --hidden 650 --dropout 0.5" in out
+    assert "--tie" in out.split("better-rnnlm")[-1].splitlines()[0]
+
+
+def test_resume_after_max_steps_continues_to_the_end(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert main(["train", "--max-steps", "3", "--quiet", "--out", out, "--hidden", "8",
+                 "--embed", "8", "--epochs", "1"]) == 0
+    assert main(["train", "--resume", "--quiet", "--out", out]) == 0
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["stopped"] == "completed" and m["epochs_completed"] == 1

@@ -38,13 +38,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 # -- train --------------------------------------------------------------------------------------
+def preset_table() -> str:
+    """What each preset sets, for ``bptt train --help``."""
+    lines = ["presets (an option given on the command line wins):"]
+    for name, values in PRESETS.items():
+        settings = " ".join(f"--{k} {v}" for k, v in values.items() if k != "tie")
+        tie = " --tie" if values.get("tie") else ""
+        lines.append(f"  {name:<13} {settings}{tie}")
+    return "\n".join(lines)
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train", help="train a language model (no --data: the built-in corpus, < 1 minute)",
         description="Train a recurrent language model with truncated BPTT. Settings not given "
                     "come from --preset (tiny for the built-in corpus, else rnnlm). Writes "
                     "OUT/best (best validation model), OUT/last (to --resume), OUT/log.jsonl "
-                    "and OUT/metrics.json.")
+                    "and OUT/metrics.json.",
+        epilog=preset_table(), formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
     a("--data", default=None, metavar="ptb|PATH",
       help="'ptb' (cache/download), a directory with ptb.*.txt or train.txt/valid.txt[/test.txt], "
