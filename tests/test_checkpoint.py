@@ -196,3 +196,26 @@ def test_non_finite_weights_are_refused_naming_the_parameter(ckdir):
     rehash(ckdir)
     with pytest.raises(CheckpointError, match="parameter rnn0.Wh holds NaN or infinite"):
         load_checkpoint(ckdir)
+
+
+class _Payload:
+    """Unpickling this would create a file: the sign that code ran."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_pickle_payload_is_refused_and_never_runs(ckdir, tmp_path):
+    marker = tmp_path / "code-ran"
+    evil = np.empty(1, dtype=object)
+    evil[0] = _Payload(str(marker))
+    arrays = dict(np.load(ckdir / "model.npz"))
+    arrays["embed.W"] = evil
+    np.savez(ckdir / "model.npz", **arrays, allow_pickle=True)
+    rehash(ckdir)
+    with pytest.raises(CheckpointError, match="model.npz is not a readable .npz"):
+        load_checkpoint(ckdir)
+    assert not marker.exists()

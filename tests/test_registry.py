@@ -241,6 +241,17 @@ def test_the_peephole_example_runs_outside_the_package(tmp_path):
     mse, mean = map(float, re.search(r"test MSE ([\d.]+) \(predicting the mean: ([\d.]+)",
                                      out).groups())
     assert mse < mean / 2  # it learns
+    # docs/architecture.md shows this run: its lines are these lines (numbers aside)
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    shown = doc.split("$ python docs/examples/peephole_lstm.py\n", 1)[1].split("```")[0]
+    got = out.splitlines()
+    for line in shown.strip().splitlines():
+        assert any(_same_but_numbers(line, g) for g in got), f"docs show {line!r}"
+
+
+def _same_but_numbers(a, b):
+    num = r"[-+]?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?"
+    return re.sub(num, "#", a) == re.sub(num, "#", b)
 
 
 def test_no_cell_name_or_class_is_compared_outside_the_registry_and_the_cells():
