@@ -261,3 +261,34 @@ def test_split_all_is_the_whole_text_in_order(tmp_path):
     no_test = load_text(write(tmp_path, "u.txt", text), split=(0.9, 0.1, 0.0))
     with pytest.raises(ValueError, match="has no test split .*choose valid, train or all"):
         no_test.split("test")
+
+
+def test_a_fifo_a_link_loop_and_binary_data_are_refused(tmp_path):
+    import errno
+    import os
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="not a regular file"):
+        read_text(fifo)  # would block forever if it were read
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(OSError, match="symbolic link loop") as e:
+        read_text(loop)
+    assert e.value.errno == errno.ELOOP
+    nul = tmp_path / "nul.txt"
+    nul.write_bytes(b"abc\x00\x00\x00" * 10)
+    with pytest.raises(ValueError, match="holds NUL bytes .* binary, not text"):
+        read_text(nul)
+
+
+def test_unspaced_japanese_at_word_level_warns(tmp_path):
+    p = tmp_path / "ja.txt"
+    p.write_text("吾輩は猫である。名前はまだ無い。\nどこで生れたかとんと見当がつかぬ。\n" * 40,
+                 encoding="utf-8")
+    with pytest.warns(UserWarning, match="--level char"):
+        load_text(p, level="word")
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_text(p, level="char")

@@ -105,3 +105,27 @@ def test_sampling_follows_the_softmax_probabilities():
     hot = [pick_token(np.log(probs), rng, temperature=2.0) for _ in range(20000)]
     want = np.sqrt(probs) / np.sqrt(probs).sum()  # p^(1/T), renormalised
     np.testing.assert_allclose(np.bincount(hot, minlength=4) / 20000, want, atol=0.02)
+
+
+def _tiny():
+    vocab = Vocab(["<unk>", "<eos>", "a", "b", "c", "d"])
+    model = LanguageModel(len(vocab), 4, 4, dtype=np.float64, seed=3)
+    for p in model.params:  # a peaked, non-uniform model
+        p[...] = np.random.default_rng(1).standard_normal(p.shape)
+    return vocab, model
+
+
+def test_without_a_start_the_text_begins_after_the_models_own_end_of_sentence():
+    vocab, model = _tiny()
+    eos = vocab.stoi["<eos>"]
+    for seed in range(5):
+        whole = sample_ids(model, [eos], 60, seed=seed)
+        after = sample_ids(model, [eos], 20, seed=seed, after=eos)
+        k = whole.index(eos) + 1  # the draw goes on exactly where the first sentence ended
+        assert after == whole[k:k + 20]
+
+
+def test_a_tiny_temperature_is_the_greedy_choice_not_an_error():
+    vocab, model = _tiny()
+    g = generate(model, vocab, start="a b", length=8, greedy=True)
+    assert generate(model, vocab, start="a b", length=8, temperature=1e-310, seed=1) == g

@@ -18,6 +18,8 @@ from __future__ import annotations
 import errno
 import json
 import os
+import stat
+import warnings
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -220,15 +222,28 @@ class Corpus:
 
 # -- reading -------------------------------------------------------------------------------------
 def read_text(path: str | os.PathLike[str]) -> str:
-    """A file's text, with clear errors for a missing, empty or non-UTF-8 file."""
+    """A file's text, with clear errors for a missing, empty, binary or non-UTF-8 file, a
+    symbolic-link loop, and anything that is not a regular file (a FIFO would block)."""
     p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(errno.ENOENT, "no such file or directory", str(p))
-    if p.is_dir():
+    try:
+        st = p.stat()
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, "symbolic link loop (a link that points back to "
+                          "itself)", str(p)) from None
+        raise FileNotFoundError(errno.ENOENT, "no such file or directory", str(p)) from None
+    if stat.S_ISDIR(st.st_mode):
         raise IsADirectoryError(errno.EISDIR, "is a directory, expected a text file", str(p))
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"{p} is not a regular file (a FIFO, socket or device); pass a text "
+                         f"file")
     data = p.read_bytes()
     if not data.strip():
         raise ValueError(f"{p} is empty: a corpus needs some text")
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise ValueError(f"{p} holds NUL bytes (the first at offset {nul}): it is binary, "
+                         f"not text")
     return decode_utf8(data, p)
 
 
@@ -256,8 +271,23 @@ def tokenize(text: str, level: str = "word") -> list[str]:
     return out
 
 
+def _unspaced_script_share(text: str) -> float:
+    """Share of the characters written without spaces between words (CJK, kana, Thai)."""
+    sample = text[:20000]
+    unspaced = sum(1 for ch in sample if "\u3040" <= ch <= "\u30ff" or "\u3400" <= ch <= "\u9fff"
+                   or "\uac00" <= ch <= "\ud7af" or "\u0e00" <= ch <= "\u0e7f")
+    letters = sum(1 for ch in sample if not ch.isspace()) or 1
+    return unspaced / letters
+
+
 def _tokens_of(path: Path, level: str) -> list[str]:
-    toks = tokenize(read_text(path), level)
+    text = read_text(path)
+    if level == "word" and _unspaced_script_share(text) > 0.3:
+        warnings.warn(f"{path} is mostly Japanese/Chinese/Korean/Thai text, written without "
+                      f"spaces between words: at word level each line becomes a few huge "
+                      f"'words'; use --level char (or split the words first, e.g. with janome)",
+                      stacklevel=2)
+    toks = tokenize(text, level)
     if not toks:
         raise ValueError(f"{path} holds no tokens (only whitespace)")
     return toks

@@ -25,6 +25,8 @@ from ..data.corpus import Vocab
 from ..models.rnnlm import LanguageModel
 from .checkpoint import load_checkpoint
 
+MIN_TEMPERATURE = 1e-3
+
 
 def _next_logits(model: LanguageModel, ids: Sequence[int]) -> np.ndarray:
     scores = model.predict(np.asarray([ids], dtype=np.int64))  # (1, T, V)
@@ -54,15 +56,24 @@ def pick_token(logits: np.ndarray, rng: np.random.Generator, temperature: float 
 
 def sample_ids(model: LanguageModel, start_ids: Sequence[int], length: int,
                temperature: float = 1.0, top_k: int | None = None, seed: int | None = None,
-               skip_ids: Sequence[int] = (), greedy: bool = False) -> list[int]:
+               skip_ids: Sequence[int] = (), greedy: bool = False,
+               after: int | None = None, burn_in: int = 200) -> list[int]:
     """``length`` ids drawn after ``start_ids`` (at least one id); the model's state is reset
-    before and after."""
+    before and after. ``after``: first draw (and drop) tokens until this id comes (at most
+    ``burn_in``), so the result starts where the model itself ends a sentence, with the state
+    it has there (a zero state is not where any sentence of the training text began)."""
     if len(start_ids) == 0:
         raise ValueError("generation needs at least one start token")
     rng = np.random.default_rng(seed)
     model.reset_state()
     try:
         logits = _next_logits(model, list(start_ids))
+        if after is not None:
+            for _ in range(burn_in):
+                i = pick_token(logits, rng, temperature, top_k, skip_ids, greedy)
+                logits = _next_logits(model, [i])
+                if i == after:
+                    break
         out: list[int] = []
         for _ in range(length):
             i = pick_token(logits, rng, temperature, top_k, skip_ids, greedy)
@@ -83,7 +94,8 @@ def generate(model: LanguageModel, vocab: Vocab, start: str | None = None, lengt
         start: text to begin with (its unknown words become ``<unk>``); None starts a new line
             (after ``<eos>`` or ``"\\n"``). The result begins with it.
         length: tokens to generate (words or characters).
-        temperature: > 0; below 1 sharper, above 1 flatter. top_k: sample among the k best.
+        temperature: > 0; below 1 sharper, above 1 flatter (below 1e-3: the most likely
+            token, as ``greedy``). top_k: sample among the k best.
         seed: of the draw (None: a fresh one). greedy: always the most likely token.
         skip: tokens never generated; default ``[<unk>]`` (e.g. add ``N`` for the PTB).
     """
@@ -94,6 +106,7 @@ def generate(model: LanguageModel, vocab: Vocab, start: str | None = None, lengt
         raise ValueError(f"length must be a non-negative integer, got {length!r}")
     if not temperature > 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
+    greedy = greedy or temperature < MIN_TEMPERATURE  # scores / 1e-310 would overflow
     if top_k is not None and (int(top_k) != top_k or top_k < 1):
         raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
     skip = [vocab.unk] if skip is None and vocab.unk is not None else list(skip or [])
@@ -102,11 +115,13 @@ def generate(model: LanguageModel, vocab: Vocab, start: str | None = None, lengt
             raise ValueError(f"skip token {t!r} is not in the vocabulary")
     skip_ids = [vocab.stoi[t] for t in skip]
     start_ids = [int(i) for i in vocab.encode(start)] if start else []
-    context = start_ids
-    if not context:
+    context, after = start_ids, None
+    if not context:  # begin after an end of sentence (of the model's own, see sample_ids)
         newline = vocab.eos if vocab.level == "word" else "\n"
         context = [vocab.stoi[newline]] if newline in vocab else [0]
-    new = sample_ids(model, context, length, temperature, top_k, seed, skip_ids, greedy)
+        after = vocab.stoi.get(newline)
+    new = sample_ids(model, context, length, temperature, top_k, seed, skip_ids, greedy,
+                     after=after)
     if vocab.level == "char":
         return (start or "") + vocab.decode(new)
     return vocab.decode(start_ids + new)
