@@ -304,3 +304,20 @@ def test_clear_errors(rng):
     model.fit(rng.standard_normal((4, 3, 2)), rng.standard_normal(4), epochs=1)
     with pytest.raises(ValueError, match="fit with D=2"):
         model.predict(np.zeros((1, 3, 5)))
+
+
+def test_load_of_broken_files_is_one_checkpoint_error_naming_the_file(tmp_path, rng):
+    from bptt.train.store import CheckpointError
+
+    X, y = rng.standard_normal((12, 4, 2)), rng.standard_normal(12)
+    model = SequenceRegressor("rnn", hidden_size=3, seed=0)
+    model.fit(X, y, epochs=1)
+    path = model.save(tmp_path / "m")
+    (path / "config.json").write_text("{broken", encoding="utf-8")
+    with pytest.raises(CheckpointError, match="config.json does not match the checksum"):
+        SequenceRegressor.load(path)
+    (tmp_path / "old.npz").write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(CheckpointError, match="single-file model of bptt 0.1"):
+        SequenceRegressor.load(tmp_path / "old.npz")
+    with pytest.raises(FileNotFoundError):
+        SequenceRegressor.load(tmp_path / "none")

@@ -13,20 +13,17 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from ..tools.explain_models import build
 from ..tools.plots import (
     gate_activations,
     hidden_states,
+    load_text_model,
     plot_gates,
     plot_states,
+    recurrent_cell,
     require_matplotlib,
+    sentence_ids,
 )
-from ..train.checkpoint import load_checkpoint
-from ..train.generate import sample_ids
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -57,60 +54,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the generated text")
 
 
-class _Words:
-    """Text <-> ids for a checkpoint (its vocabulary) or a built-in model (ids as numbers)."""
-
-    def __init__(self, vocab: Any, V: int) -> None:
-        self.vocab, self.V = vocab, V
-
-    def encode(self, text: str) -> list[int]:
-        if self.vocab is not None:
-            ids = [int(i) for i in self.vocab.encode(text)]
-        else:
-            try:
-                ids = [int(w) for w in text.split()]
-            except ValueError:
-                raise ValueError("a built-in (untrained) model has no vocabulary: give the text "
-                                 "as word ids, e.g. --text '1 5 2', or use a checkpoint") from None
-        if not ids:
-            raise ValueError("the text is empty")
-        bad = [i for i in ids if not 0 <= i < self.V]
-        if bad:
-            raise ValueError(f"word id {bad[0]} is outside the vocabulary [0, {self.V - 1}]")
-        return ids
-
-    def words(self, ids: list[int]) -> list[str]:
-        return self.vocab.tokens(ids) if self.vocab is not None else [str(i) for i in ids]
-
-
-def _load(name: str) -> tuple[Any, _Words]:
-    if Path(name).is_dir():
-        ck = load_checkpoint(name)
-        return ck.model, _Words(ck.vocab, ck.model.vocab_size)
-    model, _, d = build(name)
-    if not hasattr(model, "predict"):
-        raise ValueError(f"{name} is not a language model: choose a checkpoint directory or "
-                         f"rnnlm, lstm, gru, rnn, simple-rnnlm, better-rnnlm")
-    return model, _Words(None, d["V"])
-
-
-def _sentence(model: Any, words: _Words, text: str | None, start: str | None, length: int,
-              seed: int) -> list[int]:
-    if text:
-        return words.encode(text)
-    first = words.encode(start) if start else [int(np.random.default_rng(seed).integers(
-        words.V))]
-    unk = getattr(words.vocab, "unk_id", None)
-    skip = [unk] if unk is not None else []
-    return first + sample_ids(model, first, length, seed=seed, skip_ids=skip)
-
-
 def run_gates(args: argparse.Namespace) -> int:
     require_matplotlib()
-    model, words = _load(args.model)
-    ids = _sentence(model, words, args.text, args.start, args.length, args.seed)
+    model, words = load_text_model(args.model)
+    ids = sentence_ids(model, words, args.text, args.start, args.length, args.seed)
     acts = gate_activations(model, ids, args.layer)
-    cell = "LSTM" if "f" in acts else ("GRU" if "z" in acts else "RNN")
+    cell = recurrent_cell(model, args.layer).step.__name__
     plot_gates(acts, words.words(ids), args.out, units=args.units,
                title=f"{cell} activations at each word ({Path(args.model).name}, "
                      f"layer {args.layer})")
@@ -120,11 +69,11 @@ def run_gates(args: argparse.Namespace) -> int:
 
 def run_states(args: argparse.Namespace) -> int:
     require_matplotlib()
-    model, words = _load(args.model)
+    model, words = load_text_model(args.model)
     texts = args.text or [None, None]
     paths = []
     for k, text in enumerate(texts):
-        ids = _sentence(model, words, text, None, args.length, args.seed + k)
+        ids = sentence_ids(model, words, text, None, args.length, args.seed + k)
         paths.append((words.words(ids), hidden_states(model, ids, args.layer)))
     plot_states(paths, args.out)
     print(f"wrote {args.out}", file=sys.stderr)

@@ -24,7 +24,10 @@ import numpy as np
 
 from ..backend import array_module, to_device, to_numpy
 from ..figures import new_figure, require_matplotlib, save_figure  # noqa: F401 (re-exported)
+from ..train.checkpoint import load_checkpoint
+from ..train.generate import sample_ids
 from .explain_flow import recurrent_spec, step_cell
+from .explain_models import build
 from .explain_records import Tracer, model_layers
 
 
@@ -99,6 +102,69 @@ def _record_inputs(model: Any, ids: Any) -> list[tuple[Any, Any]]:
         model.reset_state()
     return [(r.layer, next(iter(r.args.values()))) for r in tr.records
             if r.kind == "forward" and id(r.layer) in rec]
+
+
+class TextIds:
+    """Text <-> ids for a checkpoint (its vocabulary) or a built-in model (ids as numbers)."""
+
+    def __init__(self, vocab: Any, V: int) -> None:
+        self.vocab, self.V = vocab, V
+
+    def encode(self, text: str) -> list[int]:
+        if self.vocab is not None:
+            ids = [int(i) for i in self.vocab.encode(text)]
+        else:
+            try:
+                ids = [int(w) for w in text.split()]
+            except ValueError:
+                raise ValueError("a built-in (untrained) model has no vocabulary: give the text "
+                                 "as word ids, e.g. --text '1 5 2', or use a checkpoint") from None
+        if not ids:
+            raise ValueError("the text is empty")
+        bad = [i for i in ids if not 0 <= i < self.V]
+        if bad:
+            raise ValueError(f"word id {bad[0]} is outside the vocabulary [0, {self.V - 1}]")
+        return ids
+
+    def words(self, ids: list[int]) -> list[str]:
+        return self.vocab.tokens(ids) if self.vocab is not None else [str(i) for i in ids]
+
+
+def load_text_model(name: str) -> tuple[Any, TextIds]:
+    """A language model to draw: a checkpoint directory (with its vocabulary) or a built-in
+    model name (untrained; word ids as text)."""
+    if Path(name).is_dir():
+        ck = load_checkpoint(name)
+        return ck.model, TextIds(ck.vocab, ck.model.vocab_size)
+    model, _, d = build(name)
+    if not hasattr(model, "predict"):
+        raise ValueError(f"{name} is not a language model: choose a checkpoint directory or "
+                         f"rnnlm, lstm, gru, rnn, simple-rnnlm, better-rnnlm")
+    return model, TextIds(None, d["V"])
+
+
+def sentence_ids(model: Any, words: TextIds, text: str | None, start: str | None, length: int,
+                 seed: int) -> list[int]:
+    """The ids of ``text``, or of a sentence the model writes after ``start`` (or a random
+    word)."""
+    if text:
+        return words.encode(text)
+    first = words.encode(start) if start else [int(np.random.default_rng(seed).integers(
+        words.V))]
+    unk = getattr(words.vocab, "unk_id", None)
+    skip = [unk] if unk is not None else []
+    return first + sample_ids(model, first, length, seed=seed, skip_ids=skip)
+
+
+def recurrent_cell(model: Any, layer: int = -1) -> Any:
+    """The registry's spec of a model's recurrent layer (default the last)."""
+    layers = _recurrent_layers(model)
+    if not layers:
+        raise ValueError(f"{type(model).__name__} has no recurrent layer to show")
+    if not -len(layers) <= layer < len(layers):
+        raise ValueError(f"layer {layer} is out of range: the model has {len(layers)} "
+                         f"recurrent layers")
+    return recurrent_spec(layers[layer])
 
 
 def gate_activations(model: Any, ids: Sequence[int], layer: int = -1) -> dict[str, np.ndarray]:
