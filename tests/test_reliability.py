@@ -224,7 +224,7 @@ def test_a_config_json_of_the_wrong_shape_is_one_line_in_bptt_eval(short_text, t
 
 @pytest.mark.slow
 def test_kill_9_during_saves_never_loses_the_checkpoint(short_text, tmp_path):
-    """A hundred `kill -9`s at random instants of a run that saves every few steps: the last
+    """Two hundred `kill -9`s at random instants of a run that saves every few steps: the last
     checkpoint always loads, and training always resumes from it."""
     import random
     import signal
@@ -239,7 +239,7 @@ def test_kill_9_during_saves_never_loses_the_checkpoint(short_text, tmp_path):
               "explicit={'out', 'resume', 'quiet', 'epochs'})")
     rng = random.Random(0)
     steps = []
-    for _ in range(100):
+    for _ in range(200):
         proc = subprocess.Popen([sys.executable, "-c", script, str(out)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(rng.uniform(0.4, 1.5))
