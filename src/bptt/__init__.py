@@ -82,6 +82,7 @@ from .nn.time_layers import (
     TimeSoftmaxWithLoss,
 )
 from .nn.simple_rnn import SimpleRNN
+from .nn.attention import Attention, AttentionWeight, TimeAttention, WeightSum
 from .nn.stacks import TimeBidirectional, TimeBiLSTM, TimeStack, make_recurrent_stack
 from .tools.interop import from_torch, to_torch  # torch itself is imported only when called
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..backend import to_device
 from ..gradcheck import gradcheck
+from ..nn.attention import Attention, AttentionWeight, TimeAttention, WeightSum
 from ..nn.cell_spec import CellSpec
 from ..nn.layers import (
     AddLayer,
@@ -110,6 +111,13 @@ def _time_softmax_loss(cls: Any) -> GradcheckCase:
     return GradcheckCase(cls(), [xs, to_device(ts)], {"wrt": [0]})
 
 
+def _time_attention(score: str, shapes: list[tuple[int, ...]]) -> GradcheckCase:
+    layer = TimeAttention(score, _arrays(*shapes) if shapes else [])
+    mask = to_device(np.arange(T)[None, :] < np.array([T, T - 1])[:, None])  # one padded
+    return GradcheckCase(layer, [*_arrays((N, T, H), (N, T + 1, H), scale=1.0), mask],
+                         {"wrt": [0, 1]})
+
+
 def layer_cases() -> list[tuple[str, Callable[[], GradcheckCase]]]:
     """(name, factory) for every layer to check; factories build a fresh :class:`GradcheckCase`.
 
@@ -150,7 +158,14 @@ def layer_cases() -> list[tuple[str, Callable[[], GradcheckCase]]]:
         ("TimeSoftmaxWithLoss", lambda: _time_softmax_loss(TimeSoftmaxWithLoss)),
         ("TimeDropout", lambda: _reseeded_dropout(lambda g: TimeDropout(0.3, generator=g),
                                                   (N, T, D))),
+        ("AttentionWeight", lambda: GradcheckCase(AttentionWeight(), _arrays((N, T, H), (N, H)))),
+        ("WeightSum", lambda: GradcheckCase(WeightSum(), _arrays((N, T, H), (N, T)))),
+        ("Attention", lambda: GradcheckCase(Attention(), _arrays((N, T, H), (N, H)))),
     ]
+    for score, shapes in (("dot", []), ("general", [(H, H)]), ("additive", [(H, D), (H, D),
+                                                                             (D,)])):
+        cases.append((f"TimeAttention[{score}]", lambda score=score, shapes=shapes:
+                      _time_attention(score, shapes)))
     return cases
 
 
