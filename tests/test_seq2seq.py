@@ -1,0 +1,194 @@
+"""Seq2seq: end-to-end float64 gradient checks of every model kind (cells, bidirectional,
+layers, padded sources), the book's parameter order and shapes, the encoder's final state,
+decoding (greedy = the book's loop, beam search, sampling), and pair data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bptt.data.pairs import load_pairs, make_pairs, pair_set, read_pairs
+from bptt.gradcheck import gradcheck
+from bptt.models.seq2seq import AttentionSeq2seq, PeekySeq2seq, Seq2seq, Seq2seqModel
+
+
+class LossOf:
+    """A model as a layer: forward(xs, ts[, lengths]) -> loss; backward fills grads."""
+
+    def __init__(self, model, lengths=None):
+        self.model, self.lengths = model, lengths
+        self.params, self.grads = model.params, model.grads
+
+    def forward(self, xs, ts):
+        return self.model.forward(xs, ts, self.lengths)
+
+    def backward(self, dout=1):
+        self.model.backward(dout)
+        return None, None
+
+
+def batch(rng, N=3, Ts=5, Tt=4, Vs=7, Vt=6, padded=False):
+    xs = rng.integers(1, Vs, (N, Ts))
+    ts = rng.integers(1, Vt, (N, Tt + 1))
+    lengths = None
+    if padded:
+        lengths = np.array([Ts, 2, 4])[:N]
+        xs[np.arange(Ts)[None, :] >= lengths[:, None]] = 0
+        ts[1, 3:] = -1  # a shorter target
+    return xs, ts, lengths
+
+
+@pytest.mark.parametrize("kind", ["plain", "peeky", "attention"])
+@pytest.mark.parametrize("cell,layers,bi,padded", [("lstm", 1, False, False),
+                                                   ("gru", 2, False, True),
+                                                   ("rnn", 1, True, True),
+                                                   ("lstm", 2, True, False)])
+def test_model_gradients(kind, cell, layers, bi, padded):
+    rng = np.random.default_rng(0)
+    model = Seq2seqModel(7, 6, 4, 3, kind=kind, cell=cell, num_layers=layers,
+                         bidirectional=bi, dtype=np.float64, seed=1)
+    for p in model.params:  # biases too, and a less flat softmax
+        p[...] = rng.standard_normal(p.shape) * 0.5
+    xs, ts, lengths = batch(rng, padded=padded)
+    # eps 1e-5: with a deep float64 net, 1e-6 is dominated by round-off (the error falls
+    # with eps, 2.6e-6 -> 2.6e-7 -> 2.9e-8: not a wrong backward, whose error would stay)
+    report = gradcheck(LossOf(model, lengths), [xs, ts], wrt=[], seed=2, eps=1e-5)
+    assert len(report.errors) == len(model.params)
+    assert report.worst < 1e-6, report
+
+
+@pytest.mark.parametrize("score", ["general", "additive"])
+def test_attention_scores_in_the_model(score):
+    rng = np.random.default_rng(1)
+    model = Seq2seqModel(7, 6, 4, 3, kind="attention", score=score, dtype=np.float64, seed=1)
+    for p in model.params:  # the book's N(0, 0.01) embeddings make attention's gradient ~1e-9
+        p[...] = rng.standard_normal(p.shape) * 0.5
+    xs, ts, lengths = batch(rng, padded=True)
+    # W2's gradient is small here: round-off sets the floor (4.5e-5, 3.7e-6, 3.6e-7 at eps
+    # 1e-6, 1e-5, 1e-4 -- falling with eps, so not a wrong backward)
+    report = gradcheck(LossOf(model, lengths), [xs, ts], wrt=[], seed=3, eps=1e-4)
+    assert report.worst < 1e-6, report
+
+
+def test_the_books_parameter_order_and_shapes():
+    V, D, H = 13, 16, 128
+    assert [tuple(p.shape) for p in Seq2seq(V, D, H).params] == [
+        (V, D), (D, 4 * H), (H, 4 * H), (4 * H,), (V, D), (D, 4 * H), (H, 4 * H), (4 * H,),
+        (H, V), (V,)]
+    assert [tuple(p.shape) for p in PeekySeq2seq(V, D, H).params][4:] == [
+        (V, D), (H + D, 4 * H), (H, 4 * H), (4 * H,), (H + H, V), (V,)]
+    model = AttentionSeq2seq(V, D, 256)
+    assert [tuple(p.shape) for p in model.params][-2:] == [(512, V), (V,)]
+    assert model.param_names[:2] == ["encoder.embed.W", "encoder.rnn0.Wx"]
+    assert model.param_names[-2:] == ["decoder.affine.W", "decoder.affine.b"]
+
+
+def test_padding_does_not_change_a_sequences_encoding_or_loss():
+    rng = np.random.default_rng(2)
+    model = Seq2seqModel(7, 6, 4, 3, kind="attention", dtype=np.float64, seed=1)
+    xs = rng.integers(1, 7, (1, 3))
+    ts = rng.integers(1, 6, (1, 4))
+    alone = float(model.forward(xs, ts))
+    padded = np.concatenate([xs, np.zeros((1, 4), dtype=np.int64)], axis=1)
+    assert float(model.forward(padded, ts, np.array([3]))) == pytest.approx(alone, abs=1e-12)
+
+
+def test_greedy_generation_is_the_books_step_by_step_argmax():
+    rng = np.random.default_rng(3)
+    model = Seq2seqModel(7, 6, 4, 5, kind="attention", dtype=np.float64, seed=2)
+    for p in model.params:
+        p[...] = rng.standard_normal(p.shape)
+    xs = rng.integers(0, 7, (4, 5))
+    out = model.generate(xs, start_id=1, length=6)
+    for n in range(4):  # the book: one sample at a time, feeding back the argmax
+        hs, h = model.encoder.forward(xs[n:n + 1])
+        model.decoder.start(h, hs)
+        ids, x = [], 1
+        for _ in range(6):
+            x = int(model.decoder.forward(np.array([[x]]))[0, 0].argmax())
+            ids.append(x)
+        assert ids == list(out[n])
+
+
+def test_beam_search_finds_at_least_the_greedy_probability():
+    rng = np.random.default_rng(4)
+    model = Seq2seqModel(7, 6, 4, 5, kind="peeky", dtype=np.float64, seed=3)
+    for p in model.params:
+        p[...] = rng.standard_normal(p.shape)
+    xs = rng.integers(0, 7, (5, 4))
+
+    def logprob(n, ids):
+        ts = np.array([[1, *ids]])
+        return -float(model.forward(xs[n:n + 1], ts)) * len(ids)
+
+    greedy = model.generate(xs, 1, 4)
+    beam = model.generate(xs, 1, 4, beam=4)
+    assert np.array_equal(model.generate(xs, 1, 4, beam=1), greedy)
+    for n in range(5):
+        assert logprob(n, beam[n]) >= logprob(n, greedy[n]) - 1e-9
+    sampled = model.generate(xs, 1, 4, temperature=1.0, seed=0)
+    assert sampled.shape == (5, 4) and np.array_equal(
+        sampled, model.generate(xs, 1, 4, temperature=1.0, seed=0))
+    with pytest.raises(ValueError, match="beam must be a positive integer"):
+        model.generate(xs, 1, 4, beam=0)
+
+
+def test_generation_stops_at_the_end_symbol():
+    rng = np.random.default_rng(5)
+    model = Seq2seqModel(7, 6, 4, 5, dtype=np.float64, seed=3)
+    model.decoder.affine.params[1][...] = 0
+    model.decoder.affine.params[1][2] = 50.0  # token 2 always wins: the end at once
+    out = model.generate(rng.integers(0, 7, (2, 3)), 1, 5, end_id=2)
+    assert (out == 2).all()
+    assert (model.generate(rng.integers(0, 7, (1, 3)), 1, 5, end_id=2, beam=3) == 2).all()
+
+
+# -- data -----------------------------------------------------------------------------------
+def test_the_books_files_read_as_the_book_reads_them(tmp_path):
+    p = tmp_path / "addition.txt"
+    p.write_text("16+75  _91  \n52+607 _659 \n75+22  _97  \n", encoding="utf-8")
+    pairs, fmt = read_pairs(p)
+    assert fmt == "book" and pairs[0] == ("16+75  ", "91  ")
+    ps = pair_set(pairs * 10, fmt, "addition", reverse=True)
+    assert ps.start == "_" and ps.end is None and ps.source_vocab is ps.target_vocab
+    xs, lengths = ps.encode_sources([list("16+75  ")])
+    assert ps.source_vocab.decode(xs[0]) == "  57+61"  # reversed, as the book's x[:, ::-1]
+    ts = ps.encode_targets([list("91  ")])
+    assert ps.target_vocab.decode(ts[0]) == "_91  "
+
+
+def test_tab_separated_pairs_have_symbols_and_padding(tmp_path):
+    p = tmp_path / "en-fr.tsv"
+    p.write_text("go .\tva !\nhello there .\tbonjour .\nthanks .\tmerci .\n" * 3,
+                 encoding="utf-8")
+    ps = load_pairs(p, level="word")
+    assert ps.start == "<s>" and ps.end == "</s>" and ps.pad == "<pad>"
+    xs, lengths = ps.encode_sources([["go", "."], ["hello", "there", "."]])
+    assert xs.shape == (2, 3) and list(lengths) == [2, 3] and xs[0, 2] == 0
+    ts = ps.encode_targets([["va", "!"], ["bonjour", "."]])
+    assert ts.shape == (2, 4) and (ts[:, 0] == ps.target_vocab.stoi["<s>"]).all()
+    with pytest.raises(ValueError, match="'zut' is not in the source vocabulary"):
+        ps.encode_sources([["zut"]])
+
+
+@pytest.mark.parametrize("text,msg", [
+    ("1+2 _3\n12+3\n", "line 2 has no '_'"),
+    ("1+2 _3\n\n4+5 _9\n", "line 2 is empty"),
+    ("a\tb\nc d\n", "line 2 has no a tab"),
+    ("a\t\n", "line 1 has an empty target"),
+])
+def test_bad_pair_files_name_the_line(tmp_path, text, msg):
+    p = tmp_path / "bad.txt"
+    p.write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError, match=msg):
+        read_pairs(p)
+
+
+def test_built_in_tasks_are_the_books_format_and_seeded():
+    a = make_pairs("addition", 100, seed=0)
+    assert all(len(q) == 7 and len(t) == 4 and eval(q) == int(t) for q, t in a)
+    d = make_pairs("date", 100, seed=0)
+    assert all(len(q) == 29 and len(t) == 10 and t[4] == "-" for q, t in d)
+    assert make_pairs("date", 10, seed=1) == make_pairs("date", 10, seed=1)
+    ps = load_pairs("addition", n=1000)
+    assert len(ps.train) == 900 and len(ps.test) == 100
