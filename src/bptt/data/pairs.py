@@ -56,7 +56,15 @@ class PairSet:
 
     @property
     def max_target(self) -> int:
+        if not (self.train or self.test):
+            return int(self.info["max_target"])
         return max(len(t) for _, t in self.train + self.test)
+
+    @property
+    def max_source(self) -> int:
+        if not (self.train or self.test):
+            return int(self.info["max_source"])
+        return max(len(s) for s, _ in self.train + self.test)
 
     def __repr__(self) -> str:
         return (f"PairSet({self.name}: {len(self.train):,} train / {len(self.test):,} test "
@@ -116,6 +124,7 @@ class PairSet:
         """The symbols and vocabularies (what a trained model needs), JSON-able."""
         return {"name": self.name, "level": self.level, "start": self.start, "end": self.end,
                 "pad": self.pad, "reverse": self.reverse, "max_target": self.max_target,
+                "max_source": self.max_source,
                 "source_vocab": self.source_vocab.to_dict(),
                 "target_vocab": self.target_vocab.to_dict()}
 
@@ -127,6 +136,7 @@ class PairSet:
         ps = cls(d["name"], d["level"], src, tgt, d["start"], d["end"], d["pad"], [], [],
                  bool(d["reverse"]))
         ps.info["max_target"] = int(d["max_target"])
+        ps.info["max_source"] = int(d.get("max_source", 0))
         return ps
 
 

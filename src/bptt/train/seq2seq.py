@@ -1,0 +1,385 @@
+"""Training, evaluating and using seq2seq models (``bptt seq2seq train|eval|translate``).
+
+Training runs in the one training loop (:class:`bptt.train.loop.Trainer`): shuffled
+minibatches of pairs, teacher forcing, clipping, the divergence guard, progress, checkpoints
+(``OUT/last`` resumable bit for bit, ``OUT/best`` by test accuracy), Ctrl-C saving. After every
+epoch the test pairs are decoded greedily, as the book's ``eval_seq2seq`` does, and scored:
+
+    exact match   the fraction of answers generated exactly (the book's accuracy)
+    char accuracy the fraction of target positions generated right (end symbol included)
+    BLEU          corpus BLEU-4 of word-level pairs (Papineni et al. 2002: clipped n-gram
+                  precisions, geometric mean, brevity penalty), in percent
+
+``metrics.json`` holds ``test_acc`` (exact match) and ``test_char_acc`` like the language
+models' ``test_ppl``.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from .. import backend
+from ..atomic import write_json_atomic
+from ..data.pairs import PairSet, load_pairs
+from ..models.seq2seq import Seq2seqModel
+from ..optim import make_optimizer
+from .loop import MAX_LOG_PERPLEXITY, Trainer, TrainerSettings, TrainState, set_rng_state
+from .runs import check_out_is_free, put_back, set_aside
+from .store import FORMAT, VERSION, CheckpointError, check_finite, read_checkpoint
+
+KIND = "seq2seq"
+
+
+@dataclass
+class Seq2seqConfig:
+    """Everything ``bptt seq2seq train`` can set (the book's sizes by default)."""
+
+    data: str = "addition"           # addition | date (generated) | a pair file
+    model: str = "plain"             # plain | peeky | attention
+    cell: str = "lstm"
+    reverse: bool = False            # feed the sources backwards (the book's ch. 7.3.1)
+    level: str = "char"              # tab-separated files: char or word
+    embed: int = 16
+    hidden: int = 128
+    layers: int = 1
+    bidirectional: bool = False
+    score: str = "dot"               # attention score: dot | general | additive
+    batch: int = 128
+    epochs: int = 25
+    optimizer: str = "adam"
+    lr: float = 0.001
+    clip: float = 5.0                # 0: off
+    seed: int = 0
+    pairs: int | None = None         # use the first N pairs (generated: how many)
+    eval_size: int | None = None     # test pairs decoded after each epoch (None: all)
+    max_steps: int | None = None
+    max_minutes: float | None = None
+    dtype: str = "float32"
+    out: str = "runs/seq2seq"
+    resume: bool = False
+    overwrite: bool = False
+    quiet: bool = False
+    log_every: int = 50
+
+    def check(self) -> None:
+        for name in ("embed", "hidden", "layers", "batch", "epochs", "pairs", "eval_size",
+                     "max_steps", "log_every"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or int(v) != v or v < 1):
+                raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, "
+                                 f"got {v}")
+        if not 0 < self.lr < math.inf:
+            raise ValueError(f"--lr must be a positive number, got {self.lr}")
+        if not 0 <= self.clip < math.inf:
+            raise ValueError(f"--clip must be >= 0 (0 turns clipping off), got {self.clip}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Seq2seqConfig:
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+# -- metrics --------------------------------------------------------------------------------
+def exact_match(guesses: Sequence[Sequence[str]], answers: Sequence[Sequence[str]]) -> float:
+    """The fraction of guesses equal to their answer, token for token."""
+    return float(np.mean([list(g) == list(a) for g, a in zip(guesses, answers, strict=True)]))
+
+
+def char_accuracy(guesses: Sequence[Sequence[str]], answers: Sequence[Sequence[str]],
+                  end: str | None = None) -> float:
+    """The fraction of answer positions (the end symbol, if any, counted as one) right."""
+    right = total = 0
+    for g, a in zip(guesses, answers, strict=True):
+        want = list(a) + ([end] if end is not None else [])
+        got = list(g) + ([end] if end is not None else [])
+        total += len(want)
+        right += sum(1 for i, w in enumerate(want) if i < len(got) and got[i] == w)
+    return right / total if total else 0.0
+
+
+def corpus_bleu(guesses: Sequence[Sequence[str]], references: Sequence[Sequence[str]],
+                max_n: int = 4) -> float:
+    """Corpus BLEU in percent: 100 * BP * exp(mean_n log p_n), p_n the clipped n-gram
+    precision summed over the corpus, BP = min(1, exp(1 - ref_len / guess_len))."""
+    matches, totals = [0] * max_n, [0] * max_n
+    guess_len = ref_len = 0
+    for g, r in zip(guesses, references, strict=True):
+        guess_len += len(g)
+        ref_len += len(r)
+        for n in range(1, max_n + 1):
+            gc = Counter(tuple(g[i:i + n]) for i in range(len(g) - n + 1))
+            rc = Counter(tuple(r[i:i + n]) for i in range(len(r) - n + 1))
+            matches[n - 1] += sum(min(c, rc[k]) for k, c in gc.items())
+            totals[n - 1] += max(len(g) - n + 1, 0)
+    if guess_len == 0 or min(matches) == 0:
+        return 0.0
+    log_p = sum(math.log(m / t) for m, t in zip(matches, totals, strict=True)) / max_n
+    bp = min(1.0, math.exp(1 - ref_len / guess_len))
+    return 100.0 * bp * math.exp(log_p)
+
+
+def decode_pairs(model: Seq2seqModel, pairs: PairSet, sources: Sequence[Sequence[str]],
+                 beam: int = 1, batch: int = 500) -> list[list[str]]:
+    """The model's answers to token lists, greedy (``beam`` 1) or by beam search."""
+    length = pairs.max_target
+    length += 1 if pairs.end is not None else 0
+    start = pairs.target_vocab.stoi[pairs.start]
+    end = pairs.target_vocab.stoi[pairs.end] if pairs.end is not None else None
+    out: list[list[str]] = []
+    for s in range(0, len(sources), batch):
+        xs, lengths = pairs.encode_sources(sources[s:s + batch])
+        lens = None if (lengths == xs.shape[1]).all() else lengths
+        ids = model.generate(xs, start, length, lengths=lens, end_id=end, beam=beam)
+        out += [pairs.decode_target(row) for row in ids]
+    return out
+
+
+def score_pairs(model: Seq2seqModel, pairs: PairSet, items: Sequence[tuple[list[str],
+                list[str]]], beam: int = 1) -> dict[str, float]:
+    """Exact match, char accuracy (and BLEU at word level) of the model on ``items``."""
+    guesses = decode_pairs(model, pairs, [s for s, _ in items], beam=beam)
+    answers = [t for _, t in items]
+    out = {"acc": exact_match(guesses, answers),
+           "char_acc": char_accuracy(guesses, answers, pairs.end)}
+    if pairs.level == "word":
+        out["bleu"] = corpus_bleu(guesses, answers)
+    return out
+
+
+# -- the learner --------------------------------------------------------------------------------
+class Seq2seqLearner:
+    """Pairs for :class:`~bptt.train.loop.Trainer`: shuffled minibatches (one permutation per
+    epoch from ``default_rng(seed)``, resumable), evaluation by decoding the test pairs."""
+
+    unit = "seq"
+    monitor, monitor_label = "test_error", "test error"
+    loss_limit = MAX_LOG_PERPLEXITY
+
+    def __init__(self, model: Seq2seqModel, pairs: PairSet, cfg: Seq2seqConfig,
+                 position: dict[str, Any] | None = None) -> None:
+        self.model, self.pairs, self.cfg = model, pairs, cfg
+        self.params, self.grads = model.params, model.grads
+        self.xs, lengths = pairs.encode_sources([s for s, _ in pairs.train])
+        self.lengths = None if (lengths == self.xs.shape[1]).all() else lengths
+        self.ts = pairs.encode_targets([t for _, t in pairs.train])
+        self.N = len(self.xs)
+        self.steps_per_epoch = -(-self.N // cfg.batch)
+        self.test = pairs.test[:cfg.eval_size] if cfg.eval_size else pairs.test
+        self.rng = np.random.default_rng(cfg.seed)
+        self.k = 0
+        self.order: np.ndarray | None = None
+        self._epoch_start = self.rng.bit_generator.state
+        if position:
+            self.rng.bit_generator.state = position["rng"]
+            self.k = int(position["k"])
+            if self.k:
+                self._new_order()
+
+    def _new_order(self) -> None:
+        self._epoch_start = self.rng.bit_generator.state
+        self.order = self.rng.permutation(self.N)
+
+    def train_step(self) -> tuple[float, int]:
+        if self.k == 0:
+            self._new_order()
+        B = self.cfg.batch
+        idx = self.order[self.k * B:(self.k + 1) * B]
+        self.k = (self.k + 1) % self.steps_per_epoch
+        lens = None if self.lengths is None else self.lengths[idx]
+        loss = float(self.model.forward(self.xs[idx], self.ts[idx], lens))
+        self.model.backward()
+        return loss, len(idx)
+
+    def evaluate(self, train_loss: float | None) -> dict[str, Any]:
+        scores = score_pairs(self.model, self.pairs, self.test)
+        return {"loss": train_loss, "test_error": 1.0 - scores["acc"],
+                **{f"test_{k}": v for k, v in scores.items()}}
+
+    def describe(self, rec: dict[str, Any]) -> str:
+        loss = f"loss {rec['loss']:.4f} | " if rec["loss"] is not None else ""
+        bleu = f" | BLEU {rec['test_bleu']:.1f}" if "test_bleu" in rec else ""
+        return (f"epoch {rec['epoch']:6.2f} | {loss}test acc {100 * rec['test_acc']:6.2f} % | "
+                f"char acc {100 * rec['test_char_acc']:6.2f} %{bleu}"
+                f"{' *' if rec['best'] else '  '}")
+
+    def position(self) -> dict[str, Any]:
+        state = self._epoch_start if self.k else self.rng.bit_generator.state
+        return {"rng": state, "k": self.k}
+
+    def checkpoint(self, resumable: bool) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+        return seq2seq_files(self.model, self.pairs, asdict(self.cfg))
+
+    def set_training(self, on: bool) -> None:
+        pass  # no dropout in these models
+
+
+def seq2seq_files(model: Seq2seqModel, pairs: PairSet, train: dict[str, Any]
+                  ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """model.npz and config.json (the model, the run's settings, the pairs' vocabularies)."""
+    params = {n: backend.to_numpy(p) for n, p in zip(model.param_names, model.params,
+                                                     strict=True)}
+    cfg = {"format": FORMAT, "version": VERSION, "kind": KIND, "model_class":
+           type(model).__name__, "model": model.config, "train": train,
+           "pairs": pairs.to_dict()}
+    return {"model.npz": params}, {"config.json": cfg}
+
+
+def load_seq2seq(path: str | Path) -> tuple[Seq2seqModel, PairSet, Any]:
+    """(model, pair symbols and vocabularies, the stored checkpoint) of a run or checkpoint."""
+    stored = read_checkpoint(path)
+    if stored.kind != KIND:
+        raise CheckpointError(f"{stored.directory} holds a {stored.kind} model, not a seq2seq "
+                              f"model")
+    try:
+        pairs = PairSet.from_dict(stored.config["pairs"])
+        model = Seq2seqModel(**stored.config["model"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{stored.directory / 'config.json'}: bad seq2seq config "
+                              f"({type(e).__name__}: {e})") from None
+    arrays = stored.arrays("model.npz")
+    check_finite(stored.directory / "model.npz", arrays)
+    try:
+        model.set_params(arrays, source=stored.directory / "model.npz")
+    except ValueError as e:
+        raise CheckpointError(str(e)) from None
+    return model, pairs, stored
+
+
+# -- the three commands -----------------------------------------------------------------------
+def train_seq2seq(cfg: Seq2seqConfig, explicit: set[str] | None = None,
+                  stream: TextIO | None = None,
+                  on_step: Callable[[Trainer], None] | None = None,
+                  log: Callable[[str], Any] = print) -> dict[str, Any]:
+    """Train (or ``resume``) a seq2seq model as ``cfg`` says; returns the metrics."""
+    wall0 = time.perf_counter()
+    cfg.check()
+    out = Path(cfg.out)
+    state, stored = None, None
+    if cfg.resume:
+        try:
+            model, pairs_saved, stored = load_seq2seq(out / "last")
+        except FileNotFoundError:
+            raise FileNotFoundError(2, "nothing to resume: no checkpoint (train without "
+                                    "--resume first)", str(out / "last")) from None
+        given = explicit if explicit is not None else set()
+        saved = Seq2seqConfig.from_dict(stored.config.get("train", {}))
+        for name in sorted(given - {"epochs", "max_steps", "max_minutes", "quiet", "resume",
+                                    "out", "eval_size"}):
+            if getattr(cfg, name) != getattr(saved, name):
+                raise ValueError(f"--{name.replace('_', '-')} {getattr(cfg, name)} differs from "
+                                 f"the run being resumed ({getattr(saved, name)}); a resumed "
+                                 f"run keeps its settings")
+        keep = {k: getattr(cfg, k) for k in ("epochs", "quiet", "eval_size") if k in given}
+        cfg = Seq2seqConfig.from_dict({**asdict(saved), **keep, "resume": True,
+                                       "out": str(out), "max_steps": cfg.max_steps,
+                                       "max_minutes": cfg.max_minutes})
+    else:
+        check_out_is_free(out, cfg.overwrite)
+        if Path(cfg.data).exists():  # eval may run from another folder
+            cfg.data = str(Path(cfg.data).resolve())
+    pairs = load_pairs(cfg.data, level=cfg.level, reverse=cfg.reverse, n=cfg.pairs)
+    backend.seed(cfg.seed)
+    if stored is None:
+        model = Seq2seqModel(len(pairs.source_vocab), len(pairs.target_vocab), cfg.embed,
+                             cfg.hidden, cfg.model, cfg.cell, cfg.layers, cfg.bidirectional,
+                             cfg.score, target_pad=pairs.target_vocab.stoi.get(pairs.pad, 0),
+                             dtype=cfg.dtype, seed=cfg.seed)
+    optimizer = make_optimizer(cfg.optimizer, cfg.lr)
+    if stored is not None:
+        if pairs_saved.to_dict()["source_vocab"] != pairs.to_dict()["source_vocab"]:
+            raise ValueError(f"the pairs of {cfg.data} are not those of the run being resumed "
+                             f"(other vocabulary)")
+        optimizer.load_state_dict(stored.arrays("optimizer.npz"))
+        set_rng_state(stored.state.get("rng"))
+        state = TrainState.from_dict(stored.state.get("trainer", {}),
+                                     str(stored.directory / "state.json"))
+    log(f"{pairs!r}")
+    log(f"model: {model!r}")
+    learner = Seq2seqLearner(model, pairs, cfg, state.learner if state else None)
+    settings = TrainerSettings(epochs=cfg.epochs, max_steps=cfg.max_steps,
+                               max_minutes=cfg.max_minutes, clip=cfg.clip or None,
+                               log_every=cfg.log_every, quiet=cfg.quiet)
+    made_out = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    aside = None if cfg.resume else set_aside(out)
+    trainer = Trainer(learner, optimizer, settings, out, state, stream, title=repr(model),
+                      on_step=on_step)
+    try:
+        stopped = trainer.fit()
+    except BaseException:
+        if aside is not None and not (out / "last").exists():
+            put_back(out, aside)
+        elif made_out and out.exists() and not any(out.iterdir()):
+            out.rmdir()
+        raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+    st = trainer.state
+    done = [r for r in st.history if not r.get("partial")]
+    metrics: dict[str, Any] = {
+        "stopped": stopped, "steps": st.step, "epochs": round(st.step / trainer.iters, 4),
+        "history": [{k: v for k, v in r.items() if k != "best"} for r in st.history],
+        "best_epoch": st.best_epoch, "train_time_s": round(st.train_time, 2),
+        "num_params": model.num_params(), "model": model.config, "config": asdict(cfg),
+        "data": {"name": pairs.name, "train_pairs": len(pairs.train),
+                 "test_pairs": len(pairs.test)},
+    }
+    last = st.history[-1] if st.history else {}
+    metrics.update({k: last[k] for k in ("test_acc", "test_char_acc", "test_bleu")
+                    if k in last})
+    metrics["best_test_acc"] = max((r["test_acc"] for r in done), default=None)
+    metrics["wall_time_s"] = round(time.perf_counter() - wall0, 2)
+    if stopped != "interrupted":
+        write_json_atomic(out / "metrics.json", metrics)
+    return metrics
+
+
+def evaluate_seq2seq(path: str | Path, data: str | None = None, beam: int = 1,
+                     limit: int | None = None) -> dict[str, Any]:
+    """Scores of a trained model on its test pairs (or on the pairs of ``data``)."""
+    model, pairs, stored = load_seq2seq(path)
+    items = pairs_for(pairs, stored, data)
+    if limit is not None:
+        items = items[:limit]
+    return {"pairs": len(items), "beam": beam, **{f"test_{k}": v for k, v in
+                                                  score_pairs(model, pairs, items, beam).items()},
+            "checkpoint": str(stored.directory)}
+
+
+def pairs_for(pairs: PairSet, stored: Any, data: str | None) -> list[tuple[list[str],
+                                                                           list[str]]]:
+    """The test pairs of the run's own data (regenerated or re-read), or all pairs of a file."""
+    train = Seq2seqConfig.from_dict(stored.config.get("train", {}))
+    if data is None:
+        again = load_pairs(train.data, level=pairs.level, reverse=pairs.reverse, n=train.pairs)
+        return again.test
+    other = load_pairs(data, level=pairs.level, reverse=pairs.reverse)
+    return other.train + other.test
+
+
+def translate(path: str | Path, texts: Sequence[str], beam: int = 1
+              ) -> list[tuple[str, Any]]:
+    """(answer, attention weights (Tt, Ts) or None) for each source text."""
+    model, pairs, _ = load_seq2seq(path)
+    out = []
+    for text in texts:
+        tokens = pairs.tokenize_source(text)
+        width = pairs.info.get("max_source")
+        if pairs.pad is None and width and len(tokens) < width:  # the book's fixed width
+            tokens = tokens + [" "] * (width - len(tokens))
+        if not tokens:
+            raise ValueError("an empty input: give the text to translate")
+        guess = decode_pairs(model, pairs, [tokens], beam=beam)[0]
+        weights = None
+        if beam == 1 and getattr(model, "attention_weights", None):
+            weights = np.stack([w[0] for w in model.attention_weights])[:len(guess) + 1]
+        out.append((pairs.join(guess).rstrip(), weights))
+    return out
