@@ -106,3 +106,22 @@ def test_dates_with_attention_reach_the_books_accuracy_in_three_epochs(tmp_path)
                                     hidden=256, epochs=3, reverse=True, out=str(tmp_path),
                                     quiet=True), log=quiet)
     assert m["best_test_acc"] >= 0.999, m["history"]
+
+
+def test_plot_attention_draws_the_weights(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = str(tmp_path / "r")
+    train_seq2seq(small(tmp_path / "r", model="attention", reverse=True, epochs=1), log=quiet)
+    assert main(["plot", "attention", out, "12+34", "--out", str(tmp_path / "a.png")]) == 0
+    assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
+    train_seq2seq(small(tmp_path / "p", epochs=1), log=quiet)
+    assert main(["plot", "attention", str(tmp_path / "p"), "1+2", "--out",
+                 str(tmp_path / "b.png")]) == 2  # a plain model has no attention
+
+
+def test_attention_map_puts_a_reversed_source_back_in_reading_order(tmp_path):
+    from bptt.train.seq2seq import attention_map
+
+    train_seq2seq(small(tmp_path / "r", model="attention", reverse=True, epochs=1), log=quiet)
+    source, output, weights = attention_map(tmp_path / "r", "12+34")
+    assert source == list("12+34  ") and weights.shape == (len(output), 7)

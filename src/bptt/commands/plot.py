@@ -1,4 +1,5 @@
-"""``bptt plot gates|states``: LSTM gate heatmaps and hidden-state trajectories as PNG.
+"""``bptt plot gates|states|attention``: LSTM gate heatmaps, hidden-state trajectories and
+seq2seq attention weights as PNG.
 
     bptt plot gates  runs/ptb --start "the stock" --length 15 --out gates.png
     bptt plot states runs/ptb --text "the stock fell" --text "the market rose" --out states.png
@@ -18,12 +19,14 @@ from ..tools.plots import (
     gate_activations,
     hidden_states,
     load_text_model,
+    plot_attention,
     plot_gates,
     plot_states,
     recurrent_cell,
     require_matplotlib,
     sentence_ids,
 )
+from ..train.seq2seq import attention_map
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -43,6 +46,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="a sentence (repeat for several; default: two generated ones)")
     s.add_argument("--length", type=int, default=12, help="words per generated sentence")
     s.set_defaults(run=run_states)
+    a = kinds.add_parser("attention", help="attention weights of a seq2seq model answering "
+                                           "a text (source x output heatmap)")
+    a.add_argument("model", metavar="RUN", help="the --out folder of bptt seq2seq train")
+    a.add_argument("text", help="the source text")
+    a.add_argument("--out", "--plot", dest="out", required=True, metavar="PNG")
+    a.set_defaults(run=run_attention)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -76,5 +85,15 @@ def run_states(args: argparse.Namespace) -> int:
         ids = sentence_ids(model, words, text, None, args.length, args.seed + k)
         paths.append((words.words(ids), hidden_states(model, ids, args.layer)))
     plot_states(paths, args.out)
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def run_attention(args: argparse.Namespace) -> int:
+    require_matplotlib()
+    source, output, weights = attention_map(args.model, args.text)
+    answer = "".join(output) if len(max(output, key=len, default="")) <= 1 else " ".join(output)
+    plot_attention(weights, source, output, args.out,
+                   title=f"{args.text.strip()!r} -> {answer.strip()!r}")
     print(f"wrote {args.out}", file=sys.stderr)
     return 0

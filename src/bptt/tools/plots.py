@@ -307,3 +307,25 @@ def plot_states(paths: Sequence[tuple[Sequence[str], np.ndarray]],
     ax.grid(True, alpha=0.3)
     ax.set_title(title or "hidden state h_t after each word (PCA of all states)")
     return save_figure(fig, path)
+
+
+# -- attention -----------------------------------------------------------------------------------
+def plot_attention(weights: np.ndarray, source: Sequence[str], output: Sequence[str],
+                   path: str | os.PathLike[str], title: str | None = None) -> Path:
+    """Heatmap of attention weights (len(output), len(source)): source characters (words) on
+    the x axis, the generated ones on the y axis, as the book's ``visualize_attention``."""
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (len(output), len(source)):
+        raise ValueError(f"attention weights of shape {w.shape} do not fit {len(output)} "
+                         f"output and {len(source)} source tokens")
+    fig = new_figure(max(4.0, 0.3 * len(source) + 1.5), max(3.0, 0.3 * len(output) + 1.2))
+    ax = fig.add_subplot(1, 1, 1)
+    im = ax.imshow(w, cmap="gray_r", vmin=0.0, vmax=1.0, aspect="auto")
+    shown = [repr(t)[1:-1] if t.strip() else "␣" for t in source]
+    ax.set_xticks(range(len(source)), shown, fontsize=8)
+    ax.set_yticks(range(len(output)), [t if t.strip() else "␣" for t in output], fontsize=8)
+    ax.set_xlabel("source")
+    ax.set_ylabel("output")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    ax.set_title(title or "attention weights", fontsize=9)
+    return save_figure(fig, path)

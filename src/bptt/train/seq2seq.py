@@ -365,18 +365,46 @@ def pairs_for(pairs: PairSet, stored: Any, data: str | None) -> list[tuple[list[
     return other.train + other.test
 
 
+def attention_map(path: str | Path, text: str) -> tuple[list[str], list[str], np.ndarray]:
+    """(source tokens in reading order, output tokens, attention weights (Tout, Tsrc)) of an
+    attention model answering ``text`` greedily (the book's ``visualize_attention``)."""
+    model, pairs, _ = load_seq2seq(path)
+    if model.kind != "attention":
+        raise ValueError(f"{path} holds a {model.kind} model: only an attention model has "
+                         f"attention weights to draw")
+    (_, weights), = _translate(model, pairs, [text], beam=1)
+    source = _padded_source(pairs, text)
+    output = decode_pairs(model, pairs, [source])[0]
+    if pairs.end is not None:
+        output = output + [pairs.end]
+    weights = weights[:len(output)]
+    if pairs.reverse:  # the encoder read the source backwards: put it back in reading order
+        weights = weights[:, ::-1]
+    return source, output, weights
+
+
+def _padded_source(pairs: PairSet, text: str) -> list[str]:
+    tokens = pairs.tokenize_source(text)
+    width = pairs.info.get("max_source")
+    if pairs.pad is None and width and len(tokens) < width:  # the book's fixed width
+        tokens = tokens + [" "] * (width - len(tokens))
+    if not tokens:
+        raise ValueError("an empty input: give the text to translate")
+    return tokens
+
+
 def translate(path: str | Path, texts: Sequence[str], beam: int = 1
               ) -> list[tuple[str, Any]]:
     """(answer, attention weights (Tt, Ts) or None) for each source text."""
     model, pairs, _ = load_seq2seq(path)
+    return _translate(model, pairs, texts, beam)
+
+
+def _translate(model: Seq2seqModel, pairs: PairSet, texts: Sequence[str], beam: int
+               ) -> list[tuple[str, Any]]:
     out = []
     for text in texts:
-        tokens = pairs.tokenize_source(text)
-        width = pairs.info.get("max_source")
-        if pairs.pad is None and width and len(tokens) < width:  # the book's fixed width
-            tokens = tokens + [" "] * (width - len(tokens))
-        if not tokens:
-            raise ValueError("an empty input: give the text to translate")
+        tokens = _padded_source(pairs, text)
         guess = decode_pairs(model, pairs, [tokens], beam=beam)[0]
         weights = None
         if beam == 1 and getattr(model, "attention_weights", None):
