@@ -192,3 +192,15 @@ def test_built_in_tasks_are_the_books_format_and_seeded():
     assert make_pairs("date", 10, seed=1) == make_pairs("date", 10, seed=1)
     ps = load_pairs("addition", n=1000)
     assert len(ps.train) == 900 and len(ps.test) == 100
+
+
+@pytest.mark.parametrize("name", ["seq2seq", "peeky-seq2seq", "attention-seq2seq"])
+def test_explain_shows_encoder_attention_and_decoder(name):
+    from bptt.tools.explain import explain
+
+    ex = explain(name)
+    layers = [c.layer for c in ex.forward]
+    assert layers[:2] == ["encoder.embed", "encoder.rnn.0"] and "decoder.affine" in layers
+    assert ("decoder.attention" in layers) == (name == "attention-seq2seq")
+    rnn_back = [c for c in ex.backward if c.cell == "LSTM"]
+    assert len(rnn_back) == 2 and all(c.replay_ok for c in rnn_back)

@@ -256,6 +256,11 @@ class Seq2seqModel:
         self.param_names = ([f"encoder.{n}" for n in self.encoder.param_names]
                             + [f"decoder.{n}" for n in self.decoder.param_names])
         self._mask: Any = None
+        dec = self.decoder  # the layers in forward order (for bptt explain)
+        self.layers = {"encoder.embed": self.encoder.embed, "encoder.rnn": self.encoder.rnn,
+                       "decoder.embed": dec.embed, "decoder.rnn": dec.rnn,
+                       **({"decoder.attention": dec.attention} if dec.attention else {}),
+                       "decoder.affine": dec.affine}
 
     def _ids(self, a: Any) -> Any:
         return array_module(self.params[0]).asarray(a)

@@ -16,16 +16,19 @@ from ..backend import seed as seed_backend
 from ..backend import to_device
 from ..models import rnnlm
 from ..models.mlp import TwoLayerNet
+from ..models.seq2seq import AttentionSeq2seq, PeekySeq2seq, Seq2seq
 from ..nn.registry import cell_names
 from ..train.checkpoint import load_checkpoint
 
 BOOK_MODELS = ("simple-rnnlm", "rnnlm", "better-rnnlm")
+SEQ2SEQ_MODELS = {"seq2seq": Seq2seq, "peeky-seq2seq": PeekySeq2seq,
+                  "attention-seq2seq": AttentionSeq2seq}
 
 
 def model_names() -> tuple[str, ...]:
     """The book's language models, a one-layer language model per registered cell, and the
     book's two-layer net."""
-    return (*BOOK_MODELS, *cell_names(), "two-layer-net")
+    return (*BOOK_MODELS, *cell_names(), *SEQ2SEQ_MODELS, "two-layer-net")
 
 
 def _dims(defaults: dict[str, int], N: int | None, T: int | None,
@@ -80,6 +83,11 @@ def build(name: str, N: int | None = None, T: int | None = None,
         return net, (x, t), d
     d = _dims(dict(N=2, T=3, V=11, D=4, H=5), N, T, dims)
     V, D, H = d["V"], d["D"], d["H"]
+    if name in SEQ2SEQ_MODELS:  # source and decoder input both T long, one vocabulary
+        g = np.random.default_rng(seed)
+        xs = to_device(g.integers(0, V, size=(d["N"], d["T"])))
+        ts = to_device(g.integers(0, V, size=(d["N"], d["T"] + 1)))
+        return SEQ2SEQ_MODELS[name](V, D, H, seed=seed), (xs, ts), d
     if name == "simple-rnnlm":
         model = rnnlm.SimpleRnnlm(V, D, H, seed=seed)
     elif name == "rnnlm":
