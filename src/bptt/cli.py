@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -50,6 +51,11 @@ def _one_line_warning(message: Warning | str, category: type[Warning], filename:
     return f"bptt: warning: {message}\n"
 
 
+def _reports() -> bool:
+    """Only rank 0 of a data-parallel run prints errors (every rank meets the same ones)."""
+    return (os.environ.get("PMI_RANK") or os.environ.get("OMPI_COMM_WORLD_RANK") or "0") == "0"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     warnings.formatwarning = _one_line_warning  # the library's warnings as one line each
     for problem in load_plugin_cells():  # cells of installed packages: --cell choices
@@ -66,10 +72,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("bptt: interrupted", file=sys.stderr)
         return 130
     except MemoryError as e:
+        if not _reports():
+            return 2
         print(f"bptt {args.command}: error: out of memory ({e or 'an array did not fit'}); "
               f"use smaller sizes (--hidden, --embed, --batch, --bptt)", file=sys.stderr)
         return 2
     except (ValueError, TypeError, OSError, RuntimeError, KeyError) as e:
+        if not _reports():
+            return 2
         msg = str(e) or type(e).__name__
         if isinstance(e, OSError) and e.strerror and e.filename:
             msg = f"{e.strerror}: {e.filename}"  # the library's own text, without [Errno N]

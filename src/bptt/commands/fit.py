@@ -68,5 +68,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     given = vars(args)
-    fit_task(FitConfig.from_dict(given), explicit=set(given))
-    return 0
+    m = fit_task(FitConfig.from_dict(given), explicit=set(given))
+    return 130 if m["stopped"] == "interrupted" else 0

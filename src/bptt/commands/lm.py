@@ -130,6 +130,8 @@ def _fmt(v: float | None, spec: str = ".2f") -> str:
 def run_train(args: argparse.Namespace) -> int:
     config, explicit = train_config_from_args(args)
     m = train_language_model(config, explicit)
+    if m.get("rank"):  # data-parallel: rank 0 reports
+        return 130 if m["stopped"] == "interrupted" else 0
     out = m["config"]["out"]
     if m["stopped"] == "interrupted":
         print(f"interrupted at step {m['steps']}: checkpoint saved in {out}/last; continue "

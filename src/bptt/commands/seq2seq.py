@@ -77,6 +77,8 @@ def run_train(args: argparse.Namespace) -> int:
     names = {f.name for f in fields(Seq2seqConfig)}
     given = {k: v for k, v in vars(args).items() if k in names}
     m = train_seq2seq(Seq2seqConfig(**given), explicit=set(given))
+    if m.get("rank"):  # data-parallel: rank 0 reports
+        return 130 if m["stopped"] == "interrupted" else 0
     if m["stopped"] == "interrupted":
         print(f"interrupted at step {m['steps']}: continue with bptt seq2seq train --out "
               f"{given.get('out', 'runs/seq2seq')} --resume", file=sys.stderr)

@@ -50,19 +50,21 @@ def optimizer_arrays(optimizer: Any) -> dict[str, Any]:
 
 def language_model_files(model: LanguageModel, vocab: Vocab, config: dict[str, Any] | None,
                          optimizer_name: str | None, data: dict[str, Any] | None,
-                         with_state: bool) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+                         with_state: bool, states: list[tuple[Any, Any]] | None = None
+                         ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """The .npz and .json files of a language model's checkpoint (``with_state``: the carried
-    recurrent state too, to resume exactly); the optimizer's file is the trainer's."""
+    recurrent state too, to resume exactly: the model's, or ``states`` -- every stream's,
+    gathered from the ranks of a data-parallel run); the optimizer's file is the trainer's."""
     params = {n: to_numpy(p) for n, p in zip(model.param_names, model.params, strict=True)}
     arrays: dict[str, dict[str, Any]] = {"model.npz": params}
     if with_state:
-        states = {}
-        for i, (h, c) in enumerate(model.get_state()):
+        carried = {}
+        for i, (h, c) in enumerate(states if states is not None else model.get_state()):
             if h is not None:
-                states[f"h{i}"] = to_numpy(h)
+                carried[f"h{i}"] = to_numpy(h)
             if c is not None:
-                states[f"c{i}"] = to_numpy(c)
-        arrays["rnn_state.npz"] = states
+                carried[f"c{i}"] = to_numpy(c)
+        arrays["rnn_state.npz"] = carried
     cfg = {"format": FORMAT, "version": VERSION, "kind": KIND,
            "model_class": type(model).__name__, "model": model.config, "train": config or {},
            "optimizer": optimizer_name, "data": data or {}}

@@ -269,7 +269,8 @@ class _SequenceEstimator:
             verbose: bool = False, *, out: str | os.PathLike[str] | None = None,
             resume: bool = False, stream: TextIO | None = None, progress: bool = False,
             max_steps: int | None = None, on_step: Callable[[Trainer], None] | None = None,
-            run_config: dict[str, Any] | None = None) -> dict[str, list[float]]:
+            run_config: dict[str, Any] | None = None,
+            comm: Any = None) -> dict[str, list[float]]:
         """Train with minibatches; returns the history (also kept in ``history_``).
 
         The first call builds the network from the shapes of X and y; a later call continues
@@ -287,7 +288,8 @@ class _SequenceEstimator:
         ``out/best``) and a log; Ctrl-C then saves and returns. ``resume=True`` continues the
         run saved in ``out/last`` exactly (same data and settings); ``max_steps`` stops after
         that many updates in all; ``run_config`` is saved with the checkpoints (the settings of
-        the run, e.g. ``bptt fit``'s).
+        the run, e.g. ``bptt fit``'s). ``comm``: train data-parallel (:mod:`bptt.train.comm`;
+        every rank calls fit on the same data; rank 0 alone writes).
         """
         if int(epochs) != epochs or epochs < 1 or int(batch_size) != batch_size or batch_size < 1:
             raise ValueError(f"epochs and batch_size must be positive integers, got "
@@ -344,7 +346,8 @@ class _SequenceEstimator:
                 report(_Past(state), rec)
         trainer = Trainer(learner, self.optimizer_, settings, out_dir, state,
                           stream if stream is not None else sys.stdout,
-                          title=type(self).__name__, on_step=on_step, on_evaluate=report)
+                          title=type(self).__name__, on_step=on_step, on_evaluate=report,
+                          comm=comm)
         self.best_epoch_ = None
         self.stopped_ = trainer.fit()
         self.steps_ = trainer.state.step
@@ -366,6 +369,14 @@ class _SequenceEstimator:
 
     def _all_params(self) -> list[Any]:
         return list(self.encoder_.params) + list(self.head_.params)
+
+    def _loss_terms(self, ts: Any, lengths: Any) -> int:
+        """How many terms the loss of a batch averages (a data-parallel rank's weight)."""
+        if self.many_to_many and lengths is not None:
+            return int(lengths.sum()) * int(ts.shape[-1] if ts.ndim == 3 else 1)
+        if ts.dtype.kind in "iu" or self._task == "classification":
+            return int((ts != -1).sum())
+        return int(ts.size)
 
     def _forward_backward(self, xs: Any, ts: Any, lengths: Any) -> float:
         """The loss of one batch; its gradients in ``grads`` (the trainer updates)."""
@@ -575,6 +586,8 @@ class SequenceClassifier(_SequenceEstimator):
     :class:`SequenceRegressor`.
     """
 
+    _task = "classification"
+
     def __init__(self, cell: Any = "lstm", hidden_size: int = 32, num_layers: int = 1,
                  bidirectional: bool = False, dropout: float = 0.0, many_to_many: bool = False,
                  optimizer: Any = "adam", lr: float | None = None, clip: float | None = 5.0,
@@ -704,13 +717,25 @@ class _SequenceLearner:
         self._epoch_start = self.rng.bit_generator.state
         self.order = self.rng.permutation(self.N) if self.shuffle else np.arange(self.N)
 
+    rank, ranks = 0, 1
+
+    def shard(self, rank: int, size: int) -> None:
+        """Data-parallel: train on this rank's share of each batch."""
+        self.rank, self.ranks = rank, size
+
     def train_step(self) -> tuple[float, int]:
         if self.k == 0:
             self._new_order()
         B = self.batch_size
-        idx = to_device(self.order[self.k * B:(self.k + 1) * B])
+        share = np.array_split(self.order[self.k * B:(self.k + 1) * B], self.ranks)[self.rank]
+        idx = to_device(share)
         self.k = (self.k + 1) % self.steps_per_epoch
         bl = None if self.lens is None else self.lens[idx]
+        self.loss_weight = float(self.est._loss_terms(self.ts[idx], bl))
+        if not len(share):  # a last batch smaller than the ranks: nothing here this step
+            for g in self.grads:
+                g[...] = 0
+            return 0.0, 0
         return self.est._forward_backward(self.xs[idx], self.ts[idx], bl), int(len(idx))
 
     def evaluate(self, train_loss: float | None) -> dict[str, Any]:

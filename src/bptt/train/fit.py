@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from ..atomic import write_json_atomic
 from ..data.tasks import TASKS, Task, load_series, make_task, series_task
 from ..figures import new_figure, save_figure
+from .comm import world
 from .estimators import SequenceClassifier, SequenceRegressor
 from .forecast import forecast_series, one_step_predictions, plot_forecast
 from .loop import Trainer
@@ -139,7 +140,7 @@ RESUME_MAY_CHANGE = ("epochs", "max_steps", "quiet", "plot", "resume", "out", "t
 def fit_task(cfg: FitConfig, log: Callable[[str], Any] = print,
              stream: TextIO | None = None,
              on_step: Callable[[Trainer], None] | None = None,
-             explicit: set[str] | None = None) -> dict[str, Any]:
+             explicit: set[str] | None = None, comm: Any = None) -> dict[str, Any]:
     """Train (or resume) a sequence model on its task, evaluate it, write the outputs.
 
     ``OUT/model`` (the final model, :meth:`SequenceRegressor.load` reads it), ``OUT/last``
@@ -148,12 +149,16 @@ def fit_task(cfg: FitConfig, log: Callable[[str], Any] = print,
     report lines, ``stream`` the progress inside an epoch. Resuming, the saved settings hold;
     ``explicit`` names the ones the user gave (default: those that differ from FitConfig's
     defaults): epochs, max_steps, quiet and plot may change, others must match.
+    Data-parallel under ``mpiexec`` (or ``comm``): rank 0 alone writes and reports.
     """
+    comm = comm if comm is not None else world()
+    if comm.rank != 0:
+        log = _silent
     cfg.check()
     out = cfg.out_dir()
     if cfg.resume:
         cfg = _resumed(cfg, _saved_config(out), explicit)
-    else:
+    elif comm.rank == 0:
         check_out_is_free(out, cfg.overwrite)
     if cfg.clip is not None and cfg.clip <= 0:
         cfg.clip = None
@@ -161,17 +166,20 @@ def fit_task(cfg: FitConfig, log: Callable[[str], Any] = print,
     model = build_model(cfg, task)
     log(f"{task!r}")
     log(f"model: {model!r}")
+    fit_kw = dict(epochs=cfg.epochs, batch_size=cfg.batch,
+                  validation_data=task.valid if len(task.y_valid) else None,
+                  early_stopping=cfg.patience, out=out, resume=cfg.resume,
+                  max_steps=cfg.max_steps, on_step=on_step, run_config=asdict(cfg), comm=comm)
+    if comm.rank != 0:
+        model.fit(*task.train, **fit_kw)
+        return {"rank": comm.rank, "stopped": model.stopped_, "steps": model.steps_}
     made_out = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     aside = None if cfg.resume else set_aside(out)
     try:
-        hist = model.fit(*task.train, epochs=cfg.epochs, batch_size=cfg.batch,
-                         validation_data=task.valid if len(task.y_valid) else None,
-                         early_stopping=cfg.patience,
+        hist = model.fit(*task.train, **fit_kw,
                          callback=lambda e, row: log(_fmt(row, cfg.epochs)),
-                         out=out, resume=cfg.resume, max_steps=cfg.max_steps,
-                         progress=not cfg.quiet, stream=stream or sys.stderr,
-                         on_step=on_step, run_config=asdict(cfg))
+                         progress=not cfg.quiet, stream=stream or sys.stderr)
     except BaseException:
         if aside is not None and not (out / "last").exists():
             put_back(out, aside)  # the new run saved nothing: the earlier one stays
@@ -227,6 +235,10 @@ def _resumed(cfg: FitConfig, saved: dict[str, Any], explicit: set[str] | None) -
         raise ValueError(f"the run in {cfg.out_dir()} was fit on {saved.get('task')!r}, not "
                          f"{cfg.task!r}")
     return FitConfig.from_dict(values)
+
+
+def _silent(text: str) -> None:
+    pass
 
 
 def _saved_config(out: Path) -> dict[str, Any]:

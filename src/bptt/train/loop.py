@@ -19,18 +19,20 @@ takes the same decisions as an uninterrupted one.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 import numpy as np
 
 from .. import backend, optim
+from .comm import SingleProcess
 from .progress import JsonlLog, Progress, format_seconds
 from .store import write_checkpoint
 
@@ -182,7 +184,17 @@ class Trainer:
                  stream: TextIO | None = None, title: str = "",
                  on_step: Callable[[Trainer], None] | None = None,
                  on_evaluate: Callable[[Trainer, dict[str, Any]], None] | None = None,
-                 checkpoint_state: Callable[[], dict[str, Any]] | None = None) -> None:
+                 checkpoint_state: Callable[[], dict[str, Any]] | None = None,
+                 comm: Any = None) -> None:
+        self.comm = comm if comm is not None else SingleProcess()
+        if self.comm.rank != 0:  # rank 0 alone writes checkpoints, logs and progress
+            out, settings = None, replace(settings, quiet=True)
+        if self.comm.size > 1:
+            shard = getattr(learner, "shard", None)
+            if shard is None:
+                raise ValueError(f"{type(learner).__name__} cannot be trained data-parallel")
+            shard(self.comm.rank, self.comm.size)
+            self._check_same_parameters(learner)
         self.learner, self.optimizer, self.cfg, self.out = learner, optimizer, settings, out
         self.state = state or TrainState(lr=optimizer.lr)
         self.iters = learner.steps_per_epoch
@@ -197,16 +209,73 @@ class Trainer:
         self.checkpoint_state = checkpoint_state
         self.best_params: list[Any] | None = None
         self._stop: str | None = None
+        self._requested: str | None = None  # a stop asked for on this rank (data-parallel)
+        self._buffer: Any = None
 
     @property
     def epoch(self) -> float:
         return self.state.step / self.iters
 
+    def _check_same_parameters(self, learner: Learner) -> None:
+        """Every rank must start from rank 0's weights (the same seed, or the same checkpoint)."""
+        digest = hashlib.sha256()
+        for p in learner.params:
+            digest.update(np.ascontiguousarray(backend.to_numpy(p)).tobytes())
+        mine = digest.hexdigest()
+        theirs = self.comm.bcast(mine, root=0)
+        differs = np.array([float(mine != theirs)])
+        self.comm.allreduce_(differs)
+        if differs[0]:
+            raise ValueError(f"{int(differs[0])} rank(s) start from other weights than rank 0 "
+                             f"(a different --seed or checkpoint?); every rank must start equal")
+
     def request_stop(self, reason: str = "interrupted") -> None:
-        self._stop = reason
+        """End the run after the current step (every rank at the same step)."""
+        if self.comm.size == 1:
+            self._stop = self._stop or reason
+        else:  # shared with the other ranks at the next step's reduction
+            self._requested = self._requested or reason
+
+    def _reduce(self, loss: float, size: int) -> tuple[float, int]:
+        """Sum the ranks' gradients in one in-place allreduce of a flat buffer; afterwards
+        every rank holds the gradient of the mean loss over the whole (global) batch.
+
+            g = sum_r w_r g_r / sum_r w_r      loss = sum_r w_r L_r / sum_r w_r
+        with w_r the number of terms rank r's loss averaged (its tokens, sequences...). The
+        buffer's last slots carry the loss, the weight, the stop requests and the batch size."""
+        grads = self.learner.grads
+        weight = float(getattr(self.learner, "loss_weight", size))
+        if self._buffer is None:
+            self._buffer = np.empty(sum(int(g.size) for g in grads) + 5,
+                                    dtype=backend.to_numpy(grads[0]).dtype)
+        buf, o = self._buffer, 0
+        for g in grads:
+            n = int(g.size)
+            buf[o:o + n] = backend.to_numpy(g).ravel()
+            buf[o:o + n] *= weight
+            o += n
+        asked = self._requested
+        buf[o:] = (loss * weight, weight, asked == "max_minutes",
+                   asked is not None and asked != "max_minutes", size)
+        self.comm.allreduce_(buf)
+        total = buf[o + 1]
+        o = 0
+        for g in grads:
+            n = int(g.size)
+            g[...] = backend.get_xp().asarray(buf[o:o + n].reshape(g.shape) / total,
+                                              dtype=g.dtype)
+            o += n
+        if buf[o + 3] > 0:  # some rank asked to stop: every rank stops after this step
+            self._stop = self._stop or "interrupted"
+        elif buf[o + 2] > 0:
+            self._stop = self._stop or "max_minutes"
+        return float(buf[o] / total), int(round(float(buf[o + 4])))
 
     # -- checkpoints ---------------------------------------------------------------------------
     def _save(self, name: str, resumable: bool) -> Path | None:
+        gather = getattr(self.learner, "gather_state", None)
+        if resumable and self.comm.size > 1 and gather is not None:
+            gather(self.comm)  # every rank takes part; rank 0 then holds the whole state
         if self.out is None:
             return None
         arrays, documents = self.learner.checkpoint(resumable)
@@ -293,7 +362,20 @@ class Trainer:
     def fit(self) -> str:
         """Train until the step budget, the time limit, early stopping or a stop request;
         returns the reason ('completed', 'max_steps', 'max_minutes', 'early_stopping',
-        'interrupted')."""
+        'interrupted'). Data-parallel, a failure of one rank ends every rank (one line)
+        instead of leaving the others waiting; a divergence is seen by all at the same step."""
+        if self.comm.size == 1:
+            return self._fit()
+        try:
+            return self._fit()
+        except TrainingDiverged:
+            raise
+        except BaseException as e:
+            self.comm.abort(f"bptt: rank {self.comm.rank} failed ({type(e).__name__}: {e}); "
+                            f"every rank of the run stops")
+            raise
+
+    def _fit(self) -> str:
         cfg, st, learner, opt = self.cfg, self.state, self.learner, self.optimizer
         deadline = (time.monotonic() + 60 * cfg.max_minutes) if cfg.max_minutes else None
         old_handler = self._install_sigint()
@@ -306,6 +388,8 @@ class Trainer:
                 while st.step < self.total_steps and self._stop is None:
                     t0 = time.perf_counter()
                     loss, size = learner.train_step()
+                    if self.comm.size > 1:  # the whole batch's loss, size and gradient
+                        loss, size = self._reduce(loss, size)
                     if loss_has_diverged(loss, learner.loss_limit):
                         raise self._diverged(loss, st.step + 1)
                     norm = optim.clip_grads(learner.grads, cfg.clip) if cfg.clip else None
@@ -337,7 +421,7 @@ class Trainer:
                     if self.on_step is not None:
                         self.on_step(self)
                     if deadline is not None and time.monotonic() >= deadline:
-                        self._stop = self._stop or "max_minutes"
+                        self.request_stop("max_minutes")
         finally:
             self._restore_sigint(old_handler)
             learner.set_training(False)
@@ -362,9 +446,9 @@ class Trainer:
             return None
 
         def handler(signum: int, frame: Any) -> None:
-            if self._stop == "interrupted":  # a second Ctrl-C: stop at once
+            if "interrupted" in (self._stop, self._requested):  # a second Ctrl-C: at once
                 raise KeyboardInterrupt
-            self._stop = "interrupted"
+            self.request_stop("interrupted")
             self.progress.message("\ninterrupt: saving a checkpoint after this step "
                                   "(Ctrl-C again to quit at once)")
 

@@ -32,6 +32,7 @@ from ..atomic import write_json_atomic
 from ..data.pairs import PairSet, load_pairs
 from ..models.seq2seq import Seq2seqModel
 from ..optim import make_optimizer
+from .comm import world
 from .loop import MAX_LOG_PERPLEXITY, Trainer, TrainerSettings, TrainState, set_rng_state
 from .runs import check_out_is_free, put_back, set_aside
 from .store import FORMAT, VERSION, CheckpointError, check_finite, read_checkpoint
@@ -187,12 +188,23 @@ class Seq2seqLearner:
         self._epoch_start = self.rng.bit_generator.state
         self.order = self.rng.permutation(self.N)
 
+    rank, ranks = 0, 1
+
+    def shard(self, rank: int, size: int) -> None:
+        """Data-parallel: train on this rank's share of each batch (``--batch`` is global)."""
+        self.rank, self.ranks = rank, size
+
     def train_step(self) -> tuple[float, int]:
         if self.k == 0:
             self._new_order()
         B = self.cfg.batch
-        idx = self.order[self.k * B:(self.k + 1) * B]
+        idx = np.array_split(self.order[self.k * B:(self.k + 1) * B], self.ranks)[self.rank]
         self.k = (self.k + 1) % self.steps_per_epoch
+        self.loss_weight = float((self.ts[idx, 1:] != -1).sum())  # the tokens it averages
+        if not len(idx):  # a last batch smaller than the ranks: nothing here this step
+            for g in self.grads:
+                g[...] = 0
+            return 0.0, 0
         lens = None if self.lengths is None else self.lengths[idx]
         loss = float(self.model.forward(self.xs[idx], self.ts[idx], lens))
         self.model.backward()
@@ -253,13 +265,21 @@ def load_seq2seq(path: str | Path) -> tuple[Seq2seqModel, PairSet, Any]:
     return model, pairs, stored
 
 
+def _silent(text: str) -> None:
+    pass
+
+
 # -- the three commands -----------------------------------------------------------------------
 def train_seq2seq(cfg: Seq2seqConfig, explicit: set[str] | None = None,
                   stream: TextIO | None = None,
                   on_step: Callable[[Trainer], None] | None = None,
-                  log: Callable[[str], Any] = print) -> dict[str, Any]:
-    """Train (or ``resume``) a seq2seq model as ``cfg`` says; returns the metrics."""
+                  log: Callable[[str], Any] = print, comm: Any = None) -> dict[str, Any]:
+    """Train (or ``resume``) a seq2seq model as ``cfg`` says; returns the metrics.
+    Data-parallel under ``mpiexec`` (or ``comm``): rank 0 alone writes and reports."""
     wall0 = time.perf_counter()
+    comm = comm if comm is not None else world()
+    if comm.rank != 0:
+        log = _silent
     cfg.check()
     out = Path(cfg.out)
     state, stored = None, None
@@ -282,7 +302,8 @@ def train_seq2seq(cfg: Seq2seqConfig, explicit: set[str] | None = None,
                                        "out": str(out), "max_steps": cfg.max_steps,
                                        "max_minutes": cfg.max_minutes})
     else:
-        check_out_is_free(out, cfg.overwrite)
+        if comm.rank == 0:
+            check_out_is_free(out, cfg.overwrite)
         if Path(cfg.data).exists():  # eval may run from another folder
             cfg.data = str(Path(cfg.data).resolve())
     pairs = load_pairs(cfg.data, level=cfg.level, reverse=cfg.reverse, n=cfg.pairs)
@@ -307,11 +328,13 @@ def train_seq2seq(cfg: Seq2seqConfig, explicit: set[str] | None = None,
     settings = TrainerSettings(epochs=cfg.epochs, max_steps=cfg.max_steps,
                                max_minutes=cfg.max_minutes, clip=cfg.clip or None,
                                log_every=cfg.log_every, quiet=cfg.quiet)
+    trainer = Trainer(learner, optimizer, settings, out, state, stream, title=repr(model),
+                      on_step=on_step, comm=comm)
+    if comm.rank != 0:
+        return {"rank": comm.rank, "stopped": trainer.fit(), "steps": trainer.state.step}
     made_out = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     aside = None if cfg.resume else set_aside(out)
-    trainer = Trainer(learner, optimizer, settings, out, state, stream, title=repr(model),
-                      on_step=on_step)
     try:
         stopped = trainer.fit()
     except BaseException:

@@ -33,6 +33,7 @@ from ..models.rnnlm import LanguageModel
 from ..nn.registry import get_cell
 from ..optim import make_optimizer
 from .checkpoint import language_model_files, load_checkpoint
+from .comm import world
 from .config import RESUME_MAY_CHANGE, TrainConfig
 from .loop import (
     MAX_LOG_PERPLEXITY,
@@ -91,9 +92,39 @@ class LanguageModelLearner:
         self.steps_per_epoch = self.batcher.iters_per_epoch
         self.data = data or {}
         self.optimizer_name: str | None = None
+        self.rows = slice(None)  # this rank's streams (data-parallel: a share of the batch)
+        self._full_state: list[tuple[Any, Any]] | None = None
+
+    def shard(self, rank: int, size: int) -> None:
+        """Train on this rank's share of the batch's streams (``--batch`` stays global)."""
+        N = self.cfg.batch
+        if N % size:
+            raise ValueError(f"--batch {N} must be divisible by the {size} ranks (the batch is "
+                             f"split across them)")
+        self.rows = slice(rank * N // size, (rank + 1) * N // size)
+        states = self.model.get_state()  # a resumed state holds every stream: keep ours
+        if any(h is not None and h.shape[0] == N for h, _ in states):
+            self.model.set_state([(None if h is None else h[self.rows],
+                                   None if c is None else c[self.rows]) for h, c in states])
+
+    def gather_state(self, comm: Any) -> None:
+        """Every rank's carried state, assembled (on all ranks) for rank 0's checkpoint."""
+        N, full = self.cfg.batch, []
+        for h, c in self.model.get_state():
+            pair = []
+            for part in (h, c):
+                if part is None:
+                    pair.append(None)
+                    continue
+                buf = np.zeros((N,) + tuple(part.shape[1:]), dtype=np.float64)
+                buf[self.rows] = backend.to_numpy(part)
+                pair.append(comm.allreduce_(buf).astype(part.dtype))
+            full.append((pair[0], pair[1]))
+        self._full_state = full
 
     def train_step(self) -> tuple[float, int]:
         xs, ts = self.batcher.next_batch()
+        xs, ts = xs[self.rows], ts[self.rows]
         loss = float(self.model.forward(xs, ts))
         if not loss_has_diverged(loss):
             self.model.backward()
@@ -116,7 +147,8 @@ class LanguageModelLearner:
 
     def checkpoint(self, resumable: bool) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
         return language_model_files(self.model, self.corpus.vocab, self.cfg.to_dict(),
-                                    self.optimizer_name, self.data, with_state=resumable)
+                                    self.optimizer_name, self.data, with_state=resumable,
+                                    states=self._full_state)
 
     def set_training(self, on: bool) -> None:
         pass  # LanguageModel.forward switches its dropout itself (train_flg)
@@ -165,15 +197,21 @@ def _check_same_data(ck: Any, now: dict[str, Any], force: bool) -> None:
 
 def train_language_model(config: TrainConfig, explicit: set[str] | None = None,
                          stream: TextIO | None = None,
-                         on_step: Callable[[Trainer], None] | None = None) -> dict[str, Any]:
+                         on_step: Callable[[Trainer], None] | None = None,
+                         comm: Any = None) -> dict[str, Any]:
     """Train (or resume) a language model as ``config`` says; returns the metrics dict.
 
     Writes ``OUT/best`` (best validation model), ``OUT/last`` (resumable), ``OUT/log.jsonl``,
     ``OUT/metrics.json`` and the ``--plot`` PNG. ``explicit``: the settings the user gave (when
     resuming, changing one that shapes the run is an error). ``metrics['stopped']`` is
     'interrupted' after Ctrl-C (a checkpoint is saved; metrics.json is not written).
+
+    Data-parallel (``mpiexec -n K bptt train``, or ``comm``: see :mod:`bptt.train.comm`): every
+    rank trains on its share of the ``batch`` streams with the same weights; rank 0 alone
+    writes; the other ranks return ``{"rank": r, "stopped": ..., "steps": ...}``.
     """
     wall0 = time.perf_counter()
+    comm = comm if comm is not None else world()
     out = Path(config.out)
     if config.device:
         backend.set_device(config.device)
@@ -188,7 +226,8 @@ def train_language_model(config: TrainConfig, explicit: set[str] | None = None,
             raise ValueError(f"{ck.directory} has no optimizer state: it cannot be resumed")
         cfg = _resumed_config(config, explicit, ck, out)
     else:
-        check_out_is_free(out, config.overwrite)
+        if comm.rank == 0:
+            check_out_is_free(out, config.overwrite)
         cfg = config.resolved()
         cfg.data = _data_spec(cfg.data)
     if cfg.plot:
@@ -215,12 +254,15 @@ def train_language_model(config: TrainConfig, explicit: set[str] | None = None,
             state = TrainState.from_dict(ck.trainer_state, f"{ck.directory / 'state.json'}")
         except ValueError as e:
             raise ValueError(f"{e}; the checkpoint cannot be resumed") from None
+    if comm.rank != 0:  # the other ranks train and leave the files to rank 0
+        return _run(cfg, model, optimizer, corpus, data, out, state, ck is not None, stream,
+                    on_step, None, wall0, comm)
     made_out = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     aside = set_aside(out) if ck is None else None
     try:
         return _run(cfg, model, optimizer, corpus, data, out, state, ck is not None, stream,
-                    on_step, aside, wall0)
+                    on_step, aside, wall0, comm)
     except BaseException:
         if aside is not None and not (out / "last").exists():
             put_back(out, aside)  # the new run saved nothing: the earlier one stays
@@ -267,7 +309,7 @@ def available_memory() -> int | None:
 def _run(cfg: TrainConfig, model: LanguageModel, optimizer: Any, corpus: Corpus,
          data: dict[str, Any], out: Path, state: TrainState | None, resumed: bool,
          stream: TextIO | None, on_step: Callable[[Trainer], None] | None,
-         aside: Path | None, wall0: float) -> dict[str, Any]:
+         aside: Path | None, wall0: float, comm: Any) -> dict[str, Any]:
     position = state.learner.get("position", 0) if state is not None else 0
     learner = LanguageModelLearner(model, corpus, cfg, position=position, data=data)
     learner.optimizer_name = type(optimizer).__name__
@@ -292,7 +334,7 @@ def _run(cfg: TrainConfig, model: LanguageModel, optimizer: Any, corpus: Corpus,
                                max_minutes=cfg.max_minutes, clip=cfg.clip or None,
                                lr_decay=cfg.lr_decay, log_every=cfg.log_every, quiet=cfg.quiet)
     trainer = Trainer(learner, optimizer, settings, out, state, stream, title,
-                      on_step=first_checkpoint, on_evaluate=redraw)
+                      on_step=first_checkpoint, on_evaluate=redraw, comm=comm)
     trainer.log.write("resume" if resumed else "start", step=trainer.state.step,
                       config=cfg.to_dict(), model=model.config)
     trainer.progress.message(
@@ -301,9 +343,11 @@ def _run(cfg: TrainConfig, model: LanguageModel, optimizer: Any, corpus: Corpus,
         f"{trainer.total_steps:,} steps ({cfg.preset} preset, {cfg.optimizer} lr {cfg.lr:g}) "
         f"-> {out}")
     stopped = trainer.fit()
+    st = trainer.state
+    if comm.rank != 0:
+        return {"rank": comm.rank, "stopped": stopped, "steps": st.step}
     if aside is not None:
         shutil.rmtree(aside, ignore_errors=True)
-    st = trainer.state
     last_valid = st.history[-1]["valid_ppl"] if st.history else None
     metrics: dict[str, Any] = {
         "stopped": stopped, "steps": st.step, "epochs_completed": st.step // trainer.iters,
