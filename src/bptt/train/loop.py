@@ -249,27 +249,26 @@ class Trainer:
             self._buffer = np.empty(sum(int(g.size) for g in grads) + 5,
                                     dtype=backend.to_numpy(grads[0]).dtype)
         buf, o = self._buffer, 0
-        for g in grads:
+        for g in grads:  # one pass each way: w_r g_r into the buffer, the mean back
             n = int(g.size)
-            buf[o:o + n] = backend.to_numpy(g).ravel()
-            buf[o:o + n] *= weight
+            np.multiply(backend.to_numpy(g).ravel(), weight, out=buf[o:o + n])
             o += n
         asked = self._requested
         buf[o:] = (loss * weight, weight, asked == "max_minutes",
                    asked is not None and asked != "max_minutes", size)
         self.comm.allreduce_(buf)
-        total = buf[o + 1]
-        o = 0
+        total = float(buf[o + 1])
+        buf[:o] *= 1.0 / total if total else 0.0
+        xp, o = backend.get_xp(), 0
         for g in grads:
             n = int(g.size)
-            g[...] = backend.get_xp().asarray(buf[o:o + n].reshape(g.shape) / total,
-                                              dtype=g.dtype)
+            g[...] = xp.asarray(buf[o:o + n].reshape(g.shape))
             o += n
         if buf[o + 3] > 0:  # some rank asked to stop: every rank stops after this step
             self._stop = self._stop or "interrupted"
         elif buf[o + 2] > 0:
             self._stop = self._stop or "max_minutes"
-        return float(buf[o] / total), int(round(float(buf[o + 4])))
+        return float(buf[o] / total) if total else 0.0, int(round(float(buf[o + 4])))
 
     # -- checkpoints ---------------------------------------------------------------------------
     def _save(self, name: str, resumable: bool) -> Path | None:
