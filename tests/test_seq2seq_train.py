@@ -125,3 +125,17 @@ def test_attention_map_puts_a_reversed_source_back_in_reading_order(tmp_path):
     train_seq2seq(small(tmp_path / "r", model="attention", reverse=True, epochs=1), log=quiet)
     source, output, weights = attention_map(tmp_path / "r", "12+34")
     assert source == list("12+34  ") and weights.shape == (len(output), 7)
+
+
+@pytest.mark.slow
+def test_addition_reversed_peeky_reaches_97_percent_and_beam_search_keeps_it(tmp_path):
+    """The book's addition set and sizes (D 16, H 128): reversed input + Peeky >= 97 % within
+    25 epochs; beam search (5) does not lose accuracy against greedy decoding."""
+    if not (DATA / "addition.txt").exists():
+        pytest.skip("../shared/data/toy_seq2seq/addition.txt is not here")
+    m = train_seq2seq(Seq2seqConfig(data=str(DATA / "addition.txt"), model="peeky",
+                                    reverse=True, epochs=25, out=str(tmp_path), quiet=True),
+                      log=quiet)
+    assert m["best_test_acc"] >= 0.97, m["history"]
+    greedy = evaluate_seq2seq(tmp_path, beam=1, limit=2000)["test_acc"]
+    assert evaluate_seq2seq(tmp_path, beam=5, limit=2000)["test_acc"] >= greedy
