@@ -51,6 +51,7 @@ from ..nn.sequence_layers import LastStep, MeanSquaredError
 from ..nn.stacks import make_recurrent_stack
 from ..nn.time_layers import TimeAffine, TimeSigmoidWithLoss, TimeSoftmaxWithLoss
 from .loop import (
+    ShuffledBatches,
     Trainer,
     TrainerSettings,
     TrainState,
@@ -696,40 +697,21 @@ class _SequenceLearner:
         self.est, self.xs, self.ts, self.lens, self.val = est, xs, ts, lens, val
         self.params, self.grads = est.params, est.grads
         self.kept_params = est._all_params()  # early stopping keeps these (a self-updating cell)
-        self.batch_size, self.shuffle = batch_size, shuffle
-        self.N = int(xs.shape[0])
-        self.steps_per_epoch = -(-self.N // batch_size)
+        self.batches = ShuffledBatches(int(xs.shape[0]), batch_size, est.seed + 1, shuffle,
+                                       position)
+        self.steps_per_epoch = self.batches.steps_per_epoch
         self.monitor = "val_loss" if val is not None else "loss"
         self.monitor_label = "validation loss" if val is not None else "training loss"
-        self.rng = np.random.default_rng(est.seed + 1)
-        self.order: np.ndarray | None = None
-        self.k = 0
-        self._epoch_start: dict[str, Any] = self.rng.bit_generator.state
-        if position:
-            self.rng.bit_generator.state = position["rng"]
-            self.k = int(position["k"])
-            if self.k:
-                self._new_order()
-            if position.get("dropout_rng") is not None:
-                est._generator.bit_generator.state = position["dropout_rng"]
-
-    def _new_order(self) -> None:
-        self._epoch_start = self.rng.bit_generator.state
-        self.order = self.rng.permutation(self.N) if self.shuffle else np.arange(self.N)
-
-    rank, ranks = 0, 1
+        if position and position.get("dropout_rng") is not None:
+            est._generator.bit_generator.state = position["dropout_rng"]
 
     def shard(self, rank: int, size: int) -> None:
         """Data-parallel: train on this rank's share of each batch."""
-        self.rank, self.ranks = rank, size
+        self.batches.shard(rank, size)
 
     def train_step(self) -> tuple[float, int]:
-        if self.k == 0:
-            self._new_order()
-        B = self.batch_size
-        share = np.array_split(self.order[self.k * B:(self.k + 1) * B], self.ranks)[self.rank]
+        share = self.batches.next()
         idx = to_device(share)
-        self.k = (self.k + 1) % self.steps_per_epoch
         bl = None if self.lens is None else self.lens[idx]
         self.loss_weight = float(self.est._loss_terms(self.ts[idx], bl))
         if not len(share):  # a last batch smaller than the ranks: nothing here this step
@@ -750,8 +732,8 @@ class _SequenceLearner:
         return "  ".join(parts) + ("  *" if rec["best"] else "")
 
     def position(self) -> dict[str, Any]:
-        state = self._epoch_start if self.k else self.rng.bit_generator.state
-        return {"rng": state, "k": self.k, "dropout_rng": _generator_state(self.est._generator)}
+        return {**self.batches.position(),
+                "dropout_rng": _generator_state(self.est._generator)}
 
     def checkpoint(self, resumable: bool) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
         return self.est._checkpoint_files()

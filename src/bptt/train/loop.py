@@ -457,3 +457,45 @@ class Trainer:
     def _restore_sigint(old: Any) -> None:
         if old is not None:
             signal.signal(signal.SIGINT, old)
+
+
+class ShuffledBatches:
+    """Minibatch indices over N examples: a fresh permutation each epoch from a seeded
+    generator, this rank's share of each batch (data-parallel), and a position to resume from
+    bit for bit (the generator's state at the epoch's start and the batch number)."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, shuffle: bool = True,
+                 position: dict[str, Any] | None = None) -> None:
+        self.n, self.batch_size, self.shuffle = n, batch_size, shuffle
+        self.steps_per_epoch = -(-n // batch_size)
+        self.rng = np.random.default_rng(seed)
+        self.rank, self.ranks = 0, 1
+        self.k = 0
+        self.order: np.ndarray | None = None
+        self._epoch_start = self.rng.bit_generator.state
+        if position:
+            self.rng.bit_generator.state = position["rng"]
+            self.k = int(position["k"])
+            if self.k:
+                self._new_order()
+
+    def _new_order(self) -> None:
+        self._epoch_start = self.rng.bit_generator.state
+        self.order = self.rng.permutation(self.n) if self.shuffle else np.arange(self.n)
+
+    def shard(self, rank: int, size: int) -> None:
+        self.rank, self.ranks = rank, size
+
+    def next(self) -> np.ndarray:
+        """This rank's indices of the next batch (empty when a last batch has fewer examples
+        than there are ranks)."""
+        if self.k == 0:
+            self._new_order()
+        B = self.batch_size
+        batch = self.order[self.k * B:(self.k + 1) * B]
+        self.k = (self.k + 1) % self.steps_per_epoch
+        return np.array_split(batch, self.ranks)[self.rank]
+
+    def position(self) -> dict[str, Any]:
+        return {"rng": self._epoch_start if self.k else self.rng.bit_generator.state,
+                "k": self.k}

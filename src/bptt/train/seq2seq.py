@@ -33,7 +33,14 @@ from ..data.pairs import PairSet, load_pairs
 from ..models.seq2seq import Seq2seqModel
 from ..optim import make_optimizer
 from .comm import world
-from .loop import MAX_LOG_PERPLEXITY, Trainer, TrainerSettings, TrainState, set_rng_state
+from .loop import (
+    MAX_LOG_PERPLEXITY,
+    ShuffledBatches,
+    Trainer,
+    TrainerSettings,
+    TrainState,
+    set_rng_state,
+)
 from .runs import check_out_is_free, put_back, set_aside
 from .store import FORMAT, VERSION, CheckpointError, check_finite, read_checkpoint
 
@@ -171,35 +178,16 @@ class Seq2seqLearner:
         self.xs, lengths = pairs.encode_sources([s for s, _ in pairs.train])
         self.lengths = None if (lengths == self.xs.shape[1]).all() else lengths
         self.ts = pairs.encode_targets([t for _, t in pairs.train])
-        self.N = len(self.xs)
-        self.steps_per_epoch = -(-self.N // cfg.batch)
+        self.batches = ShuffledBatches(len(self.xs), cfg.batch, cfg.seed, position=position)
+        self.steps_per_epoch = self.batches.steps_per_epoch
         self.test = pairs.test[:cfg.eval_size] if cfg.eval_size else pairs.test
-        self.rng = np.random.default_rng(cfg.seed)
-        self.k = 0
-        self.order: np.ndarray | None = None
-        self._epoch_start = self.rng.bit_generator.state
-        if position:
-            self.rng.bit_generator.state = position["rng"]
-            self.k = int(position["k"])
-            if self.k:
-                self._new_order()
-
-    def _new_order(self) -> None:
-        self._epoch_start = self.rng.bit_generator.state
-        self.order = self.rng.permutation(self.N)
-
-    rank, ranks = 0, 1
 
     def shard(self, rank: int, size: int) -> None:
         """Data-parallel: train on this rank's share of each batch (``--batch`` is global)."""
-        self.rank, self.ranks = rank, size
+        self.batches.shard(rank, size)
 
     def train_step(self) -> tuple[float, int]:
-        if self.k == 0:
-            self._new_order()
-        B = self.cfg.batch
-        idx = np.array_split(self.order[self.k * B:(self.k + 1) * B], self.ranks)[self.rank]
-        self.k = (self.k + 1) % self.steps_per_epoch
+        idx = self.batches.next()
         self.loss_weight = float((self.ts[idx, 1:] != -1).sum())  # the tokens it averages
         if not len(idx):  # a last batch smaller than the ranks: nothing here this step
             for g in self.grads:
@@ -223,8 +211,7 @@ class Seq2seqLearner:
                 f"{' *' if rec['best'] else '  '}")
 
     def position(self) -> dict[str, Any]:
-        state = self._epoch_start if self.k else self.rng.bit_generator.state
-        return {"rng": state, "k": self.k}
+        return self.batches.position()
 
     def checkpoint(self, resumable: bool) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
         return seq2seq_files(self.model, self.pairs, asdict(self.cfg))
