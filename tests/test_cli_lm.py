@@ -180,3 +180,20 @@ def test_resume_after_max_steps_continues_to_the_end(tmp_path, capsys):
     assert main(["train", "--resume", "--quiet", "--out", out]) == 0
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert m["stopped"] == "completed" and m["epochs_completed"] == 1
+
+
+def test_japanese_text_at_character_level_trains_and_generates_valid_utf8(tmp_path, capsys):
+    text = tmp_path / "ja.txt"
+    text.write_text("吾輩は猫である。名前はまだ無い。\nどこで生れたかとんと見当がつかぬ。\n"
+                    "何でも薄暗いじめじめした所でニャーニャー泣いていた事だけは記憶している。\n"
+                    * 30, encoding="utf-8")
+    out = str(tmp_path / "run")
+    assert main(["train", "--data", str(text), "--level", "char", "--embed", "16",
+                 "--hidden", "16", "--batch", "4", "--bptt", "10", "--max-steps", "20",
+                 "--quiet", "--out", out]) == 0
+    vocab = json.loads((tmp_path / "run" / "best" / "vocab.json").read_text(encoding="utf-8"))
+    assert {"猫", "ニ", "は"} <= set(vocab["tokens"])  # kanji, katakana, hiragana
+    capsys.readouterr()
+    assert main(["generate", out, "--start", "吾輩は", "--length", "20", "--seed", "1"]) == 0
+    sample = capsys.readouterr().out
+    assert sample.startswith("吾輩は") and sample.encode("utf-8").decode("utf-8") == sample
