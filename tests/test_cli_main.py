@@ -41,3 +41,11 @@ def test_every_command_guards_the_blas_threads(monkeypatch, tmp_path):
         assert calls == [2], argv
     with pytest.raises(SystemExit):
         main(["fit", "--threads"])
+
+
+def test_device_and_threads_are_accepted_after_nested_commands_too(tmp_path):
+    from bptt.cli import main
+
+    assert main(["seq2seq", "train", "--data", "addition", "--pairs", "200", "--epochs", "1",
+                 "--hidden", "4", "--quiet", "--out", str(tmp_path / "s"), "--threads", "1",
+                 "--device", "cpu"]) == 0

@@ -41,9 +41,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"bptt.commands.{name}").add_parser(sub)
-    for p in sub.choices.values():  # `bptt fit --device gpu ...` = `bptt --device gpu fit ...`
+    for p in _command_parsers(sub):  # `bptt fit --device gpu` = `bptt --device gpu fit`
         add_shared(p)
     return parser
+
+
+def _command_parsers(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
+    """Every command's parser, nested ones (``bptt seq2seq train``) included."""
+    out = []
+    for p in sub.choices.values():
+        out.append(p)
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                out += _command_parsers(action)
+    return out
 
 
 def _one_line_warning(message: Warning | str, category: type[Warning], filename: str,
