@@ -139,3 +139,12 @@ def test_addition_reversed_peeky_reaches_97_percent_and_beam_search_keeps_it(tmp
     assert m["best_test_acc"] >= 0.97, m["history"]
     greedy = evaluate_seq2seq(tmp_path, beam=1, limit=2000)["test_acc"]
     assert evaluate_seq2seq(tmp_path, beam=5, limit=2000)["test_acc"] >= greedy
+
+
+def test_eval_on_other_pairs_names_a_target_longer_than_the_model_generates(tmp_path):
+    train_seq2seq(small(tmp_path / "r", epochs=1), log=quiet)
+    other = tmp_path / "long.txt"
+    other.write_text("1+1    _2   \n12+3   _123456789\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="a target of 9 tokens .* longer than this model "
+                                         "generates \\(4"):
+        evaluate_seq2seq(tmp_path / "r", data=str(other))

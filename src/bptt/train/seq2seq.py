@@ -372,7 +372,14 @@ def pairs_for(pairs: PairSet, stored: Any, data: str | None) -> list[tuple[list[
         again = load_pairs(train.data, level=pairs.level, reverse=pairs.reverse, n=train.pairs)
         return again.test
     other = load_pairs(data, level=pairs.level, reverse=pairs.reverse)
-    return other.train + other.test
+    items = other.train + other.test
+    limit = pairs.max_target
+    for _, target in items:
+        if len(target) > limit:
+            raise ValueError(f"{data}: a target of {len(target)} tokens "
+                             f"({pairs.join(target)!r}) is longer than this model generates "
+                             f"({limit}, the longest answer of its training data)")
+    return items
 
 
 def attention_map(path: str | Path, text: str) -> tuple[list[str], list[str], np.ndarray]:
