@@ -296,3 +296,9 @@ def test_the_explanation_agrees_with_itself(name):
     md = ex.to_markdown()
     assert "| scalar | None |" not in md
     assert re.search(r"\| out \| `dxs` \| none \|", md)  # the embedding's ids: no gradient
+
+
+def test_an_explanation_renders_as_markdown_in_a_notebook():
+    ex = explain("rnnlm")
+    assert ex._repr_markdown_() == ex.to_markdown()
+    assert "| | name | shape |" in ex._repr_markdown_()

@@ -32,6 +32,10 @@ class Explanation:
     def to_markdown(self) -> str:
         return render_markdown(self)
 
+    def _repr_markdown_(self) -> str:
+        """Jupyter shows an explanation as its Markdown tables."""
+        return self.to_markdown()
+
     def render(self, fmt: str = "text") -> str:
         """``text``, ``markdown`` or ``json``."""
         renderers = {"text": self.to_text, "markdown": self.to_markdown, "json": self.to_json}
