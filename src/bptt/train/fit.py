@@ -9,7 +9,6 @@ continues bit for bit, ``--overwrite`` keeps the earlier run until the new one h
 
 from __future__ import annotations
 
-import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -23,7 +22,8 @@ from .comm import world
 from .estimators import SequenceClassifier, SequenceRegressor
 from .forecast import forecast_series, one_step_predictions, plot_forecast
 from .loop import Trainer
-from .runs import check_out_is_free, put_back, set_aside
+from .progress import silent
+from .runs import check_out_is_free, run_folder
 from .store import CheckpointError, read_checkpoint
 
 TASK_HELP = ("sine (noisy sine, next value), adding (adding problem), copy (copy/memory task), "
@@ -153,7 +153,7 @@ def fit_task(cfg: FitConfig, log: Callable[[str], Any] = print,
     """
     comm = comm if comm is not None else world()
     if comm.rank != 0:
-        log = _silent
+        log = silent
     cfg.check()
     out = cfg.out_dir()
     if cfg.resume:
@@ -173,21 +173,10 @@ def fit_task(cfg: FitConfig, log: Callable[[str], Any] = print,
     if comm.rank != 0:
         model.fit(*task.train, **fit_kw)
         return {"rank": comm.rank, "stopped": model.stopped_, "steps": model.steps_}
-    made_out = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    aside = None if cfg.resume else set_aside(out)
-    try:
+    with run_folder(out, replace=not cfg.resume):
         hist = model.fit(*task.train, **fit_kw,
                          callback=lambda e, row: log(_fmt(row, cfg.epochs)),
                          progress=not cfg.quiet, stream=stream or sys.stderr)
-    except BaseException:
-        if aside is not None and not (out / "last").exists():
-            put_back(out, aside)  # the new run saved nothing: the earlier one stays
-        elif made_out and out.exists() and not any(out.iterdir()):
-            out.rmdir()
-        raise
-    if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
     metrics: dict[str, Any] = {"stopped": model.stopped_}
     if model.stopped_ == "interrupted":
         log(f"interrupted: continue with bptt fit {cfg.task} --out {out} --resume")
@@ -235,10 +224,6 @@ def _resumed(cfg: FitConfig, saved: dict[str, Any], explicit: set[str] | None) -
         raise ValueError(f"the run in {cfg.out_dir()} was fit on {saved.get('task')!r}, not "
                          f"{cfg.task!r}")
     return FitConfig.from_dict(values)
-
-
-def _silent(text: str) -> None:
-    pass
 
 
 def _saved_config(out: Path) -> dict[str, Any]:

@@ -12,6 +12,10 @@ from typing import Any, TextIO
 from ..atomic import json_text
 
 
+def silent(text: str) -> None:
+    """A report function that reports nothing (the ranks other than 0 of a parallel run)."""
+
+
 def format_seconds(s: float) -> str:
     """3:05 or 1:02:03."""
     if not math.isfinite(s) or s < 0:

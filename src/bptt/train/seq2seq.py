@@ -17,7 +17,6 @@ models' ``test_ppl``.
 from __future__ import annotations
 
 import math
-import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -41,7 +40,8 @@ from .loop import (
     TrainState,
     set_rng_state,
 )
-from .runs import check_out_is_free, put_back, set_aside
+from .progress import silent
+from .runs import check_out_is_free, run_folder
 from .store import FORMAT, VERSION, CheckpointError, check_finite, read_checkpoint
 
 KIND = "seq2seq"
@@ -252,10 +252,6 @@ def load_seq2seq(path: str | Path) -> tuple[Seq2seqModel, PairSet, Any]:
     return model, pairs, stored
 
 
-def _silent(text: str) -> None:
-    pass
-
-
 # -- the three commands -----------------------------------------------------------------------
 def train_seq2seq(cfg: Seq2seqConfig, explicit: set[str] | None = None,
                   stream: TextIO | None = None,
@@ -266,7 +262,7 @@ def train_seq2seq(cfg: Seq2seqConfig, explicit: set[str] | None = None,
     wall0 = time.perf_counter()
     comm = comm if comm is not None else world()
     if comm.rank != 0:
-        log = _silent
+        log = silent
     cfg.check()
     out = Path(cfg.out)
     state, stored = None, None
@@ -319,19 +315,8 @@ def train_seq2seq(cfg: Seq2seqConfig, explicit: set[str] | None = None,
                       on_step=on_step, comm=comm)
     if comm.rank != 0:
         return {"rank": comm.rank, "stopped": trainer.fit(), "steps": trainer.state.step}
-    made_out = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    aside = None if cfg.resume else set_aside(out)
-    try:
+    with run_folder(out, replace=not cfg.resume):
         stopped = trainer.fit()
-    except BaseException:
-        if aside is not None and not (out / "last").exists():
-            put_back(out, aside)
-        elif made_out and out.exists() and not any(out.iterdir()):
-            out.rmdir()
-        raise
-    if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
     st = trainer.state
     done = [r for r in st.history if not r.get("partial")]
     metrics: dict[str, Any] = {

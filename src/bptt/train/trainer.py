@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -46,7 +45,7 @@ from .loop import (
     set_rng_state,
 )
 from .plot import plot_history, require_matplotlib
-from .runs import check_out_is_free, put_back, set_aside
+from .runs import RunFolder, check_out_is_free, run_folder
 
 __all__ = ["LanguageModelLearner", "Trainer", "TrainingDiverged", "TrainState", "evaluate",
            "loss_has_diverged", "make_optimizer", "perplexity", "perplexity_of",
@@ -257,18 +256,9 @@ def train_language_model(config: TrainConfig, explicit: set[str] | None = None,
     if comm.rank != 0:  # the other ranks train and leave the files to rank 0
         return _run(cfg, model, optimizer, corpus, data, out, state, ck is not None, stream,
                     on_step, None, wall0, comm)
-    made_out = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    aside = set_aside(out) if ck is None else None
-    try:
+    with run_folder(out, replace=ck is None) as folder:
         return _run(cfg, model, optimizer, corpus, data, out, state, ck is not None, stream,
-                    on_step, aside, wall0, comm)
-    except BaseException:
-        if aside is not None and not (out / "last").exists():
-            put_back(out, aside)  # the new run saved nothing: the earlier one stays
-        elif made_out and out.exists() and not any(out.iterdir()):
-            out.rmdir()  # nothing was written: leave no empty folder behind
-        raise
+                    on_step, folder, wall0, comm)
 
 
 def check_memory(cfg: TrainConfig, vocab_size: int) -> None:
@@ -309,7 +299,7 @@ def available_memory() -> int | None:
 def _run(cfg: TrainConfig, model: LanguageModel, optimizer: Any, corpus: Corpus,
          data: dict[str, Any], out: Path, state: TrainState | None, resumed: bool,
          stream: TextIO | None, on_step: Callable[[Trainer], None] | None,
-         aside: Path | None, wall0: float, comm: Any) -> dict[str, Any]:
+         folder: RunFolder | None, wall0: float, comm: Any) -> dict[str, Any]:
     position = state.learner.get("position", 0) if state is not None else 0
     learner = LanguageModelLearner(model, corpus, cfg, position=position, data=data)
     learner.optimizer_name = type(optimizer).__name__
@@ -323,10 +313,8 @@ def _run(cfg: TrainConfig, model: LanguageModel, optimizer: Any, corpus: Corpus,
             plot_history(tr.state.history, cfg.plot, title=title)
 
     def first_checkpoint(tr: Trainer) -> None:
-        nonlocal aside
-        if aside is not None and (out / "last").exists():
-            shutil.rmtree(aside)  # the new run has a checkpoint: the old one may go
-            aside = None
+        if folder is not None:
+            folder.drop_replaced()  # the new run has a checkpoint: the old one may go
         if on_step is not None:
             on_step(tr)
 
@@ -346,8 +334,6 @@ def _run(cfg: TrainConfig, model: LanguageModel, optimizer: Any, corpus: Corpus,
     st = trainer.state
     if comm.rank != 0:
         return {"rank": comm.rank, "stopped": stopped, "steps": st.step}
-    if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
     last_valid = st.history[-1]["valid_ppl"] if st.history else None
     metrics: dict[str, Any] = {
         "stopped": stopped, "steps": st.step, "epochs_completed": st.step // trainer.iters,
