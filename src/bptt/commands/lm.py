@@ -27,7 +27,7 @@ _TRAIN_NUMBERS = {  # option dest -> (type, lower bound, inclusive)
     "min_freq": (int, 1), "max_size": (int, 2), "log_every": (int, 1),
     "eval_batch": (int, 1), "eval_bptt": (int, 1),
     "dropout": (float, 0.0), "lr": (float, None), "clip": (float, 0.0),
-    "lr_decay": (float, 1.0), "max_minutes": (float, None),
+    "lr_decay": (float, 1.0), "max_minutes": (float, None), "decay_after": (int, 1),
 }
 
 
@@ -42,7 +42,8 @@ def preset_table() -> str:
     """What each preset sets, for ``bptt train --help``."""
     lines = ["presets (an option given on the command line wins):"]
     for name, values in PRESETS.items():
-        settings = " ".join(f"--{k} {v}" for k, v in values.items() if k != "tie")
+        settings = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in values.items()
+                            if k != "tie")
         tie = " --tie" if values.get("tie") else ""
         lines.append(f"  {name:<13} {settings}{tie}")
     return "\n".join(lines)
@@ -70,6 +71,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                        ("--lr", "learning rate"), ("--clip", "max global gradient norm (0: off)"),
                        ("--lr-decay", "divide lr by this when valid ppl does not improve "
                                       "(default 4; 1: never)"),
+                       ("--decay-after", "from the end of epoch N on, divide lr by --lr-decay "
+                                         "after every epoch (Zaremba et al.'s schedule)"),
                        ("--epochs", "passes over the training split"),
                        ("--max-steps", "stop after this many updates"),
                        ("--max-minutes", "stop after this much time (a checkpoint is kept)"),

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..atomic import atomic_file, read_npz
 from ..backend import array_module, default_dtype, to_numpy
-from ..initializers import normal, xavier, zeros
+from ..initializers import Xavier, normal, xavier, zeros
 from ..nn.cell_spec import layer_param_names
 from ..nn.registry import get_cell, make_time_layer
 from ..nn.time_layers import TimeAffine, TimeDropout, TimeEmbedding, TimeSoftmaxWithLoss
@@ -81,7 +81,7 @@ class LanguageModel:
         self.variational, self.tie_weights, self.dtype = bool(variational), bool(tie_weights), dtype
         gen = np.random.default_rng(seed) if seed is not None else None
         kw = {"dtype": dtype, "generator": gen}
-        G = spec.gates
+        init = Xavier(**kw)  # N(0, 1/fan_in) weights, zero biases
 
         embed_W = normal((V, D), 0.01, **kw)  # (V, D)
         self.embed = TimeEmbedding(embed_W)
@@ -92,8 +92,8 @@ class LanguageModel:
             if dropout > 0:
                 self._add_dropout()
             d_in = D if i == 0 else H
-            Wx, Wh = xavier(d_in, G * H, **kw), xavier(H, G * H, **kw)  # (D, GH), (H, GH)
-            rnn = make_time_layer(spec, Wx, Wh, zeros(G * H, dtype=dtype), stateful=True)
+            params = spec.init_params(d_in, H, init)  # Wx (D, GH), Wh (H, GH), b (GH,)...
+            rnn = make_time_layer(spec, *params, stateful=True)
             self.rnn_layers.append(rnn)
             self.layers.append(rnn)
         if dropout > 0:

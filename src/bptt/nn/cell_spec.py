@@ -2,12 +2,18 @@
 
 A cell is a one-step class with the contract of :class:`bptt.RNN` / :class:`bptt.LSTM`:
 
-    cell = Step(Wx (D, G*H), Wh (H, G*H), b (G*H,), **options)
+    cell = Step(Wx (D, G*H), Wh (H, G*H), b (G*H,), **options)     the parameters, in order
     cell.params, cell.grads                      lists of arrays (grads overwritten by backward)
     h_next = cell.forward(x, h_prev)             without a cell state
     dx, dh_prev = cell.backward(dh_next)
     h_next, c_next = cell.forward(x, h_prev, c_prev)            with a cell state c
     dx, dh_prev, dc_prev = cell.backward(dh_next, dc_next)
+
+A cell whose parameters are not (Wx, Wh, b) (minGRU has no Wh, IndRNN a vector u (H,), the
+layer-normalised LSTM gains and shifts) says so with a classmethod
+``init_params(D, H, init) -> [arrays]`` (``init.W(n_in, n_out)``, ``init.B(n)``: the
+initializer of the model) and its ``param_names``; its first parameter must still be
+``Wx (D, G*H)``, from which D and H are read.
 
 The state is handled as a tuple everywhere else, ``(h,)`` or ``(h, c)``: :meth:`CellSpec.forward`
 and :meth:`CellSpec.backward` are the only places that know which of the two calls a cell
@@ -16,8 +22,11 @@ takes. The registry (:mod:`bptt.nn.registry`) holds one spec per cell name.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 DEFAULT_PARAM_NAMES = ("Wx", "Wh", "b")
 
@@ -84,9 +93,35 @@ class CellSpec:
         dx, dh = cell.backward(dstate[0])
         return dx, (dh,)
 
-    def make_step(self, Wx: Any, Wh: Any, b: Any, **options: Any) -> Any:
-        """A one-step cell from its parameters."""
-        return self.step(Wx, Wh, b, **options)
+    def make_step(self, *params: Any, **options: Any) -> Any:
+        """A one-step cell from its parameters (``init_params``'s list, in order)."""
+        return self.step(*params, **options)
+
+    def init_params(self, D: int, H: int, init: Any) -> list[Any]:
+        """New parameters for input size D and hidden size H: the class's ``init_params`` if it
+        has one, else Wx ``init.W(D, G*H)``, Wh ``init.W(H, G*H)``, b ``init.B(G*H)``."""
+        custom = getattr(self.step, "init_params", None)
+        if custom is not None:
+            return list(custom(D, H, init))
+        G = self.gates
+        return [init.W(D, G * H), init.W(H, G * H), init.B(G * H)]
+
+    def param_shapes(self, D: int, H: int) -> list[tuple[int, ...]]:
+        """The shapes of :meth:`init_params` (nothing is drawn)."""
+        return [tuple(p.shape) for p in self.init_params(D, H, _ShapesOnly())]
+
+    def num_params(self, D: int, H: int) -> int:
+        return sum(math.prod(s) for s in self.param_shapes(D, H))
+
+
+class _ShapesOnly:
+    """An initializer that allocates without drawing (for shapes and counts)."""
+
+    def W(self, n_in: int, n_out: int) -> Any:
+        return np.empty((n_in, n_out), dtype=np.float32)
+
+    def B(self, n_out: int) -> Any:
+        return np.empty((n_out,), dtype=np.float32)
 
 
 def option_values(spec: CellSpec, obj: Any) -> dict[str, Any]:

@@ -38,7 +38,8 @@ def register_cell(name: str, cell_class: type, gates: int, has_cell_state: bool 
     """Register a one-step cell class under ``name`` and return its spec.
 
     ``cell_class`` follows the contract of :class:`bptt.RNN` / :class:`bptt.LSTM`: built from
-    ``Wx (D, G*H), Wh (H, G*H), b (G*H,)``; ``params``, ``grads``; ``forward(x, h_prev[,
+    ``Wx (D, G*H), Wh (H, G*H), b (G*H,)`` (or from the list its classmethod
+    ``init_params(D, H, init)`` makes, Wx first); ``params``, ``grads``; ``forward(x, h_prev[,
     c_prev])``; ``backward(dh_next[, dc_next])`` returning ``(dx, dh_prev[, dc_prev])``. It is
     tried once on a tiny float64 batch, so a ``gates`` or ``has_cell_state`` that disagrees
     with the class is an error here, not a wrong shape later.
@@ -102,15 +103,16 @@ def spec_of(obj: Any) -> CellSpec | None:
     return None
 
 
-def make_time_layer(cell: str | CellSpec, Wx: Any, Wh: Any, b: Any, *, stateful: bool = False,
+def make_time_layer(cell: str | CellSpec, *params: Any, stateful: bool = False,
                     fused: bool = True, **options: Any) -> Any:
-    """A Time layer of a registered cell: its fused layer if it has one (and ``fused``), else
-    the generic :class:`~bptt.nn.time_cell.TimeCell`. ``options``: the cell's own
-    (``nonlinearity``, ``reset_after``, ``bh``...)."""
+    """A Time layer of a registered cell over ``params`` (Wx, Wh, b for the built-in cells;
+    the cell's ``init_params`` order for others): its fused layer if it has one (and
+    ``fused``), else the generic :class:`~bptt.nn.time_cell.TimeCell`. ``options``: the cell's
+    own (``nonlinearity``, ``reset_after``, ``bh``...)."""
     spec = cell if isinstance(cell, CellSpec) else get_cell(cell)
     if fused and spec.time_layer is not None:
-        return spec.time_layer(Wx, Wh, b, stateful=stateful, **options)
-    return TimeCell(spec, Wx, Wh, b, stateful=stateful, **options)
+        return spec.time_layer(*params, stateful=stateful, **options)
+    return TimeCell(spec, *params, stateful=stateful, **options)
 
 
 def load_plugin_cells() -> list[str]:
@@ -135,11 +137,19 @@ def _try_once(spec: CellSpec) -> None:
     """Build the cell on tiny float64 shapes and run one step each way; explain a mismatch."""
     xp = get_xp()
     N, D, H, G = 2, 3, 2, spec.gates
-    call = (f"{spec.step.__name__}(Wx ({D}, {G * H}), Wh ({H}, {G * H}), b ({G * H},))")
     what = f"cannot register cell {spec.name!r}"
     try:
-        cell = spec.make_step(xp.full((D, G * H), 0.1), xp.full((H, G * H), 0.1),
-                              xp.zeros(G * H))
+        params = spec.init_params(D, H, _Constant(xp))
+    except Exception as e:
+        raise ValueError(f"{what}: {spec.step.__name__}.init_params({D}, {H}, init) failed "
+                         f"({type(e).__name__}: {e})") from None
+    shapes = ", ".join(str(tuple(p.shape)) for p in params)
+    call = f"{spec.step.__name__}({shapes})"
+    if not params or tuple(params[0].shape) != (D, G * H):
+        raise ValueError(f"{what}: its first parameter must be Wx (D, gates*H) = ({D}, "
+                         f"{G * H}) for D={D}, H={H}, gates={G}; got {call}")
+    try:
+        cell = spec.make_step(*params)
     except Exception as e:
         raise ValueError(f"{what}: {call} failed with gates={G} ({e}); gates must be the "
                          f"number of H-wide blocks the cell slices out of Wx, Wh and b") from None
@@ -164,6 +174,19 @@ def _try_once(spec: CellSpec) -> None:
                              f"{tuple(g.shape)} for {tuple(p.shape)}")
     if len(cell.params) != len(cell.grads):
         raise ValueError(f"{what}: it has {len(cell.params)} params but {len(cell.grads)} grads")
+
+
+class _Constant:
+    """Weights 0.1 and biases 0: the tiny trial step of :func:`_try_once`."""
+
+    def __init__(self, xp: Any) -> None:
+        self.xp = xp
+
+    def W(self, n_in: int, n_out: int) -> Any:
+        return self.xp.full((n_in, n_out), 0.1)
+
+    def B(self, n_out: int) -> Any:
+        return self.xp.zeros(n_out)
 
 
 # -- the built-in cells: the book's RNN, LSTM (blocks f, g, i, o) and GRU (z, r, h~) ----------

@@ -284,15 +284,12 @@ def make_recurrent_stack(cell: str = "lstm", input_size: int = 1, hidden_size: i
         init = initializer
     else:
         init = get_initializer(initializer, dtype=dtype, generator=generator)
-    gates = spec.gates
     H = hidden_size
     nd = 2 if bidirectional else 1
 
     def one(D: int) -> Any:
-        Wx = init.W(D, gates * H).astype(dtype, copy=False)
-        Wh = init.W(H, gates * H).astype(dtype, copy=False)
-        b = init.B(gates * H).astype(dtype, copy=False)
-        return make_time_layer(spec, Wx, Wh, b, stateful=stateful, fused=fused, **options)
+        params = [p.astype(dtype, copy=False) for p in spec.init_params(D, H, init)]
+        return make_time_layer(spec, *params, stateful=stateful, fused=fused, **options)
 
     layers = []
     for k in range(num_layers):

@@ -14,7 +14,8 @@ are tested equal to this layer.
 Masks: where ``mask[n, t] == 0`` the state is carried unchanged and the output is 0; backward
 sends the carried gradient straight to step t-1, and nothing through the cell.
 
-xs (N, T, D) -> hs (N, T, H). Params: those of the cell (Wx (D, G*H), Wh (H, G*H), b (G*H,)...).
+xs (N, T, D) -> hs (N, T, H). Params: those of the cell (Wx (D, G*H), Wh (H, G*H), b (G*H,)...;
+Wx first, from which D and H = G*H / G are read).
 """
 
 from __future__ import annotations
@@ -30,14 +31,15 @@ from .time_recurrent import TimeRecurrentBase
 class TimeCell(TimeRecurrentBase):
     """A registered cell (``spec``) over T steps, with exact BPTT (see the module docstring)."""
 
-    def __init__(self, spec: CellSpec, Wx: Any, Wh: Any, b: Any, stateful: bool = False,
+    def __init__(self, spec: CellSpec, *params: Any, stateful: bool = False,
                  **options: Any) -> None:
         self.spec = spec
         self.name = f"TimeCell({spec.name})"
         self.gates, self.has_cell = spec.gates, spec.has_cell_state
-        super().__init__(Wx, Wh, b, stateful)
-        self.cell = spec.make_step(Wx, Wh, b, **options)  # owns the parameters (+ extra ones)
-        self.params = self.cell.params
+        self.cell = spec.make_step(*params, **options)  # checks and owns the parameters
+        Wx = self.cell.params[0]
+        self.D, self.H = int(Wx.shape[0]), int(Wx.shape[1]) // self.gates
+        self._setup(self.cell.params, stateful)
         self.param_names = tuple(layer_param_names(self.cell))
         for name in spec.options:  # nonlinearity, reset_after...: as the fused layers show them
             if hasattr(self.cell, name):

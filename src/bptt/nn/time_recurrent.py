@@ -57,7 +57,10 @@ class TimeRecurrentBase:
 
     def __init__(self, Wx: Any, Wh: Any, b: Any, stateful: bool) -> None:
         self.D, self.H = check_cell_params(self.name, Wx, Wh, b, self.gates)
-        self.params = [Wx, Wh, b]
+        self._setup([Wx, Wh, b], stateful)
+
+    def _setup(self, params: list[Any], stateful: bool) -> None:
+        self.params = params
         self.stateful = bool(stateful)
         self.h: Any = None
         self.c: Any = None

@@ -25,6 +25,7 @@ load average, and callers take medians of interleaved repeats. ``OPENBLAS_CORETY
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import statistics
@@ -66,9 +67,10 @@ class Recipe:
 
     @property
     def flops_per_token(self) -> float:
-        g = get_cell(self.cell).gates
-        rec = sum(6 * ((self.embed if i == 0 else self.hidden) + self.hidden) * g * self.hidden
-                  for i in range(self.layers))
+        spec = get_cell(self.cell)  # 2 flops per matrix weight forward, 4 backward
+        rec = sum(6 * math.prod(shape) for i in range(self.layers)
+                  for shape in spec.param_shapes(self.embed if i == 0 else self.hidden,
+                                                 self.hidden) if len(shape) == 2)
         return float(rec + 6 * self.hidden * self.vocab)
 
     @property

@@ -209,7 +209,7 @@ def _replay_forward(layer: Any, spec: CellSpec, xs: Any, state0: tuple, hs_real:
     """Run one cell per step from the layer's initial state; None if it does not reproduce."""
     xp = array_module(xs)
     N, T, _ = xs.shape
-    H = layer.params[1].shape[0]
+    H = layer.H
     zeros = (xp.zeros((N, H), dtype=xs.dtype),) * spec.num_states
     candidates = [zeros]
     given = tuple(s for s in state0[:spec.num_states])
@@ -240,7 +240,7 @@ def _steps(call: Call, r: Any, fr: Any, spec: CellSpec, dims: Mapping[str, int])
     lstm = spec.has_cell_state  # a cell state c flows back beside h
     N, T, _ = xs.shape
     xp = array_module(xs)
-    H = layer.params[1].shape[0]
+    H = layer.H
     hl = letters_for((N, H), dims)
     xl = letters_for((N, xs.shape[2]), dims)
     up = call.inputs[0].peer

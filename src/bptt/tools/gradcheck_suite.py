@@ -90,8 +90,8 @@ def _reseeded_dropout(make: Callable[[Any], Any], shape: tuple[int, ...]) -> Gra
 
 
 def _cell_params(spec: CellSpec) -> list[Any]:
-    G = spec.gates
-    return _arrays((D, G * H), (H, G * H), (G * H,))
+    """N(0, 0.5^2) draws in the shapes of the cell's parameters (all of them nonzero)."""
+    return _arrays(*spec.param_shapes(D, H))
 
 
 def _cell(spec: CellSpec) -> GradcheckCase:

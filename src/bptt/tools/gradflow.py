@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from ..nn.cell_spec import layer_param_names
 from ..nn.registry import get_cell
 from ..optim import clip_grads
 
@@ -96,33 +97,53 @@ def adding_batch(N: int, T: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]
     return x, y
 
 
+class _FlowInit:
+    """The set-up's initializer: the first weight (Wx) N(0, 1/n_in), a square-blocked recurrent
+    weight (Wh (H, G*H)) orthogonal per block or N(0, 1/H), biases 0."""
+
+    def __init__(self, init: str, g: np.random.Generator) -> None:
+        self.init, self.g, self.calls = init, g, 0
+
+    def W(self, n_in: int, n_out: int) -> np.ndarray:
+        self.calls += 1
+        if self.calls == 1 or n_out % n_in or self.init != "orthogonal":
+            return self.g.standard_normal((n_in, n_out)) / math.sqrt(n_in)
+        blocks = []  # one orthogonal (H, H) block per gate: singular values all 1
+        for _ in range(n_out // n_in):
+            q, r = np.linalg.qr(self.g.standard_normal((n_in, n_in)))
+            blocks.append(q * np.sign(np.diag(r)))
+        return np.concatenate(blocks, axis=1)
+
+    def B(self, n_out: int) -> np.ndarray:
+        return np.zeros(n_out)
+
+
 def init_params(cell: str, H: int, D: int = 2, scale: float = 1.0, init: str = "orthogonal",
                 carry_bias: float = 1.0, seed: int = 0) -> dict[str, np.ndarray]:
-    """float64 Wx (D, GH) ~ N(0, 1/D), Wh (H, GH) = scale * (orthogonal blocks | N(0, 1/H)),
-    b (GH,) zeros but the carry gate's block, readout w (H,) ~ N(0, 1/H)."""
+    """float64 parameters of the cell by name (its ``init_params`` with this initializer): Wx
+    (D, GH) ~ N(0, 1/D), Wh (H, GH) = orthogonal blocks | N(0, 1/H), b (GH,) zeros but the
+    carry gate's block; the recurrent weights (the cell's ``recurrent_params``, default Wh)
+    times ``scale``; readout w (H,) ~ N(0, 1/H)."""
     spec = get_cell(cell)
     if init not in INITS:
         raise ValueError(f"unknown init {init!r}: choose one of {', '.join(INITS)}")
     if not scale > 0:
         raise ValueError(f"the Wh scale must be positive, got {scale}")
-    G = spec.gates
     g = np.random.default_rng(seed)
-    Wx = g.standard_normal((D, G * H)) / math.sqrt(D)
-    if init == "orthogonal":  # one orthogonal (H, H) block per gate: singular values all 1
-        blocks = []
-        for _ in range(G):
-            q, r = np.linalg.qr(g.standard_normal((H, H)))
-            blocks.append(q * np.sign(np.diag(r)))
-        Wh = np.concatenate(blocks, axis=1)
-    else:  # spectral radius ~ 1 per block for large H
-        Wh = g.standard_normal((H, G * H)) / math.sqrt(H)
-    Wh *= scale
-    b = np.zeros(G * H)
-    if spec.carry_gate is not None:  # LSTM's forget gate f; GRU's z with carry = 1 - z
-        block, sign = spec.carry_gate
+    made = [np.asarray(a, dtype=np.float64) for a in spec.init_params(D, H, _FlowInit(init, g))]
+    step = spec.make_step(*made)  # a cell may add parameters of its own (peepholes...)
+    p = {k: np.array(a, dtype=np.float64)
+         for k, a in zip(layer_param_names(step), step.params, strict=True)}
+    for name in getattr(spec.step, "recurrent_params", ("Wh",)):
+        if name in p:
+            p[name] = p[name] * scale
+    b = p.get("b")
+    G = spec.gates
+    if spec.carry_gate is not None and b is not None and b.shape == (G * H,):
+        block, sign = spec.carry_gate  # LSTM's forget gate f; GRU's z with carry = 1 - z
         b[block * H:(block + 1) * H] = sign * carry_bias
-    w = g.standard_normal(H) / math.sqrt(H)
-    return {"Wx": Wx, "Wh": Wh, "b": b, "w": w}
+    p["w"] = g.standard_normal(H) / math.sqrt(H)
+    return p
 
 
 def _forward_backward(cell: str, p: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray,
@@ -130,9 +151,13 @@ def _forward_backward(cell: str, p: dict[str, np.ndarray], x: np.ndarray, y: np.
     """Loss, ||dL/dh_t|| for t = 0..T-1, ||dL/dh_init|| and the parameter gradients."""
     spec = get_cell(cell)
     N, T, _ = x.shape
-    H = p["Wh"].shape[0]
+    H = p["w"].shape[0]
+    names = [k for k in p if k != "w"]  # the cell's parameters, in its order
     state = tuple(np.zeros((N, H)) for _ in range(spec.num_states))  # (h,) or (h, c)
-    proto = spec.make_step(p["Wx"], p["Wh"], p["b"])
+    given = len(spec.param_shapes(x.shape[2], H))  # what the constructor takes ...
+    proto = spec.make_step(*(p[k] for k in names[:given]))
+    for a, k in zip(proto.params[given:], names[given:], strict=True):
+        a[...] = p[k]  # ... and what the cell made itself
     cells = []
     for t in range(T):
         layer = copy.copy(proto)  # one step's cache; the same parameters (as in TimeCell)
@@ -143,14 +168,14 @@ def _forward_backward(cell: str, p: dict[str, np.ndarray], x: np.ndarray, y: np.
     loss = float((err**2).sum() / (2 * N))
     if not backward:
         return loss, [], 0.0, {}
-    grads = {"Wx": np.zeros_like(p["Wx"]), "Wh": np.zeros_like(p["Wh"]),
-             "b": np.zeros_like(p["b"]), "w": h.T @ err / N}
+    grads = {k: np.zeros_like(p[k]) for k in names}
+    grads["w"] = h.T @ err / N
     dstate = (np.outer(err / N, p["w"]),) + (np.zeros((N, H)),) * (spec.num_states - 1)
     norms = [0.0] * T
     for t in reversed(range(T)):
         norms[t] = float(np.linalg.norm(dstate[0]))  # the norm of dL/dh_t
         _, dstate = spec.backward(cells[t], dstate)
-        for name, g in zip(("Wx", "Wh", "b"), cells[t].grads[:3], strict=True):
+        for name, g in zip(names, cells[t].grads, strict=True):
             grads[name] += g  # the Time layers' sum over t
     return loss, norms, float(np.linalg.norm(dstate[0])), grads
 
@@ -166,13 +191,13 @@ def gradient_flow(cell: str = "rnn", scale: float = 1.0, *, T: int = 100, H: int
     p = init_params(cell, H, 2, scale, init, carry_bias, seed + 1)
     with np.errstate(over="ignore", invalid="ignore"):
         loss, norms, dh0, grads = _forward_backward(cell, p, x, y)
-        gs = [grads[k] for k in ("Wx", "Wh", "b", "w")]
+        gs = [grads[k] for k in p]
         after = {k: p[k] - lr * grads[k] for k in p}
         loss_sgd = _forward_backward(cell, after, x, y, backward=False)[0]
         clipped = [g.copy() for g in gs]
         grad_norm = clip_grads(clipped, max_norm)
         clipped_norm = float(np.sqrt(sum((g**2).sum() for g in clipped)))
-        after = {k: p[k] - lr * g for k, g in zip(("Wx", "Wh", "b", "w"), clipped, strict=True)}
+        after = {k: p[k] - lr * g for k, g in zip(p, clipped, strict=True)}
         loss_clip = _forward_backward(cell, after, x, y, backward=False)[0]
     return FlowRun(cell=cell, scale=float(scale), init=init, carry_bias=float(carry_bias), T=T,
                    H=H, N=N, norms=norms, dh0_norm=dh0, loss=loss, grad_norm=grad_norm,

@@ -185,7 +185,7 @@ def gate_activations(model: Any, ids: Sequence[int], layer: int = -1) -> dict[st
     lay, xs = recorded[layer]
     spec = recurrent_spec(lay)
     xs = xs[0]  # (T, D)
-    H = lay.params[1].shape[0]
+    H = lay.H
     state = (array_module(xs).zeros((1, H), dtype=xs.dtype),) * spec.num_states
     out: dict[str, list] = {}
     for t in range(xs.shape[0]):

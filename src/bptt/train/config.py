@@ -29,6 +29,9 @@ PRESETS: dict[str, dict[str, Any]] = {
                   batch=20, bptt=35, optimizer="sgd", lr=20.0, clip=0.25, epochs=4),
     "better-rnnlm": dict(cell="lstm", layers=2, embed=650, hidden=650, dropout=0.5, tie=True,
                          batch=20, bptt=35, optimizer="sgd", lr=20.0, clip=0.25, epochs=40),
+    "cpu-hour": dict(cell="lstm", layers=2, embed=300, hidden=300, dropout=0.4, tie=True,
+                     batch=20, bptt=35, optimizer="sgd", lr=20.0, clip=0.25, epochs=18,
+                     lr_decay=1.6, decay_after=10, max_minutes=56.0),
 }
 OPTIMIZERS = tuple(_optim.OPTIMIZERS)
 # learning rate when --optimizer differs from the preset's and no --lr is given
@@ -58,7 +61,9 @@ class TrainConfig:
     optimizer: str | None = None
     lr: float | None = None
     clip: float | None = None        # 0: no clipping
-    lr_decay: float = 4.0            # lr /= lr_decay when valid ppl does not improve (1: never)
+    lr_decay: float | None = None    # lr /= lr_decay when valid ppl does not improve (1: never;
+                                     # default 4, the book's)
+    decay_after: int | None = None   # from this epoch's end on: lr /= lr_decay after every epoch
     epochs: int | None = None
     max_steps: int | None = None
     max_minutes: float | None = None
@@ -82,7 +87,7 @@ class TrainConfig:
         preset = self.preset or ("tiny" if self.data in (None, "builtin") else "rnnlm")
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
-        values = dict(PRESETS[preset])
+        values = {"lr_decay": 4.0, **PRESETS[preset]}
         given = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
         if "optimizer" in given and given["optimizer"] != values["optimizer"] \
                 and "lr" not in given:
@@ -109,7 +114,7 @@ class TrainConfig:
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, "
                                  f"got {v!r}")
-        for name in ("max_steps", "max_size"):
+        for name in ("max_steps", "max_size", "decay_after"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v < 1):
                 raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, "

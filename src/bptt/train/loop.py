@@ -10,6 +10,8 @@ One step, the same for every model (language models, sequence estimators, MLP cl
 At the end of every epoch (``learner.steps_per_epoch`` steps) the learner is evaluated; if its
 ``monitor`` value improved, the model is kept as the best (``OUT/best``, or in memory); if not,
 the learning rate is divided by ``lr_decay`` and ``patience`` (early stopping) counts down.
+With ``decay_after`` = E the learning rate is also divided after every epoch from the E-th on
+(the schedule of Zaremba et al. 2014), improved or not.
 ``OUT/last`` holds a checkpoint to resume from bit for bit: parameters, optimizer state, the
 learner's position and carried state, bptt's RNG state, the history. Ctrl-C stops after the
 current step and saves; a second Ctrl-C stops at once. A stop inside an epoch (``max_steps``,
@@ -97,7 +99,8 @@ class TrainerSettings:
     max_steps: int | None = None
     max_minutes: float | None = None
     clip: float | None = None        # max global gradient norm; None or 0: off
-    lr_decay: float = 1.0            # lr /= lr_decay when the monitor does not improve
+    lr_decay: float = 1.0            # lr /= lr_decay when the monitor does not improve ...
+    decay_after: int | None = None   # ... and after every epoch from this epoch's end on
     patience: int | None = None      # stop after this many epochs without improvement
     restore_best: bool = False       # end with the best parameters (in memory)
     log_every: int = 100
@@ -309,13 +312,15 @@ class Trainer:
         improved = False
         if epoch_end:
             improved = st.best is None or value < st.best
+            scheduled = (self.cfg.decay_after is not None
+                         and round(self.epoch) >= self.cfg.decay_after)
             if improved:
                 st.best, st.best_epoch, st.waited = value, self.epoch, 0
                 self._keep_best()
             else:
                 st.waited += 1
-                if self.cfg.lr_decay > 1:
-                    self.optimizer.lr /= self.cfg.lr_decay
+            if self.cfg.lr_decay > 1 and (scheduled or not improved):
+                self.optimizer.lr /= self.cfg.lr_decay
             st.loss_sum, st.loss_count = 0.0, 0
         elif self.out is not None and not (self.out / "best").exists():
             self._save("best", resumable=False)  # a usable model, not a best of the run

@@ -278,9 +278,10 @@ def estimate_memory(cfg: TrainConfig, vocab_size: int) -> int:
     of one (batch, bptt) step, from the settings alone."""
     kw = cfg.model_kwargs(vocab_size)
     V, D, H, L = vocab_size, kw["embed_size"], kw["hidden_size"], kw["num_layers"]
-    G = get_cell(kw["cell"]).gates
+    spec = get_cell(kw["cell"])
+    G = spec.gates
     params = V * D + V + (0 if kw["tie_weights"] else H * V)
-    params += sum(((D if k == 0 else H) + H + 1) * G * H for k in range(L))
+    params += sum(spec.num_params(D if k == 0 else H, H) for k in range(L))
     acts = cfg.batch * cfg.bptt * (3 * V + 2 * G * H * L + D)
     return int(np.dtype(kw["dtype"] or "float32").itemsize * (4 * params + 2 * acts))
 
@@ -320,7 +321,8 @@ def _run(cfg: TrainConfig, model: LanguageModel, optimizer: Any, corpus: Corpus,
 
     settings = TrainerSettings(epochs=cfg.epochs, max_steps=cfg.max_steps,
                                max_minutes=cfg.max_minutes, clip=cfg.clip or None,
-                               lr_decay=cfg.lr_decay, log_every=cfg.log_every, quiet=cfg.quiet)
+                               lr_decay=cfg.lr_decay, decay_after=cfg.decay_after,
+                               log_every=cfg.log_every, quiet=cfg.quiet)
     trainer = Trainer(learner, optimizer, settings, out, state, stream, title,
                       on_step=first_checkpoint, on_evaluate=redraw, comm=comm)
     trainer.log.write("resume" if resumed else "start", step=trainer.state.step,
