@@ -83,6 +83,7 @@ def read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
             if not hasattr(f, "files"):
                 raise ValueError("a single array, not an .npz archive")
             return {k: f[k] for k in f.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError,
+            NotImplementedError, RuntimeError) as e:  # a flipped byte may name no compression
         raise ValueError(f"{path} is not a readable .npz file ({e}); corrupt or truncated?") \
             from None

@@ -115,13 +115,13 @@ class CellSpec:
 
 
 class _ShapesOnly:
-    """An initializer that allocates without drawing (for shapes and counts)."""
+    """An initializer of read-only zero-stride views: shapes of any size, no memory."""
 
     def W(self, n_in: int, n_out: int) -> Any:
-        return np.empty((n_in, n_out), dtype=np.float32)
+        return np.broadcast_to(np.float32(0), (n_in, n_out))
 
     def B(self, n_out: int) -> Any:
-        return np.empty((n_out,), dtype=np.float32)
+        return np.broadcast_to(np.float32(0), (n_out,))
 
 
 def option_values(spec: CellSpec, obj: Any) -> dict[str, Any]:

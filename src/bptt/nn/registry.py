@@ -23,6 +23,9 @@ from typing import Any
 from ..backend import get_xp
 from .cell_spec import CellSpec, TorchLayout
 from .cells import GRU, LSTM, RNN
+from .indrnn import IndRNN, TimeIndRNN
+from .lnlstm import LayerNormLSTM
+from .minimal import MinGRU, MinLSTM, TimeMinGRU, TimeMinLSTM
 from .time_cell import TimeCell
 from .time_recurrent import TimeGRU, TimeLSTM, TimeRNN
 
@@ -198,3 +201,9 @@ register_cell("lstm", LSTM, 4, has_cell_state=True, time_layer=TimeLSTM, carry_g
 register_cell("gru", GRU, 3, time_layer=TimeGRU, carry_gate=(0, -1.0), options=("reset_after",),
               torch=TorchLayout({"GRU": {"reset_after": True}}, (1, 0, 2), (-1.0, 1.0, 1.0),
                                 candidate_bias=True))
+
+# -- cells recurrent research moved on to (each in its own file; see its docstring) -----------
+register_cell("mingru", MinGRU, 2, time_layer=TimeMinGRU, carry_gate=(0, -1.0))
+register_cell("minlstm", MinLSTM, 3, time_layer=TimeMinLSTM, carry_gate=(0, 1.0))
+register_cell("indrnn", IndRNN, 1, time_layer=TimeIndRNN)
+register_cell("lnlstm", LayerNormLSTM, 4, has_cell_state=True, carry_gate=(0, 1.0))

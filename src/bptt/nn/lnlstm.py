@@ -1,0 +1,123 @@
+"""Layer-normalised LSTM (Ba, Kiros & Hinton 2016, "Layer Normalization", sec. 3.1 and A).
+
+Layer norm of a row v (N, K), with gain gamma and shift beta (K,):
+
+    mu = mean_k v    sigma = sqrt(mean_k (v - mu)**2 + eps)    v^ = (v - mu) / sigma
+    LN(v) = gamma * v^ + beta
+backward, with dy = dL/dLN(v):
+    dgamma = sum_N dy * v^        dbeta = sum_N dy        dv^ = dy * gamma
+    dv = (dv^ - mean_k dv^ - v^ * mean_k (dv^ * v^)) / sigma
+
+The cell (the book's blocks f, g, i, o; the input and recurrent products normalised apart, so
+neither can swamp the other, and the cell state normalised before the output):
+
+    A = LN(x @ Wx; gx, 0) + LN(h_prev @ Wh; gh, 0) + b                (N, 4H)
+    f, g, i, o = sigmoid(A_f), tanh(A_g), sigmoid(A_i), sigmoid(A_o)
+    c_next = f * c_prev + g * i        h_next = o * tanh(LN(c_next; gc, bc))
+backward, with dh_next, dc_next:
+    dn = dh_next * o * (1 - tanh(n)**2), n = LN(c_next)       ds = dc_next + LN backward of dn
+    dA = [ds c_prev f (1 - f), ds i (1 - g**2), ds g i (1 - i), dh_next tanh(n) o (1 - o)]
+    dx = LN backward (gx) of dA @ Wx.T     dh_prev = LN backward (gh) of dA @ Wh.T
+    dc_prev = ds * f
+
+Params: Wx (D, 4H), Wh (H, 4H), b (4H,), gx (4H,), gh (4H,), gc (H,), bc (H,); gains start at
+1 and shifts at 0 (the shift of the two gate norms is b). Shape letters: N batch, D, H.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..backend import array_module
+from .cells import check_cell_params, check_state, check_step_input
+from .functions import sigmoid
+
+EPS = 1e-5
+
+
+def layer_norm(v: Any, gamma: Any, beta: Any = None, eps: float = EPS) -> tuple[Any, tuple]:
+    """LN over the last axis: (gamma * v^ + beta, cache for :func:`layer_norm_backward`)."""
+    xp = array_module(v)
+    mu = v.mean(axis=-1, keepdims=True)
+    centred = v - mu
+    sigma = xp.sqrt((centred * centred).mean(axis=-1, keepdims=True) + eps)
+    v_hat = centred / sigma
+    y = v_hat * gamma
+    if beta is not None:
+        y += beta
+    return y, (v_hat, sigma, gamma)
+
+
+def layer_norm_backward(dy: Any, cache: tuple) -> tuple[Any, Any, Any]:
+    """(dv, dgamma, dbeta) of :func:`layer_norm` (the module docstring)."""
+    v_hat, sigma, gamma = cache
+    dv_hat = dy * gamma
+    dv = (dv_hat - dv_hat.mean(axis=-1, keepdims=True)
+          - v_hat * (dv_hat * v_hat).mean(axis=-1, keepdims=True)) / sigma
+    lead = tuple(range(dy.ndim - 1))
+    return dv, (dy * v_hat).sum(axis=lead), dy.sum(axis=lead)
+
+
+class LayerNormLSTM:
+    """One step of the layer-normalised LSTM (the module docstring)."""
+
+    param_names = ("Wx", "Wh", "b", "gx", "gh", "gc", "bc")
+
+    @classmethod
+    def init_params(cls, D: int, H: int, init: Any) -> list[Any]:
+        Wx, Wh, b = init.W(D, 4 * H), init.W(H, 4 * H), init.B(4 * H)
+        xp = array_module(Wx)
+        ones = xp.ones(4 * H, dtype=Wx.dtype)
+        return [Wx, Wh, b, ones, ones.copy(), ones[:H].copy(), xp.zeros(H, dtype=Wx.dtype)]
+
+    def __init__(self, Wx: Any, Wh: Any, b: Any, gx: Any, gh: Any, gc: Any, bc: Any) -> None:
+        self.D, self.H = check_cell_params("LayerNormLSTM", Wx, Wh, b, 4)
+        H = self.H
+        for name, p, n in (("gx", gx, 4 * H), ("gh", gh, 4 * H), ("gc", gc, H), ("bc", bc, H)):
+            if tuple(getattr(p, "shape", ())) != (n,) or p.dtype != Wx.dtype:
+                raise ValueError(f"LayerNormLSTM parameter {name} must be ({n},) {Wx.dtype}, "
+                                 f"got {tuple(getattr(p, 'shape', ()))} "
+                                 f"{getattr(p, 'dtype', type(p).__name__)}")
+        xp = array_module(Wx)
+        self.params = [Wx, Wh, b, gx, gh, gc, bc]
+        self.grads = [xp.zeros_like(p) for p in self.params]
+        self.cache: tuple | None = None
+
+    def forward(self, x: Any, h_prev: Any, c_prev: Any) -> tuple[Any, Any]:
+        Wx, Wh, b, gx, gh, gc, bc = self.params
+        check_step_input("LayerNormLSTM", x, self.D, Wx.dtype)
+        for name, s in (("h_prev", h_prev), ("c_prev", c_prev)):
+            check_state(f"LayerNormLSTM {name}", s, x.shape[0], self.H, Wx.dtype)
+        xp = array_module(x)
+        H = self.H
+        ax, cache_x = layer_norm(x @ Wx, gx)       # (N, 4H)
+        ah, cache_h = layer_norm(h_prev @ Wh, gh)  # (N, 4H)
+        A = ax + ah + b
+        f, g = sigmoid(A[:, :H]), xp.tanh(A[:, H:2 * H])
+        i, o = sigmoid(A[:, 2 * H:3 * H]), sigmoid(A[:, 3 * H:])
+        c_next = f * c_prev + g * i
+        n, cache_c = layer_norm(c_next, gc, bc)
+        tanh_n = xp.tanh(n)
+        self.cache = (x, h_prev, c_prev, f, g, i, o, tanh_n, cache_x, cache_h, cache_c)
+        return o * tanh_n, c_next
+
+    def backward(self, dh_next: Any, dc_next: Any) -> tuple[Any, Any, Any]:
+        Wx, Wh = self.params[:2]
+        x, h_prev, c_prev, f, g, i, o, tanh_n, cache_x, cache_h, cache_c = self.cache
+        xp = array_module(x)
+        dn = dh_next * o * (1 - tanh_n**2)
+        dc, dgc, dbc = layer_norm_backward(dn, cache_c)
+        ds = dc_next + dc
+        dA = xp.concatenate([ds * c_prev * f * (1 - f), ds * i * (1 - g**2),
+                             ds * g * i * (1 - i), dh_next * tanh_n * o * (1 - o)], axis=1)
+        dpx, dgx, _ = layer_norm_backward(dA, cache_x)  # dL/d(x @ Wx)
+        dph, dgh, _ = layer_norm_backward(dA, cache_h)  # dL/d(h_prev @ Wh)
+        for k, grad in enumerate((x.T @ dpx, h_prev.T @ dph, dA.sum(axis=0), dgx, dgh, dgc,
+                                  dbc)):
+            self.grads[k][...] = grad
+        return dpx @ Wx.T, dph @ Wh.T, ds * f
+
+    def activations(self) -> dict[str, Any]:
+        """The gates of the last forward, for ``bptt plot gates``."""
+        f, g, i, o = self.cache[3:7]
+        return {"f": f, "i": i, "o": o, "g": g}
