@@ -188,3 +188,11 @@ def test_each_new_cell_in_fit_explain_and_gradflow(cell, tmp_path):
     assert get_cell(cell).step.__name__ in text
     run_ = bptt.gradient_flow(cell, T=20, H=6, N=4)
     assert len(run_.norms) == 20 and all(np.isfinite(run_.norms))
+
+
+def test_auto_mode_loops_on_numpy():
+    layer = TimeMinGRU(*params("mingru", 2, 3))
+    layer.forward(np.ones((1, 4, 2)))
+    assert layer.mode == "auto" and layer.cache[-1] is False  # the loop: faster on a CPU
+    with pytest.raises(ValueError, match="mode must be one of auto, scan, loop"):
+        TimeMinGRU(*params("mingru", 2, 3), mode="parallel")

@@ -6,7 +6,10 @@ Both are the linear recurrence
 
 so the whole sequence can be computed step by step (``mode="loop"``, the book's way) or with a
 parallel scan over T (``mode="scan"``): log2(T) rounds of whole-array operations instead of T
-Python steps. With k = x_t @ Wx + b split in H-wide blocks and the paper's positive candidate
+Python steps. ``mode="auto"`` (the default) loops on NumPy and scans on CuPy: on a CPU the loop
+is already vectorised over N x H and the scan's O(T log T) work and logarithms cost 1.5-7x more
+at every T measured (35 to 1,024; ``benchmarks/cell_speed.py``, docs/benchmarks.md); the scan is
+for devices where each of T small steps costs a launch (not yet measured on a GPU). With k = x_t @ Wx + b split in H-wide blocks and the paper's positive candidate
 g(k) = k + 1/2 (k >= 0), sigmoid(k) (k < 0):
 
     minGRU   z = sigmoid(k_z)   h~ = g(k_h)                  a = 1 - z     b = z * h~
@@ -51,7 +54,7 @@ from .cells import check_state, check_step_input
 from .functions import sigmoid
 from .time_recurrent import TimeRecurrentBase
 
-MODES = ("scan", "loop")
+MODES = ("auto", "scan", "loop")
 
 
 def softplus(x: Any) -> Any:
@@ -248,7 +251,7 @@ class _TimeMinimal(TimeRecurrentBase):
     step: type[_MinimalCell] = _MinimalCell
     param_names = ("Wx", "b")
 
-    def __init__(self, Wx: Any, b: Any, stateful: bool = False, mode: str = "scan") -> None:
+    def __init__(self, Wx: Any, b: Any, stateful: bool = False, mode: str = "auto") -> None:
         self.gates = self.step.rule.gates
         self.D, self.H = _check_params(self.name, Wx, b, self.gates)
         self._setup([Wx, b], stateful)
@@ -256,6 +259,9 @@ class _TimeMinimal(TimeRecurrentBase):
             raise ValueError(f"{self.name} mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.mode = mode
         self._make_grads()
+
+    def _scans(self, xp: Any) -> bool:
+        return self.mode == "scan" or (self.mode == "auto" and xp.__name__ != "numpy")
 
     def forward(self, xs: Any, mask: Any = None) -> Any:
         Wx, b = self.params
@@ -267,7 +273,8 @@ class _TimeMinimal(TimeRecurrentBase):
             a, bb = xp.where(m[0], 1.0, a), xp.where(m[0], 0.0, bb)
         hs = xp.empty((T + 1, N, H), dtype=xs.dtype)
         hs[0] = h0
-        if self.mode == "loop":
+        scan = self._scans(xp)
+        if not scan:
             for t in range(T):
                 hs[t + 1] = a[t] * hs[t] + bb[t]
         else:
@@ -276,12 +283,12 @@ class _TimeMinimal(TimeRecurrentBase):
                 log_a, log_b = xp.where(m[0], 0.0, log_a), xp.where(m[0], -xp.inf, log_b)
             A, B = scan_log(log_a, log_b)
             hs[1:] = xp.exp(B) + xp.exp(A) * h0
-        self.cache = (xs_tm, hs, a, saved, m, N, T)
+        self.cache = (xs_tm, hs, a, saved, m, N, T, scan)
         self.h = hs[T]
         return self._outputs(xp, hs, m)
 
     def backward(self, dhs: Any, dh_last: Any = None) -> Any:
-        xs_tm, hs, a, saved, m, N, T = self._cache()
+        xs_tm, hs, a, saved, m, N, T, scan = self._cache()
         xp = array_module(dhs)
         self._check_dhs(dhs, N, T)
         dtype = self.params[0].dtype
@@ -289,7 +296,7 @@ class _TimeMinimal(TimeRecurrentBase):
         if m is not None:  # a padded step's output was 0
             up *= m[1]
         up[T - 1] += self._start_dh(xp, dh_last, "dh_last", N, dtype)
-        if self.mode == "loop":
+        if not scan:
             G = up
             for t in range(T - 2, -1, -1):
                 G[t] += a[t + 1] * G[t + 1]
@@ -310,7 +317,8 @@ class _TimeMinimal(TimeRecurrentBase):
 
 
 class TimeMinGRU(_TimeMinimal):
-    """minGRU over T steps, by parallel scan (``mode="scan"``) or step by step (``"loop"``).
+    """minGRU over T steps, by parallel scan (``mode="scan"``) or step by step (``"loop"``;
+    ``"auto"``: loop on NumPy, scan on CuPy).
     xs (N, T, D) -> hs (N, T, H). Params: Wx (D, 2H), b (2H,)."""
 
     name = "TimeMinGRU"
@@ -318,7 +326,8 @@ class TimeMinGRU(_TimeMinimal):
 
 
 class TimeMinLSTM(_TimeMinimal):
-    """minLSTM over T steps, by parallel scan (``mode="scan"``) or step by step (``"loop"``).
+    """minLSTM over T steps, by parallel scan (``mode="scan"``) or step by step (``"loop"``;
+    ``"auto"``: loop on NumPy, scan on CuPy).
     xs (N, T, D) -> hs (N, T, H). Params: Wx (D, 3H), b (3H,)."""
 
     name = "TimeMinLSTM"
