@@ -9,7 +9,9 @@ parallel scan over T (``mode="scan"``): log2(T) rounds of whole-array operations
 Python steps. ``mode="auto"`` (the default) loops on NumPy and scans on CuPy: on a CPU the loop
 is already vectorised over N x H and the scan's O(T log T) work and logarithms cost 1.5-7x more
 at every T measured (35 to 1,024; ``benchmarks/cell_speed.py``, docs/benchmarks.md); the scan is
-for devices where each of T small steps costs a launch (not yet measured on a GPU). With k = x_t @ Wx + b split in H-wide blocks and the paper's positive candidate
+for devices where each of T small steps costs a launch (not yet measured on a GPU).
+
+With k = x_t @ Wx + b split in H-wide blocks and the paper's positive candidate
 g(k) = k + 1/2 (k >= 0), sigmoid(k) (k < 0):
 
     minGRU   z = sigmoid(k_z)   h~ = g(k_h)                  a = 1 - z     b = z * h~
