@@ -1,7 +1,7 @@
-"""minGRU, minLSTM (parallel scan and loop), IndRNN, layer-normalised LSTM: float64 gradient
-checks with masks and states, fused layers equal to the generic TimeCell, the scan equal to the
-loop (1e-10) and stable over long sequences, layer norm against PyTorch, and each cell through
-the CLI (train, generate, fit, explain, gradflow)."""
+"""minGRU, minLSTM (parallel scan and loop), IndRNN, the layer-normalised and peephole LSTMs:
+float64 gradient checks with masks and states, fused layers equal to the generic TimeCell, the
+scan equal to the loop (1e-10) and stable over long sequences, layer norm against PyTorch, and
+each cell through the CLI (train, generate, fit, explain, gradflow)."""
 
 import json
 import subprocess
@@ -17,7 +17,7 @@ from bptt.nn.minimal import TimeMinGRU, TimeMinLSTM, scan_linear, scan_log
 from bptt.nn.registry import get_cell, make_time_layer
 from bptt.nn.time_cell import TimeCell
 
-NEW = ["mingru", "minlstm", "indrnn", "lnlstm"]
+NEW = ["mingru", "minlstm", "indrnn", "lnlstm", "peephole"]
 FUSED = {"mingru": TimeMinGRU, "minlstm": TimeMinLSTM, "indrnn": TimeIndRNN}
 
 

@@ -24,25 +24,25 @@ from bptt.tools.gradflow import gradient_flow
 from bptt.tools.plots import gate_activations
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "docs" / "examples" / "peephole_lstm.py"
+EXAMPLE = ROOT / "docs" / "examples" / "coupled_lstm.py"
 
 
 def _load_example():
-    spec = importlib.util.spec_from_file_location("peephole_lstm", EXAMPLE)
+    spec = importlib.util.spec_from_file_location("coupled_lstm", EXAMPLE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-peephole = _load_example()
+example = _load_example()
 
 
 @pytest.fixture
 def registered():
-    """The example's peephole cell, registered for one test."""
-    peephole.register()
-    yield registry.get_cell("peephole")
-    registry.unregister_cell("peephole")
+    """The example's coupled-gate cell, registered for one test."""
+    example.register()
+    yield registry.get_cell("cifg")
+    registry.unregister_cell("cifg")
 
 
 class Minimal:
@@ -78,8 +78,8 @@ def test_the_built_in_cells_are_described_once():
 
 
 def test_registering_a_name_twice_is_one_clear_error(registered):
-    with pytest.raises(ValueError, match="'peephole' is already registered .*unregister_cell"):
-        bptt.register_cell("peephole", Minimal, gates=1)
+    with pytest.raises(ValueError, match="'cifg' is already registered .*unregister_cell"):
+        bptt.register_cell("cifg", Minimal, gates=1)
     with pytest.raises(ValueError, match="'lstm' is already registered"):
         bptt.register_cell("lstm", Minimal, gates=1)
 
@@ -98,14 +98,14 @@ def test_a_class_without_forward_or_backward_is_refused():
 
 
 @pytest.mark.parametrize("gates,has_c,match", [
-    (3, True, "check gates"),                    # an LSTM cell needs 4 blocks
-    (5, True, "gates"),
-    (4, False, "has_cell_state"),                # it carries c
+    (4, True, "check gates"),                    # the coupled cell has 3 blocks
+    (2, True, "gates"),
+    (3, False, "has_cell_state"),                # it carries c
     (0, True, "positive integer"),
 ])
 def test_gates_or_cell_state_that_disagree_with_the_class_are_refused(gates, has_c, match):
     with pytest.raises(ValueError, match=match):
-        bptt.register_cell("wrong", peephole.PeepholeLSTM, gates=gates, has_cell_state=has_c)
+        bptt.register_cell("wrong", example.CoupledLSTM, gates=gates, has_cell_state=has_c)
     assert "wrong" not in bptt.cell_names()
 
 
@@ -134,69 +134,70 @@ def test_unknown_cell_names_list_the_registered_ones():
 
 # -- a registered cell everywhere ----------------------------------------------------------------
 def test_registered_cell_in_stacks_models_and_estimators(registered):
-    stack = bptt.make_recurrent_stack("peephole", 3, 4, num_layers=2, bidirectional=True,
+    stack = bptt.make_recurrent_stack("cifg", 3, 4, num_layers=2, bidirectional=True,
                                       dtype=np.float64)
     xs = np.random.default_rng(0).standard_normal((2, 5, 3))
     assert stack.forward(xs).shape == (2, 5, 8)
     assert isinstance(stack.layers[0].forward_layer, bptt.TimeCell)
-    assert len(stack.params) == 2 * 2 * 4  # layers x directions x (Wx, Wh, b, p)
+    assert len(stack.params) == 2 * 2 * 3  # layers x directions x (Wx, Wh, b)
 
-    model = bptt.LanguageModel(20, 6, 6, cell="peephole", num_layers=2, dtype=np.float64,
+    model = bptt.LanguageModel(20, 6, 6, cell="cifg", num_layers=2, dtype=np.float64,
                                seed=0)
-    assert "rnn0.p" in model.param_names and "rnn1.p" in model.param_names
+    assert model.param_names[1:4] == ["rnn0.Wx", "rnn0.Wh", "rnn0.b"]
+    assert model.params[1].shape == (6, 18)  # 3 gate blocks
     ids = np.random.default_rng(1).integers(0, 20, (3, 7))
     loss = model.forward(ids[:, :-1], ids[:, 1:])
     model.backward()
     assert np.isfinite(float(loss)) and all(np.isfinite(g).all() for g in model.grads)
 
     X = np.random.default_rng(2).standard_normal((20, 6, 2))
-    reg = bptt.SequenceRegressor(cell="peephole", hidden_size=4, seed=0)
+    reg = bptt.SequenceRegressor(cell="cifg", hidden_size=4, seed=0)
     reg.fit(X, X.sum(axis=(1, 2)), epochs=1, batch_size=10)
     assert reg.predict(X).shape == (20,)
 
 
 def test_registered_cell_in_gradcheck_suite_explain_gradflow_plots(registered):
-    results = {r.name: r for r in run_suite(["PeepholeLSTM", "TimeCell[peephole]"])}
+    results = {r.name: r for r in run_suite(["CoupledLSTM", "TimeCell[cifg]"])}
     assert all(r.passed for r in results.values()), results
 
-    ex = explain("peephole")
+    ex = explain("cifg")
     layer_call = ex.backward[2]
-    assert layer_call.cell == "PeepholeLSTM" and layer_call.replay_ok
+    assert layer_call.cell == "CoupledLSTM" and layer_call.replay_ok
     assert [f.name for f in layer_call.steps[0].receives] == ["dhs[:, 2]", "dh", "dc"]
-    assert "PeepholeLSTM" in ex.cells
+    assert "CoupledLSTM" in ex.cells
 
-    run = gradient_flow("peephole", T=20, H=8, N=4)
+    run = gradient_flow("cifg", T=20, H=8, N=4)
     assert len(run.norms) == 20 and all(np.isfinite(run.norms))
 
-    model = bptt.LanguageModel(20, 6, 6, cell="peephole", seed=0)
+    model = bptt.LanguageModel(20, 6, 6, cell="cifg", seed=0)
     acts = gate_activations(model, [1, 2, 3, 4])
-    assert list(acts) == ["f", "i", "o", "g", "c", "h"] and acts["h"].shape == (4, 6)
+    assert list(acts) == ["f", "o", "g", "c", "h"] and acts["h"].shape == (4, 6)  # no i
 
 
 def test_a_checkpoint_of_a_registered_cell_loads_only_when_the_cell_is_registered(
         registered, tmp_path):
     text = tmp_path / "t.txt"
     text.write_text("the cat sat on the mat . " * 200, encoding="utf-8")
-    cfg = bptt.TrainConfig(data=str(text), cell="peephole", embed=8, hidden=8, batch=4, bptt=5,
+    cfg = bptt.TrainConfig(data=str(text), cell="cifg", embed=8, hidden=8, batch=4, bptt=5,
                            max_steps=5, out=str(tmp_path / "run"), quiet=True)
     bptt.train_language_model(cfg)
     ck = bptt.load_checkpoint(tmp_path / "run" / "best")
-    assert ck.model.cell == "peephole"
-    registry.unregister_cell("peephole")
+    assert ck.model.cell == "cifg"
+    registry.unregister_cell("cifg")
     try:
         with pytest.raises(bptt.train.checkpoint.CheckpointError,
-                           match="cell 'peephole', which is not registered here"):
+                           match="cell 'cifg', which is not registered here"):
             bptt.load_checkpoint(tmp_path / "run" / "best")
     finally:
-        peephole.register()
+        example.register()
     again = bptt.load_checkpoint(tmp_path / "run" / "best")
     for a, b in zip(again.model.params, ck.model.params, strict=True):
         assert np.array_equal(a, b)
 
 
 def test_interop_refuses_a_cell_without_a_pytorch_counterpart(registered):
-    stack = bptt.make_recurrent_stack("peephole", 3, 4)
-    with pytest.raises(ValueError, match="'peephole' cell has no PyTorch counterpart"):
+    stack = bptt.make_recurrent_stack("cifg", 3, 4)
+    with pytest.raises(ValueError, match="'cifg' cell has no PyTorch counterpart"):
         bptt.to_torch(stack)
     gru = bptt.make_recurrent_stack("gru", 3, 4)  # the book's reset-before GRU
     with pytest.raises(ValueError, match="reset_after=True"):
@@ -210,40 +211,40 @@ def test_options_a_cell_does_not_take_are_refused():
 
 # -- plugins through entry points ----------------------------------------------------------------
 def test_entry_point_plugins_register_their_cells_for_the_cli(monkeypatch, tmp_path, capsys):
-    (tmp_path / "bptt_peephole_plugin.py").write_text(EXAMPLE.read_text(encoding="utf-8"),
+    (tmp_path / "bptt_cifg_plugin.py").write_text(EXAMPLE.read_text(encoding="utf-8"),
                                                       encoding="utf-8")
     monkeypatch.syspath_prepend(str(tmp_path))
-    eps = [EntryPoint("peephole", "bptt_peephole_plugin:register", "bptt.cells"),
+    eps = [EntryPoint("cifg", "bptt_cifg_plugin:register", "bptt.cells"),
            EntryPoint("broken", "no_such_module_xyz:register", "bptt.cells")]
     monkeypatch.setattr(registry, "entry_points",
                         lambda group: [e for e in eps if e.group == group])
     try:
-        code = cli.main(["train", "--cell", "peephole", "--embed", "8", "--hidden", "8",
+        code = cli.main(["train", "--cell", "cifg", "--embed", "8", "--hidden", "8",
                          "--max-steps", "3", "--out", str(tmp_path / "run"), "--quiet"])
         assert code == 0
         err = capsys.readouterr().err
         assert "the cell plugin 'broken' (no_such_module_xyz:register) did not load" in err
         state = json.loads((tmp_path / "run" / "last" / "config.json").read_text())
-        assert state["model"]["cell"] == "peephole"
+        assert state["model"]["cell"] == "cifg"
     finally:
-        if "peephole" in bptt.cell_names():
-            registry.unregister_cell("peephole")
+        if "cifg" in bptt.cell_names():
+            registry.unregister_cell("cifg")
 
 
 # -- the example and the rule --------------------------------------------------------------------
-def test_the_peephole_example_runs_outside_the_package(tmp_path):
+def test_the_coupled_lstm_example_runs_outside_the_package(tmp_path):
     done = subprocess.run([sys.executable, str(EXAMPLE)], capture_output=True, text=True,
                           cwd=tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    assert "gradcheck TimeCell[peephole]: worst relative error" in out
-    assert "reloaded: LanguageModel(" in out and "1xpeephole" in out
+    assert "gradcheck TimeCell[cifg]: worst relative error" in out
+    assert "reloaded: LanguageModel(" in out and "1xcifg" in out
     mse, mean = map(float, re.search(r"test MSE ([\d.]+) \(predicting the mean: ([\d.]+)",
                                      out).groups())
     assert mse < mean / 2  # it learns
     # docs/architecture.md shows this run: its lines are these lines (numbers aside)
     doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
-    shown = doc.split("$ python docs/examples/peephole_lstm.py\n", 1)[1].split("```")[0]
+    shown = doc.split("$ python docs/examples/coupled_lstm.py\n", 1)[1].split("```")[0]
     got = out.splitlines()
     for line in shown.strip().splitlines():
         assert any(_same_but_numbers(line, g) for g in got), f"docs show {line!r}"

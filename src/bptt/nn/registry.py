@@ -1,7 +1,7 @@
 """The cell registry: every recurrent cell described once, by name.
 
     from bptt import register_cell
-    register_cell("peephole", PeepholeLSTM, gates=4, has_cell_state=True)
+    register_cell("cifg", CoupledLSTM, gates=3, has_cell_state=True)
 
 After registration the name works wherever a built-in cell name does: ``make_recurrent_stack``,
 ``LanguageModel``, the sequence estimators, ``bptt train --cell``, ``bptt gradcheck``,
@@ -26,6 +26,7 @@ from .cells import GRU, LSTM, RNN
 from .indrnn import IndRNN, TimeIndRNN
 from .lnlstm import LayerNormLSTM
 from .minimal import MinGRU, MinLSTM, TimeMinGRU, TimeMinLSTM
+from .peephole import PeepholeLSTM
 from .time_cell import TimeCell
 from .time_recurrent import TimeGRU, TimeLSTM, TimeRNN
 
@@ -207,3 +208,4 @@ register_cell("mingru", MinGRU, 2, time_layer=TimeMinGRU, carry_gate=(0, -1.0))
 register_cell("minlstm", MinLSTM, 3, time_layer=TimeMinLSTM, carry_gate=(0, 1.0))
 register_cell("indrnn", IndRNN, 1, time_layer=TimeIndRNN)
 register_cell("lnlstm", LayerNormLSTM, 4, has_cell_state=True, carry_gate=(0, 1.0))
+register_cell("peephole", PeepholeLSTM, 4, has_cell_state=True, carry_gate=(0, 1.0))

@@ -1,22 +1,16 @@
-"""Add your own cell: a peephole LSTM (Gers & Schmidhuber 2000) in one file outside bptt.
-
-Run it from anywhere: ``python peephole_lstm.py``. It registers the cell, checks its gradients
-numerically in float64, trains a small language model and a sequence regressor with it, and
-saves and reloads the model: no file of bptt is touched.
+"""Peephole LSTM (Gers & Schmidhuber 2000, "Recurrent nets that time and count"): the gates
+also read the cell state, through one weight per unit (the ``p`` below), so a unit can time
+intervals from its own cell. Built from bptt's LSTM blocks f, g, i, o; p = 0 is a plain LSTM.
+Shape letters: N batch, D input features, H hidden units.
 """
 
 from __future__ import annotations
 
-import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-import bptt
-from bptt.backend import array_module
-from bptt.nn.functions import sigmoid
+from ..backend import array_module
+from .cells import check_cell_params, check_state, check_step_input
+from .functions import sigmoid
 
 
 class PeepholeLSTM:
@@ -40,16 +34,26 @@ class PeepholeLSTM:
 
     param_names = ("Wx", "Wh", "b", "p")
 
-    def __init__(self, Wx: Any, Wh: Any, b: Any) -> None:
+    @classmethod
+    def init_params(cls, D: int, H: int, init: Any) -> list[Any]:
+        Wx, Wh, b = init.W(D, 4 * H), init.W(H, 4 * H), init.B(4 * H)
+        return [Wx, Wh, b, array_module(Wx).zeros(3 * H, dtype=Wx.dtype)]  # peepholes closed
+
+    def __init__(self, Wx: Any, Wh: Any, b: Any, p: Any) -> None:
+        self.D, self.H = check_cell_params("PeepholeLSTM", Wx, Wh, b, 4)
+        if tuple(getattr(p, "shape", ())) != (3 * self.H,) or p.dtype != Wx.dtype:
+            raise ValueError(f"PeepholeLSTM parameter p must be ({3 * self.H},) {Wx.dtype}, got "
+                             f"{tuple(getattr(p, 'shape', ()))}")
         xp = array_module(Wx)
-        H = Wh.shape[0]
-        p = xp.zeros(3 * H, dtype=Wx.dtype)  # peepholes start closed
         self.params = [Wx, Wh, b, p]
         self.grads = [xp.zeros_like(q) for q in self.params]
         self.cache: tuple | None = None
 
     def forward(self, x: Any, h_prev: Any, c_prev: Any) -> tuple[Any, Any]:
         Wx, Wh, b, p = self.params
+        check_step_input("PeepholeLSTM", x, self.D, Wx.dtype)
+        for name, s in (("h_prev", h_prev), ("c_prev", c_prev)):
+            check_state(f"PeepholeLSTM {name}", s, x.shape[0], self.H, Wx.dtype)
         xp = array_module(x)
         H = Wh.shape[0]
         pf, pi, po = p[:H], p[H:2 * H], p[2 * H:]
@@ -89,46 +93,3 @@ class PeepholeLSTM:
         """The gates of the last forward, for ``bptt plot gates``."""
         _, _, _, f, g, i, o, _ = self.cache
         return {"f": f, "i": i, "o": o, "g": g}
-
-
-def register() -> None:
-    """What a package would name in its ``bptt.cells`` entry point."""
-    bptt.register_cell("peephole", PeepholeLSTM, gates=4, has_cell_state=True)
-
-
-def main() -> int:
-    register()
-
-    # 1. gradients: the step and the generic Time layer, float64, against central differences
-    rng = np.random.default_rng(0)
-    N, T, D, H = 2, 5, 3, 4
-    Wx, Wh, b = (rng.standard_normal(s) * 0.5 for s in [(D, 4 * H), (H, 4 * H), (4 * H,)])
-    layer = bptt.make_time_layer("peephole", Wx, Wh, b)  # a TimeCell: no fused layer
-    layer.params[3][...] = rng.standard_normal(3 * H) * 0.5  # open the peepholes
-    report = bptt.gradcheck(layer, [rng.standard_normal((N, T, D))], seed=0)
-    print(f"gradcheck TimeCell[peephole]: worst relative error {report.worst:.1e}")
-    assert report.worst < 1e-6, report
-
-    # 2. a language model on the built-in corpus, like `bptt train --cell peephole`
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "lm"
-        config = bptt.TrainConfig(cell="peephole", embed=32, hidden=32, batch=10, bptt=10,
-                                  max_steps=60, out=str(out), quiet=True)
-        metrics = bptt.train_language_model(config)
-        print(f"language model: {metrics['steps']} steps, valid perplexity "
-              f"{metrics['valid_ppl']:.0f} (vocabulary {metrics['data']['vocab_size']})")
-        ck = bptt.load_checkpoint(out / "best")  # a checkpoint of a registered cell
-        print(f"reloaded: {ck.model}")
-
-    # 3. a sequence regressor on the adding problem
-    task = bptt.adding_problem(n_train=1000, n_valid=100, n_test=200, seq_len=10, seed=0)
-    model = bptt.SequenceRegressor(cell="peephole", hidden_size=16, lr=0.01, seed=0)
-    model.fit(task.X_train, task.y_train, epochs=8, batch_size=50)
-    mse = model.evaluate(task.X_test, task.y_test)["mse"]
-    print(f"adding problem (T=10): test MSE {mse:.4f} (predicting the mean: "
-          f"{np.var(task.y_test):.4f})")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
