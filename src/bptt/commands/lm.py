@@ -28,6 +28,8 @@ _TRAIN_NUMBERS = {  # option dest -> (type, lower bound, inclusive)
     "eval_batch": (int, 1), "eval_bptt": (int, 1),
     "dropout": (float, 0.0), "lr": (float, None), "clip": (float, 0.0),
     "lr_decay": (float, 1.0), "max_minutes": (float, None), "decay_after": (int, 1),
+    "weight_drop": (float, 0.0), "embed_dropout": (float, 0.0), "ar": (float, 0.0),
+    "tar": (float, 0.0),
 }
 
 
@@ -67,6 +69,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
       help="recurrent cell: a built-in or a registered one (bptt.cells entry points)")
     for opt, help_ in (("--layers", "recurrent layers"), ("--embed", "word vector size D"),
                        ("--hidden", "hidden size H"), ("--dropout", "dropout ratio P"),
+                       ("--weight-drop", "DropConnect ratio on the recurrent weights Wh "
+                                         "(AWD-LSTM; default 0)"),
+                       ("--embed-dropout", "ratio of whole words dropped from the embedding "
+                                           "(default 0)"),
+                       ("--ar", "activation regularisation alpha (default 0)"),
+                       ("--tar", "temporal activation regularisation beta (default 0)"),
                        ("--batch", "parallel streams N"), ("--bptt", "time steps T per update"),
                        ("--lr", "learning rate"), ("--clip", "max global gradient norm (0: off)"),
                        ("--lr-decay", "divide lr by this when valid ppl does not improve "

@@ -34,6 +34,7 @@ from ..backend import array_module, default_dtype, to_numpy
 from ..initializers import Xavier, normal, xavier, zeros
 from ..nn.cell_spec import layer_param_names
 from ..nn.registry import get_cell, make_time_layer
+from ..nn.regularizers import ActivationPenalty, EmbeddingDropout, WeightDrop
 from ..nn.time_layers import TimeAffine, TimeDropout, TimeEmbedding, TimeSoftmaxWithLoss
 from ..validate import check_ndim
 
@@ -49,11 +50,15 @@ class LanguageModel:
 
     Args:
         vocab_size: V. embed_size: D (word vector size). hidden_size: H.
-        cell: 'rnn' (tanh), 'lstm' (gates f, g, i, o) or 'gru'.
+        cell: a registered cell name ('rnn', 'lstm' (gates f, g, i, o), 'gru', 'mingru'...).
         num_layers: recurrent layers stacked.
         dropout: ratio of the dropout before each recurrent layer and before the affine layer
             (0 = none). variational: one mask per sequence for all time steps (Gal & Ghahramani).
         tie_weights: the affine W is the embedding's W transposed (needs D == H).
+        weight_drop, embed_dropout, ar, tar: AWD-LSTM's regularisers
+            (:mod:`bptt.nn.regularizers`): DropConnect ratio on every recurrent weight Wh (IndRNN:
+            u), ratio of whole words dropped from the embedding, and the AR / TAR coefficients
+            on the last recurrent layer's output (after / before its dropout). All 0: off.
         dtype: of the parameters (default :func:`bptt.default_dtype`, float32).
         seed: seed of the initial weights (default: bptt's generator, see :func:`bptt.seed`).
 
@@ -64,7 +69,8 @@ class LanguageModel:
     def __init__(self, vocab_size: int, embed_size: int = 100, hidden_size: int = 100,
                  cell: str = "lstm", num_layers: int = 1, dropout: float = 0.0,
                  variational: bool = False, tie_weights: bool = False, dtype: Any = None,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, weight_drop: float = 0.0, embed_dropout: float = 0.0,
+                 ar: float = 0.0, tar: float = 0.0) -> None:
         V = _positive_int("vocab_size", vocab_size)
         D = _positive_int("embed_size", embed_size)
         H = _positive_int("hidden_size", hidden_size)
@@ -83,26 +89,53 @@ class LanguageModel:
         kw = {"dtype": dtype, "generator": gen}
         init = Xavier(**kw)  # N(0, 1/fan_in) weights, zero biases
 
+        self.weight_drop, self.embed_dropout = float(weight_drop), float(embed_dropout)
+        self.ar, self.tar = float(ar), float(tar)
         embed_W = normal((V, D), 0.01, **kw)  # (V, D)
-        self.embed = TimeEmbedding(embed_W)
+        self.embed = (EmbeddingDropout(embed_W, embed_dropout) if embed_dropout > 0
+                      else TimeEmbedding(embed_W))
         self.layers: list[Any] = [self.embed]
         self.rnn_layers: list[Any] = []
-        self.drop_layers: list[Any] = []
+        self.drop_layers: list[Any] = []  # every layer that acts only in training
+        self.penalties: list[ActivationPenalty] = []
+        if embed_dropout > 0:
+            self.drop_layers.append(self.embed)
+        recurrent = getattr(spec.step, "recurrent_params", ("Wh",))
+        if weight_drop > 0 and not recurrent:
+            raise ValueError(f"weight drop needs a recurrent weight, and the {cell!r} cell has "
+                             f"none (its state enters without a weight); leave it 0")
         for i in range(L):
             if dropout > 0:
                 self._add_dropout()
             d_in = D if i == 0 else H
             params = spec.init_params(d_in, H, init)  # Wx (D, GH), Wh (H, GH), b (GH,)...
             rnn = make_time_layer(spec, *params, stateful=True)
+            if weight_drop > 0:
+                rnn = WeightDrop(rnn, weight_drop, name=recurrent[0])
+                self.drop_layers.append(rnn)
             self.rnn_layers.append(rnn)
             self.layers.append(rnn)
+        if tar > 0:  # on the last recurrent layer's raw output
+            self._add_penalty(ActivationPenalty(beta=tar))
         if dropout > 0:
             self._add_dropout()
+        if ar > 0:  # on its output after dropout
+            self._add_penalty(ActivationPenalty(alpha=ar))
         affine_W = embed_W.T if tie_weights else xavier(H, V, **kw)  # (H, V)
         self.affine = TimeAffine(affine_W, zeros(V, dtype=dtype))
         self.layers.append(self.affine)
         self.loss_layer = TimeSoftmaxWithLoss()
         self._collect()
+
+    def _add_penalty(self, layer: ActivationPenalty) -> None:
+        self.penalties.append(layer)
+        self.drop_layers.append(layer)
+        self.layers.append(layer)
+
+    @property
+    def penalty(self) -> float:
+        """AR + TAR of the last training forward (0 when off); not part of ``forward``'s loss."""
+        return sum(p.penalty for p in self.penalties)
 
     def _add_dropout(self) -> None:
         d = TimeDropout(self.dropout, variational=self.variational)
@@ -147,7 +180,8 @@ class LanguageModel:
         return out
 
     def forward(self, xs: Any, ts: Any, train_flg: bool = True) -> Any:
-        """Mean cross-entropy of the targets ts (N, T) given the inputs xs (N, T)."""
+        """Mean cross-entropy of the targets ts (N, T) given the inputs xs (N, T). With AR/TAR
+        on, ``backward`` follows the gradient of this + :attr:`penalty`."""
         scores = self.predict(xs, train_flg)  # (N, T, V)
         return self.loss_layer.forward(scores, self._ids(ts, "language model targets ts"))
 
@@ -186,7 +220,8 @@ class LanguageModel:
                 "hidden_size": self.hidden_size, "cell": self.cell,
                 "num_layers": self.num_layers, "dropout": self.dropout,
                 "variational": self.variational, "tie_weights": self.tie_weights,
-                "dtype": self.dtype.name}
+                "dtype": self.dtype.name, "weight_drop": self.weight_drop,
+                "embed_dropout": self.embed_dropout, "ar": self.ar, "tar": self.tar}
 
     def num_params(self) -> int:
         return int(sum(p.size for p in self.params))
@@ -265,7 +300,7 @@ class BetterRnnlm(LanguageModel):
 def model_from_config(config: dict[str, Any]) -> LanguageModel:
     """Rebuild a model from its :attr:`LanguageModel.config` (fresh weights)."""
     keys = {"vocab_size", "embed_size", "hidden_size", "cell", "num_layers", "dropout",
-            "variational", "tie_weights", "dtype"}
+            "variational", "tie_weights", "dtype", "weight_drop", "embed_dropout", "ar", "tar"}
     unknown = set(config) - keys
     if unknown or "vocab_size" not in config:
         raise ValueError(f"not a language-model config: unknown keys {sorted(unknown)}"

@@ -33,6 +33,9 @@ PRESETS: dict[str, dict[str, Any]] = {
                      batch=20, bptt=35, optimizer="sgd", lr=20.0, clip=0.25, epochs=18,
                      lr_decay=1.6, decay_after=10, max_minutes=56.0),
 }
+# what a setting is when neither the command line nor the preset gives it
+UNLESS_PRESET: dict[str, Any] = {"lr_decay": 4.0, "weight_drop": 0.0, "embed_dropout": 0.0,
+                                 "ar": 0.0, "tar": 0.0}
 OPTIMIZERS = tuple(_optim.OPTIMIZERS)
 # learning rate when --optimizer differs from the preset's and no --lr is given
 DEFAULT_LR = {"sgd": 20.0, "momentum": 1.0, "nesterov": 1.0, "adagrad": 0.1, "rmsprop": 0.002,
@@ -55,6 +58,10 @@ class TrainConfig:
     hidden: int | None = None
     dropout: float | None = None
     variational: bool = False
+    weight_drop: float | None = None  # AWD-LSTM's regularisers (bptt.nn.regularizers); 0: off
+    embed_dropout: float | None = None
+    ar: float | None = None
+    tar: float | None = None
     tie: bool | None = None
     batch: int | None = None
     bptt: int | None = None
@@ -87,7 +94,7 @@ class TrainConfig:
         preset = self.preset or ("tiny" if self.data in (None, "builtin") else "rnnlm")
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
-        values = {"lr_decay": 4.0, **PRESETS[preset]}
+        values = {**UNLESS_PRESET, **PRESETS[preset]}
         given = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
         if "optimizer" in given and given["optimizer"] != values["optimizer"] \
                 and "lr" not in given:
@@ -119,8 +126,13 @@ class TrainConfig:
             if v is not None and (not isinstance(v, int) or v < 1):
                 raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, "
                                  f"got {v!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"--dropout must be in [0, 1), got {self.dropout}")
+        for name in ("dropout", "weight_drop", "embed_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1), got "
+                                 f"{getattr(self, name)}")
+        for name in ("ar", "tar"):
+            if not getattr(self, name) >= 0.0:
+                raise ValueError(f"--{name} must be >= 0, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"--lr must be positive, got {self.lr}")
         if self.clip < 0:
@@ -139,7 +151,8 @@ class TrainConfig:
         return {"vocab_size": vocab_size, "embed_size": self.embed, "hidden_size": self.hidden,
                 "cell": self.cell, "num_layers": self.layers, "dropout": self.dropout,
                 "variational": self.variational, "tie_weights": bool(self.tie),
-                "dtype": self.dtype}
+                "dtype": self.dtype, "weight_drop": self.weight_drop,
+                "embed_dropout": self.embed_dropout, "ar": self.ar, "tar": self.tar}
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
