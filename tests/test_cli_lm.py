@@ -76,11 +76,11 @@ def test_ctrl_c_exits_cleanly_with_a_checkpoint(run_dir, tmp_path, capsys, monke
     original = StreamBatcher.next_batch
     calls = []
 
-    def next_batch(self):
+    def next_batch(self, time_size=None):
         calls.append(1)
         if len(calls) == 3:
             os.kill(os.getpid(), signal.SIGINT)
-        return original(self)
+        return original(self, time_size)
 
     monkeypatch.setattr(StreamBatcher, "next_batch", next_batch)
     out = tmp_path / "i"

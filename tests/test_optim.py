@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bptt.optim import (
+    NTASGD,
     SGD,
     AdaGrad,
     Adam,
@@ -271,3 +272,75 @@ def test_make_optimizer():
     assert isinstance(make_optimizer("nesterov", 0.1, momentum=0.8), Nesterov)
     with pytest.raises(ValueError, match="unknown optimizer 'lbfgs': use one of sgd"):
         make_optimizer("lbfgs")
+
+
+# -- NT-ASGD -----------------------------------------------------------------------------------
+def test_ntasgd_averages_like_torch_asgd_once_triggered():
+    """Triggered after the first update, the average is torch's ASGD ax with t0 = 0 and no
+    decay (lambd = alpha = 0; torch's first averaged iterate is the second): the mean of the
+    iterates from then on."""
+    torch = pytest.importorskip("torch")
+    params, grad_seq = _problem(2, np.float64)
+    mean = np.mean(list(_iterates(params, grad_seq, 0.1))[1:], axis=0)  # exact, float64
+    opt = NTASGD(lr=0.1, nonmono=1)
+    ours = _run_ours(opt, [p.copy() for p in params], grad_seq[:1])
+    opt.triggered = 1.0
+    _run_ours(opt, ours, grad_seq[1:])
+    tp = [torch.tensor(p, requires_grad=True) for p in params]
+    ref = torch.optim.ASGD(tp, lr=0.1, lambd=0.0, alpha=0.0, t0=0.0)
+    for gs in grad_seq:
+        for t, g in zip(tp, gs):
+            t.grad = torch.tensor(g)
+        ref.step()
+    for k, t in enumerate(tp):  # torch keeps its step size eta as a float32 scalar: 1e-7
+        np.testing.assert_allclose(ours[k], t.detach().numpy(), rtol=1e-7, atol=1e-8)
+        np.testing.assert_allclose(opt.state[str(k)]["avg"], ref.state[t]["ax"].numpy(),
+                                   rtol=1e-7, atol=1e-8)
+    np.testing.assert_allclose(opt.state["0"]["avg"], mean, rtol=1e-13)
+
+
+def _iterates(params, grad_seq, lr):
+    p = params[0].copy()
+    for gs in grad_seq:
+        p = p - lr * gs[0]
+        yield p
+
+
+def test_ntasgd_triggers_when_no_better_than_before_the_last_nonmono():
+    opt = NTASGD(lr=1.0, nonmono=2)
+    # 8.5 is worse than 8 but not than min(10, 9), the best before the last two
+    fired = [opt.observe(v) for v in [10, 9, 8, 8.5, 7.9]]
+    assert fired == [False] * 5 and not opt.triggered
+    assert opt.observe(8.1) is True and opt.triggered  # 8.1 > min(10, 9, 8, 8.5) = 8
+    assert opt.observe(100) is False  # fires once
+
+
+def test_ntasgd_swap_and_state_dict_resume_exactly():
+    params, grad_seq = _problem(3, np.float32)
+    full = NTASGD(lr=0.05, nonmono=1)
+    ref = [p.copy() for p in params]
+    _run_ours(full, ref, grad_seq[:2])
+    full.observe(1.0), full.observe(2.0)  # fires
+    _run_ours(full, ref, grad_seq[2:])
+
+    first = NTASGD(lr=0.05, nonmono=1)
+    _run_ours(first, params, grad_seq[:2])
+    first.observe(1.0), first.observe(2.0)
+    _run_ours(first, params, grad_seq[2:4])
+    buf = io.BytesIO()
+    np.savez(buf, **first.state_dict())
+    buf.seek(0)
+    with np.load(buf, allow_pickle=False) as z:
+        saved = {k: z[k] for k in z.files}
+    resumed = NTASGD(lr=1.0)
+    resumed.load_state_dict(saved)
+    assert resumed.history == [1.0, 2.0] and resumed.triggered and resumed.nonmono == 1
+    _run_ours(resumed, params, grad_seq[4:])
+    for a, b in zip(params, ref):
+        np.testing.assert_array_equal(a, b)
+    before = [p.copy() for p in params]
+    assert resumed.swap_average(params)
+    assert not all(np.array_equal(a, b) for a, b in zip(params, before))
+    resumed.swap_average(params)
+    assert all(np.array_equal(a, b) for a, b in zip(params, before))
+    assert NTASGD().swap_average(params) is False  # nothing averaged yet

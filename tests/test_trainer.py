@@ -299,3 +299,84 @@ def test_the_divergence_hint_suggests_a_clip_below_the_one_in_use(text_file, tmp
     with pytest.raises(TrainingDiverged) as e:
         train_language_model(cfg)
     assert "now --clip 0.25, try --clip 0.0625" in str(e.value)
+
+
+# -- AWD-LSTM's schedule: NT-ASGD, variable-length BPTT, --decay-after ------------------------
+class ScriptedLearner:
+    """One parameter pulled towards 0; evaluation returns scripted values and records the
+    parameter it saw (to tell averaged from raw weights)."""
+
+    unit, monitor, monitor_label, loss_limit = "row", "valid", "validation loss", math.inf
+
+    def __init__(self, values):
+        self.params, self.grads = [np.array([4.0])], [np.zeros(1)]
+        self.steps_per_epoch, self.values, self.seen = 2, list(values), []
+
+    def train_step(self):
+        self.grads[0][...] = self.params[0]  # d/dp of p^2 / 2
+        return float(self.params[0][0] ** 2 / 2), 1
+
+    def evaluate(self, train_loss):
+        self.seen.append(float(self.params[0][0]))
+        return {"valid": self.values.pop(0)}
+
+    def describe(self, rec):
+        return str(rec["valid"])
+
+    def position(self):
+        return {}
+
+    def checkpoint(self, resumable):
+        return {}, {}
+
+    def set_training(self, on):
+        pass
+
+
+def test_ntasgd_starts_averaging_at_the_trigger_and_evaluates_the_average():
+    from bptt.optim import NTASGD
+    from bptt.train.loop import Trainer, TrainerSettings
+
+    learner = ScriptedLearner([5.0, 4.0, 4.5, 4.2, 4.1, 4.0])
+    opt = NTASGD(lr=0.25, nonmono=1)
+    Trainer(learner, opt, TrainerSettings(epochs=6, quiet=True)).fit()
+    # 4.5 > min(5.0) fires at epoch 3: from then on the average of p_7.. is evaluated
+    assert opt.triggered and opt.averaged == 6
+    raw = [4.0 * 0.75 ** k for k in range(1, 13)]  # p after each update
+    assert learner.seen[:3] == pytest.approx([raw[1], raw[3], raw[5]])
+    assert learner.seen[3] == pytest.approx(np.mean(raw[6:8]))
+    assert learner.seen[5] == pytest.approx(np.mean(raw[6:12]))
+    assert learner.params[0][0] == pytest.approx(raw[11])  # training goes on with the raw p
+
+
+def test_decay_after_divides_the_lr_after_every_epoch_from_then_on():
+    from bptt.optim import SGD
+    from bptt.train.loop import Trainer, TrainerSettings
+
+    learner = ScriptedLearner([5.0, 4.0, 3.0, 2.0, 1.0])
+    opt = SGD(lr=1.0)
+    tr = Trainer(learner, opt, TrainerSettings(epochs=5, quiet=True, lr_decay=2.0,
+                                               decay_after=3))
+    tr.fit()
+    assert [r["lr"] for r in tr.state.history] == [1.0, 1.0, 0.5, 0.25, 0.125]
+
+
+def test_variable_bptt_windows_cover_the_stream_and_resume_exactly(text_file, tmp_path):
+    from bptt.data.batching import variable_bptt_length
+
+    lengths = [variable_bptt_length(35, 0, p) for p in range(0, 20000, 37)]
+    assert 5 <= min(lengths) and max(lengths) <= 55 and 30 < np.mean(lengths) < 36
+    assert variable_bptt_length(35, 0, 74) == variable_bptt_length(35, 0, 74)
+    full = train_language_model(small_config(text_file, tmp_path / "full", variable_bptt=True,
+                                             optimizer="sgd", lr=1.0, epochs=3))
+    log = [r for r in read_jsonl(tmp_path / "full" / "log.jsonl") if r["event"] == "train"]
+    assert full["train_tokens"] != full["steps"] * 4 * 5  # the windows varied
+    assert log
+    train_language_model(small_config(text_file, tmp_path / "part", variable_bptt=True,
+                                      optimizer="sgd", lr=1.0, epochs=3, max_steps=7))
+    train_language_model(TrainConfig(out=str(tmp_path / "part"), resume=True, quiet=True),
+                         explicit={"out", "resume", "quiet"})
+    for name in ("model.npz", "optimizer.npz"):
+        with np.load(tmp_path / "full" / "last" / name) as a, \
+                np.load(tmp_path / "part" / "last" / name) as b:
+            assert all(np.array_equal(a[k], b[k]) for k in a.files)

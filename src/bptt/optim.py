@@ -26,7 +26,7 @@ import numpy as np
 from .backend import array_module, to_numpy
 
 __all__ = [
-    "Optimizer", "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam",
+    "Optimizer", "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam", "NTASGD",
     "OPTIMIZERS", "make_optimizer", "clip_grads", "merge_shared",
 ]
 
@@ -286,9 +286,78 @@ class Adam(Optimizer):
         p -= step * m / denom
 
 
+class NTASGD(Optimizer):
+    """Non-monotonically triggered averaged SGD (Merity, Keskar & Socher 2017, AWD-LSTM).
+
+        p -= lr * g                                       every update (plain SGD)
+        trigger: at an evaluation, the monitored value (validation loss or perplexity) is
+                 worse than the best of all evaluations but the last ``nonmono``
+        after it, k = updates since the trigger:  avg += (p - avg) / k
+
+    The trainer calls ``observe(value)`` at every epoch's evaluation and evaluates (and saves as
+    the best) the averaged weights: ``swap_average(params)`` exchanges p and avg in place, a
+    second call swaps back. ``state_dict`` holds avg, the trigger, k and the evaluations seen.
+    """
+
+    slots = ("avg",)
+    hyper = ("nonmono", "triggered", "averaged")
+
+    def __init__(self, lr: float = 30.0, nonmono: int = 5) -> None:
+        super().__init__(lr)
+        if int(nonmono) != nonmono or nonmono < 1:
+            raise ValueError(f"nonmono must be a positive integer, got {nonmono!r}")
+        self.nonmono = float(nonmono)
+        self.triggered = 0.0  # 1 once averaging has started
+        self.averaged = 0.0   # k: updates averaged so far
+        self.history: list[float] = []
+
+    def update(self, params: Any, grads: Any = None) -> None:
+        if self.triggered:
+            self.averaged += 1
+        super().update(params, grads)
+
+    def _step(self, p: Any, g: Any, st: dict[str, Any]) -> None:
+        p -= self.lr * g
+        if self.triggered:
+            avg = st["avg"]
+            avg += (p - avg) / self.averaged  # avg = p at the first averaged update
+
+    def observe(self, value: float) -> bool:
+        """Record an evaluation; start averaging when the trigger fires. True if it fired."""
+        self.history.append(float(value))
+        n = int(self.nonmono)
+        if not self.triggered and len(self.history) > n \
+                and self.history[-1] > min(self.history[:-n]):
+            self.triggered = 1.0
+            return True
+        return False
+
+    def swap_average(self, params: Any) -> bool:
+        """Exchange the parameters with their averages (in place); False if not averaging yet."""
+        if not self.averaged:
+            return False
+        for key, p, _ in _pairs(params, params):
+            avg = self._on_device(key, self.state[key], p)["avg"]
+            held = p.copy()
+            p[...] = avg
+            avg[...] = held
+        return True
+
+    def state_dict(self) -> dict[str, Any]:
+        d = super().state_dict()
+        d["history"] = np.array(self.history, dtype=np.float64)
+        return d
+
+    def load_state_dict(self, d: Mapping[str, Any]) -> None:
+        d = dict(d)
+        history = d.pop("history", np.zeros(0))
+        super().load_state_dict(d)
+        self.history = [float(v) for v in np.asarray(history, dtype=np.float64).ravel()]
+
+
 OPTIMIZERS: dict[str, type[Optimizer]] = {
     "sgd": SGD, "momentum": Momentum, "nesterov": Nesterov,
-    "adagrad": AdaGrad, "rmsprop": RMSprop, "adam": Adam,
+    "adagrad": AdaGrad, "rmsprop": RMSprop, "adam": Adam, "ntasgd": NTASGD,
 }
 
 

@@ -96,7 +96,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
       help="tie the output weights to the embedding (needs --embed == --hidden)")
     a("--variational", action="store_true", default=None,
       help="one dropout mask per sequence for all time steps")
-    a("--optimizer", choices=OPTIMIZERS, default=None)
+    a("--variable-bptt", action="store_true", default=None,
+      help="AWD-LSTM's window lengths: --bptt (or half of it) plus N(0, 5^2) noise, the lr "
+           "scaled by length / --bptt")
+    a("--optimizer", choices=OPTIMIZERS, default=None,
+      help="ntasgd: SGD that starts averaging the weights when the validation perplexity stops "
+           "improving (AWD-LSTM's NT-ASGD)")
     a("--float64", action="store_true", default=None, help="train in float64 (default float32)")
     a("--out", default=None, metavar="DIR", help="output directory (default runs/lm)")
     a("--resume", action="store_true", default=None, help="continue the run in --out exactly")
@@ -118,7 +123,8 @@ def train_config_from_args(args: argparse.Namespace) -> tuple[Any, set[str]]:
         if raw is not None:
             values[dest] = number(raw, "--" + dest.replace("_", "-"), kind, lower,
                                   positive=dest in ("lr", "max_minutes"))
-    for dest in ("data", "level", "preset", "cell", "tie", "variational", "optimizer", "out",
+    for dest in ("data", "level", "preset", "cell", "tie", "variational", "variable_bptt",
+                 "optimizer", "out",
                  "resume", "overwrite", "force", "plot", "quiet"):
         v = getattr(args, dest, None)
         if v is not None:

@@ -52,14 +52,26 @@ class StreamBatcher:
         self.iters_per_epoch = S // (batch_size * time_size)
         self.position = int(position)
 
-    def indices(self, position: int) -> np.ndarray:
+    def indices(self, position: int, time_size: int | None = None) -> np.ndarray:
         """Positions in x/t of the batch at stream position ``position``: (N, T)."""
-        return (self.offsets[:, None] + (position + self.steps)[None, :]) % self.data_size
+        steps = self.steps if time_size is None else np.arange(time_size, dtype=np.int64)
+        return (self.offsets[:, None] + (position + steps)[None, :]) % self.data_size
 
-    def next_batch(self) -> tuple[np.ndarray, np.ndarray]:
-        idx = self.indices(self.position)
-        self.position += self.time_size
+    def next_batch(self, time_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The next (xs, ts), of ``time_size`` steps if given (variable-length BPTT)."""
+        T = self.time_size if time_size is None else int(time_size)
+        idx = self.indices(self.position, T)
+        self.position += T
         return self.x[idx], self.t[idx]
+
+
+def variable_bptt_length(bptt: int, seed: int, position: int) -> int:
+    """AWD-LSTM's window length: bptt with probability 0.95 (else bptt / 2), then drawn from
+    N(that, 5^2), at least 5 and at most bptt + 20. Drawn from (seed, stream position), so a
+    resumed run draws the same lengths."""
+    g = np.random.default_rng([int(seed), int(position)])
+    base = bptt if g.random() < 0.95 else bptt / 2
+    return int(min(max(5, round(g.normal(base, 5))), bptt + 20))
 
 
 def eval_batches(ids: Any, batch_size: int = 10,

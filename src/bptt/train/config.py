@@ -39,7 +39,7 @@ UNLESS_PRESET: dict[str, Any] = {"lr_decay": 4.0, "weight_drop": 0.0, "embed_dro
 OPTIMIZERS = tuple(_optim.OPTIMIZERS)
 # learning rate when --optimizer differs from the preset's and no --lr is given
 DEFAULT_LR = {"sgd": 20.0, "momentum": 1.0, "nesterov": 1.0, "adagrad": 0.1, "rmsprop": 0.002,
-              "adam": 0.002}
+              "adam": 0.002, "ntasgd": 30.0}
 # settings a resumed run may change; all others must match the checkpoint
 RESUME_MAY_CHANGE = ("epochs", "max_steps", "max_minutes", "quiet", "plot", "resume", "out",
                      "overwrite", "force", "device", "log_every")
@@ -63,6 +63,7 @@ class TrainConfig:
     ar: float | None = None
     tar: float | None = None
     tie: bool | None = None
+    variable_bptt: bool = False      # AWD-LSTM's random window lengths around --bptt
     batch: int | None = None
     bptt: int | None = None
     optimizer: str | None = None

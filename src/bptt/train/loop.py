@@ -303,6 +303,16 @@ class Trainer:
         st, learner = self.state, self.learner
         t0 = time.perf_counter()
         train_loss = st.loss_sum / st.loss_count if st.loss_count else None
+        swap = getattr(self.optimizer, "swap_average", None)  # NT-ASGD: judge the average
+        swapped = swap is not None and swap(learner.params)
+        try:
+            return self._judge(epoch_end, train_loss, t0)
+        finally:
+            if swapped:
+                swap(learner.params)
+
+    def _judge(self, epoch_end: bool, train_loss: float | None, t0: float) -> dict[str, Any]:
+        st, learner = self.state, self.learner
         learner.set_training(False)
         metrics = learner.evaluate(train_loss)
         learner.set_training(True)
@@ -310,6 +320,12 @@ class Trainer:
         if value is None or not math.isfinite(value):  # never save such a model as the best
             raise self._diverged(value, st.step, f"the {learner.monitor_label}")
         improved = False
+        observe = getattr(self.optimizer, "observe", None)
+        if epoch_end and observe is not None and observe(value):
+            self.log.write("averaging", step=st.step, epoch=round(self.epoch, 4))
+            self.progress.message(f"averaging the weights from step {st.step} on (NT-ASGD: "
+                                  f"no better {learner.monitor_label} for "
+                                  f"{int(getattr(self.optimizer, 'nonmono', 0))} epochs)")
         if epoch_end:
             improved = st.best is None or value < st.best
             scheduled = (self.cfg.decay_after is not None
@@ -399,7 +415,10 @@ class Trainer:
                     norm = optim.clip_grads(learner.grads, cfg.clip) if cfg.clip else None
                     if norm is not None and not math.isfinite(norm):
                         raise self._diverged(norm, st.step + 1, "the gradient norm")
+                    base_lr = opt.lr
+                    opt.lr = base_lr * getattr(learner, "lr_scale", 1.0)
                     opt.update(learner.params, learner.grads)
+                    opt.lr = base_lr
                     st.step += 1
                     st.units += size
                     st.loss_sum += loss * size

@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import backend
 from ..atomic import write_json_atomic
-from ..data.batching import StreamBatcher, eval_batches
+from ..data.batching import StreamBatcher, eval_batches, variable_bptt_length
 from ..data.corpus import Corpus, load_corpus, read_text, tokenize
 from ..models.rnnlm import LanguageModel
 from ..nn.registry import get_cell
@@ -92,6 +92,7 @@ class LanguageModelLearner:
         self.data = data or {}
         self.optimizer_name: str | None = None
         self.rows = slice(None)  # this rank's streams (data-parallel: a share of the batch)
+        self.lr_scale = 1.0  # of this step's update (variable-length BPTT)
         self._full_state: list[tuple[Any, Any]] | None = None
 
     def shard(self, rank: int, size: int) -> None:
@@ -122,7 +123,11 @@ class LanguageModelLearner:
         self._full_state = full
 
     def train_step(self) -> tuple[float, int]:
-        xs, ts = self.batcher.next_batch()
+        T = None
+        if self.cfg.variable_bptt:  # the lr follows the window: lr * T / bptt (AWD-LSTM)
+            T = variable_bptt_length(self.cfg.bptt, self.cfg.seed, self.batcher.position)
+            self.lr_scale = T / self.cfg.bptt
+        xs, ts = self.batcher.next_batch(T)
         xs, ts = xs[self.rows], ts[self.rows]
         loss = float(self.model.forward(xs, ts))
         if not loss_has_diverged(loss):
