@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -60,3 +61,18 @@ def test_rnnlm_recipe_reaches_the_books_perplexity(tmp_path, capsys):
     m = json.loads((out / "metrics.json").read_text())
     assert m["epochs_completed"] == 4 and np.isfinite(m["valid_ppl"])
     assert m["test_ppl"] <= 136.0, m
+
+
+@needs_ptb
+@pytest.mark.slow
+def test_cpu_hour_preset_reaches_100_within_an_hour(tmp_path):
+    """`--preset cpu-hour` on 2 BLAS threads: the whole run (evaluations included) in at most
+    60 minutes and a test perplexity of at most 100 (measured: 85.5 in 52 min)."""
+    out = tmp_path / "cpu-hour"
+    t0 = time.monotonic()
+    assert main(["train", "--data", str(PTB), "--preset", "cpu-hour", "--threads", "2",
+                 "--out", str(out), "--quiet"]) == 0
+    minutes = (time.monotonic() - t0) / 60
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["test_ppl"] <= 100, m["test_ppl"]
+    assert minutes <= 60, minutes
