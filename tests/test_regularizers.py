@@ -175,3 +175,33 @@ def test_resume_with_every_regulariser_is_bit_exact(tmp_path):
 def last_params(out):
     with np.load(out / "last" / "model.npz", allow_pickle=False) as f:
         return {k: f[k] for k in f.files}
+
+
+def test_a_narrower_last_layer_ties_to_a_narrower_embedding():
+    model = bptt.LanguageModel(20, 4, 7, num_layers=3, last_hidden=4, tie_weights=True,
+                               dtype=np.float64, seed=0)
+    shapes = dict(zip(model.param_names, (p.shape for p in model.params), strict=True))
+    assert shapes["rnn0.Wx"] == (4, 28) and shapes["rnn1.Wh"] == (7, 28)
+    assert shapes["rnn2.Wx"] == (7, 16) and shapes["rnn2.Wh"] == (4, 16)
+    assert "affine.W" not in shapes  # tied: the (4, 20) output weight is embed.W
+    ids = np.random.default_rng(0).integers(0, 20, (2, 6))
+    assert np.isfinite(float(model.forward(ids[:, :-1], ids[:, 1:])))
+    model.backward()
+    rebuilt = bptt.LanguageModel(**model.config)
+    assert rebuilt.last_hidden == 4 and rebuilt.num_params() == model.num_params()
+    with pytest.raises(ValueError, match="--tie needs --embed equal to --last-hidden"):
+        TrainConfig(embed=8, hidden=16, last_hidden=12, tie=True).resolved()
+
+
+def test_the_awd_preset_smoke_run(tmp_path):
+    """AWD-LSTM's settings (3 x LSTM 1150/1150/400, every regulariser, NT-ASGD) for a few
+    short windows on the built-in corpus: the whole preset wired up on the CPU."""
+    m = train_language_model(TrainConfig(preset="awd", batch=4, bptt=12, max_steps=3,
+                                         out=str(tmp_path / "awd"), quiet=True))
+    cfg = m["config"]
+    assert (cfg["layers"], cfg["hidden"], cfg["last_hidden"], cfg["optimizer"]) == \
+        (3, 1150, 400, "ntasgd")
+    model = m["model"]
+    assert (model["weight_drop"], model["embed_dropout"], model["ar"], model["tar"]) == \
+        (0.5, 0.1, 2.0, 1.0)
+    assert m["steps"] == 3 and np.isfinite(m["valid_ppl"])

@@ -196,7 +196,7 @@ def test_load_params_errors_are_clear(tmp_path):
 def test_constructor_errors():
     with pytest.raises(ValueError, match="unknown cell"):
         LanguageModel(10, cell="transformer")
-    with pytest.raises(ValueError, match="embed_size == hidden_size"):
+    with pytest.raises(ValueError, match="embed_size == the last layer's hidden size"):
         LanguageModel(10, 4, 5, tie_weights=True)
     with pytest.raises(ValueError, match="dropout"):
         LanguageModel(10, dropout=1.0)

@@ -22,7 +22,8 @@ from ..train.trainer import evaluate, train_language_model
 from .options import number
 
 _TRAIN_NUMBERS = {  # option dest -> (type, lower bound, inclusive)
-    "layers": (int, 1), "embed": (int, 1), "hidden": (int, 1), "batch": (int, 1),
+    "layers": (int, 1), "embed": (int, 1), "hidden": (int, 1), "last_hidden": (int, 1),
+    "batch": (int, 1),
     "bptt": (int, 1), "epochs": (int, 1), "max_steps": (int, 1), "seed": (int, 0),
     "min_freq": (int, 1), "max_size": (int, 2), "log_every": (int, 1),
     "eval_batch": (int, 1), "eval_bptt": (int, 1),
@@ -44,10 +45,10 @@ def preset_table() -> str:
     """What each preset sets, for ``bptt train --help``."""
     lines = ["presets (an option given on the command line wins):"]
     for name, values in PRESETS.items():
-        settings = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in values.items()
-                            if k != "tie")
-        tie = " --tie" if values.get("tie") else ""
-        lines.append(f"  {name:<13} {settings}{tie}")
+        settings = " ".join(f"--{k.replace('_', '-')}" if v is True else
+                            f"--{k.replace('_', '-')} {v}" for k, v in values.items()
+                            if v is not False)
+        lines.append(f"  {name:<13} {settings}")
     return "\n".join(lines)
 
 
@@ -68,7 +69,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     a("--cell", choices=cell_names(), default=None,
       help="recurrent cell: a built-in or a registered one (bptt.cells entry points)")
     for opt, help_ in (("--layers", "recurrent layers"), ("--embed", "word vector size D"),
-                       ("--hidden", "hidden size H"), ("--dropout", "dropout ratio P"),
+                       ("--hidden", "hidden size H"),
+                       ("--last-hidden", "hidden size of the last layer (default H)"),
+                       ("--dropout", "dropout ratio P"),
                        ("--weight-drop", "DropConnect ratio on the recurrent weights Wh "
                                          "(AWD-LSTM; default 0)"),
                        ("--embed-dropout", "ratio of whole words dropped from the embedding "

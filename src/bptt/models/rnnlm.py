@@ -54,7 +54,10 @@ class LanguageModel:
         num_layers: recurrent layers stacked.
         dropout: ratio of the dropout before each recurrent layer and before the affine layer
             (0 = none). variational: one mask per sequence for all time steps (Gal & Ghahramani).
-        tie_weights: the affine W is the embedding's W transposed (needs D == H).
+        tie_weights: the affine W is the embedding's W transposed (needs D == the last
+            layer's hidden size).
+        last_hidden: hidden size of the last recurrent layer (default H), as AWD-LSTM's
+            400-unit last layer under 1,150-unit ones, so that a tied output fits D.
         weight_drop, embed_dropout, ar, tar: AWD-LSTM's regularisers
             (:mod:`bptt.nn.regularizers`): DropConnect ratio on every recurrent weight Wh (IndRNN:
             u), ratio of whole words dropped from the embedding, and the AR / TAR coefficients
@@ -70,19 +73,21 @@ class LanguageModel:
                  cell: str = "lstm", num_layers: int = 1, dropout: float = 0.0,
                  variational: bool = False, tie_weights: bool = False, dtype: Any = None,
                  seed: int | None = None, weight_drop: float = 0.0, embed_dropout: float = 0.0,
-                 ar: float = 0.0, tar: float = 0.0) -> None:
+                 ar: float = 0.0, tar: float = 0.0, last_hidden: int | None = None) -> None:
         V = _positive_int("vocab_size", vocab_size)
         D = _positive_int("embed_size", embed_size)
         H = _positive_int("hidden_size", hidden_size)
         L = _positive_int("num_layers", num_layers)
+        H_last = H if last_hidden is None else _positive_int("last_hidden", last_hidden)
         spec = get_cell(cell)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        if tie_weights and D != H:
-            raise ValueError(f"tie_weights needs embed_size == hidden_size (the affine W is the "
-                             f"embedding's W transposed), got {D} and {H}")
+        if tie_weights and D != H_last:
+            raise ValueError(f"tie_weights needs embed_size == the last layer's hidden size (the "
+                             f"affine W is the embedding's W transposed), got {D} and {H_last}")
         dtype = np.dtype(dtype) if dtype is not None else default_dtype()
         self.vocab_size, self.embed_size, self.hidden_size = V, D, H
+        self.last_hidden = None if last_hidden is None else H_last
         self.cell, self.num_layers, self.dropout = cell, L, float(dropout)
         self.variational, self.tie_weights, self.dtype = bool(variational), bool(tie_weights), dtype
         gen = np.random.default_rng(seed) if seed is not None else None
@@ -108,7 +113,8 @@ class LanguageModel:
             if dropout > 0:
                 self._add_dropout()
             d_in = D if i == 0 else H
-            params = spec.init_params(d_in, H, init)  # Wx (D, GH), Wh (H, GH), b (GH,)...
+            h_out = H_last if i == L - 1 else H
+            params = spec.init_params(d_in, h_out, init)  # Wx (D, GH), Wh (H, GH), b (GH,)...
             rnn = make_time_layer(spec, *params, stateful=True)
             if weight_drop > 0:
                 rnn = WeightDrop(rnn, weight_drop, name=recurrent[0])
@@ -121,7 +127,7 @@ class LanguageModel:
             self._add_dropout()
         if ar > 0:  # on its output after dropout
             self._add_penalty(ActivationPenalty(alpha=ar))
-        affine_W = embed_W.T if tie_weights else xavier(H, V, **kw)  # (H, V)
+        affine_W = embed_W.T if tie_weights else xavier(H_last, V, **kw)  # (H, V)
         self.affine = TimeAffine(affine_W, zeros(V, dtype=dtype))
         self.layers.append(self.affine)
         self.loss_layer = TimeSoftmaxWithLoss()
@@ -221,7 +227,8 @@ class LanguageModel:
                 "num_layers": self.num_layers, "dropout": self.dropout,
                 "variational": self.variational, "tie_weights": self.tie_weights,
                 "dtype": self.dtype.name, "weight_drop": self.weight_drop,
-                "embed_dropout": self.embed_dropout, "ar": self.ar, "tar": self.tar}
+                "embed_dropout": self.embed_dropout, "ar": self.ar, "tar": self.tar,
+                "last_hidden": self.last_hidden}
 
     def num_params(self) -> int:
         return int(sum(p.size for p in self.params))
@@ -264,7 +271,9 @@ class LanguageModel:
         extra = (f", dropout={self.dropout}" if self.dropout else "") + (
             ", tied" if self.tie_weights else "")
         return (f"{type(self).__name__}(V={self.vocab_size}, D={self.embed_size}, "
-                f"H={self.hidden_size}, {self.num_layers}x{self.cell}{extra}, "
+                f"H={self.hidden_size}"
+                + (f" (last {self.last_hidden})" if self.last_hidden else "")
+                + f", {self.num_layers}x{self.cell}{extra}, "
                 f"{self.num_params():,} params, {self.dtype.name})")
 
 
@@ -300,7 +309,8 @@ class BetterRnnlm(LanguageModel):
 def model_from_config(config: dict[str, Any]) -> LanguageModel:
     """Rebuild a model from its :attr:`LanguageModel.config` (fresh weights)."""
     keys = {"vocab_size", "embed_size", "hidden_size", "cell", "num_layers", "dropout",
-            "variational", "tie_weights", "dtype", "weight_drop", "embed_dropout", "ar", "tar"}
+            "variational", "tie_weights", "dtype", "weight_drop", "embed_dropout", "ar", "tar",
+            "last_hidden"}
     unknown = set(config) - keys
     if unknown or "vocab_size" not in config:
         raise ValueError(f"not a language-model config: unknown keys {sorted(unknown)}"

@@ -32,10 +32,17 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cpu-hour": dict(cell="lstm", layers=2, embed=300, hidden=300, dropout=0.4, tie=True,
                      batch=20, bptt=35, optimizer="sgd", lr=20.0, clip=0.25, epochs=18,
                      lr_decay=1.6, decay_after=10, max_minutes=56.0),
+    # AWD-LSTM (Merity et al. 2017) for a GPU: 3 LSTM layers 1150, 1150, 400 under a tied
+    # 400-wide embedding; one dropout ratio for AWD's four (0.4 in, 0.25 between, 0.4 out)
+    "awd": dict(cell="lstm", layers=3, embed=400, hidden=1150, last_hidden=400, dropout=0.4,
+                variational=True, tie=True, weight_drop=0.5, embed_dropout=0.1, ar=2.0,
+                tar=1.0, variable_bptt=True, batch=80, bptt=70, optimizer="ntasgd", lr=30.0,
+                clip=0.25, lr_decay=1.0, epochs=750),
 }
 # what a setting is when neither the command line nor the preset gives it
 UNLESS_PRESET: dict[str, Any] = {"lr_decay": 4.0, "weight_drop": 0.0, "embed_dropout": 0.0,
-                                 "ar": 0.0, "tar": 0.0}
+                                 "ar": 0.0, "tar": 0.0, "variational": False,
+                                 "variable_bptt": False}
 OPTIMIZERS = tuple(_optim.OPTIMIZERS)
 # learning rate when --optimizer differs from the preset's and no --lr is given
 DEFAULT_LR = {"sgd": 20.0, "momentum": 1.0, "nesterov": 1.0, "adagrad": 0.1, "rmsprop": 0.002,
@@ -56,14 +63,15 @@ class TrainConfig:
     layers: int | None = None
     embed: int | None = None
     hidden: int | None = None
+    last_hidden: int | None = None   # the last recurrent layer's size (default: hidden)
     dropout: float | None = None
-    variational: bool = False
+    variational: bool | None = None
     weight_drop: float | None = None  # AWD-LSTM's regularisers (bptt.nn.regularizers); 0: off
     embed_dropout: float | None = None
     ar: float | None = None
     tar: float | None = None
     tie: bool | None = None
-    variable_bptt: bool = False      # AWD-LSTM's random window lengths around --bptt
+    variable_bptt: bool | None = None  # AWD-LSTM's random window lengths around --bptt
     batch: int | None = None
     bptt: int | None = None
     optimizer: str | None = None
@@ -122,7 +130,7 @@ class TrainConfig:
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, "
                                  f"got {v!r}")
-        for name in ("max_steps", "max_size", "decay_after"):
+        for name in ("max_steps", "max_size", "decay_after", "last_hidden"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v < 1):
                 raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, "
@@ -142,9 +150,11 @@ class TrainConfig:
             raise ValueError(f"--lr-decay must be >= 1 (1: never decay), got {self.lr_decay}")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ValueError(f"--max-minutes must be positive, got {self.max_minutes}")
-        if self.tie and self.embed != self.hidden:
-            raise ValueError(f"--tie needs --embed equal to --hidden (the output layer reuses "
-                             f"the embedding), got {self.embed} and {self.hidden}")
+        last = self.last_hidden or self.hidden
+        if self.tie and self.embed != last:
+            what = "--last-hidden" if self.last_hidden else "--hidden"
+            raise ValueError(f"--tie needs --embed equal to {what} (the output layer reuses "
+                             f"the embedding), got {self.embed} and {last}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
 
@@ -153,7 +163,8 @@ class TrainConfig:
                 "cell": self.cell, "num_layers": self.layers, "dropout": self.dropout,
                 "variational": self.variational, "tie_weights": bool(self.tie),
                 "dtype": self.dtype, "weight_drop": self.weight_drop,
-                "embed_dropout": self.embed_dropout, "ar": self.ar, "tar": self.tar}
+                "embed_dropout": self.embed_dropout, "ar": self.ar, "tar": self.tar,
+                "last_hidden": self.last_hidden}
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -285,8 +285,10 @@ def estimate_memory(cfg: TrainConfig, vocab_size: int) -> int:
     V, D, H, L = vocab_size, kw["embed_size"], kw["hidden_size"], kw["num_layers"]
     spec = get_cell(kw["cell"])
     G = spec.gates
-    params = V * D + V + (0 if kw["tie_weights"] else H * V)
-    params += sum(spec.num_params(D if k == 0 else H, H) for k in range(L))
+    last = kw.get("last_hidden") or H
+    params = V * D + V + (0 if kw["tie_weights"] else last * V)
+    params += sum(spec.num_params(D if k == 0 else H, last if k == L - 1 else H)
+                  for k in range(L))
     acts = cfg.batch * cfg.bptt * (3 * V + 2 * G * H * L + D)
     return int(np.dtype(kw["dtype"] or "float32").itemsize * (4 * params + 2 * acts))
 
