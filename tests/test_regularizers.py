@@ -142,7 +142,7 @@ def test_everything_is_off_by_default():
     kinds = {type(layer).__name__ for layer in model.layers}
     assert not kinds & {"WeightDrop", "EmbeddingDropout", "ActivationPenalty"}
     assert model.penalty == 0
-    for preset in PRESETS:
+    for preset in (p for p in PRESETS if p != "awd"):  # awd: AWD-LSTM's, all on
         cfg = TrainConfig(preset=preset).resolved()
         assert (cfg.weight_drop, cfg.embed_dropout, cfg.ar, cfg.tar) == (0, 0, 0, 0), preset
 

@@ -224,3 +224,39 @@ def test_config_rebuilds_the_model():
 def test_top_level_names():
     for name in ("SimpleRnnlm", "Rnnlm", "BetterRnnlm", "LanguageModel"):
         assert getattr(bptt, name) is globals()[name]
+
+
+# -- initialisation schemes ---------------------------------------------------------------------
+def test_init_schemes_draw_what_they_say():
+    V, D, H = 300, 40, 50
+    book, torch_like, ortho = (LanguageModel(V, D, H, cell="lstm", init=i, seed=0, dtype="float64")
+                               for i in ("book", "torch", "orthogonal"))
+    p = {i: dict(zip(m.param_names, m.params, strict=True))
+         for i, m in (("book", book), ("torch", torch_like), ("orthogonal", ortho))}
+    assert np.std(p["book"]["embed.W"]) == pytest.approx(0.01, rel=0.05)
+    assert np.std(p["torch"]["embed.W"]) == pytest.approx(1.0, rel=0.05)
+    assert np.abs(p["orthogonal"]["embed.W"]).max() <= 0.1
+    k = 1 / np.sqrt(H)
+    for name in ("rnn0.Wx", "rnn0.Wh", "affine.W", "affine.b"):
+        assert np.abs(p["torch"][name]).max() <= k  # U(-1/sqrt(H), 1/sqrt(H))
+    b = p["torch"]["rnn0.b"]  # b_ih + b_hh: a triangular spread up to 2k
+    assert np.abs(b).max() <= 2 * k and np.abs(b).max() > k
+    Wh = p["orthogonal"]["rnn0.Wh"]
+    for g in range(4):  # one orthogonal block per gate
+        block = Wh[:, g * H:(g + 1) * H]
+        np.testing.assert_allclose(block.T @ block, np.eye(H), atol=1e-12)
+    np.testing.assert_array_equal(p["orthogonal"]["rnn0.b"][:H], 1.0)  # forget gate f
+    np.testing.assert_array_equal(p["orthogonal"]["rnn0.b"][H:], 0.0)
+    gru = LanguageModel(V, D, H, cell="gru", init="orthogonal", seed=0)
+    np.testing.assert_array_equal(gru.params[3][:H], -1.0)  # z: carry 1 - z opens
+    assert LanguageModel(**ortho.config).init == "orthogonal"
+    with pytest.raises(ValueError, match="unknown init 'xavier'"):
+        LanguageModel(V, D, H, init="xavier")
+
+
+def test_the_books_presets_keep_the_books_initial_weights():
+    from bptt.train.config import PRESETS, TrainConfig
+    for name in ("simple-rnnlm", "rnnlm", "better-rnnlm", "cpu-hour"):
+        assert PRESETS[name]["init"] == "book"
+        assert TrainConfig(preset=name).resolved().init == "book"
+    assert TrainConfig(preset="rnnlm", init="torch").resolved().init == "torch"

@@ -15,6 +15,9 @@ same weights up to rounding.
 | Xavier     | N(0, 1/n_in)  (the book's Xavier) | 0                      |
 | He         | N(0, 2/n_in)                      | 0                      |
 | Orthogonal | gain * Q, orthonormal cols / rows | 0                      |
+| Uniform    | U(-k, k)                          | U(-k, k) (PyTorch's)   |
+| Recurrent  | Wx N(0, 1/n_in), then orthogonal  | 0                      |
+|            | H x H blocks for the recurrent W  |                        |
 
 "Xavier" follows the books: std 1/sqrt(n_in). Glorot & Bengio's normal variant would be
 sqrt(2 / (n_in + n_out)).
@@ -28,8 +31,8 @@ from typing import Any
 from .backend import array_module, default_dtype, get_xp, rng
 
 __all__ = [
-    "normal", "xavier", "he", "orthogonal", "zeros",
-    "Normal", "Xavier", "He", "Orthogonal", "get_initializer",
+    "normal", "xavier", "he", "orthogonal", "uniform", "zeros",
+    "Normal", "Xavier", "He", "Orthogonal", "Uniform", "Recurrent", "get_initializer",
 ]
 
 Shape = tuple[int, ...]
@@ -93,6 +96,15 @@ def orthogonal(shape: int | Shape, gain: float = 1.0, *, dtype: Any = None,
     if rows < cols:
         q = q.T                             # (min, max): orthonormal rows
     return _finish(gain * q.reshape(shape), dtype)
+
+
+def uniform(shape: int | Shape, bound: float, *, dtype: Any = None,
+            generator: Any = None) -> Any:
+    """U(-bound, bound) of ``shape`` (PyTorch's default for RNN, LSTM, GRU and Linear weights
+    and biases, with bound 1/sqrt(hidden size) or 1/sqrt(fan_in))."""
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    g = generator if generator is not None else rng()
+    return _finish(g.uniform(-bound, bound, shape), dtype)
 
 
 def zeros(shape: int | Shape, *, dtype: Any = None) -> Any:
@@ -162,6 +174,41 @@ class Orthogonal(_Initializer):
 
     def __repr__(self) -> str:
         return f"Orthogonal(gain={self.gain})"
+
+
+class Uniform(_Initializer):
+    """W and B from U(-bound, bound): ``torch.nn.LSTM``'s defaults with bound = 1/sqrt(H)."""
+
+    def __init__(self, bound: float, *, dtype: Any = None, generator: Any = None) -> None:
+        super().__init__(dtype=dtype, generator=generator)
+        self.bound = float(bound)
+
+    def W(self, n_in: int, n_out: int) -> Any:
+        return uniform((n_in, n_out), self.bound, dtype=self.dtype, generator=self.generator)
+
+    def B(self, n_out: int) -> Any:
+        return uniform(n_out, self.bound, dtype=self.dtype, generator=self.generator)
+
+    def __repr__(self) -> str:
+        return f"Uniform(bound={self.bound})"
+
+
+class Recurrent(_Initializer):
+    """For a recurrent cell's ``init_params``: the first W (the input weight Wx) N(0, 1/n_in),
+    every later W made of square (n_in, n_in) blocks (the recurrent weight Wh (H, G*H)) one
+    orthogonal block per gate (Saxe et al. 2014), biases 0."""
+
+    def __init__(self, *, dtype: Any = None, generator: Any = None) -> None:
+        super().__init__(dtype=dtype, generator=generator)
+        self.calls = 0
+
+    def W(self, n_in: int, n_out: int) -> Any:
+        self.calls += 1
+        if self.calls == 1 or n_out % n_in:
+            return xavier(n_in, n_out, dtype=self.dtype, generator=self.generator)
+        blocks = [orthogonal((n_in, n_in), dtype=self.dtype, generator=self.generator)
+                  for _ in range(n_out // n_in)]
+        return get_xp().concatenate(blocks, axis=1)
 
 
 def get_initializer(spec: Any, **kwargs: Any) -> _Initializer:

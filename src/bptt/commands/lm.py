@@ -15,6 +15,7 @@ import json
 import sys
 from typing import Any
 
+from ..models.rnnlm import INIT_SCHEMES
 from ..nn.registry import cell_names
 from ..train.config import OPTIMIZERS, PRESETS, TrainConfig
 from ..train.generate import generate_from_checkpoint
@@ -99,6 +100,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
       help="tie the output weights to the embedding (needs --embed == --hidden)")
     a("--variational", action="store_true", default=None,
       help="one dropout mask per sequence for all time steps")
+    a("--init", choices=INIT_SCHEMES, default=None,
+      help="initial weights: book (the book's), torch (PyTorch's defaults) or orthogonal "
+           "(orthogonal Wh, carry-gate bias 1)")
     a("--variable-bptt", action="store_true", default=None,
       help="AWD-LSTM's window lengths: --bptt (or half of it) plus N(0, 5^2) noise, the lr "
            "scaled by length / --bptt")
@@ -126,7 +130,7 @@ def train_config_from_args(args: argparse.Namespace) -> tuple[Any, set[str]]:
         if raw is not None:
             values[dest] = number(raw, "--" + dest.replace("_", "-"), kind, lower,
                                   positive=dest in ("lr", "max_minutes"))
-    for dest in ("data", "level", "preset", "cell", "tie", "variational", "variable_bptt",
+    for dest in ("data", "level", "preset", "cell", "init", "tie", "variational", "variable_bptt",
                  "optimizer", "out",
                  "resume", "overwrite", "force", "plot", "quiet"):
         v = getattr(args, dest, None)

@@ -17,12 +17,23 @@ embedding's W (V, D) transposed, a view of the same memory (so D == H). Then
 gradient array holds the sum above after ``backward``, so ``optimizer.update(model.params,
 model.grads)`` is right. The tie is known by construction (identity), never by comparing values.
 
-Initialisation (the book's): embedding N(0, 0.01^2); recurrent Wx, Wh and the affine W
-N(0, 1/fan_in) ("Xavier"); biases 0.
+Initialisation, ``init=``:
+
+| scheme       | embedding    | recurrent Wx, Wh, b                         | affine W, b       |
+| ------------ | ------------ | ------------------------------------------- | ----------------- |
+| "book"       | N(0, 0.01^2) | N(0, 1/fan_in), N(0, 1/fan_in), 0           | N(0, 1/H), 0      |
+| "torch"      | N(0, 1)      | U(+-1/sqrt(H)), same, sum of two such       | U(+-1/sqrt(H))    |
+| "orthogonal" | U(+-0.1)     | N(0, 1/fan_in), orthogonal per gate, 0 but  | U(+-0.1), 0       |
+|              |              | the carry gate's +1 (LSTM f, GRU 1 - z)     |                   |
+
+"torch" is what ``nn.Embedding``, ``nn.LSTM``/``GRU``/``RNN`` (two biases) and ``nn.Linear``
+start from; "orthogonal" is LSTM practice (Saxe et al. 2014, Jozefowicz et al. 2015) with the
+embedding range of PyTorch's word_language_model example.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -31,7 +42,7 @@ import numpy as np
 
 from ..atomic import atomic_file, read_npz
 from ..backend import array_module, default_dtype, to_numpy
-from ..initializers import Xavier, normal, xavier, zeros
+from ..initializers import Recurrent, Uniform, Xavier, normal, uniform, xavier, zeros
 from ..nn.cell_spec import layer_param_names
 from ..nn.registry import get_cell, make_time_layer
 from ..nn.regularizers import ActivationPenalty, EmbeddingDropout, WeightDrop
@@ -58,6 +69,8 @@ class LanguageModel:
             layer's hidden size).
         last_hidden: hidden size of the last recurrent layer (default H), as AWD-LSTM's
             400-unit last layer under 1,150-unit ones, so that a tied output fits D.
+        init: "book" (default here; the presets choose theirs), "torch" or "orthogonal"
+            (the module docstring).
         weight_drop, embed_dropout, ar, tar: AWD-LSTM's regularisers
             (:mod:`bptt.nn.regularizers`): DropConnect ratio on every recurrent weight Wh (IndRNN:
             u), ratio of whole words dropped from the embedding, and the AR / TAR coefficients
@@ -73,7 +86,8 @@ class LanguageModel:
                  cell: str = "lstm", num_layers: int = 1, dropout: float = 0.0,
                  variational: bool = False, tie_weights: bool = False, dtype: Any = None,
                  seed: int | None = None, weight_drop: float = 0.0, embed_dropout: float = 0.0,
-                 ar: float = 0.0, tar: float = 0.0, last_hidden: int | None = None) -> None:
+                 ar: float = 0.0, tar: float = 0.0, last_hidden: int | None = None,
+                 init: str = "book") -> None:
         V = _positive_int("vocab_size", vocab_size)
         D = _positive_int("embed_size", embed_size)
         H = _positive_int("hidden_size", hidden_size)
@@ -82,6 +96,8 @@ class LanguageModel:
         spec = get_cell(cell)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if init not in INIT_SCHEMES:
+            raise ValueError(f"unknown init {init!r}: choose one of {', '.join(INIT_SCHEMES)}")
         if tie_weights and D != H_last:
             raise ValueError(f"tie_weights needs embed_size == the last layer's hidden size (the "
                              f"affine W is the embedding's W transposed), got {D} and {H_last}")
@@ -92,11 +108,13 @@ class LanguageModel:
         self.variational, self.tie_weights, self.dtype = bool(variational), bool(tie_weights), dtype
         gen = np.random.default_rng(seed) if seed is not None else None
         kw = {"dtype": dtype, "generator": gen}
-        init = Xavier(**kw)  # N(0, 1/fan_in) weights, zero biases
+        self.init = init
 
         self.weight_drop, self.embed_dropout = float(weight_drop), float(embed_dropout)
         self.ar, self.tar = float(ar), float(tar)
-        embed_W = normal((V, D), 0.01, **kw)  # (V, D)
+        embed_W = {"book": lambda: normal((V, D), 0.01, **kw),
+                   "torch": lambda: normal((V, D), 1.0, **kw),
+                   "orthogonal": lambda: uniform((V, D), 0.1, **kw)}[init]()  # (V, D)
         self.embed = (EmbeddingDropout(embed_W, embed_dropout) if embed_dropout > 0
                       else TimeEmbedding(embed_W))
         self.layers: list[Any] = [self.embed]
@@ -114,8 +132,10 @@ class LanguageModel:
                 self._add_dropout()
             d_in = D if i == 0 else H
             h_out = H_last if i == L - 1 else H
-            params = spec.init_params(d_in, h_out, init)  # Wx (D, GH), Wh (H, GH), b (GH,)...
-            rnn = make_time_layer(spec, *params, stateful=True)
+            params = spec.init_params(d_in, h_out, _layer_init(init, h_out, kw))
+            rnn = make_time_layer(spec, *params, stateful=True)  # Wx (D, GH), Wh, b (GH,)...
+            if init == "orthogonal":
+                _open_carry_gate(rnn, spec, h_out)
             if weight_drop > 0:
                 rnn = WeightDrop(rnn, weight_drop, name=recurrent[0])
                 self.drop_layers.append(rnn)
@@ -127,8 +147,16 @@ class LanguageModel:
             self._add_dropout()
         if ar > 0:  # on its output after dropout
             self._add_penalty(ActivationPenalty(alpha=ar))
-        affine_W = embed_W.T if tie_weights else xavier(H_last, V, **kw)  # (H, V)
-        self.affine = TimeAffine(affine_W, zeros(V, dtype=dtype))
+        if init == "book":
+            affine_W, affine_b = xavier(H_last, V, **kw), zeros(V, dtype=dtype)  # (H, V)
+        elif init == "torch":  # nn.Linear: U(+-1/sqrt(fan_in)) for both
+            k = 1 / math.sqrt(H_last)
+            affine_W, affine_b = uniform((H_last, V), k, **kw), uniform(V, k, **kw)
+        else:
+            affine_W, affine_b = uniform((H_last, V), 0.1, **kw), zeros(V, dtype=dtype)
+        if tie_weights:
+            affine_W = embed_W.T
+        self.affine = TimeAffine(affine_W, affine_b)
         self.layers.append(self.affine)
         self.loss_layer = TimeSoftmaxWithLoss()
         self._collect()
@@ -228,7 +256,7 @@ class LanguageModel:
                 "variational": self.variational, "tie_weights": self.tie_weights,
                 "dtype": self.dtype.name, "weight_drop": self.weight_drop,
                 "embed_dropout": self.embed_dropout, "ar": self.ar, "tar": self.tar,
-                "last_hidden": self.last_hidden}
+                "last_hidden": self.last_hidden, "init": self.init}
 
     def num_params(self) -> int:
         return int(sum(p.size for p in self.params))
@@ -277,6 +305,34 @@ class LanguageModel:
                 f"{self.num_params():,} params, {self.dtype.name})")
 
 
+INIT_SCHEMES = ("book", "torch", "orthogonal")
+
+
+class _TorchRecurrent(Uniform):
+    """torch.nn.LSTM/GRU/RNN's start: every weight U(+-1/sqrt(H)); b = b_ih + b_hh, two such."""
+
+    def B(self, n_out: int) -> Any:
+        return super().B(n_out) + super().B(n_out)
+
+
+def _layer_init(scheme: str, H: int, kw: dict[str, Any]) -> Any:
+    if scheme == "torch":
+        return _TorchRecurrent(1 / math.sqrt(H), **kw)
+    if scheme == "orthogonal":
+        return Recurrent(**kw)
+    return Xavier(**kw)
+
+
+def _open_carry_gate(layer: Any, spec: Any, H: int) -> None:
+    """Bias +1 on the gate that keeps the state (LSTM f; GRU z with carry 1 - z: -1)."""
+    if spec.carry_gate is None:
+        return
+    block, sign = spec.carry_gate
+    for name, p in zip(layer_param_names(layer), layer.params, strict=True):
+        if name == "b" and p.shape == (spec.gates * H,):
+            p[block * H:(block + 1) * H] = sign * 1.0
+
+
 class SimpleRnnlm(LanguageModel):
     """The book's SimpleRnnlm (ch. 5): TimeEmbedding -> TimeRNN -> TimeAffine -> softmax loss."""
 
@@ -310,7 +366,7 @@ def model_from_config(config: dict[str, Any]) -> LanguageModel:
     """Rebuild a model from its :attr:`LanguageModel.config` (fresh weights)."""
     keys = {"vocab_size", "embed_size", "hidden_size", "cell", "num_layers", "dropout",
             "variational", "tie_weights", "dtype", "weight_drop", "embed_dropout", "ar", "tar",
-            "last_hidden"}
+            "last_hidden", "init"}
     unknown = set(config) - keys
     if unknown or "vocab_size" not in config:
         raise ValueError(f"not a language-model config: unknown keys {sorted(unknown)}"
