@@ -1,0 +1,45 @@
+"""``bptt import-book``: the book's trained ``.pkl`` weights as a bptt checkpoint.
+
+    bptt import-book ch06/Rnnlm.pkl --model rnnlm --data ../shared/data/ptb --out runs/book
+    bptt eval runs/book            # the book's eval_perplexity on the test split
+
+The file is read with an unpickler that accepts only NumPy arrays (see
+:mod:`bptt.tools.book_import`); anything else is refused before it can run.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..tools.book_import import BOOK_MODELS, import_book
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("import-book", help="import the book's trained .pkl weights (Rnnlm, "
+                                           "BetterRnnlm) as a checkpoint",
+                       description="Read a parameter file written by the book's save_params "
+                                   "(a pickled list of float16 arrays; only NumPy arrays are "
+                                   "accepted) and write a bptt checkpoint with the corpus's "
+                                   "vocabulary in the book's order.")
+    p.add_argument("file", metavar="FILE", help="the book's .pkl (e.g. ch06/Rnnlm.pkl)")
+    p.add_argument("--model", required=True, choices=BOOK_MODELS,
+                   help="the book's class that wrote FILE")
+    p.add_argument("--data", default="ptb", metavar="ptb|DIR",
+                   help="the corpus the book trained on (default ptb: cached or downloaded)")
+    p.add_argument("--out", required=True, metavar="DIR", help="the checkpoint to write")
+    p.set_defaults(run=run_import)
+
+
+def run_import(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if (out / "best").exists():
+        raise ValueError(f"{out} already holds a model; choose another --out")
+    data = str(Path(args.data).resolve()) if Path(args.data).exists() else args.data
+    done = import_book(args.file, args.model, out, data)
+    m = done["model"]
+    print(f"imported the book's {args.model} from {args.file}: {m} ({done['dtype_in_file']} in "
+          f"the file, now float32) with the vocabulary of {args.data} in the book's order "
+          f"-> {out}/best")
+    print(f"try: bptt eval {out}   bptt generate {out} --start \"the\"")
+    return 0

@@ -1,0 +1,142 @@
+"""The book's own trained weights (Deep Learning from Scratch 2) as bptt checkpoints.
+
+The book's ``save_params`` pickles a list of float16 NumPy arrays, its ``self.params`` in
+order. Loading a pickle can run any code it names, so :func:`read_book_params` reads it with an
+unpickler that resolves only what such a file needs -- NumPy's array reconstruction, ndarray and
+dtype -- and refuses every other global in one line, before anything is called. What comes out
+must be a list (or tuple) of float arrays, else it is refused too.
+
+The book's parameter lists, and how they map onto :class:`~bptt.models.rnnlm.LanguageModel`
+(the book's gate order f, g, i, o is bptt's, so no block moves):
+
+    Rnnlm        embed W (V, D), lstm Wx (D, 4H), Wh (H, 4H), b (4H,), affine W (H, V), b (V,)
+    BetterRnnlm  embed W (V, D), 2 x (Wx, Wh, b), affine W (H, V) = embed W.T (tied), b (V,)
+
+The vocabulary is the corpus's in the book's order (PTB: the order of first appearance in
+``ptb.train.txt``, as :func:`bptt.data.corpus.load_ptb` builds it), so the ids line up.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data.corpus import load_corpus
+from ..models.rnnlm import LanguageModel
+from ..train.checkpoint import save_checkpoint
+from ..train.config import TrainConfig
+
+BOOK_MODELS = ("rnnlm", "better-rnnlm")
+# module -> names: what a pickled list of NumPy arrays refers to (NumPy 1 and 2 spellings)
+_ALLOWED = {
+    "numpy.core.multiarray": {"_reconstruct", "scalar"},
+    "numpy._core.multiarray": {"_reconstruct", "scalar"},
+    "numpy": {"ndarray", "dtype"},
+}
+
+
+class BookFileError(ValueError):
+    """A parameter file that is not (or not safely) the book's list of arrays."""
+
+
+class _ArraysOnly(pickle.Unpickler):
+    def __init__(self, data: bytes, path: Path) -> None:
+        super().__init__(io.BytesIO(data))
+        self.path = path
+
+    def find_class(self, module: str, name: str) -> Any:
+        if name in _ALLOWED.get(module, ()):
+            real = "numpy._core.multiarray" if module.startswith("numpy.core") else module
+            try:
+                return getattr(importlib.import_module(real), name)
+            except (ImportError, AttributeError):
+                return getattr(importlib.import_module(module), name)
+        raise BookFileError(f"{self.path}: refused: the pickle names {module}.{name}, and a "
+                            f"book parameter file holds only NumPy arrays (nothing was run)")
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise BookFileError(f"{self.path}: refused: the pickle uses persistent ids, which a "
+                            f"book parameter file never does (nothing was run)")
+
+
+def read_book_params(path: str | os.PathLike[str]) -> list[np.ndarray]:
+    """The arrays of a book ``.pkl`` parameter file, read without running anything else."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise BookFileError(f"cannot read {path}: {e.strerror or e}") from None
+    try:
+        obj = _ArraysOnly(data, path).load()
+    except BookFileError:
+        raise
+    except Exception as e:  # truncated, not a pickle, a bad opcode...
+        raise BookFileError(f"{path} is not a readable pickle of NumPy arrays "
+                            f"({type(e).__name__}: {e})") from None
+    if not isinstance(obj, (list, tuple)) or not obj:
+        raise BookFileError(f"{path} holds a {type(obj).__name__}, not the book's list of "
+                            f"parameter arrays")
+    for k, a in enumerate(obj):
+        if not isinstance(a, np.ndarray) or a.dtype.kind != "f":
+            what = a.dtype if isinstance(a, np.ndarray) else type(a).__name__
+            raise BookFileError(f"{path}: item {k} is {what}, not a float array")
+        if not np.isfinite(a).all():
+            raise BookFileError(f"{path}: array {k} holds NaN or infinite values")
+    return list(obj)
+
+
+def _shapes(arrays: list[np.ndarray]) -> str:
+    return ", ".join(str(a.shape) for a in arrays)
+
+
+def book_model(arrays: list[np.ndarray], model: str, source: Any = "the file") -> LanguageModel:
+    """A LanguageModel holding the book's arrays (float32), its sizes read from their shapes."""
+    if model not in BOOK_MODELS:
+        raise ValueError(f"--model must be one of {', '.join(BOOK_MODELS)}, got {model!r}")
+    layers = 1 if model == "rnnlm" else 2
+    want = 1 + 3 * layers + 2
+    if len(arrays) != want:
+        raise BookFileError(f"{source} holds {len(arrays)} arrays ({_shapes(arrays)}); the "
+                            f"book's {model} has {want}: is it another model's file?")
+    V, D = arrays[0].shape if arrays[0].ndim == 2 else (0, 0)
+    H = arrays[2].shape[0] if arrays[2].ndim == 2 else 0
+    expected = [(V, D)]
+    for k in range(layers):
+        expected += [(D if k == 0 else H, 4 * H), (H, 4 * H), (4 * H,)]
+    expected += [(H, V), (V,)]
+    if [a.shape for a in arrays] != expected or not V * D * H:
+        raise BookFileError(f"{source}: shapes {_shapes(arrays)} are not the book's {model} "
+                            f"(expected {', '.join(map(str, expected))} for V={V} D={D} H={H})")
+    tied = model == "better-rnnlm"
+    if tied and not np.array_equal(arrays[-2], arrays[0].T):
+        raise BookFileError(f"{source}: the output weights are not the embedding's transpose, "
+                            f"as the book's BetterRnnlm ties them")
+    lm = LanguageModel(V, D, H, cell="lstm", num_layers=layers, tie_weights=tied,
+                       dropout=0.5 if tied else 0.0, dtype="float32", init="book", seed=0)
+    given = arrays if not tied else arrays[:-2] + arrays[-1:]
+    lm.set_params({n: a.astype(np.float32) for n, a in zip(lm.param_names, given, strict=True)},
+                  source=source)
+    return lm
+
+
+def import_book(path: str | os.PathLike[str], model: str, out: str | os.PathLike[str],
+                data: str = "ptb") -> dict[str, Any]:
+    """Read the book's ``path`` as ``model`` with the vocabulary of ``data`` (its corpus, in
+    the book's order) and write a bptt checkpoint to ``out``; returns what was done."""
+    arrays = read_book_params(path)
+    lm = book_model(arrays, model, source=path)
+    corpus = load_corpus(data, "word")
+    if len(corpus.vocab) != lm.vocab_size:
+        raise BookFileError(f"{path} was trained on {lm.vocab_size:,} words but {data} has "
+                            f"{len(corpus.vocab):,}: give --data the corpus the book used")
+    config = TrainConfig(data=data, preset=model, out=str(out)).resolved()
+    source = {"book_file": str(Path(path).resolve()), "book_model": model,
+              "dtype_in_file": str(arrays[0].dtype)}
+    save_checkpoint(Path(out) / "best", lm, corpus.vocab, config.to_dict(), data=source)
+    return {"model": lm, "vocab_size": len(corpus.vocab), "out": str(out), **source}

@@ -1,0 +1,173 @@
+"""The book's trained .pkl weights: a file of the book's structure (built here: CI has no book
+files) imports to a checkpoint whose perplexity is the book's eval_perplexity of the same
+weights; anything but NumPy arrays is refused before it runs (fuzzed)."""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+import pickletools
+import subprocess
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bptt.cli import main
+from bptt.data.corpus import load_corpus
+from bptt.models.rnnlm import LanguageModel
+from bptt.tools.book_import import BookFileError, import_book, read_book_params
+from bptt.train.checkpoint import load_checkpoint
+from bptt.train.trainer import evaluate
+
+WORDS = ("the cat sat on the mat . a dog ran to the park . the bird sang in a tree . "
+         "she saw the dog and the cat . ").split()
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("corpus")
+    r = np.random.default_rng(0)
+    for name, n in (("train", 3000), ("valid", 600), ("test", 700)):
+        words = [WORDS[i] for i in r.integers(0, len(WORDS), n)]
+        (d / f"ptb.{name}.txt").write_text(" ".join(words) + "\n", encoding="utf-8")
+    return d
+
+
+def book_params(V, D, H, layers, seed=0):
+    """Float16 arrays in the book's order, as its save_params writes them."""
+    r = np.random.default_rng(seed)
+    arrays = [r.standard_normal((V, D)) * 0.3]
+    for k in range(layers):
+        arrays += [r.standard_normal((D if k == 0 else H, 4 * H)) * 0.3,
+                   r.standard_normal((H, 4 * H)) * 0.3, r.standard_normal(4 * H) * 0.1]
+    arrays += [arrays[0].T.copy() if layers == 2 else r.standard_normal((H, V)) * 0.3,
+               r.standard_normal(V) * 0.1]
+    return [a.astype(np.float16) for a in arrays]
+
+
+def book_eval_perplexity(arrays, ids, batch_size=10, time_size=35):
+    """The book's eval_perplexity (common/util.py) on its Rnnlm: streams at offsets
+    i * (len - 1) // batch, state carried, mean loss over max_iters windows (by hand)."""
+    V, D = arrays[0].shape
+    H = arrays[2].shape[0]
+    model = LanguageModel(V, D, H, cell="lstm", dtype="float32")
+    named = dict(zip(model.param_names, (a.astype(np.float32) for a in arrays), strict=True))
+    model.set_params(named)
+    corpus_size = len(ids)
+    max_iters = (corpus_size - 1) // (batch_size * time_size)
+    jump = (corpus_size - 1) // batch_size
+    total = 0.0
+    for it in range(max_iters):
+        xs = np.zeros((batch_size, time_size), dtype=np.int64)
+        ts = np.zeros((batch_size, time_size), dtype=np.int64)
+        offset = it * time_size
+        for t in range(time_size):
+            for i in range(batch_size):
+                xs[i, t] = ids[(jump * i + offset + t) % corpus_size]
+                ts[i, t] = ids[(jump * i + offset + t + 1) % corpus_size]
+        total += float(model.forward(xs, ts, train_flg=False))
+    return math.exp(total / max_iters)
+
+
+def test_an_imported_rnnlm_scores_the_books_perplexity(corpus_dir, tmp_path):
+    V = len(load_corpus(str(corpus_dir)).vocab)
+    arrays = book_params(V, 8, 6, layers=1)
+    pkl = tmp_path / "Rnnlm.pkl"
+    pkl.write_bytes(pickle.dumps(arrays))
+    import_book(pkl, "rnnlm", tmp_path / "run", str(corpus_dir))
+    ck = load_checkpoint(tmp_path / "run")
+    for name, a in zip(ck.model.param_names, arrays, strict=True):
+        np.testing.assert_array_equal(ck.model.params[ck.model.param_names.index(name)],
+                                      a.astype(np.float32))
+    test = load_corpus(str(corpus_dir)).test
+    ours = evaluate(tmp_path / "run")["perplexity"]
+    assert ours == pytest.approx(book_eval_perplexity(arrays, test), rel=1e-6)
+
+
+def test_better_rnnlm_is_tied_and_checked(corpus_dir, tmp_path):
+    V = len(load_corpus(str(corpus_dir)).vocab)
+    arrays = book_params(V, 6, 6, layers=2)
+    pkl = tmp_path / "BetterRnnlm.pkl"
+    pkl.write_bytes(pickle.dumps(arrays))
+    done = import_book(pkl, "better-rnnlm", tmp_path / "run", str(corpus_dir))
+    model = done["model"]
+    assert model.tie_weights and model.num_layers == 2
+    assert np.shares_memory(model.affine.params[0], model.embed.params[0])
+    arrays[-2] = arrays[-2] + np.float16(1)  # output weights no longer the embedding's
+    pkl.write_bytes(pickle.dumps(arrays))
+    with pytest.raises(BookFileError, match="not the embedding's transpose"):
+        import_book(pkl, "better-rnnlm", tmp_path / "run2", str(corpus_dir))
+
+
+def test_wrong_files_are_one_clear_line(corpus_dir, tmp_path, capsys):
+    V = len(load_corpus(str(corpus_dir)).vocab)
+    cases = [
+        (book_params(V, 8, 6, layers=2), "rnnlm", "holds 9 arrays"),
+        (book_params(V + 3, 8, 6, layers=1), "rnnlm", "trained on .* words but"),
+        ({"W": np.zeros(3)}, "rnnlm", "holds a dict, not the book's list"),
+        ([np.zeros(3, dtype=np.int64)], "rnnlm", "item 0 is int64, not a float array"),
+        ([np.array([np.nan], dtype=np.float16)], "rnnlm", "NaN or infinite"),
+    ]
+    for k, (obj, model, match) in enumerate(cases):
+        pkl = tmp_path / f"bad{k}.pkl"
+        pkl.write_bytes(pickle.dumps(obj))
+        code = main(["import-book", str(pkl), "--model", model, "--data", str(corpus_dir),
+                     "--out", str(tmp_path / f"out{k}")])
+        err = capsys.readouterr().err
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert pytest.importorskip("re").search(match, err), err
+        assert not (tmp_path / f"out{k}" / "best").exists()
+
+
+class Reduces:
+    """What a hostile file would carry: a reducer that calls ``fn(*args)`` when loaded."""
+
+    def __init__(self, fn, *args):
+        self.fn, self.args = fn, args
+
+    def __reduce__(self):
+        return self.fn, self.args
+
+
+@pytest.mark.parametrize("make", [
+    lambda canary: Reduces(os.system, f"touch {canary}"),
+    lambda canary: [np.zeros(2), Reduces(eval, f"open({str(canary)!r}, 'w')")],
+    lambda canary: [[Reduces(subprocess.call, ["touch", str(canary)])]],
+    lambda canary: Reduces(__import__, "os"),
+    lambda canary: Reduces(np.save, str(canary), np.zeros(1)),
+], ids=["os.system", "builtins.eval", "nested subprocess", "__import__", "numpy.save"])
+def test_a_pickle_that_names_anything_else_is_refused_and_nothing_runs(make, tmp_path):
+    canary = tmp_path / "ran"
+    pkl = tmp_path / "evil.pkl"
+    pkl.write_bytes(pickle.dumps(make(canary)))
+    with pytest.raises(BookFileError, match=r"refused: the pickle names .*\(nothing was run\)"):
+        read_book_params(pkl)
+    assert not canary.exists() and not (tmp_path / "ran.npy").exists()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_mutated_book_files_load_or_fail_with_one_book_file_error(data, tmp_path_factory):
+    """Flip, cut or splice bytes of a real book-shaped file: it loads as arrays or fails with
+    BookFileError, never another exception (and never runs anything)."""
+    raw = bytearray(pickle.dumps(book_params(5, 3, 2, layers=1), protocol=4))
+    ops = [op for op, _, _ in pickletools.genops(bytes(raw))]
+    assert ops  # a real pickle
+    how = data.draw(st.sampled_from(["flip", "cut", "insert"]))
+    i = data.draw(st.integers(0, len(raw) - 1))
+    if how == "flip":
+        raw[i] ^= data.draw(st.integers(1, 255))
+    elif how == "cut":
+        raw = raw[:i]
+    else:
+        raw[i:i] = data.draw(st.binary(min_size=1, max_size=16))
+    path = tmp_path_factory.mktemp("fuzz") / "f.pkl"
+    path.write_bytes(bytes(raw))
+    try:
+        arrays = read_book_params(path)
+    except BookFileError:
+        return
+    assert all(isinstance(a, np.ndarray) and a.dtype.kind == "f" for a in arrays)
