@@ -20,7 +20,8 @@ from .commands.options import add_shared, apply_shared
 from .nn.registry import load_plugin_cells
 
 # modules under bptt.commands, in the order `bptt --help` lists them
-COMMANDS = ["gradcheck", "explain", "gradflow", "plot", "lm", "fit", "seq2seq", "bench", "book"]
+COMMANDS = ["gradcheck", "explain", "gradflow", "plot", "lm", "fit", "seq2seq", "bench", "book",
+            "export"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,91 @@
+"""``bptt export`` and ``bptt import-torch``: language models to and from PyTorch files.
+
+    bptt export runs/ptb --torch model.pt           # a state_dict, word_language_model's names
+    bptt import-torch model.pt --data ../shared/data/ptb --tie --out runs/from-torch
+
+The .pt file holds tensors only (``torch.save`` of a state_dict; no pickled classes) and is
+read back with ``torch.load(..., weights_only=True)``. Needs the ``torch`` package.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ..data.corpus import load_corpus
+from ..tools.torch_lm import from_state_dict, state_dict_of
+from ..train.checkpoint import load_checkpoint, save_checkpoint
+from ..train.config import TrainConfig
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="write a trained language model for PyTorch (--torch)",
+                       description="Write the model of RUN as a PyTorch state_dict laid out "
+                                   "like PyTorch's word_language_model example (encoder, rnn, "
+                                   "decoder).")
+    p.add_argument("run_dir", metavar="RUN", help="a run or checkpoint directory")
+    p.add_argument("--torch", required=True, metavar="PT", help="the .pt file to write")
+    p.set_defaults(run=run_export)
+    q = sub.add_parser("import-torch", help="read a word_language_model state_dict (.pt)",
+                       description="Build a bptt language model from a PyTorch state_dict "
+                                   "with word_language_model's names, read with "
+                                   "weights_only=True; the vocabulary is --data's, in the "
+                                   "order the torch model was trained with.")
+    q.add_argument("file", metavar="PT")
+    q.add_argument("--cell", choices=["lstm", "rnn"], default=None,
+                   help="default: from the gate count")
+    q.add_argument("--tie", action="store_true", help="tie the output to the embedding")
+    q.add_argument("--data", default=None, metavar="ptb|DIR|FILE",
+                   help="the corpus whose vocabulary the model uses (default: the built-in)")
+    q.add_argument("--out", required=True, metavar="DIR")
+    q.set_defaults(run=run_import)
+
+
+def _torch() -> Any:
+    try:
+        import torch
+    except ImportError:
+        raise ValueError("this needs PyTorch: pip install torch") from None
+    return torch
+
+
+def run_export(args: argparse.Namespace) -> int:
+    torch = _torch()
+    ck = load_checkpoint(args.run_dir)
+    state = {k: torch.from_numpy(v.copy()) for k, v in state_dict_of(ck.model).items()}
+    out = Path(args.torch)
+    tmp = out.with_name(out.name + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(out)  # atomic: a crash leaves the old file or the new one
+    print(f"wrote {out}: {ck.model} as word_language_model's state_dict "
+          f"({', '.join(list(state)[:3])}, ...)")
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    torch = _torch()
+    out = Path(args.out)
+    if (out / "best").exists():
+        raise ValueError(f"{out} already holds a model; choose another --out")
+    try:
+        state = torch.load(args.file, weights_only=True, map_location="cpu")
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise ValueError(f"{args.file} is not a readable state_dict of tensors "
+                         f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"{args.file} holds a {type(state).__name__}, not a state_dict")
+    model = from_state_dict(state, cell=args.cell, tie=args.tie, source=args.file)
+    corpus = load_corpus(args.data, "word")
+    if len(corpus.vocab) != model.vocab_size:
+        raise ValueError(f"{args.file} has {model.vocab_size:,} words but the vocabulary of "
+                         f"{args.data or 'the built-in corpus'} has {len(corpus.vocab):,}: "
+                         f"give --data the corpus the model was trained on")
+    data = str(Path(args.data).resolve()) if args.data and Path(args.data).exists() else args.data
+    config = TrainConfig(data=data, cell=model.cell, layers=model.num_layers,
+                         embed=model.embed_size, hidden=model.hidden_size,
+                         tie=model.tie_weights, out=str(out)).resolved()
+    save_checkpoint(out / "best", model, corpus.vocab, config.to_dict(),
+                    data={"torch_file": str(Path(args.file).resolve())})
+    print(f"imported {args.file}: {model} -> {out}/best; try: bptt eval {out}")
+    return 0

@@ -1,0 +1,132 @@
+"""Whole language models to and from PyTorch, laid out like PyTorch's word_language_model.
+
+PyTorch's example (``examples/word_language_model/model.py``, ``RNNModel``) names its parts
+``encoder`` (nn.Embedding), ``rnn`` (one nn.LSTM/GRU/RNN of ``nlayers``), ``decoder``
+(nn.Linear, its weight the encoder's when tied), with dropout between them. The map:
+
+    encoder.weight (V, D)          = embed.W
+    rnn.weight_ih_l{k}, ...        = rnn{k}.Wx, Wh, b  (blocks reordered: bptt.tools.interop)
+    decoder.weight (V, H)          = affine.W.T        (the encoder's weight when tied)
+    decoder.bias (V,)              = affine.b
+
+:func:`torch_language_model` builds such a module holding a bptt model's weights;
+:func:`state_dict_of` gives the ``state_dict`` as NumPy arrays; :func:`from_state_dict`
+builds a :class:`~bptt.models.rnnlm.LanguageModel` from one (its sizes and layers read from
+the shapes; the cell from the gate count unless given). ``torch`` is imported only inside the
+functions that build torch objects. A cell without a PyTorch module is refused in one line,
+and so, for now, is the GRU: PyTorch's is bptt's ``reset_after=True`` variant, which
+LanguageModel does not build yet.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+from ..backend import to_numpy
+from ..models.rnnlm import LanguageModel
+from ..nn.registry import get_cell
+from .interop import params_from_torch, to_torch
+
+_GATES_TO_CELL = {4: "lstm", 3: "gru", 1: "rnn"}
+_MODULES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
+
+
+def state_dict_of(model: LanguageModel) -> dict[str, np.ndarray]:
+    """The word_language_model ``state_dict`` of ``model`` as NumPy arrays (module docstring)."""
+    if model.weight_drop or model.last_hidden:
+        raise ValueError("a model with weight drop or a narrower last layer has no "
+                         "word_language_model layout (one nn.LSTM of equal layers)")
+    out = {"encoder.weight": np.array(to_numpy(model.embed.params[0]))}
+    for k, layer in enumerate(model.rnn_layers):
+        for key, value in to_torch(layer).items():
+            out[f"rnn.{key.replace('_l0', f'_l{k}')}"] = value
+    out["decoder.weight"] = np.ascontiguousarray(to_numpy(model.affine.params[0]).T)
+    out["decoder.bias"] = np.array(to_numpy(model.affine.params[1]))
+    return out
+
+
+def torch_language_model(model: LanguageModel) -> Any:
+    """A torch ``nn.Module`` laid out like word_language_model's RNNModel, with the weights of
+    ``model`` (its dtype; dropout ratio kept; tied when the model is)."""
+    import torch
+    from torch import nn
+
+    spec = get_cell(model.cell)
+    kind = _MODULES.get(spec.name)
+    if kind is None:
+        raise ValueError(f"the {model.cell!r} cell has no PyTorch module (cells with one: "
+                         f"{', '.join(_MODULES)})")
+    V, D, H, L = model.vocab_size, model.embed_size, model.hidden_size, model.num_layers
+    extra = {"nonlinearity": getattr(model.rnn_layers[0], "nonlinearity", "tanh")} \
+        if kind == "RNN" else {}
+
+    class RNNModel(nn.Module):
+        """word_language_model's RNNModel: encoder -> dropout -> rnn -> dropout -> decoder."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.drop = nn.Dropout(model.dropout)
+            self.encoder = nn.Embedding(V, D)
+            self.rnn = getattr(nn, kind)(D, H, L, dropout=model.dropout if L > 1 else 0.0,
+                                         batch_first=True, **extra)
+            self.decoder = nn.Linear(H, V)
+            if model.tie_weights:
+                self.decoder.weight = self.encoder.weight
+
+        def forward(self, xs: Any, state: Any = None) -> tuple[Any, Any]:
+            h, state = self.rnn(self.drop(self.encoder(xs)), state)
+            return self.decoder(self.drop(h)), state
+
+    module = RNNModel()
+    dtype = torch.float64 if model.dtype == np.float64 else torch.float32
+    module.to(dtype)
+    module.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)).to(dtype)
+                            for k, v in state_dict_of(model).items()})
+    return module
+
+
+def from_state_dict(state: dict[str, Any], cell: str | None = None, tie: bool = False,
+                    dtype: Any = "float32", source: Any = "the state_dict") -> LanguageModel:
+    """A LanguageModel from a word_language_model ``state_dict`` (tensors or arrays).
+
+    ``cell``: 'lstm', 'gru' or 'rnn' (default: from the gate count: 4, 3, 1); ``tie``: tie the
+    output to the embedding (a state_dict cannot say that the two are one array: only that
+    their values are equal, which is checked)."""
+    arrays = {k: np.asarray(to_numpy(v.detach().cpu().numpy() if hasattr(v, "detach") else v))
+              for k, v in state.items()}
+    for key in ("encoder.weight", "rnn.weight_ih_l0", "rnn.weight_hh_l0", "decoder.weight"):
+        if key not in arrays:
+            raise ValueError(f"{source} has no {key!r}: not a word_language_model state_dict "
+                             f"(keys: {', '.join(sorted(arrays)[:6])}...)")
+    layers = sorted({int(m.group(1)) for k in arrays
+                     if (m := re.fullmatch(r"rnn\.weight_ih_l(\d+)", k))})
+    if layers != list(range(len(layers))) or any(k.endswith("_reverse") for k in arrays):
+        raise ValueError(f"{source}: the rnn layers are {layers} (or bidirectional); a language "
+                         f"model needs layers 0..L-1 in one direction")
+    V, D = arrays["encoder.weight"].shape
+    H = arrays["rnn.weight_hh_l0"].shape[1]
+    G = arrays["rnn.weight_hh_l0"].shape[0] // H
+    cell = cell or _GATES_TO_CELL.get(G)
+    if cell not in _MODULES or get_cell(cell).gates != G:
+        raise ValueError(f"{source}: {G} gate blocks of H={H} do not fit the cell {cell!r}")
+    if cell == "gru":
+        raise ValueError(f"{source}: a PyTorch GRU is bptt's GRU with reset_after=True, which "
+                         f"bptt's language models do not build yet; import an LSTM or RNN")
+    if tie and not np.array_equal(arrays["decoder.weight"], arrays["encoder.weight"]):
+        raise ValueError(f"{source}: tie asked for, but decoder.weight is not encoder.weight")
+    model = LanguageModel(V, D, H, cell=cell, num_layers=len(layers), tie_weights=tie,
+                          dtype=dtype, seed=0)
+    named = {"embed.W": arrays["encoder.weight"]}
+    for k in layers:
+        ps = params_from_torch(cell, *(arrays.get(f"rnn.{n}_l{k}") for n in
+                                       ("weight_ih", "weight_hh", "bias_ih", "bias_hh")))
+        for n, p in zip(("Wx", "Wh", "b"), ps, strict=True):
+            named[f"rnn{k}.{n}"] = p
+    if not tie:
+        named["affine.W"] = arrays["decoder.weight"].T
+    named["affine.b"] = arrays.get("decoder.bias", np.zeros(V))
+    model.set_params(named, source=source)
+    return model

@@ -1,0 +1,106 @@
+"""Whole language models to and from PyTorch (word_language_model's layout): the same logits
+(float64, 1e-10) and the same gradients both ways, tied or not, 1 and 2 layers; the CLI's
+export and import through a plain state_dict loaded with weights_only=True."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bptt.cli import main
+from bptt.models.rnnlm import LanguageModel
+from bptt.tools.interop import to_torch
+from bptt.tools.torch_lm import from_state_dict, state_dict_of, torch_language_model
+
+torch = pytest.importorskip("torch")
+
+
+def ids(V, N=3, T=6, seed=1):
+    return np.random.default_rng(seed).integers(0, V, (N, T + 1))
+
+
+def torch_loss(module, xs, ts):
+    scores, _ = module(torch.from_numpy(xs))
+    loss = torch.nn.functional.cross_entropy(scores.reshape(-1, scores.shape[-1]),
+                                             torch.from_numpy(ts).reshape(-1))
+    return scores, loss
+
+
+@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+@pytest.mark.parametrize("layers,tie", [(1, False), (2, True), (2, False)])
+def test_bptt_to_torch_same_logits_and_gradients(cell, layers, tie):
+    V, D = 17, 6
+    model = LanguageModel(V, D, D, cell=cell, num_layers=layers, tie_weights=tie,
+                          dtype="float64", init="orthogonal", seed=0)
+    module = torch_language_model(model).eval()
+    batch = ids(V)
+    xs, ts = batch[:, :-1], batch[:, 1:]
+    loss = model.forward(xs, ts, train_flg=False)
+    model.backward()
+    scores, tloss = torch_loss(module, xs, ts)
+    tloss.backward()
+    model.reset_state()
+    np.testing.assert_allclose(model.predict(xs), scores.detach().numpy(), rtol=0, atol=1e-10)
+    assert float(loss) == pytest.approx(tloss.item(), abs=1e-12)
+    grads = {"encoder.weight": model.grads[model.param_names.index("embed.W")]}
+    for k, layer in enumerate(model.rnn_layers):
+        for key, g in to_torch(layer, grads=True).items():
+            grads[f"rnn.{key.replace('_l0', f'_l{k}')}"] = g
+    if not tie:
+        grads["decoder.weight"] = model.grads[model.param_names.index("affine.W")].T
+    grads["decoder.bias"] = model.grads[model.param_names.index("affine.b")]
+    for name, p in module.named_parameters():
+        np.testing.assert_allclose(grads[name], p.grad.numpy(), rtol=0, atol=1e-10,
+                                   err_msg=name)
+
+
+@pytest.mark.parametrize("cell,layers", [("lstm", 2), ("rnn", 1)])
+def test_torch_to_bptt_same_logits(cell, layers):
+    torch.manual_seed(0)
+    V, D = 13, 5
+    rnn = {"lstm": torch.nn.LSTM, "rnn": torch.nn.RNN}[cell](D, D, layers, batch_first=True)
+    module = torch.nn.ModuleDict({"encoder": torch.nn.Embedding(V, D), "rnn": rnn,
+                                  "decoder": torch.nn.Linear(D, V)}).double()
+    model = from_state_dict(module.state_dict(), dtype="float64")
+    assert (model.cell, model.num_layers) == (cell, layers)
+    xs = torch.from_numpy(ids(V)[:, :-1])
+    h, _ = module["rnn"](module["encoder"](xs))
+    scores = module["decoder"](h).detach().numpy()
+    np.testing.assert_allclose(model.predict(xs.numpy()), scores, rtol=0, atol=1e-10)
+    back, theirs = state_dict_of(model), {k: v.numpy() for k, v in module.state_dict().items()}
+    for k, v in theirs.items():
+        if "bias_" in k:  # bptt holds b = b_ih + b_hh: the sum comes back (in bias_ih)
+            if "bias_ih" in k:
+                other = k.replace("bias_ih", "bias_hh")
+                np.testing.assert_allclose(back[k] + back[other], v + theirs[other],
+                                           atol=1e-15)
+        else:
+            np.testing.assert_allclose(back[k], v, atol=1e-15, err_msg=k)
+
+
+def test_what_has_no_torch_layout_is_one_clear_error():
+    with pytest.raises(ValueError, match="'mingru' cell has no PyTorch module"):
+        torch_language_model(LanguageModel(10, 4, 4, cell="mingru"))
+    with pytest.raises(ValueError, match="PyTorch's variant"):
+        torch_language_model(LanguageModel(10, 4, 4, cell="gru"))
+    with pytest.raises(ValueError, match="no 'encoder.weight'"):
+        from_state_dict({"weight": np.zeros(3)})
+    state = state_dict_of(LanguageModel(10, 4, 4))
+    state["decoder.weight"] = state["decoder.weight"] + 1
+    with pytest.raises(ValueError, match="decoder.weight is not encoder.weight"):
+        from_state_dict(state, tie=True)
+
+
+def test_export_and_import_through_a_plain_state_dict(tmp_path, capsys):
+    assert main(["train", "--embed", "8", "--hidden", "8", "--max-steps", "5", "--tie",
+                 "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    pt = tmp_path / "model.pt"
+    assert main(["export", str(tmp_path / "run"), "--torch", str(pt)]) == 0
+    state = torch.load(pt, weights_only=True)  # tensors only: nothing pickled runs
+    assert {"encoder.weight", "rnn.weight_ih_l0", "decoder.bias"} <= set(state)
+    assert main(["import-torch", str(pt), "--tie", "--out", str(tmp_path / "back")]) == 0
+    assert main(["eval", str(tmp_path / "run")]) == 0
+    first = capsys.readouterr().out.strip().splitlines()[-1]
+    assert main(["eval", str(tmp_path / "back"), "--data", "builtin"]) == 0
+    again = capsys.readouterr().out.strip().splitlines()[-1]
+    assert first.split("(")[0] == again.split("(")[0]  # the same test perplexity
