@@ -1,5 +1,6 @@
-"""``bptt export`` and ``bptt import-torch``: language models to and from PyTorch files.
+"""``bptt export`` and ``bptt import-torch``: language models to ONNX and to/from PyTorch.
 
+    bptt export runs/ptb model.onnx                 # standard LSTM/GRU/RNN operators
     bptt export runs/ptb --torch model.pt           # a state_dict, word_language_model's names
     bptt import-torch model.pt --data ../shared/data/ptb --tie --out runs/from-torch
 
@@ -14,18 +15,23 @@ from pathlib import Path
 from typing import Any
 
 from ..data.corpus import load_corpus
+from ..tools.onnx_export import OPSET, export_onnx
 from ..tools.torch_lm import from_state_dict, state_dict_of
 from ..train.checkpoint import load_checkpoint, save_checkpoint
 from ..train.config import TrainConfig
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="write a trained language model for PyTorch (--torch)",
-                       description="Write the model of RUN as a PyTorch state_dict laid out "
-                                   "like PyTorch's word_language_model example (encoder, rnn, "
-                                   "decoder).")
+    p = sub.add_parser("export", help="write a trained language model as ONNX (OUT.onnx) or "
+                                      "for PyTorch (--torch PT)",
+                       description="Write the model of RUN as an ONNX graph with the standard "
+                                   "RNN/LSTM/GRU operators (needs the onnx extra) and/or as a "
+                                   "PyTorch state_dict laid out like PyTorch's "
+                                   "word_language_model example (encoder, rnn, decoder).")
     p.add_argument("run_dir", metavar="RUN", help="a run or checkpoint directory")
-    p.add_argument("--torch", required=True, metavar="PT", help="the .pt file to write")
+    p.add_argument("onnx_out", nargs="?", default=None, metavar="OUT.onnx",
+                   help="the ONNX file to write")
+    p.add_argument("--torch", default=None, metavar="PT", help="the .pt file to write")
     p.set_defaults(run=run_export)
     q = sub.add_parser("import-torch", help="read a word_language_model state_dict (.pt)",
                        description="Build a bptt language model from a PyTorch state_dict "
@@ -51,8 +57,16 @@ def _torch() -> Any:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    torch = _torch()
+    if args.onnx_out is None and args.torch is None:
+        raise ValueError("say what to write: OUT.onnx and/or --torch PT")
     ck = load_checkpoint(args.run_dir)
+    if args.onnx_out is not None:
+        path = export_onnx(ck.model, args.onnx_out)
+        print(f"wrote {path}: {ck.model} as ONNX (opset {OPSET}); inputs ids (N, T) and the "
+              f"states h0.. (1, N, H), outputs logits (N, T, V) and h0_out..")
+    if args.torch is None:
+        return 0
+    torch = _torch()
     state = {k: torch.from_numpy(v.copy()) for k, v in state_dict_of(ck.model).items()}
     out = Path(args.torch)
     tmp = out.with_name(out.name + ".tmp")

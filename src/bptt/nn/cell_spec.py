@@ -49,6 +49,21 @@ class TorchLayout:
 
 
 @dataclass(frozen=True)
+class OnnxLayout:
+    """The standard ONNX operator (``RNN``, ``LSTM``, ``GRU``) equal to this cell.
+
+    ``block_order[k]``: the bptt gate block that is the operator's block k (ONNX LSTM: i, o, f,
+    c; GRU: z, r, h); ``signs[k]`` its sign (ONNX's GRU z is 1 - bptt's z); ``attributes``:
+    operator attributes for each value of the cell's options (``{("reset_after", True):
+    {"linear_before_reset": 1}}``)."""
+
+    op: str
+    block_order: tuple[int, ...]
+    signs: tuple[float, ...]
+    attributes: dict[tuple[str, Any], dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class CellSpec:
     """Everything the rest of the library may ask about a cell (see the module docstring).
 
@@ -64,6 +79,7 @@ class CellSpec:
     has_cell_state: bool = False
     time_layer: type | None = None  # fused (N, T, D) fast path, tested equal to TimeCell
     torch: TorchLayout | None = None  # None: no PyTorch counterpart
+    onnx: OnnxLayout | None = None  # None: no standard ONNX operator
     carry_gate: tuple[int, float] | None = None
     options: tuple[str, ...] = ()
     source: str = field(default="bptt", compare=False)  # who registered it (for messages)

@@ -21,7 +21,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from ..backend import get_xp
-from .cell_spec import CellSpec, TorchLayout
+from .cell_spec import CellSpec, OnnxLayout, TorchLayout
 from .cells import GRU, LSTM, RNN
 from .indrnn import IndRNN, TimeIndRNN
 from .lnlstm import LayerNormLSTM
@@ -38,7 +38,7 @@ _NAME = re.compile(r"[a-z][a-z0-9_\-]*")
 def register_cell(name: str, cell_class: type, gates: int, has_cell_state: bool = False, *,
                   time_layer: type | None = None, torch: TorchLayout | None = None,
                   carry_gate: tuple[int, float] | None = None, options: tuple[str, ...] = (),
-                  source: str | None = None) -> CellSpec:
+                  source: str | None = None, onnx: OnnxLayout | None = None) -> CellSpec:
     """Register a one-step cell class under ``name`` and return its spec.
 
     ``cell_class`` follows the contract of :class:`bptt.RNN` / :class:`bptt.LSTM`: built from
@@ -67,9 +67,9 @@ def register_cell(name: str, cell_class: type, gates: int, has_cell_state: bool 
     if isinstance(gates, bool) or not isinstance(gates, int) or gates < 1:
         raise ValueError(f"cannot register cell {name!r}: gates must be a positive integer "
                          f"(the number of G*H blocks of Wx, Wh and b), got {gates!r}")
-    spec = CellSpec(name, cell_class, gates, bool(has_cell_state), time_layer, torch,
-                    carry_gate, tuple(options),
-                    source or getattr(cell_class, "__module__", "?"))
+    spec = CellSpec(name, cell_class, gates, bool(has_cell_state), time_layer=time_layer,
+                    torch=torch, onnx=onnx, carry_gate=carry_gate, options=tuple(options),
+                    source=source or getattr(cell_class, "__module__", "?"))
     _try_once(spec)
     CELLS[name] = spec
     return spec
@@ -196,12 +196,19 @@ class _Constant:
 # -- the built-in cells: the book's RNN, LSTM (blocks f, g, i, o) and GRU (z, r, h~) ----------
 register_cell("rnn", RNN, 1, time_layer=TimeRNN, options=("nonlinearity",),
               torch=TorchLayout({"RNN_TANH": {"nonlinearity": "tanh"},
-                                 "RNN_RELU": {"nonlinearity": "relu"}}, (0,), (1.0,)))
+                                 "RNN_RELU": {"nonlinearity": "relu"}}, (0,), (1.0,)),
+              onnx=OnnxLayout("RNN", (0,), (1.0,),
+                              {("nonlinearity", "tanh"): {"activations": ["Tanh"]},
+                               ("nonlinearity", "relu"): {"activations": ["Relu"]}}))
 register_cell("lstm", LSTM, 4, has_cell_state=True, time_layer=TimeLSTM, carry_gate=(0, 1.0),
-              torch=TorchLayout({"LSTM": {}}, (1, 2, 0, 3), (1.0, 1.0, 1.0, 1.0)))
+              torch=TorchLayout({"LSTM": {}}, (1, 2, 0, 3), (1.0, 1.0, 1.0, 1.0)),
+              onnx=OnnxLayout("LSTM", (2, 3, 0, 1), (1.0, 1.0, 1.0, 1.0)))
 register_cell("gru", GRU, 3, time_layer=TimeGRU, carry_gate=(0, -1.0), options=("reset_after",),
               torch=TorchLayout({"GRU": {"reset_after": True}}, (1, 0, 2), (-1.0, 1.0, 1.0),
-                                candidate_bias=True))
+                                candidate_bias=True),
+              onnx=OnnxLayout("GRU", (0, 1, 2), (-1.0, 1.0, 1.0),
+                              {("reset_after", True): {"linear_before_reset": 1},
+                               ("reset_after", False): {"linear_before_reset": 0}}))
 
 # -- cells recurrent research moved on to (each in its own file; see its docstring) -----------
 register_cell("mingru", MinGRU, 2, time_layer=TimeMinGRU, carry_gate=(0, -1.0))

@@ -1,0 +1,124 @@
+"""A language model as an ONNX graph with the standard RNN/LSTM/GRU operators.
+
+    ids (N, T) int64 -> Gather(embed.W) -> Transpose (T, N, D)
+        -> [LSTM | GRU | RNN](W, R, B, initial_h[, initial_c])  per layer  -> Y (T, 1, N, H)
+        -> Squeeze -> ... -> Transpose (N, T, H) -> MatMul(affine.W) + affine.b -> logits
+
+Inputs ``ids`` and, per layer k, ``h{k}`` (and ``c{k}`` for LSTM) of shape (1, N, H); outputs
+``logits`` (N, T, V) and ``h{k}_out`` (``c{k}_out``): feed the states back to generate token
+by token. N and T are free (named axes). Dropout is left out (an exported model evaluates).
+
+Weights (the cell's registry entry holds the layout, :class:`bptt.nn.cell_spec.OnnxLayout`):
+ONNX keeps W (1, G*H, D), R (1, G*H, H) with gate blocks along the rows and B (1, 2*G*H) =
+[input biases, recurrent biases]; bptt keeps Wx (D, G*H), Wh (H, G*H), b (G*H,). So
+W = Wx.T and R = Wh.T with the blocks reordered (LSTM: ONNX i, o, f, c from bptt f, g, i, o)
+and signed (GRU: ONNX's z is 1 - bptt's z, so its block is negated); B = [b, 0], except the
+reset-after GRU's candidate bias bh, which is the recurrent bias of the h block
+(``linear_before_reset=1``). ``onnx`` is imported only here, lazily.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..backend import to_numpy
+from ..nn.cell_spec import option_values
+from ..nn.registry import CELLS, spec_of
+
+OPSET = 17
+
+
+def _onnx() -> Any:
+    try:
+        import onnx
+    except ImportError:
+        raise ValueError("ONNX export needs the onnx package: pip install 'bptt[onnx]'") \
+            from None
+    return onnx
+
+
+def _blocks(a: np.ndarray, order: tuple[int, ...], signs: tuple[float, ...], H: int) -> Any:
+    """Rows (G*H, ...) in bptt's block order -> the operator's order and signs."""
+    return np.concatenate([s * a[k * H:(k + 1) * H] for k, s in zip(order, signs, strict=True)])
+
+
+def layer_tensors(layer: Any) -> tuple[dict[str, np.ndarray], str, dict[str, Any]]:
+    """(W, R, B arrays, operator name, attributes) of one recurrent Time layer."""
+    spec = spec_of(layer)
+    if spec is None:
+        raise ValueError(f"{type(layer).__name__} is not a recurrent layer of a registered cell")
+    if spec.onnx is None:
+        have = ", ".join(n for n, s in CELLS.items() if s.onnx is not None)
+        raise ValueError(f"the {spec.name!r} cell has no standard ONNX operator (cells with "
+                         f"one: {have}); it cannot be exported to ONNX")
+    if getattr(layer, "mask", None) is not None or hasattr(layer, "raw"):
+        raise ValueError("a weight-dropped layer cannot be exported; export the model trained "
+                         "without --weight-drop")
+    lay = spec.onnx
+    Wx, Wh, b = (to_numpy(p).astype(np.float32) for p in layer.params[:3])
+    H, G = Wh.shape[0], spec.gates
+    W = _blocks(Wx.T, lay.block_order, lay.signs, H)[None]  # (1, G*H, D)
+    R = _blocks(Wh.T, lay.block_order, lay.signs, H)[None]  # (1, G*H, H)
+    Rb = np.zeros(G * H, dtype=np.float32)
+    if len(layer.params) > 3:  # the reset-after GRU's bh: the h block's recurrent bias
+        Rb[(G - 1) * H:] = to_numpy(layer.params[3])
+    B = np.concatenate([_blocks(b, lay.block_order, lay.signs, H), Rb])[None]  # (1, 2*G*H)
+    attrs: dict[str, Any] = {"hidden_size": int(H)}
+    for key, value in option_values(spec, layer).items():
+        attrs.update(lay.attributes.get((key, value), {}))
+    return {"W": W, "R": R, "B": B}, lay.op, attrs
+
+
+def export_onnx(model: Any, path: str | os.PathLike[str]) -> Path:
+    """Write ``model`` (a :class:`~bptt.models.rnnlm.LanguageModel`) as an ONNX file (module
+    docstring); returns the path. The graph passes ``onnx.checker``."""
+    onnx = _onnx()
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits, nodes = [], []
+
+    def const(name: str, a: np.ndarray) -> str:
+        inits.append(numpy_helper.from_array(np.ascontiguousarray(a), name))
+        return name
+
+    V, H_in = model.vocab_size, None
+    inputs = [helper.make_tensor_value_info("ids", TensorProto.INT64, ["N", "T"])]
+    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", "T", V])]
+    const("embed.W", to_numpy(model.embed.params[0]).astype(np.float32))
+    nodes.append(helper.make_node("Gather", ["embed.W", "ids"], ["x_ntd"], axis=0))
+    nodes.append(helper.make_node("Transpose", ["x_ntd"], ["x0"], perm=[1, 0, 2]))
+    const("axis1", np.array([1], dtype=np.int64))
+    x = "x0"
+    for k, layer in enumerate(model.rnn_layers):
+        tensors, op, attrs = layer_tensors(layer)
+        H = tensors["R"].shape[2]
+        names = [const(f"rnn{k}.{n}", a) for n, a in tensors.items()]
+        states = [f"h{k}"] + ([f"c{k}"] if op == "LSTM" else [])
+        for s in states:
+            inputs.append(helper.make_tensor_value_info(s, TensorProto.FLOAT, [1, "N", H]))
+            outputs.append(helper.make_tensor_value_info(f"{s}_out", TensorProto.FLOAT,
+                                                         [1, "N", H]))
+        ins = [x, *names, ""] + states  # "" : no sequence_lens
+        outs = [f"y{k}", f"h{k}_out"] + ([f"c{k}_out"] if op == "LSTM" else [])
+        nodes.append(helper.make_node(op, ins, outs, **attrs))
+        nodes.append(helper.make_node("Squeeze", [f"y{k}", "axis1"], [f"x{k + 1}"]))
+        x, H_in = f"x{k + 1}", H
+    nodes.append(helper.make_node("Transpose", [x], ["h_nth"], perm=[1, 0, 2]))
+    const("affine.W", to_numpy(model.affine.params[0]).astype(np.float32))  # (H, V)
+    const("affine.b", to_numpy(model.affine.params[1]).astype(np.float32))
+    nodes.append(helper.make_node("MatMul", ["h_nth", "affine.W"], ["scores"]))
+    nodes.append(helper.make_node("Add", ["scores", "affine.b"], ["logits"]))
+    graph = helper.make_graph(nodes, "bptt_language_model", inputs, outputs, inits)
+    onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                                   producer_name="bptt")
+    onnx_model.doc_string = f"{model} (hidden {H_in}); inputs ids, h/c per layer"
+    onnx.checker.check_model(onnx_model)
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    onnx.save(onnx_model, str(tmp))
+    tmp.replace(path)  # atomic
+    return path
