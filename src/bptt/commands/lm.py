@@ -15,6 +15,7 @@ import json
 import sys
 from typing import Any
 
+from ..data.tokenizers import TOKENIZERS
 from ..models.rnnlm import INIT_SCHEMES
 from ..nn.registry import cell_names
 from ..train.config import OPTIMIZERS, PRESETS, TrainConfig
@@ -66,6 +67,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
       help="'ptb' (cache/download), a directory with ptb.*.txt or train.txt/valid.txt[/test.txt], "
            "or one UTF-8 text file (split 90/5/5); default: the built-in corpus")
     a("--level", choices=["word", "char"], default=None, help="tokens: words or characters")
+    a("--tokenizer", choices=TOKENIZERS, default=None,
+      help="how a text file's lines split into words: whitespace (default) or janome (Japanese "
+           "morphemes; pip install 'bptt[ja]')")
     a("--preset", default=None, metavar="NAME", help=f"one of {', '.join(PRESETS)}")
     a("--cell", choices=cell_names(), default=None,
       help="recurrent cell: a built-in or a registered one (bptt.cells entry points)")
@@ -130,9 +134,9 @@ def train_config_from_args(args: argparse.Namespace) -> tuple[Any, set[str]]:
         if raw is not None:
             values[dest] = number(raw, "--" + dest.replace("_", "-"), kind, lower,
                                   positive=dest in ("lr", "max_minutes"))
-    for dest in ("data", "level", "preset", "cell", "init", "tie", "variational", "variable_bptt",
-                 "optimizer", "out",
-                 "resume", "overwrite", "force", "plot", "quiet"):
+    for dest in ("data", "level", "tokenizer", "preset", "cell", "init", "tie", "variational",
+                 "variable_bptt", "optimizer", "out", "resume", "overwrite", "force", "plot",
+                 "quiet"):
         v = getattr(args, dest, None)
         if v is not None:
             values[dest] = v

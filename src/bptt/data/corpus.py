@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from .download import default_cache_dir, fetch, sha256sum
+from .tokenizers import check_tokenizer, split_words, word_joiner
 
 UNK = "<unk>"
 EOS = "<eos>"
@@ -58,8 +59,9 @@ class Vocab:
     """
 
     def __init__(self, tokens: Sequence[str], level: str = "word", unk: str | None = UNK,
-                 eos: str | None = EOS) -> None:
+                 eos: str | None = EOS, tokenizer: str = "whitespace") -> None:
         self.level = _check_level(level)
+        self.tokenizer = check_tokenizer(tokenizer)  # how word-level text was split
         self.itos = list(tokens)
         self.stoi = {t: i for i, t in enumerate(self.itos)}
         if len(self.stoi) != len(self.itos):
@@ -71,7 +73,8 @@ class Vocab:
     # -- building ----------------------------------------------------------------------------
     @classmethod
     def build(cls, tokens: Iterable[str], level: str = "word", min_freq: int = 1,
-              max_size: int | None = None, specials: Sequence[str] = (UNK,)) -> Vocab:
+              max_size: int | None = None, specials: Sequence[str] = (UNK,),
+              tokenizer: str = "whitespace") -> Vocab:
         """Vocabulary of a token stream: ``specials`` first, then by frequency (ties: first seen).
 
         Tokens seen fewer than ``min_freq`` times are dropped; ``max_size`` caps the size,
@@ -89,7 +92,7 @@ class Vocab:
                 break
             if tok not in specials:
                 itos.append(tok)
-        return cls(itos, level=level)
+        return cls(itos, level=level, tokenizer=tokenizer)
 
     # -- lookups -----------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -119,8 +122,10 @@ class Vocab:
         return self.stoi[self.unk]
 
     def tokenize(self, text: str) -> list[str]:
-        """Split text into tokens: words (whitespace) or characters."""
-        return text.split() if self.level == "word" else list(text)
+        """Split text into tokens: words (by the vocabulary's tokenizer) or characters."""
+        if self.level == "char":
+            return list(text)
+        return [w for line in text.splitlines() for w in split_words(line, self.tokenizer)]
 
     def encode(self, text_or_tokens: str | Sequence[str]) -> np.ndarray:
         """Ids (int32) of a text (tokenized by :meth:`tokenize`) or of a list of tokens."""
@@ -141,23 +146,28 @@ class Vocab:
         return out
 
     def decode(self, ids: Iterable[int]) -> str:
-        """Text of ids: words joined by spaces with ``<eos>`` as a line break, or characters."""
+        """Text of ids: words joined by spaces (nothing, for janome's Japanese morphemes) with
+        ``<eos>`` as a line break, or characters."""
         toks = self.tokens(ids)
         if self.level == "char":
             return "".join(toks)
+        join = word_joiner(self.tokenizer)
         lines, words = [], []
         for t in toks:
             if t == self.eos:
-                lines.append(" ".join(words))
+                lines.append(join.join(words))
                 words = []
             else:
                 words.append(t)
-        return "\n".join([*lines, " ".join(words)])
+        return "\n".join([*lines, join.join(words)])
 
     # -- JSON --------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {"format": "bptt-vocab", "version": 1, "level": self.level, "unk": self.unk,
-                "eos": self.eos, "tokens": self.itos}
+        d = {"format": "bptt-vocab", "version": 1, "level": self.level, "unk": self.unk,
+             "eos": self.eos, "tokens": self.itos}
+        if self.tokenizer != "whitespace":
+            d["tokenizer"] = self.tokenizer
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Vocab:
@@ -166,7 +176,8 @@ class Vocab:
                              "\"format\": \"bptt-vocab\")")
         if not isinstance(d.get("tokens"), list):
             raise ValueError("vocabulary JSON has no list of \"tokens\"")
-        return cls(d["tokens"], level=d.get("level", "word"), unk=d.get("unk"), eos=d.get("eos"))
+        return cls(d["tokens"], level=d.get("level", "word"), unk=d.get("unk"), eos=d.get("eos"),
+                   tokenizer=d.get("tokenizer", "whitespace"))
 
     def to_json(self, path: str | os.PathLike[str]) -> None:
         """Write the vocabulary as JSON (UTF-8)."""
@@ -258,13 +269,14 @@ def decode_utf8(data: bytes, path: str | os.PathLike[str]) -> str:
         ) from None
 
 
-def tokenize(text: str, level: str = "word") -> list[str]:
-    """Corpus tokens: each non-blank line's words then ``<eos>``, or every character."""
+def tokenize(text: str, level: str = "word", tokenizer: str = "whitespace") -> list[str]:
+    """Corpus tokens: each non-blank line's words (split by ``tokenizer``) then ``<eos>``, or
+    every character."""
     if _check_level(level) == "char":
         return list("\n".join(text.splitlines()) + ("\n" if text.endswith(("\n", "\r")) else ""))
     out: list[str] = []
     for line in text.splitlines():
-        words = line.split()
+        words = split_words(line, tokenizer)
         if words:
             out.extend(words)
             out.append(EOS)
@@ -280,14 +292,14 @@ def _unspaced_script_share(text: str) -> float:
     return unspaced / letters
 
 
-def _tokens_of(path: Path, level: str) -> list[str]:
+def _tokens_of(path: Path, level: str, tokenizer: str = "whitespace") -> list[str]:
     text = read_text(path)
-    if level == "word" and _unspaced_script_share(text) > 0.3:
+    if level == "word" and tokenizer == "whitespace" and _unspaced_script_share(text) > 0.3:
         warnings.warn(f"{path} is mostly Japanese/Chinese/Korean/Thai text, written without "
                       f"spaces between words: at word level each line becomes a few huge "
-                      f"'words'; use --level char (or split the words first, e.g. with janome)",
+                      f"'words'; use --level char, or --tokenizer janome for Japanese",
                       stacklevel=2)
-    toks = tokenize(text, level)
+    toks = tokenize(text, level, tokenizer)
     if not toks:
         raise ValueError(f"{path} holds no tokens (only whitespace)")
     return toks
@@ -310,7 +322,8 @@ def _split_sizes(n: int, split: Sequence[float], path: Path) -> tuple[int, int]:
 
 def load_text(path: str | os.PathLike[str], level: str = "word", min_freq: int = 1,
               max_size: int | None = None,
-              split: Sequence[float] = (0.9, 0.05, 0.05), vocab: Vocab | None = None) -> Corpus:
+              split: Sequence[float] = (0.9, 0.05, 0.05), vocab: Vocab | None = None,
+              tokenizer: str = "whitespace") -> Corpus:
     """A corpus from one UTF-8 file or a directory with train.txt, valid.txt and test.txt.
 
     Args:
@@ -321,8 +334,12 @@ def load_text(path: str | os.PathLike[str], level: str = "word", min_freq: int =
         min_freq, max_size: vocabulary limits (see :meth:`Vocab.build`); the rest is ``<unk>``.
         split: fractions (train, valid, test) for a single file; test may be 0 (no test split).
         vocab: encode with this vocabulary (e.g. a trained model's) instead of building one.
+        tokenizer: how word-level lines are split ('whitespace' or 'janome'; a given
+            ``vocab`` brings its own).
     """
     _check_level(level)
+    if vocab is not None:
+        tokenizer = vocab.tokenizer
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(errno.ENOENT, "no such file or directory", str(p))
@@ -332,15 +349,16 @@ def load_text(path: str | os.PathLike[str], level: str = "word", min_freq: int =
             if not files[s].exists():
                 raise FileNotFoundError(errno.ENOENT, f"a corpus directory needs {s}.txt "
                                         "(for the PTB's ptb.*.txt use load_ptb)", str(files[s]))
-        toks = {s: _tokens_of(f, level) for s, f in files.items() if f.exists()}
+        toks = {s: _tokens_of(f, level, tokenizer) for s, f in files.items() if f.exists()}
     else:
-        all_toks = _tokens_of(p, level)
+        all_toks = _tokens_of(p, level, tokenizer)
         n_train, n_valid = _split_sizes(len(all_toks), split, p)
         toks = {"train": all_toks[:n_train], "valid": all_toks[n_train:n_train + n_valid]}
         if split[2] > 0:
             toks["test"] = all_toks[n_train + n_valid:]
     if vocab is None:
-        vocab = Vocab.build(toks["train"], level=level, min_freq=min_freq, max_size=max_size)
+        vocab = Vocab.build(toks["train"], level=level, min_freq=min_freq, max_size=max_size,
+                            tokenizer=tokenizer)
     elif vocab.level != level:
         raise ValueError(f"the vocabulary is {vocab.level}-level but level={level!r} was asked")
     ids = {s: vocab.encode(t) for s, t in toks.items()}
@@ -407,13 +425,19 @@ def load_ptb(path: str | os.PathLike[str] | None = None,
 def load_corpus(data: str | os.PathLike[str] | None = None, level: str = "word",
                 cache_dir: str | os.PathLike[str] | None = None, download: bool = True,
                 min_freq: int = 1, max_size: int | None = None,
-                vocab: Vocab | None = None) -> Corpus:
+                vocab: Vocab | None = None, tokenizer: str = "whitespace") -> Corpus:
     """What ``bptt train --data`` means: None or 'builtin', 'ptb', or a path (file/directory).
 
     A directory holding ``ptb.train.txt`` is read as the PTB (word level only). ``vocab``:
-    encode with this vocabulary (a trained model's) instead of building one.
+    encode with this vocabulary (a trained model's) instead of building one. ``tokenizer``:
+    how a text file's lines are split into words (see :mod:`bptt.data.tokenizers`).
     """
     _check_level(level)
+    check_tokenizer(tokenizer)
+    if tokenizer != "whitespace" and (level != "word" or data is None
+                                      or str(data) in ("builtin", "ptb")):
+        raise ValueError(f"--tokenizer {tokenizer} splits the words of your own text files: "
+                         f"use it with --data FILE at word level")
     if data is None or str(data) == "builtin":
         return load_builtin(level, vocab=vocab)
     is_ptb = str(data) == "ptb" and not Path(data).exists()
@@ -422,4 +446,5 @@ def load_corpus(data: str | os.PathLike[str] | None = None, level: str = "word",
             raise ValueError("the PTB is read at word level; for characters pass a text file")
         return load_ptb(None if is_ptb else data, cache_dir=cache_dir, download=download,
                         vocab=vocab)
-    return load_text(data, level=level, min_freq=min_freq, max_size=max_size, vocab=vocab)
+    return load_text(data, level=level, min_freq=min_freq, max_size=max_size, vocab=vocab,
+                     tokenizer=tokenizer)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import optim as _optim
+from ..data.tokenizers import check_tokenizer
 from ..models.rnnlm import INIT_SCHEMES
 from ..nn.registry import cell_names
 
@@ -64,6 +65,7 @@ class TrainConfig:
 
     data: str | None = None          # None/'builtin', 'ptb', or a path
     level: str = "word"
+    tokenizer: str = "whitespace"    # whitespace | janome (bptt.data.tokenizers)
     preset: str | None = None
     cell: str | None = None
     layers: int | None = None
@@ -125,6 +127,7 @@ class TrainConfig:
         """Raise ValueError naming the first bad setting."""
         if self.level not in ("word", "char"):
             raise ValueError(f"--level must be word or char, got {self.level!r}")
+        check_tokenizer(self.tokenizer)
         if self.cell not in cell_names():
             raise ValueError(f"--cell must be one of {', '.join(cell_names())} (registered "
                              f"cells), got {self.cell!r}")

@@ -237,6 +237,7 @@ def train_language_model(config: TrainConfig, explicit: set[str] | None = None,
     if cfg.plot:
         require_matplotlib("--plot needs")
     corpus = load_corpus(cfg.data, cfg.level, min_freq=cfg.min_freq, max_size=cfg.max_size,
+                         tokenizer=cfg.tokenizer,
                          vocab=ck.vocab if ck is not None else None)
     data = corpus_fingerprint(corpus)
     if ck is not None:
