@@ -154,4 +154,4 @@ def test_fit_shows_progress_inside_an_epoch(tmp_path):
     bar = FakeTTY()
     fit_task(FitConfig("adding", seq_len=10, n_train=200, epochs=1, out=str(tmp_path / "a")),
              log=lambda s: None, stream=bar)
-    assert "step 1/7" in bar.getvalue() and "seq/s" in bar.getvalue()
+    assert "/7 [" in bar.getvalue()  # tqdm's bar over the run's 7 steps, on a terminal

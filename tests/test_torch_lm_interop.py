@@ -79,7 +79,7 @@ def test_torch_to_bptt_same_logits(cell, layers):
 
 
 def test_what_has_no_torch_layout_is_one_clear_error():
-    with pytest.raises(ValueError, match="'mingru' cell has no PyTorch module"):
+    with pytest.raises(ValueError, match="'mingru' cell has no PyTorch counterpart"):
         torch_language_model(LanguageModel(10, 4, 4, cell="mingru"))
     with pytest.raises(ValueError, match="PyTorch's variant"):
         torch_language_model(LanguageModel(10, 4, 4, cell="gru"))

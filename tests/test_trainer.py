@@ -209,29 +209,23 @@ class FakeTTY(io.StringIO):
         return True
 
 
-def test_progress_bar_draws_on_a_terminal_lines_elsewhere_nothing_when_quiet(monkeypatch):
-    import bptt.train.progress as progress_mod
-
-    clock = [100.0]
-    monkeypatch.setattr(progress_mod.time, "monotonic", lambda: clock[0])
+def test_progress_bar_draws_on_a_terminal_nothing_elsewhere_or_when_quiet():
     tty = FakeTTY()
     bar = Progress(100, 4, stream=tty, interval=0.0)
     bar.update(0, 1, 5.0, 0.0, 20.0)
-    clock[0] += 5.0  # 50 steps in 5 s: 50 steps left take 5 s more
-    bar.update(50, 2, 4.6, 7000.0, 20.0)
+    bar.update(50, 2, 4.6, 7000.0, 20.0, force=True)
     line = tty.getvalue().split("\r")[-1]
-    assert line.startswith("epoch 2/4 | step 50/100 | loss 4.6 ppl 99.5")
-    assert "7,000 tok/s" in line and "ETA 0:05" in line
+    assert line.startswith("epoch 2/4:") and "50/100" in line
+    assert "loss 4.6 ppl 99.5, 7,000 tok/s, lr 20" in line
     bar.message("epoch 2 done")
-    assert tty.getvalue().endswith("epoch 2 done\n")
-    pipe = io.StringIO()  # not a terminal: a plain line every `every` seconds
-    p2 = Progress(100, 4, stream=pipe, every=30.0, unit="seq", show_ppl=False)
-    p2.update(1, 1, 5.0, 10.0, 1.0)
-    assert pipe.getvalue() == ""
-    clock[0] += 31.0
-    p2.update(2, 1, 5.0, 10.0, 1.0)
-    assert pipe.getvalue().startswith("epoch 1/4 | step 2/100 | loss 5 | 10 seq/s")
-    assert "\r" not in pipe.getvalue()
+    assert "epoch 2 done\n" in tty.getvalue()
+    bar.close()
+    pipe = io.StringIO()  # not a terminal: no bar (the epoch lines and log.jsonl remain)
+    p2 = Progress(100, 4, stream=pipe, interval=0.0, unit="seq", show_ppl=False)
+    p2.update(2, 1, 5.0, 10.0, 1.0, force=True)
+    assert pipe.getvalue() == "" and not p2.live
+    p2.message("epoch 1 done")
+    assert pipe.getvalue() == "epoch 1 done\n"
     quiet = FakeTTY()
     p3 = Progress(100, 4, quiet=True, stream=quiet, interval=0.0)
     p3.update(1, 1, 5.0, 10.0, 1.0)

@@ -27,7 +27,7 @@ Initialisation, ``init=``:
 |              |              | the carry gate's +1 (LSTM f, GRU 1 - z)     |                   |
 
 "torch" is what ``nn.Embedding``, ``nn.LSTM``/``GRU``/``RNN`` (two biases) and ``nn.Linear``
-start from; "orthogonal" is LSTM practice (Saxe et al. 2014, Jozefowicz et al. 2015) with the
+start from; "orthogonal" follows LSTM practice (Saxe et al. 2014, Jozefowicz et al. 2015), with the
 embedding range of PyTorch's word_language_model example.
 """
 

@@ -157,7 +157,7 @@ def from_torch(module: Any) -> TimeStack:
     return stack
 
 
-def _cell_of(layer: Any) -> tuple[CellSpec, str]:
+def torch_mode_of(layer: Any) -> tuple[CellSpec, str]:
     """The spec of a recurrent Time layer and the torch mode it equals; one line if none."""
     spec = spec_of(layer)
     if spec is None or type(layer) is spec.step:
@@ -192,7 +192,7 @@ def to_torch(layer: Any, grads: bool = False) -> dict[str, Any]:
         dirs = ([lay.forward_layer, lay.backward_layer] if isinstance(lay, TimeBidirectional)
                 else [lay])
         for d, cell_layer in enumerate(dirs):
-            spec, mode = _cell_of(cell_layer)
+            spec, mode = torch_mode_of(cell_layer)
             cells.add(mode)
             to = grads_to_torch if grads else params_to_torch
             w_ih, w_hh, b_ih, b_hh = to(spec, cell_layer.grads if grads else cell_layer.params)

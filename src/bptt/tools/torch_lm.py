@@ -27,11 +27,8 @@ import numpy as np
 
 from ..backend import to_numpy
 from ..models.rnnlm import LanguageModel
-from ..nn.registry import get_cell
-from .interop import params_from_torch, to_torch
-
-_GATES_TO_CELL = {4: "lstm", 3: "gru", 1: "rnn"}
-_MODULES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
+from ..nn.registry import CELLS, get_cell
+from .interop import params_from_torch, to_torch, torch_mode_of
 
 
 def state_dict_of(model: LanguageModel) -> dict[str, np.ndarray]:
@@ -54,14 +51,10 @@ def torch_language_model(model: LanguageModel) -> Any:
     import torch
     from torch import nn
 
-    spec = get_cell(model.cell)
-    kind = _MODULES.get(spec.name)
-    if kind is None:
-        raise ValueError(f"the {model.cell!r} cell has no PyTorch module (cells with one: "
-                         f"{', '.join(_MODULES)})")
+    spec, mode = torch_mode_of(model.rnn_layers[0])  # one clear line if torch has no such layer
+    kind = mode.split("_")[0]  # RNN_TANH -> nn.RNN(nonlinearity="tanh"), LSTM, GRU
+    extra = {k: v for k, v in spec.torch.modes[mode].items() if k == "nonlinearity"}
     V, D, H, L = model.vocab_size, model.embed_size, model.hidden_size, model.num_layers
-    extra = {"nonlinearity": getattr(model.rnn_layers[0], "nonlinearity", "tanh")} \
-        if kind == "RNN" else {}
 
     class RNNModel(nn.Module):
         """word_language_model's RNNModel: encoder -> dropout -> rnn -> dropout -> decoder."""
@@ -92,7 +85,8 @@ def from_state_dict(state: dict[str, Any], cell: str | None = None, tie: bool = 
                     dtype: Any = "float32", source: Any = "the state_dict") -> LanguageModel:
     """A LanguageModel from a word_language_model ``state_dict`` (tensors or arrays).
 
-    ``cell``: 'lstm', 'gru' or 'rnn' (default: from the gate count: 4, 3, 1); ``tie``: tie the
+    ``cell``: a registered cell with a PyTorch layout (default: the first with as many gate
+    blocks: lstm for 4, gru for 3, rnn for 1); ``tie``: tie the
     output to the embedding (a state_dict cannot say that the two are one array: only that
     their values are equal, which is checked)."""
     arrays = {k: np.asarray(to_numpy(v.detach().cpu().numpy() if hasattr(v, "detach") else v))
@@ -109,16 +103,15 @@ def from_state_dict(state: dict[str, Any], cell: str | None = None, tie: bool = 
     V, D = arrays["encoder.weight"].shape
     H = arrays["rnn.weight_hh_l0"].shape[1]
     G = arrays["rnn.weight_hh_l0"].shape[0] // H
-    cell = cell or _GATES_TO_CELL.get(G)
-    if cell not in _MODULES or get_cell(cell).gates != G:
+    if cell is None:
+        cell = next((n for n, s in CELLS.items() if s.torch is not None and s.gates == G), None)
+    if cell is None or get_cell(cell).gates != G:
         raise ValueError(f"{source}: {G} gate blocks of H={H} do not fit the cell {cell!r}")
-    if cell == "gru":
-        raise ValueError(f"{source}: a PyTorch GRU is bptt's GRU with reset_after=True, which "
-                         f"bptt's language models do not build yet; import an LSTM or RNN")
     if tie and not np.array_equal(arrays["decoder.weight"], arrays["encoder.weight"]):
         raise ValueError(f"{source}: tie asked for, but decoder.weight is not encoder.weight")
     model = LanguageModel(V, D, H, cell=cell, num_layers=len(layers), tie_weights=tie,
                           dtype=dtype, seed=0)
+    torch_mode_of(model.rnn_layers[0])  # torch's variant of the cell (GRU: not yet here)
     named = {"embed.W": arrays["encoder.weight"]}
     for k in layers:
         ps = params_from_torch(cell, *(arrays.get(f"rnn.{n}_l{k}") for n in

@@ -448,6 +448,7 @@ class Trainer:
         finally:
             self._restore_sigint(old_handler)
             learner.set_training(False)
+            self.progress.close()
         if self._stop == "interrupted":
             self.progress.clear()
             self.save_last()

@@ -1,4 +1,4 @@
-"""A one-line progress bar on stderr (tqdm-style, no dependency) and a JSON-lines log."""
+"""Progress while training (a ``tqdm.auto`` bar) and the JSON-lines log of a run."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import os
 import sys
 import time
 from typing import Any, TextIO
+
+from tqdm.auto import tqdm
 
 from ..atomic import json_text
 
@@ -27,69 +29,62 @@ def format_seconds(s: float) -> str:
 
 
 class Progress:
-    """``epoch 2/4 | step 1500/5308 | loss 4.91 ppl 135.6 | 9,870 tok/s | lr 20 | ETA 6:12``.
+    """A ``tqdm.auto`` bar: ``epoch 2/4:  28%|###   | 1500/5308 [02:31<06:12, loss 4.91 ppl 135.6,
+    9,870 tok/s, lr 20]``.
 
-    Drawn in place (carriage return) at most every ``interval`` seconds, only when ``stream`` is
-    a terminal and not ``quiet``; elsewhere (a log file, a pipe) one plain line every
-    ``every`` seconds, so a long epoch never stays silent. ``message()`` prints a whole line
-    (epoch summaries) unless quiet. ``unit``: what the rate counts (tok, seq); ``show_ppl``:
-    the loss is a cross-entropy, show its perplexity too.
+    tqdm draws it as a widget in a notebook and as a line in a terminal, and nothing when
+    ``stream`` is not a terminal (a log file, a pipe: the JSON-lines log and the epoch lines
+    are the record there) or when ``quiet``. ``message()`` prints a whole line (epoch
+    summaries) above the bar unless quiet. ``unit``: what the rate counts (tok, seq);
+    ``show_ppl``: the loss is a cross-entropy, show its perplexity too.
     """
 
     def __init__(self, total_steps: int, epochs: int, quiet: bool = False,
                  stream: TextIO | None = None, interval: float = 0.2, unit: str = "tok",
-                 show_ppl: bool = True, every: float = 30.0) -> None:
+                 show_ppl: bool = True) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.quiet = quiet
-        self.live = not quiet and hasattr(self.stream, "isatty") and self.stream.isatty()
         self.total, self.epochs = total_steps, epochs
-        self.interval = interval if self.live else every
         self.unit, self.show_ppl = unit, show_ppl
-        self._last = time.monotonic() if not self.live else 0.0
-        self._width = 0
-        self._start: tuple[float, int] | None = None  # (time, step) of the first update
+        self.bar: Any = None
+        if not quiet:  # disable=None: off unless a terminal (a notebook always shows)
+            self.bar = tqdm(total=total_steps, file=self.stream, disable=None, leave=False,
+                            mininterval=interval, unit="step", dynamic_ncols=True)
+
+    @property
+    def live(self) -> bool:
+        """Whether a bar is drawn."""
+        return self.bar is not None and not self.bar.disable
 
     def update(self, step: int, epoch: int, loss: float, rate: float, lr: float,
                force: bool = False) -> None:
-        """``rate``: units per second of training."""
-        if self.quiet:
+        """``rate``: units per second of training; ``step``: updates done so far."""
+        if not self.live:
             return
-        now = time.monotonic()
-        if self._start is None:
-            self._start = (now, step)
-        if not force and now - self._last < self.interval:
-            return
-        self._last = now
-        t0, s0 = self._start
-        per_step = (now - t0) / (step - s0) if step > s0 else float("inf")
-        eta = (self.total - step) * per_step
         ppl = f" ppl {math.exp(min(loss, 50.0)):.1f}" if self.show_ppl else ""
-        line = (f"epoch {epoch}/{self.epochs} | step {step}/{self.total} | loss {loss:.4g}"
-                f"{ppl} | {rate:,.0f} {self.unit}/s | lr {lr:g} | ETA {format_seconds(eta)}")
-        if self.live:
-            self._draw(line)
-        else:
-            self.stream.write(line + "\n")
-            self.stream.flush()
-
-    def _draw(self, line: str) -> None:
-        pad = max(0, self._width - len(line))
-        self.stream.write("\r" + line + " " * pad)
-        self.stream.flush()
-        self._width = len(line)
+        self.bar.set_description_str(f"epoch {epoch}/{self.epochs}", refresh=False)
+        self.bar.set_postfix_str(f"loss {loss:.4g}{ppl}, {rate:,.0f} {self.unit}/s, lr {lr:g}",
+                                 refresh=False)
+        self.bar.update(step - self.bar.n)
+        if force:
+            self.bar.refresh()
 
     def clear(self) -> None:
-        if self.live and self._width:
-            self.stream.write("\r" + " " * self._width + "\r")
-            self.stream.flush()
-            self._width = 0
+        if self.live:
+            self.bar.clear()
 
     def message(self, text: str) -> None:
         if self.quiet:
             return
-        self.clear()
-        self.stream.write(text + "\n")
-        self.stream.flush()
+        if self.live:
+            self.bar.write(text, file=self.stream)
+        else:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 class JsonlLog:
