@@ -1,0 +1,112 @@
+"""Write the docs tour as Jupyter notebooks: ``python docs/tour/make_notebooks.py``.
+
+Each page ``docs/tour/N-name.md`` becomes ``docs/tour/notebooks/N-name.ipynb`` from the same
+Markdown, so the two never disagree (``tests/test_tour_notebooks.py`` regenerates them and
+compares, then runs them with nbclient):
+
+- prose, tables and links -> Markdown cells (links into ``src/`` made relative to the
+  notebooks' folder);
+- a ```` ```python ```` block of ``>>>`` examples -> one code cell holding the example code
+  (the expected output lines are what the cell prints when run);
+- a ```` ```console ```` block -> one ``%%bash`` cell of its ``bptt ...`` commands (a failing
+  one fails the cell), except the blocks marked ``<!-- slow -->`` (minutes of training),
+  which stay as Markdown to read.
+
+Needs only nbformat (the ``notebooks`` extra): ``pip install -e '.[notebooks]'``.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+TOUR = Path(__file__).resolve().parent
+OUT = TOUR / "notebooks"
+BLOCK = re.compile(r"(<!--\s*slow\s*-->\s*)?```(python|console)\n(.*?)```\n?", re.S)
+
+
+def _code_of_doctest(block: str) -> str:
+    """The source lines of ``>>>`` / ``...`` examples, prompts removed, outputs dropped."""
+    lines = []
+    for line in block.splitlines():
+        if line.startswith(">>> ") or line == ">>>":
+            lines.append(line[4:])
+        elif line.startswith("... ") or line == "...":
+            lines.append(line[4:])
+    return "\n".join(lines).rstrip()
+
+
+def _shell_of_console(block: str) -> str:
+    """A %%bash cell of the block's commands; a failing one fails the cell (set -e)."""
+    return "\n".join(["%%bash", "set -e"] + [line[2:] for line in block.splitlines()
+                                             if line.startswith("$ ")])
+
+
+def _relink(m: re.Match) -> str:
+    """A link of a tour page, seen from docs/tour/notebooks/: pages become notebooks."""
+    target = m.group(1)
+    if re.match(r"[a-z]+:|#|/", target):
+        return m.group(0)
+    page = re.fullmatch(r"(\d+-[\w-]+)\.md(#.*)?", target)
+    if page:
+        return f"]({page.group(1)}.ipynb{page.group(2) or ''}"
+    return f"](../{target}"
+
+
+def _markdown(text: str) -> str:
+    return re.sub(r"\]\(([^)\s]+)", _relink, text).strip()
+
+
+def notebook_of(page: Path) -> object:
+    """The notebook of one tour page (an nbformat v4 NotebookNode)."""
+    import nbformat
+
+    text = page.read_text(encoding="utf-8")
+    cells, at = [], 0
+    for m in BLOCK.finditer(text):
+        prose = _markdown(text[at:m.start()])
+        slow, kind, body = bool(m.group(1)), m.group(2), m.group(3)
+        if kind == "console" and slow:  # shown, not run: it trains for minutes
+            prose = (prose + "\n\n" if prose else "") + f"```console\n{body}```"
+        if prose:
+            cells.append(nbformat.v4.new_markdown_cell(prose))
+        if kind == "python":
+            cells.append(nbformat.v4.new_code_cell(_code_of_doctest(body)))
+        elif not slow:
+            cells.append(nbformat.v4.new_code_cell(_shell_of_console(body)))
+        at = m.end()
+    rest = _markdown(text[at:])
+    if rest:
+        cells.append(nbformat.v4.new_markdown_cell(rest))
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.metadata["bptt_source"] = f"docs/tour/{page.name}"
+    return nb
+
+
+def notebook_text(page: Path) -> str:
+    import nbformat
+
+    nb = notebook_of(page)
+    for k, cell in enumerate(nb.cells):  # stable ids: regenerating changes nothing
+        cell["id"] = f"{page.stem[:20]}-{k}"
+    return nbformat.writes(nb) + "\n"
+
+
+def pages() -> list[Path]:
+    return sorted(p for p in TOUR.glob("[0-9]*.md"))
+
+
+def main() -> int:
+    OUT.mkdir(exist_ok=True)
+    for page in pages():
+        target = OUT / (page.stem + ".ipynb")
+        target.write_text(notebook_text(page), encoding="utf-8")
+        print(f"wrote {target.relative_to(TOUR.parent.parent)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
