@@ -101,3 +101,19 @@ def test_cli_plot_gates_and_states(tmp_path, capsys):
     assert main(["plot", "gates", "two-layer-net", "--out", str(out)]) == 2
     assert main(["plot", "gates", "lstm", "--text", "1 2", "--units", "0", "--out", str(out)]) == 2
     assert "units must be a positive integer, got 0" in capsys.readouterr().err
+
+
+def test_figures_display_inline_when_no_path_is_given():
+    """In a notebook, plot_history(...) / plot_gradient_flow(...) without a path return the
+    matplotlib Figure, which Jupyter shows inline (it has a PNG repr)."""
+    pytest.importorskip("matplotlib")
+    from bptt import gradient_flow_study, plot_gradient_flow
+    from bptt.train.plot import plot_history
+
+    fig = plot_history([{"epoch": 1, "train_ppl": 300.0, "valid_ppl": 250.0},
+                        {"epoch": 2, "train_ppl": 200.0, "valid_ppl": 180.0}])
+    assert type(fig).__name__ == "Figure" and fig.axes[0].get_ylabel() == "perplexity"
+    runs = gradient_flow_study(("rnn",), (1.0,), T=10, H=4, N=2)
+    fig = plot_gradient_flow(runs)
+    assert type(fig).__name__ == "Figure" and len(fig.axes) == 2
+    assert fig._repr_png_().startswith(b"\x89PNG")  # what Jupyter displays

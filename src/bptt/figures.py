@@ -7,6 +7,7 @@ figure is made, and its absence is one clear error naming ``pip install 'bptt[pl
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -32,10 +33,20 @@ def new_figure(width: float, height: float) -> Any:
     return fig
 
 
-def save_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
-    """Write ``fig`` as a PNG at ``path`` (its folder is made if missing)."""
+def _png_bytes(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def save_figure(fig: Any, path: str | os.PathLike[str] | None) -> Any:
+    """Write ``fig`` as a PNG at ``path`` (its folder is made if missing) and return the path;
+    with ``path=None`` return the Figure itself, which a notebook displays inline."""
+    fig.tight_layout()
+    if path is None:  # Jupyter shows an object's _repr_png_ (no pyplot backend needed)
+        fig._repr_png_ = lambda: _png_bytes(fig)
+        return fig
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
     fig.savefig(os.fspath(path))
     return path

@@ -32,10 +32,11 @@ from .explain_records import Tracer, model_layers
 
 
 # -- gradient flow --------------------------------------------------------------------------------
-def plot_gradient_flow(runs: Sequence[Any], path: str | os.PathLike[str],
-                       title: str | None = None) -> Path:
+def plot_gradient_flow(runs: Sequence[Any], path: str | os.PathLike[str] | None = None,
+                       title: str | None = None) -> Any:
     """One panel per cell: log ||dL/dh_t|| against t, one line per Wh scale; a last panel: the
-    global parameter-gradient norm against the scale, before and after clipping."""
+    global parameter-gradient norm against the scale, before and after clipping. Returns the
+    PNG's path, or with no ``path`` the Figure (a notebook shows it inline)."""
     if not runs:
         raise ValueError("plot_gradient_flow needs at least one run")
     cells = list(dict.fromkeys(r.cell for r in runs))
@@ -231,8 +232,9 @@ def pca_2d(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return Y, ratio, mean
 
 
-def plot_gates(acts: dict[str, np.ndarray], words: Sequence[str], path: str | os.PathLike[str],
-               units: int = 24, title: str | None = None) -> Path:
+def plot_gates(acts: dict[str, np.ndarray], words: Sequence[str],
+               path: str | os.PathLike[str] | None,
+               units: int = 24, title: str | None = None) -> Any:
     """Heatmaps (units x words) of each gate in ``acts`` (from :func:`gate_activations`).
 
     Gates are in [0, 1] (0 = closed, 1 = open); g, c and h are in [-1, 1] (c may exceed it).
@@ -273,7 +275,7 @@ def plot_gates(acts: dict[str, np.ndarray], words: Sequence[str], path: str | os
 
 
 def plot_states(paths: Sequence[tuple[Sequence[str], np.ndarray]],
-                path: str | os.PathLike[str], title: str | None = None) -> Path:
+                path: str | os.PathLike[str] | None, title: str | None = None) -> Any:
     """Hidden-state trajectories: each (words, states (T, H)) drawn as a path in the plane of
     the first two principal components of all the states together."""
     if not paths:
@@ -311,7 +313,7 @@ def plot_states(paths: Sequence[tuple[Sequence[str], np.ndarray]],
 
 # -- attention -----------------------------------------------------------------------------------
 def plot_attention(weights: np.ndarray, source: Sequence[str], output: Sequence[str],
-                   path: str | os.PathLike[str], title: str | None = None) -> Path:
+                   path: str | os.PathLike[str] | None, title: str | None = None) -> Any:
     """Heatmap of attention weights (len(output), len(source)): source characters (words) on
     the x axis, the generated ones on the y axis, as the book's ``visualize_attention``."""
     w = np.asarray(weights, dtype=np.float64)

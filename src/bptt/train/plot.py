@@ -12,9 +12,10 @@ from ..figures import new_figure, require_matplotlib, save_figure
 __all__ = ["plot_history", "require_matplotlib"]  # the trainer checks early, not after hours
 
 
-def plot_history(history: Sequence[dict[str, Any]], path: str | os.PathLike[str],
-                 title: str | None = None) -> None:
-    """Write a PNG of ``train_ppl`` and ``valid_ppl`` against ``epoch`` (log scale).
+def plot_history(history: Sequence[dict[str, Any]], path: str | os.PathLike[str] | None = None,
+                 title: str | None = None) -> Any:
+    """Write a PNG of ``train_ppl`` and ``valid_ppl`` against ``epoch`` (log scale) and return
+    its path; with no ``path``, return the Figure (shown inline in a notebook).
 
     Uses matplotlib's object API (Figure + Agg canvas): no pyplot, no global backend change.
     """
@@ -38,7 +39,7 @@ def plot_history(history: Sequence[dict[str, Any]], path: str | os.PathLike[str]
     ax.legend()
     if title:
         ax.set_title(title)
-    save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def _minor_label(y: float, _: Any) -> str:
