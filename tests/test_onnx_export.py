@@ -101,3 +101,39 @@ def test_the_docs_generate_with_onnxruntime_alone(tmp_path, monkeypatch):
     assert done.returncode == 0, done.stderr
     words = done.stdout.split()
     assert len(words) == 31 and words[0] == "the"
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("layers,bidirectional,many_to_many", [
+    (1, False, False), (2, True, False), (2, False, True), (1, True, True)])
+def test_sequence_regressors_export_equal(cell, layers, bidirectional, many_to_many, tmp_path):
+    import bptt
+    from bptt.tools.onnx_export import export_estimator_onnx
+
+    r = np.random.default_rng(0)
+    X = r.standard_normal((30, 6, 3)).astype(np.float32)
+    y = r.standard_normal((30, 6, 2) if many_to_many else (30, 2))
+    est = bptt.SequenceRegressor(cell=cell, hidden_size=5, num_layers=layers,
+                                 bidirectional=bidirectional, many_to_many=many_to_many, seed=0)
+    est.fit(X, y, epochs=1)
+    path = export_estimator_onnx(est, tmp_path / "e.onnx")
+    longer = r.standard_normal((4, 11, 3)).astype(np.float32)  # other N and T
+    for x in (X, longer):
+        for run in (ort.InferenceSession(str(path)).run, ReferenceEvaluator(str(path)).run):
+            np.testing.assert_allclose(run(None, {"X": x})[0], est.predict(x), rtol=0,
+                                       atol=1e-5)
+
+
+@pytest.mark.parametrize("classes", [2, 4])
+def test_sequence_classifiers_export_their_probabilities(classes, tmp_path, capsys):
+    import bptt
+
+    assert main(["fit", "waveforms", "--classes", str(classes), "--hidden", "6",
+                 "--epochs", "1", "--bidirectional", "--out", str(tmp_path / "fit"),
+                 "--quiet"]) == 0
+    assert main(["export", str(tmp_path / "fit"), str(tmp_path / "c.onnx")]) == 0
+    assert "probabilities" in capsys.readouterr().out
+    est = bptt.SequenceClassifier.load(tmp_path / "fit" / "model")
+    X = np.random.default_rng(1).standard_normal((5, 9, est.n_features_)).astype(np.float32)
+    outs = ort.InferenceSession(str(tmp_path / "c.onnx")).run(None, {"X": X})
+    np.testing.assert_allclose(outs[1], est.predict_proba(X), rtol=0, atol=1e-5)

@@ -1,6 +1,7 @@
 """``bptt export`` and ``bptt import-torch``: language models to ONNX and to/from PyTorch.
 
     bptt export runs/ptb model.onnx                 # standard LSTM/GRU/RNN operators
+    bptt export runs/fit model.onnx                 # a bptt fit run (sequence estimator)
     bptt export runs/ptb --torch model.pt           # a state_dict, word_language_model's names
     bptt import-torch model.pt --data ../shared/data/ptb --tie --out runs/from-torch
 
@@ -15,10 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from ..data.corpus import load_corpus
-from ..tools.onnx_export import OPSET, export_onnx
+from ..tools.onnx_export import OPSET, export_estimator_onnx, export_onnx
 from ..tools.torch_lm import from_state_dict, state_dict_of
 from ..train.checkpoint import load_checkpoint, save_checkpoint
 from ..train.config import TrainConfig
+from ..train.estimators import SequenceClassifier, SequenceRegressor
+from ..train.store import read_checkpoint
+
+ESTIMATORS = {"sequence-regressor": SequenceRegressor, "sequence-classifier": SequenceClassifier}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -59,6 +64,18 @@ def _torch() -> Any:
 def run_export(args: argparse.Namespace) -> int:
     if args.onnx_out is None and args.torch is None:
         raise ValueError("say what to write: OUT.onnx and/or --torch PT")
+    run = Path(args.run_dir)
+    folder = run / "model" if (run / "model").is_dir() else run  # bptt fit keeps OUT/model
+    kind = read_checkpoint(folder).kind
+    if kind in ESTIMATORS:
+        if args.torch is not None:
+            raise ValueError(f"--torch writes language models; {run} holds a {kind}")
+        est = ESTIMATORS[kind].load(folder)
+        path = export_estimator_onnx(est, args.onnx_out)
+        print(f"wrote {path}: {type(est).__name__} ({est.cell}, H={est.hidden_size}) as ONNX "
+              f"(opset {OPSET}); input X (N, T, {est.n_features_}), output outputs"
+              + (" and probabilities" if kind == "sequence-classifier" else ""))
+        return 0
     ck = load_checkpoint(args.run_dir)
     if args.onnx_out is not None:
         path = export_onnx(ck.model, args.onnx_out)

@@ -122,3 +122,82 @@ def export_onnx(model: Any, path: str | os.PathLike[str]) -> Path:
     onnx.save(onnx_model, str(tmp))
     tmp.replace(path)  # atomic
     return path
+
+
+def _stack_tensors(layer: Any) -> tuple[dict[str, np.ndarray], str, dict[str, Any], int]:
+    """(W, R, B, op, attributes, directions) of a Time layer or a TimeBidirectional."""
+    dirs = ([layer.forward_layer, layer.backward_layer] if hasattr(layer, "forward_layer")
+            else [layer])
+    parts = [layer_tensors(d) for d in dirs]
+    tensors = {k: np.concatenate([p[0][k] for p in parts]) for k in ("W", "R", "B")}
+    _, op, attrs = parts[0]
+    attrs = dict(attrs, direction="bidirectional" if len(dirs) == 2 else "forward")
+    if "activations" in attrs:  # one list entry per direction
+        attrs["activations"] = list(attrs["activations"]) * len(dirs)
+    return tensors, op, attrs, len(dirs)
+
+
+def export_estimator_onnx(estimator: Any, path: str | os.PathLike[str]) -> Path:
+    """Write a fitted :class:`~bptt.train.estimators.SequenceRegressor` or
+    ``SequenceClassifier`` as ONNX: input ``X`` (N, T, D) float32 (whole sequences: no
+    lengths), output ``outputs`` (N, K) or per step (N, T, K) as ``_raw`` gives them, and for a
+    classifier ``probabilities`` too. Bidirectional layers become one operator with
+    ``direction="bidirectional"``; many-to-one reads each direction's final state (``Y_h``),
+    which is what :class:`~bptt.nn.sequence_layers.LastStep` reads."""
+    onnx = _onnx()
+    from onnx import TensorProto, helper, numpy_helper
+
+    stack = getattr(estimator, "encoder_", None)
+    if stack is None or not hasattr(stack, "layers"):
+        raise ValueError("export a fitted SequenceRegressor/Classifier built from a registered "
+                         "cell (a custom layer object has no ONNX form)")
+    inits, nodes = [], []
+
+    def const(name: str, a: np.ndarray) -> str:
+        inits.append(numpy_helper.from_array(np.ascontiguousarray(a), name))
+        return name
+
+    D, K = estimator.n_features_, estimator.n_outputs_
+    const("merge_dirs", np.array([0, 0, -1], dtype=np.int64))
+    nodes.append(helper.make_node("Transpose", ["X"], ["x0"], perm=[1, 0, 2]))
+    x, last_h = "x0", ""
+    for k, layer in enumerate(stack.layers):
+        tensors, op, attrs, nd = _stack_tensors(layer)
+        names = [const(f"rnn{k}.{n}", a) for n, a in tensors.items()]
+        outs = [f"y{k}", f"yh{k}"] + ([f"yc{k}"] if op == "LSTM" else [])
+        nodes.append(helper.make_node(op, [x, *names], outs, **attrs))
+        nodes.append(helper.make_node("Transpose", [f"y{k}"], [f"yt{k}"], perm=[0, 2, 1, 3]))
+        nodes.append(helper.make_node("Reshape", [f"yt{k}", "merge_dirs"], [f"x{k + 1}"]))
+        x, last_h = f"x{k + 1}", f"yh{k}"  # (T, N, nd*H); final states (nd, N, H)
+    if estimator.many_to_many:
+        nodes.append(helper.make_node("Transpose", [x], ["features"], perm=[1, 0, 2]))
+    else:
+        nodes.append(helper.make_node("Transpose", [last_h], ["h_ndh"], perm=[1, 0, 2]))
+        const("batch_rows", np.array([0, -1], dtype=np.int64))
+        nodes.append(helper.make_node("Reshape", ["h_ndh", "batch_rows"], ["features"]))
+    W, b = (to_numpy(p).astype(np.float32) for p in estimator.head_.params)
+    nodes.append(helper.make_node("MatMul", ["features", const("head.W", W)], ["scores"]))
+    nodes.append(helper.make_node("Add", ["scores", const("head.b", b)], ["outputs"]))
+    out_shape = ["N", "T", K] if estimator.many_to_many else ["N", K]
+    outputs = [helper.make_tensor_value_info("outputs", TensorProto.FLOAT, out_shape)]
+    classes = getattr(estimator, "n_classes_", None)
+    if classes == 2:  # one logit: p = sigmoid, probabilities [1 - p, p]
+        nodes.append(helper.make_node("Sigmoid", ["outputs"], ["p1"]))
+        const("one", np.ones(1, dtype=np.float32))
+        nodes.append(helper.make_node("Sub", ["one", "p1"], ["p0"]))
+        nodes.append(helper.make_node("Concat", ["p0", "p1"], ["probabilities"], axis=-1))
+    elif classes is not None:
+        nodes.append(helper.make_node("Softmax", ["outputs"], ["probabilities"], axis=-1))
+    if classes is not None:
+        shape = out_shape[:-1] + [classes]
+        outputs.append(helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, shape))
+    inputs = [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", "T", D])]
+    graph = helper.make_graph(nodes, f"bptt_{type(estimator).__name__}", inputs, outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="bptt")
+    onnx.checker.check_model(model)
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    onnx.save(model, str(tmp))
+    tmp.replace(path)
+    return path
