@@ -26,12 +26,13 @@ def torch_loss(module, xs, ts):
     return scores, loss
 
 
-@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+@pytest.mark.parametrize("cell", ["lstm", "rnn", "gru"])
 @pytest.mark.parametrize("layers,tie", [(1, False), (2, True), (2, False)])
 def test_bptt_to_torch_same_logits_and_gradients(cell, layers, tie):
     V, D = 17, 6
+    options = {"reset_after": True} if cell == "gru" else None  # PyTorch's GRU
     model = LanguageModel(V, D, D, cell=cell, num_layers=layers, tie_weights=tie,
-                          dtype="float64", init="orthogonal", seed=0)
+                          dtype="float64", init="orthogonal", seed=0, cell_options=options)
     module = torch_language_model(model).eval()
     batch = ids(V)
     xs, ts = batch[:, :-1], batch[:, 1:]
@@ -54,11 +55,12 @@ def test_bptt_to_torch_same_logits_and_gradients(cell, layers, tie):
                                    err_msg=name)
 
 
-@pytest.mark.parametrize("cell,layers", [("lstm", 2), ("rnn", 1)])
+@pytest.mark.parametrize("cell,layers", [("lstm", 2), ("rnn", 1), ("gru", 2)])
 def test_torch_to_bptt_same_logits(cell, layers):
     torch.manual_seed(0)
     V, D = 13, 5
-    rnn = {"lstm": torch.nn.LSTM, "rnn": torch.nn.RNN}[cell](D, D, layers, batch_first=True)
+    rnn = {"lstm": torch.nn.LSTM, "rnn": torch.nn.RNN, "gru": torch.nn.GRU}[cell](
+        D, D, layers, batch_first=True)
     module = torch.nn.ModuleDict({"encoder": torch.nn.Embedding(V, D), "rnn": rnn,
                                   "decoder": torch.nn.Linear(D, V)}).double()
     model = from_state_dict(module.state_dict(), dtype="float64")
@@ -69,12 +71,12 @@ def test_torch_to_bptt_same_logits(cell, layers):
     np.testing.assert_allclose(model.predict(xs.numpy()), scores, rtol=0, atol=1e-10)
     back, theirs = state_dict_of(model), {k: v.numpy() for k, v in module.state_dict().items()}
     for k, v in theirs.items():
-        if "bias_" in k:  # bptt holds b = b_ih + b_hh: the sum comes back (in bias_ih)
+        if "bias_" in k and cell != "gru":  # bptt holds b = b_ih + b_hh: their sum comes back
             if "bias_ih" in k:
                 other = k.replace("bias_ih", "bias_hh")
                 np.testing.assert_allclose(back[k] + back[other], v + theirs[other],
                                            atol=1e-15)
-        else:
+        elif "bias_" not in k:
             np.testing.assert_allclose(back[k], v, atol=1e-15, err_msg=k)
 
 
@@ -82,7 +84,7 @@ def test_what_has_no_torch_layout_is_one_clear_error():
     with pytest.raises(ValueError, match="'mingru' cell has no PyTorch counterpart"):
         torch_language_model(LanguageModel(10, 4, 4, cell="mingru"))
     with pytest.raises(ValueError, match="PyTorch's variant"):
-        torch_language_model(LanguageModel(10, 4, 4, cell="gru"))
+        torch_language_model(LanguageModel(10, 4, 4, cell="gru"))  # the book's GRU
     with pytest.raises(ValueError, match="no 'encoder.weight'"):
         from_state_dict({"weight": np.zeros(3)})
     state = state_dict_of(LanguageModel(10, 4, 4))

@@ -71,6 +71,8 @@ class LanguageModel:
             400-unit last layer under 1,150-unit ones, so that a tied output fits D.
         init: "book" (default here; the presets choose theirs), "torch" or "orthogonal"
             (the module docstring).
+        cell_options: the cell's own options (its registry entry lists them), e.g.
+            ``{"reset_after": True}`` for PyTorch's GRU or ``{"nonlinearity": "relu"}``.
         weight_drop, embed_dropout, ar, tar: AWD-LSTM's regularisers
             (:mod:`bptt.nn.regularizers`): DropConnect ratio on every recurrent weight Wh (IndRNN:
             u), ratio of whole words dropped from the embedding, and the AR / TAR coefficients
@@ -87,7 +89,7 @@ class LanguageModel:
                  variational: bool = False, tie_weights: bool = False, dtype: Any = None,
                  seed: int | None = None, weight_drop: float = 0.0, embed_dropout: float = 0.0,
                  ar: float = 0.0, tar: float = 0.0, last_hidden: int | None = None,
-                 init: str = "book") -> None:
+                 init: str = "book", cell_options: dict[str, Any] | None = None) -> None:
         V = _positive_int("vocab_size", vocab_size)
         D = _positive_int("embed_size", embed_size)
         H = _positive_int("hidden_size", hidden_size)
@@ -96,6 +98,11 @@ class LanguageModel:
         spec = get_cell(cell)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        options = dict(cell_options or {})
+        unknown = sorted(set(options) - set(spec.options))
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)} is not an option of the {cell!r} cell (its "
+                             f"options: {', '.join(spec.options) or 'none'})")
         if init not in INIT_SCHEMES:
             raise ValueError(f"unknown init {init!r}: choose one of {', '.join(INIT_SCHEMES)}")
         if tie_weights and D != H_last:
@@ -108,7 +115,7 @@ class LanguageModel:
         self.variational, self.tie_weights, self.dtype = bool(variational), bool(tie_weights), dtype
         gen = np.random.default_rng(seed) if seed is not None else None
         kw = {"dtype": dtype, "generator": gen}
-        self.init = init
+        self.init, self.cell_options = init, options
 
         self.weight_drop, self.embed_dropout = float(weight_drop), float(embed_dropout)
         self.ar, self.tar = float(ar), float(tar)
@@ -133,7 +140,7 @@ class LanguageModel:
             d_in = D if i == 0 else H
             h_out = H_last if i == L - 1 else H
             params = spec.init_params(d_in, h_out, _layer_init(init, h_out, kw))
-            rnn = make_time_layer(spec, *params, stateful=True)  # Wx (D, GH), Wh, b (GH,)...
+            rnn = make_time_layer(spec, *params, stateful=True, **options)  # Wx, Wh, b...
             if init == "orthogonal":
                 _open_carry_gate(rnn, spec, h_out)
             if weight_drop > 0:
@@ -256,7 +263,8 @@ class LanguageModel:
                 "variational": self.variational, "tie_weights": self.tie_weights,
                 "dtype": self.dtype.name, "weight_drop": self.weight_drop,
                 "embed_dropout": self.embed_dropout, "ar": self.ar, "tar": self.tar,
-                "last_hidden": self.last_hidden, "init": self.init}
+                "last_hidden": self.last_hidden, "init": self.init,
+                "cell_options": self.cell_options or None}
 
     def num_params(self) -> int:
         return int(sum(p.size for p in self.params))
@@ -366,7 +374,7 @@ def model_from_config(config: dict[str, Any]) -> LanguageModel:
     """Rebuild a model from its :attr:`LanguageModel.config` (fresh weights)."""
     keys = {"vocab_size", "embed_size", "hidden_size", "cell", "num_layers", "dropout",
             "variational", "tie_weights", "dtype", "weight_drop", "embed_dropout", "ar", "tar",
-            "last_hidden", "init"}
+            "last_hidden", "init", "cell_options"}
     unknown = set(config) - keys
     if unknown or "vocab_size" not in config:
         raise ValueError(f"not a language-model config: unknown keys {sorted(unknown)}"

@@ -13,9 +13,9 @@ PyTorch's example (``examples/word_language_model/model.py``, ``RNNModel``) name
 :func:`state_dict_of` gives the ``state_dict`` as NumPy arrays; :func:`from_state_dict`
 builds a :class:`~bptt.models.rnnlm.LanguageModel` from one (its sizes and layers read from
 the shapes; the cell from the gate count unless given). ``torch`` is imported only inside the
-functions that build torch objects. A cell without a PyTorch module is refused in one line,
-and so, for now, is the GRU: PyTorch's is bptt's ``reset_after=True`` variant, which
-LanguageModel does not build yet.
+functions that build torch objects. A cell without a PyTorch module is refused in one line;
+PyTorch's GRU is bptt's ``reset_after=True`` variant (``LanguageModel(cell="gru",
+cell_options={"reset_after": True})``), and the book's GRU is refused with that hint.
 """
 
 from __future__ import annotations
@@ -109,14 +109,17 @@ def from_state_dict(state: dict[str, Any], cell: str | None = None, tie: bool = 
         raise ValueError(f"{source}: {G} gate blocks of H={H} do not fit the cell {cell!r}")
     if tie and not np.array_equal(arrays["decoder.weight"], arrays["encoder.weight"]):
         raise ValueError(f"{source}: tie asked for, but decoder.weight is not encoder.weight")
+    spec = get_cell(cell)
+    if spec.torch is None:
+        raise ValueError(f"the {cell!r} cell has no PyTorch counterpart")
+    options = next(iter(spec.torch.modes.values()))  # torch's variant: GRU reset_after...
     model = LanguageModel(V, D, H, cell=cell, num_layers=len(layers), tie_weights=tie,
-                          dtype=dtype, seed=0)
-    torch_mode_of(model.rnn_layers[0])  # torch's variant of the cell (GRU: not yet here)
+                          dtype=dtype, seed=0, cell_options=options or None)
     named = {"embed.W": arrays["encoder.weight"]}
     for k in layers:
         ps = params_from_torch(cell, *(arrays.get(f"rnn.{n}_l{k}") for n in
                                        ("weight_ih", "weight_hh", "bias_ih", "bias_hh")))
-        for n, p in zip(("Wx", "Wh", "b"), ps, strict=True):
+        for n, p in zip(("Wx", "Wh", "b", "bh"), ps, strict=False):
             named[f"rnn{k}.{n}"] = p
     if not tie:
         named["affine.W"] = arrays["decoder.weight"].T
