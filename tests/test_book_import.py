@@ -171,3 +171,72 @@ def test_mutated_book_files_load_or_fail_with_one_book_file_error(data, tmp_path
     except BookFileError:
         return
     assert all(isinstance(a, np.ndarray) and a.dtype.kind == "f" for a in arrays)
+
+
+# -- the book's AttentionSeq2seq (ch. 8) --------------------------------------------------------
+@pytest.fixture(scope="module")
+def date_file(tmp_path_factory):
+    from bptt.data.pairs import make_pairs
+
+    path = tmp_path_factory.mktemp("dates") / "date.txt"
+    lines = [f"{q}_{a}" for q, a in make_pairs("date", 300, seed=3)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def book_load_data(path, seed=1984):
+    """The book's dataset/sequence.py load_data, written out: ids by first appearance of each
+    question then '_' + answer, a legacy-RNG shuffle, the last tenth for the test."""
+    questions, answers, char_to_id = [], [], {}
+    for line in open(path, encoding="utf-8"):
+        idx = line.find("_")
+        questions.append(line[:idx])
+        answers.append(line[idx:-1])
+    for q, a in zip(questions, answers):
+        for c in q + a:
+            char_to_id.setdefault(c, len(char_to_id))
+    x = np.array([[char_to_id[c] for c in q] for q in questions])
+    t = np.array([[char_to_id[c] for c in a] for a in answers])
+    indices = np.arange(len(x))
+    np.random.seed(seed)
+    np.random.shuffle(indices)
+    x, t = x[indices], t[indices]
+    split_at = len(x) - len(x) // 10
+    return (x[:split_at], t[:split_at]), (x[split_at:], t[split_at:]), char_to_id
+
+
+def test_book_order_gives_the_books_ids_and_split(date_file):
+    from bptt.data.pairs import load_pairs
+
+    (_, _), (x_test, t_test), char_to_id = book_load_data(date_file)
+    pairs = load_pairs(date_file, reverse=True, book_order=True)
+    assert pairs.source_vocab.itos == list(char_to_id)
+    id_of = pairs.source_vocab.stoi
+    assert [[id_of[c] for c in q] for q, _ in pairs.test] == x_test.tolist()
+    assert [[id_of["_"]] + [id_of[c] for c in a] for _, a in pairs.test] == t_test.tolist()
+
+
+def test_an_imported_attention_seq2seq_answers_as_the_same_weights_do(date_file, tmp_path,
+                                                                      capsys):
+    from bptt.models.seq2seq import AttentionSeq2seq
+
+    (_, _), (x_test, _), char_to_id = book_load_data(date_file)
+    V, D, H = len(char_to_id), 5, 7
+    r = np.random.default_rng(0)
+    shapes = [(V, D), (D, 4 * H), (H, 4 * H), (4 * H,)] * 2 + [(2 * H, V), (V,)]
+    arrays = [(r.standard_normal(s) * 0.8).astype(np.float16) for s in shapes]
+    pkl = tmp_path / "AttentionSeq2seq.pkl"
+    pkl.write_bytes(pickle.dumps(arrays))
+    assert main(["import-book", str(pkl), "--model", "attention-seq2seq", "--data",
+                 str(date_file), "--out", str(tmp_path / "run")]) == 0
+    # by hand, as the book's ch08: the weights assigned in order, questions reversed, greedy
+    model = AttentionSeq2seq(vocab_size=V, wordvec_size=D, hidden_size=H, dtype="float32")
+    model.set_params({n: a.astype(np.float32)
+                      for n, a in zip(model.param_names, arrays, strict=True)})
+    id_to_char = {i: c for c, i in char_to_id.items()}
+    want = model.generate(x_test[:, ::-1], char_to_id["_"], 10)
+    questions = ["".join(id_to_char[i] for i in row) for row in x_test[:5]]
+    capsys.readouterr()
+    assert main(["seq2seq", "translate", str(tmp_path / "run"), *questions]) == 0
+    got = [line.split("\t")[1] for line in capsys.readouterr().out.splitlines()]
+    assert got == ["".join(id_to_char[int(i)] for i in row) for row in want[:5]]

@@ -17,7 +17,7 @@ from ..tools.book_import import BOOK_MODELS, import_book
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("import-book", help="import the book's trained .pkl weights (Rnnlm, "
-                                           "BetterRnnlm) as a checkpoint",
+                                           "BetterRnnlm, AttentionSeq2seq) as a checkpoint",
                        description="Read a parameter file written by the book's save_params "
                                    "(a pickled list of float16 arrays; only NumPy arrays are "
                                    "accepted) and write a bptt checkpoint with the corpus's "
@@ -25,8 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", metavar="FILE", help="the book's .pkl (e.g. ch06/Rnnlm.pkl)")
     p.add_argument("--model", required=True, choices=BOOK_MODELS,
                    help="the book's class that wrote FILE")
-    p.add_argument("--data", default="ptb", metavar="ptb|DIR",
-                   help="the corpus the book trained on (default ptb: cached or downloaded)")
+    p.add_argument("--data", default="ptb", metavar="ptb|DIR|FILE",
+                   help="the corpus the book trained on (default ptb: cached or downloaded; "
+                        "attention-seq2seq: the book's dataset/date.txt)")
     p.add_argument("--out", required=True, metavar="DIR", help="the checkpoint to write")
     p.set_defaults(run=run_import)
 
@@ -41,5 +42,9 @@ def run_import(args: argparse.Namespace) -> int:
     print(f"imported the book's {args.model} from {args.file}: {m} ({done['dtype_in_file']} in "
           f"the file, now float32) with the vocabulary of {args.data} in the book's order "
           f"-> {out}/best")
-    print(f"try: bptt eval {out}   bptt generate {out} --start \"the\"")
+    if args.model == "attention-seq2seq":
+        print(f"try: bptt seq2seq eval {out}   bptt seq2seq translate {out} "
+              f"\"september 27, 1994\"")
+    else:
+        print(f"try: bptt eval {out}   bptt generate {out} --start \"the\"")
     return 0

@@ -53,6 +53,7 @@ class PairSet:
     test: list[tuple[list[str], list[str]]]
     reverse: bool = False
     info: dict[str, Any] = field(default_factory=dict)
+    book_order: bool = False  # the book's vocabulary order and train/test split
 
     @property
     def max_target(self) -> int:
@@ -124,7 +125,7 @@ class PairSet:
         """The symbols and vocabularies (what a trained model needs), JSON-able."""
         return {"name": self.name, "level": self.level, "start": self.start, "end": self.end,
                 "pad": self.pad, "reverse": self.reverse, "max_target": self.max_target,
-                "max_source": self.max_source,
+                "max_source": self.max_source, "book_order": self.book_order,
                 "source_vocab": self.source_vocab.to_dict(),
                 "target_vocab": self.target_vocab.to_dict()}
 
@@ -134,7 +135,7 @@ class PairSet:
         src = Vocab.from_dict(d["source_vocab"])
         tgt = src if d["target_vocab"] == d["source_vocab"] else Vocab.from_dict(d["target_vocab"])
         ps = cls(d["name"], d["level"], src, tgt, d["start"], d["end"], d["pad"], [], [],
-                 bool(d["reverse"]))
+                 bool(d["reverse"]), book_order=bool(d.get("book_order", False)))
         ps.info["max_target"] = int(d["max_target"])
         ps.info["max_source"] = int(d.get("max_source", 0))
         return ps
@@ -169,16 +170,26 @@ def read_pairs(path: str | os.PathLike[str]) -> tuple[list[tuple[str, str]], str
 
 
 def pair_set(pairs: Sequence[tuple[str, str]], fmt: str, name: str, level: str = "char",
-             reverse: bool = False, test_fraction: float = 0.1, seed: int = 1984) -> PairSet:
-    """Vocabularies, symbols and a seeded train/test split of string pairs."""
+             reverse: bool = False, test_fraction: float = 0.1, seed: int = 1984,
+             book_order: bool = False) -> PairSet:
+    """Vocabularies, symbols and a seeded train/test split of string pairs.
+
+    ``book_order`` (book-format files only): the book's own ids and split, as its
+    ``dataset/sequence.py`` makes them -- characters numbered in order of first appearance
+    (each question, then ``_`` and its answer), the pairs shuffled by NumPy's legacy
+    ``RandomState(seed)`` and the last tenth kept for the test -- so the book's trained weights
+    see the ids they were trained with."""
     if not 0 < test_fraction < 1:
         raise ValueError(f"the test fraction must be in (0, 1), got {test_fraction}")
     if len(pairs) < 2:
         raise ValueError(f"{name} holds {len(pairs)} pair(s); a train/test split needs more")
+    if book_order and fmt != "book":
+        raise ValueError(f"{name}: the book's order applies to its question_answer files")
     if fmt == "book":
         level = "char"
         toks = [(list(s), list(t)) for s, t in pairs]
-        chars = sorted({c for s, t in pairs for c in s + BOOK_START + t})
+        chars = (list(dict.fromkeys(c for s, t in pairs for c in s + BOOK_START + t))
+                 if book_order else sorted({c for s, t in pairs for c in s + BOOK_START + t}))
         vocab = Vocab(chars, level="char", unk=None, eos=None)
         src_vocab = tgt_vocab = vocab
         start, end, pad = BOOK_START, None, None
@@ -192,16 +203,26 @@ def pair_set(pairs: Sequence[tuple[str, str]], fmt: str, name: str, level: str =
         tgt_vocab = Vocab(specials + sorted({w for _, t in toks for w in t} - set(specials)),
                           level=level, unk=None, eos=None)
         start, end, pad = START, END, PAD
-    order = np.random.default_rng(seed).permutation(len(toks))
-    n_test = max(1, int(round(len(toks) * test_fraction)))
-    train = [toks[i] for i in order[n_test:]]
-    test = [toks[i] for i in order[:n_test]]
-    return PairSet(name, level, src_vocab, tgt_vocab, start, end, pad, train, test, reverse)
+    if book_order:  # np.random.seed(1984); np.random.shuffle(indices); the last 10 % test
+        order = np.arange(len(toks))
+        np.random.RandomState(seed).shuffle(order)
+        split_at = len(toks) - len(toks) // 10
+        train = [toks[i] for i in order[:split_at]]
+        test = [toks[i] for i in order[split_at:]]
+    else:
+        order = np.random.default_rng(seed).permutation(len(toks))
+        n_test = max(1, int(round(len(toks) * test_fraction)))
+        train = [toks[i] for i in order[n_test:]]
+        test = [toks[i] for i in order[:n_test]]
+    return PairSet(name, level, src_vocab, tgt_vocab, start, end, pad, train, test, reverse,
+                   book_order=book_order)
 
 
 def load_pairs(data: str | os.PathLike[str], level: str = "char", reverse: bool = False,
-               n: int | None = None, test_fraction: float = 0.1, seed: int = 1984) -> PairSet:
-    """``addition`` / ``date`` (generated, ``n`` pairs, default 50,000) or a pair file."""
+               n: int | None = None, test_fraction: float = 0.1, seed: int = 1984,
+               book_order: bool = False) -> PairSet:
+    """``addition`` / ``date`` (generated, ``n`` pairs, default 50,000) or a pair file
+    (``book_order``: see :func:`pair_set`)."""
     if str(data) in BUILTIN and not Path(data).exists():
         pairs = make_pairs(str(data), n or 50_000, seed=seed)
         return pair_set(pairs, "book", str(data), reverse=reverse,
@@ -210,7 +231,7 @@ def load_pairs(data: str | os.PathLike[str], level: str = "char", reverse: bool 
     if n is not None:
         pairs = pairs[:n]
     return pair_set(pairs, fmt, Path(data).name, level=level, reverse=reverse,
-                    test_fraction=test_fraction, seed=seed)
+                    test_fraction=test_fraction, seed=seed, book_order=book_order)
 
 
 # -- built-in generators (the book's two tasks, its fixed widths) ------------------------------

@@ -11,9 +11,13 @@ The book's parameter lists, and how they map onto :class:`~bptt.models.rnnlm.Lan
 
     Rnnlm        embed W (V, D), lstm Wx (D, 4H), Wh (H, 4H), b (4H,), affine W (H, V), b (V,)
     BetterRnnlm  embed W (V, D), 2 x (Wx, Wh, b), affine W (H, V) = embed W.T (tied), b (V,)
+    AttentionSeq2seq  encoder embed W (V, D), Wx, Wh, b; decoder embed W (V, D), Wx, Wh, b,
+                      affine W (2H, V) over [context, h] (the book's order), b (V,)
 
 The vocabulary is the corpus's in the book's order (PTB: the order of first appearance in
-``ptb.train.txt``, as :func:`bptt.data.corpus.load_ptb` builds it), so the ids line up.
+``ptb.train.txt``, as :func:`bptt.data.corpus.load_ptb` builds it; the date set: characters
+in order of first appearance and the book's shuffled split, ``load_pairs(book_order=True)``,
+with the questions reversed as the book's ch. 8 trains), so the ids line up.
 """
 
 from __future__ import annotations
@@ -22,17 +26,22 @@ import importlib
 import io
 import os
 import pickle
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..data.corpus import load_corpus
+from ..data.pairs import load_pairs
 from ..models.rnnlm import LanguageModel
+from ..models.seq2seq import AttentionSeq2seq
 from ..train.checkpoint import save_checkpoint
 from ..train.config import TrainConfig
+from ..train.seq2seq import Seq2seqConfig, seq2seq_files
+from ..train.store import write_checkpoint
 
-BOOK_MODELS = ("rnnlm", "better-rnnlm")
+BOOK_MODELS = ("rnnlm", "better-rnnlm", "attention-seq2seq")
 # module -> names: what a pickled list of NumPy arrays refers to (NumPy 1 and 2 spellings)
 _ALLOWED = {
     "numpy.core.multiarray": {"_reconstruct", "scalar"},
@@ -125,11 +134,31 @@ def book_model(arrays: list[np.ndarray], model: str, source: Any = "the file") -
     return lm
 
 
+def book_seq2seq(arrays: list[np.ndarray], source: Any = "the file") -> AttentionSeq2seq:
+    """An AttentionSeq2seq holding the book's arrays (float32), sizes from their shapes."""
+    if len(arrays) != 10:
+        raise BookFileError(f"{source} holds {len(arrays)} arrays ({_shapes(arrays)}); the "
+                            f"book's AttentionSeq2seq has 10: is it another model's file?")
+    V, D = arrays[0].shape if arrays[0].ndim == 2 else (0, 0)
+    H = arrays[2].shape[0] if arrays[2].ndim == 2 else 0
+    expected = [(V, D), (D, 4 * H), (H, 4 * H), (4 * H,)] * 2 + [(2 * H, V), (V,)]
+    if [a.shape for a in arrays] != expected or not V * D * H:
+        raise BookFileError(f"{source}: shapes {_shapes(arrays)} are not the book's "
+                            f"AttentionSeq2seq (expected {', '.join(map(str, expected))})")
+    model = AttentionSeq2seq(vocab_size=V, wordvec_size=D, hidden_size=H, dtype="float32",
+                             seed=0)
+    model.set_params({n: a.astype(np.float32)
+                      for n, a in zip(model.param_names, arrays, strict=True)}, source=source)
+    return model
+
+
 def import_book(path: str | os.PathLike[str], model: str, out: str | os.PathLike[str],
                 data: str = "ptb") -> dict[str, Any]:
     """Read the book's ``path`` as ``model`` with the vocabulary of ``data`` (its corpus, in
     the book's order) and write a bptt checkpoint to ``out``; returns what was done."""
     arrays = read_book_params(path)
+    if model == "attention-seq2seq":
+        return _import_seq2seq(path, arrays, out, data)
     lm = book_model(arrays, model, source=path)
     corpus = load_corpus(data, "word")
     if len(corpus.vocab) != lm.vocab_size:
@@ -140,3 +169,21 @@ def import_book(path: str | os.PathLike[str], model: str, out: str | os.PathLike
               "dtype_in_file": str(arrays[0].dtype)}
     save_checkpoint(Path(out) / "best", lm, corpus.vocab, config.to_dict(), data=source)
     return {"model": lm, "vocab_size": len(corpus.vocab), "out": str(out), **source}
+
+
+def _import_seq2seq(path: Any, arrays: list[np.ndarray], out: Any, data: str) -> dict[str, Any]:
+    model = book_seq2seq(arrays, source=path)
+    pairs = load_pairs(data, reverse=True, book_order=True)  # ch. 8 trains reversed questions
+    V = model.config["source_vocab_size"]
+    if len(pairs.source_vocab) != V:
+        raise BookFileError(f"{path} was trained on {V} characters but {data} has "
+                            f"{len(pairs.source_vocab)}: give --data the book's pair file "
+                            f"(dataset/date.txt)")
+    config = Seq2seqConfig(data=data, model="attention", reverse=True,
+                           embed=model.config["embed_size"], hidden=model.config["hidden_size"],
+                           out=str(out))
+    arrays_out, documents = seq2seq_files(model, pairs, asdict(config))
+    source = {"book_file": str(Path(path).resolve()), "book_model": "attention-seq2seq",
+              "dtype_in_file": str(arrays[0].dtype)}
+    write_checkpoint(Path(out) / "best", arrays_out, documents, {"trainer": {}, **source})
+    return {"model": model, "vocab_size": V, "out": str(out), **source}

@@ -354,7 +354,8 @@ def pairs_for(pairs: PairSet, stored: Any, data: str | None) -> list[tuple[list[
     """The test pairs of the run's own data (regenerated or re-read), or all pairs of a file."""
     train = Seq2seqConfig.from_dict(stored.config.get("train", {}))
     if data is None:
-        again = load_pairs(train.data, level=pairs.level, reverse=pairs.reverse, n=train.pairs)
+        again = load_pairs(train.data, level=pairs.level, reverse=pairs.reverse, n=train.pairs,
+                           book_order=pairs.book_order)
         return again.test
     other = load_pairs(data, level=pairs.level, reverse=pairs.reverse)
     items = other.train + other.test
