@@ -4,7 +4,6 @@ CLI), entry-point plugins, and the rule that nothing outside the registry compar
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -22,19 +21,13 @@ from bptt.tools.explain import explain
 from bptt.tools.gradcheck_suite import run_suite
 from bptt.tools.gradflow import gradient_flow
 from bptt.tools.plots import gate_activations
+from helpers import import_file
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "docs" / "examples" / "coupled_lstm.py"
 
 
-def _load_example():
-    spec = importlib.util.spec_from_file_location("coupled_lstm", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-example = _load_example()
+example = import_file(EXAMPLE)
 
 
 @pytest.fixture

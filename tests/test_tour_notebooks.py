@@ -4,24 +4,18 @@ top to bottom in a Jupyter kernel (nbclient), its printed output the page's doct
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
 import pytest
 
+from helpers import import_file
+
 ROOT = Path(__file__).resolve().parents[1]
 MAKER = ROOT / "docs" / "tour" / "make_notebooks.py"
 
 
-def _maker():
-    spec = importlib.util.spec_from_file_location("make_notebooks", MAKER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-make = _maker()
+make = import_file(MAKER)
 PAGES = make.pages()
 
 
