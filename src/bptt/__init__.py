@@ -85,6 +85,8 @@ from .nn.simple_rnn import SimpleRNN
 from .nn.attention import Attention, AttentionWeight, TimeAttention, WeightSum
 from .nn.stacks import TimeBidirectional, TimeBiLSTM, TimeStack, make_recurrent_stack
 from .tools.interop import from_torch, to_torch  # torch itself is imported only when called
+from .tools.onnx_export import export_estimator_onnx, export_onnx  # onnx: only when called
+from .tools.torch_lm import from_state_dict, state_dict_of, torch_language_model
 
 # -- language models, corpora, trainer, generation --
 from .data.corpus import Corpus, Vocab, load_builtin, load_corpus, load_ptb, load_text
