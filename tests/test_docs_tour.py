@@ -9,7 +9,8 @@
   and line 42 of FILE.py holds ``code`` inside the class/function ``Qual.name``; every row of an
   ``| equation | computed at |`` table has such a link.
 
-When the code moves, fix the line numbers with ``python tests/test_docs_tour.py --fix``.
+When the code moves, fix the line numbers with ``python tests/test_docs_tour.py --fix`` (which
+also rewrites the tour's notebooks, docs/tour/notebooks/, from the fixed pages).
 """
 
 from __future__ import annotations
@@ -225,5 +226,10 @@ def fix_links() -> int:
 if __name__ == "__main__":
     if "--fix" in sys.argv:
         print(f"fixed {fix_links()} link(s)")
+        try:  # the notebooks are written from the pages: keep them equal
+            from helpers import import_file
+            import_file(TOUR / "make_notebooks.py").main()
+        except ImportError as e:
+            print(f"notebooks not rewritten ({e}): pip install -e '.[notebooks]'")
     else:
         print(__doc__)
