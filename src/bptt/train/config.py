@@ -49,7 +49,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 # what a setting is when neither the command line nor the preset gives it
 UNLESS_PRESET: dict[str, Any] = {"lr_decay": 4.0, "weight_drop": 0.0, "embed_dropout": 0.0,
                                  "ar": 0.0, "tar": 0.0, "variational": False,
-                                 "variable_bptt": False, "init": "book"}
+                                 "variable_bptt": False,
+                                 # measured: benchmarks/init_vs_torch.py, docs/results.md
+                                 "init": "torch"}
 OPTIMIZERS = tuple(_optim.OPTIMIZERS)
 # learning rate when --optimizer differs from the preset's and no --lr is given
 DEFAULT_LR = {"sgd": 20.0, "momentum": 1.0, "nesterov": 1.0, "adagrad": 0.1, "rmsprop": 0.002,
