@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from ..data.corpus import load_corpus
+from ..tools.interop import import_torch
 from ..tools.onnx_export import OPSET, export_estimator_onnx, export_onnx
 from ..tools.torch_lm import from_state_dict, state_dict_of
 from ..train.checkpoint import load_checkpoint, save_checkpoint
@@ -53,14 +53,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(run=run_import)
 
 
-def _torch() -> Any:
-    try:
-        import torch
-    except ImportError:
-        raise ValueError("this needs PyTorch: pip install torch") from None
-    return torch
-
-
 def run_export(args: argparse.Namespace) -> int:
     if args.onnx_out is None and args.torch is None:
         raise ValueError("say what to write: OUT.onnx and/or --torch PT")
@@ -83,7 +75,7 @@ def run_export(args: argparse.Namespace) -> int:
               f"states h0.. (1, N, H), outputs logits (N, T, V) and h0_out..")
     if args.torch is None:
         return 0
-    torch = _torch()
+    torch = import_torch()
     state = {k: torch.from_numpy(v.copy()) for k, v in state_dict_of(ck.model).items()}
     out = Path(args.torch)
     tmp = out.with_name(out.name + ".tmp")
@@ -95,7 +87,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    torch = _torch()
+    torch = import_torch()
     out = Path(args.out)
     if (out / "best").exists():
         raise ValueError(f"{out} already holds a model; choose another --out")

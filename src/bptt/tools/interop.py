@@ -31,6 +31,16 @@ from ..nn.registry import CELLS, get_cell, make_time_layer, spec_of
 from ..nn.stacks import TimeBidirectional, TimeStack
 
 
+def import_torch() -> Any:
+    """The ``torch`` module, imported now (never at bptt's import); one clear line without it."""
+    try:
+        import torch
+    except ImportError:
+        raise ValueError("this needs PyTorch: pip install torch (a CPU build is enough)") \
+            from None
+    return torch
+
+
 def _spec(cell: str | CellSpec) -> CellSpec:
     return cell if isinstance(cell, CellSpec) else get_cell(cell)
 
@@ -123,8 +133,7 @@ def from_torch(module: Any) -> TimeStack:
     are NumPy copies in the module's dtype (float32 or float64). The module's ``dropout`` is
     kept (between layers, in train mode only, with bptt's own random masks).
     """
-    import torch
-
+    torch = import_torch()
     if not isinstance(module, torch.nn.RNNBase):
         raise TypeError(f"from_torch needs a torch.nn.RNN, LSTM or GRU, got "
                         f"{type(module).__name__}")

@@ -28,7 +28,7 @@ import numpy as np
 from ..backend import to_numpy
 from ..models.rnnlm import LanguageModel
 from ..nn.registry import CELLS, get_cell
-from .interop import params_from_torch, to_torch, torch_mode_of
+from .interop import import_torch, params_from_torch, to_torch, torch_mode_of
 
 
 def state_dict_of(model: LanguageModel) -> dict[str, np.ndarray]:
@@ -48,9 +48,8 @@ def state_dict_of(model: LanguageModel) -> dict[str, np.ndarray]:
 def torch_language_model(model: LanguageModel) -> Any:
     """A torch ``nn.Module`` laid out like word_language_model's RNNModel, with the weights of
     ``model`` (its dtype; dropout ratio kept; tied when the model is)."""
-    import torch
-    from torch import nn
-
+    torch = import_torch()
+    nn = torch.nn
     spec, mode = torch_mode_of(model.rnn_layers[0])  # one clear line if torch has no such layer
     kind = mode.split("_")[0]  # RNN_TANH -> nn.RNN(nonlinearity="tanh"), LSTM, GRU
     extra = {k: v for k, v in spec.torch.modes[mode].items() if k == "nonlinearity"}
