@@ -374,3 +374,19 @@ def test_variable_bptt_windows_cover_the_stream_and_resume_exactly(text_file, tm
         with np.load(tmp_path / "full" / "last" / name) as a, \
                 np.load(tmp_path / "part" / "last" / name) as b:
             assert all(np.array_equal(a[k], b[k]) for k in a.files)
+
+
+def test_a_model_worse_than_guessing_after_an_epoch_is_pointed_out(text_file, tmp_path, capsys):
+    from bptt.cli import main
+
+    def run(lr, out):
+        code = main(["train", "--data", str(text_file), "--embed", "8", "--hidden", "8",
+                     "--batch", "4", "--bptt", "5", "--epochs", "1", "--optimizer", "sgd",
+                     "--lr", lr, "--clip", "0", "--out", str(tmp_path / out)])
+        captured = capsys.readouterr()
+        return code, captured.out + captured.err
+
+    code, text = run("200", "wrecked")  # finite, but far worse than uniform (seed 0)
+    assert code == 0 and "worse than a uniform guess" in text and "--init torch" in text
+    code, text = run("20", "fine")
+    assert code == 0 and "worse than a uniform guess" not in text

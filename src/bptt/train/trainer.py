@@ -317,9 +317,19 @@ def _run(cfg: TrainConfig, model: LanguageModel, optimizer: Any, corpus: Corpus,
     title = (f"{corpus.name}: {model.num_layers}x{model.cell.upper()} "
              f"D={model.embed_size} H={model.hidden_size}{drop}{tie}")
 
+    warned = []
+
     def redraw(tr: Trainer, rec: dict[str, Any]) -> None:
         if cfg.plot:  # redrawn at every evaluation: watch a long run
             plot_history(tr.state.history, cfg.plot, title=title)
+        V = model.vocab_size
+        if not warned and rec.get("valid_ppl", 0) > V and not rec.get("partial"):
+            warned.append(True)  # once: worse than a uniform guess after a whole epoch
+            tr.progress.message(
+                f"bptt: warning: valid ppl {rec['valid_ppl']:,.0f} is worse than a uniform guess "
+                f"over the {V:,} tokens: the model is stuck (saturated units with tied weights "
+                f"and the book's initial weights, or too high an lr); try --init torch or a "
+                f"lower --lr")
 
     def first_checkpoint(tr: Trainer) -> None:
         if folder is not None:
