@@ -12,13 +12,14 @@ import pytest
 
 import bptt
 from bptt.nn.indrnn import TimeIndRNN
-from bptt.nn.lnlstm import layer_norm, layer_norm_backward
+from bptt.nn.lnlstm import TimeLayerNormLSTM, layer_norm, layer_norm_backward
 from bptt.nn.minimal import TimeMinGRU, TimeMinLSTM, scan_linear, scan_log
 from bptt.nn.registry import get_cell, make_time_layer
 from bptt.nn.time_cell import TimeCell
 
 NEW = ["mingru", "minlstm", "indrnn", "lnlstm", "peephole"]
-FUSED = {"mingru": TimeMinGRU, "minlstm": TimeMinLSTM, "indrnn": TimeIndRNN}
+FUSED = {"mingru": TimeMinGRU, "minlstm": TimeMinLSTM, "indrnn": TimeIndRNN,
+         "lnlstm": TimeLayerNormLSTM}
 
 
 class Draws:

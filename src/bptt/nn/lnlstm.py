@@ -31,6 +31,7 @@ from typing import Any
 from ..backend import array_module
 from .cells import check_cell_params, check_state, check_step_input
 from .functions import sigmoid
+from .time_recurrent import TimeRecurrentBase
 
 EPS = 1e-5
 
@@ -121,3 +122,101 @@ class LayerNormLSTM:
         """The gates of the last forward, for ``bptt plot gates``."""
         f, g, i, o = self.cache[3:7]
         return {"f": f, "i": i, "o": o, "g": g}
+
+
+class TimeLayerNormLSTM(TimeRecurrentBase):
+    """The layer-normalised LSTM over T steps (the equations of :class:`LayerNormLSTM`).
+
+    The input half needs no recurrence: ``LN(x_t @ Wx; gx)`` of every step is ONE matrix
+    product and one vectorised layer norm before the loop, and its backward one after it;
+    inside the loop remain ``h_{t-1} @ Wh``, its layer norm, the gates and ``LN(c_t)``.
+    Masks: a padded step carries (h, c) and outputs 0, as in every Time layer.
+
+    xs (N, T, D) -> hs (N, T, H). Params: Wx (D, 4H), Wh (H, 4H), b (4H,), gx (4H,), gh (4H,),
+    gc (H,), bc (H,).
+    """
+
+    name = "TimeLayerNormLSTM"
+    gates = 4
+    has_cell = True
+    param_names = LayerNormLSTM.param_names
+
+    def __init__(self, Wx: Any, Wh: Any, b: Any, gx: Any, gh: Any, gc: Any, bc: Any,
+                 stateful: bool = False) -> None:
+        step = LayerNormLSTM(Wx, Wh, b, gx, gh, gc, bc)  # checks every shape and dtype
+        self.D, self.H = step.D, step.H
+        self._setup(step.params, stateful)
+        self._make_grads()
+
+    def forward(self, xs: Any, mask: Any = None) -> Any:
+        Wx, Wh, b, gx, gh, gc, bc = self.params
+        xp, N, T, xs_tm, m, h0, c0 = self._begin(xs, mask)
+        H = self.H
+        AX, cache_x = layer_norm((xs_tm @ Wx).reshape(T, N, 4 * H), gx)  # (T, N, 4H)
+        hs = xp.empty((T + 1, N, H), dtype=xs.dtype)
+        cs = xp.empty((T + 1, N, H), dtype=xs.dtype)
+        hs[0], cs[0] = h0, c0
+        steps = []
+        for t in range(T):
+            ah, cache_h = layer_norm(hs[t] @ Wh, gh)
+            A = AX[t] + ah + b
+            f, g = sigmoid(A[:, :H]), xp.tanh(A[:, H:2 * H])
+            i, o = sigmoid(A[:, 2 * H:3 * H]), sigmoid(A[:, 3 * H:])
+            c = f * cs[t] + g * i
+            n, cache_c = layer_norm(c, gc, bc)
+            tanh_n = xp.tanh(n)
+            h = o * tanh_n
+            if m is not None:  # padded: carry the state
+                h, c = xp.where(m[0][t], hs[t], h), xp.where(m[0][t], cs[t], c)
+            hs[t + 1], cs[t + 1] = h, c
+            steps.append((f, g, i, o, tanh_n, cache_h, cache_c))
+        self.cache = (xs_tm, cache_x, hs, cs, steps, m, N, T)
+        self.h, self.c = hs[T].copy(), cs[T].copy()
+        return self._outputs(xp, hs, m)
+
+    def backward(self, dhs: Any, dh_last: Any = None, dc_last: Any = None) -> Any:
+        xs_tm, cache_x, hs, cs, steps, m, N, T = self._cache()
+        Wx, Wh = self.params[:2]
+        xp = array_module(dhs)
+        self._check_dhs(dhs, N, T)
+        dtype = Wx.dtype
+        H = self.H
+        up = xp.ascontiguousarray(dhs.transpose(1, 0, 2)).astype(dtype, copy=True)  # (T, N, H)
+        if m is not None:
+            up *= m[1]
+        dh = self._start_dh(xp, dh_last, "dh_last", N, dtype)
+        dc = self._start_dh(xp, dc_last, "dc_last", N, dtype)
+        dA_all = xp.zeros((T, N, 4 * H), dtype=dtype)
+        grads = [xp.zeros_like(p) for p in self.params]
+        for t in range(T - 1, -1, -1):
+            f, g, i, o, tanh_n, cache_h, cache_c = steps[t]
+            dh_t = up[t] + dh
+            dc_t = dc
+            if m is not None:  # a padded step: its gradient passes to t-1 unchanged
+                keep = m[0][t]
+                dh_carry, dc_carry = dh_t * keep, dc_t * keep
+                dh_t, dc_t = dh_t * m[1][t], dc_t * m[1][t]
+            dn = dh_t * o * (1 - tanh_n**2)
+            dcn, dgc, dbc = layer_norm_backward(dn, cache_c)
+            ds = dc_t + dcn
+            dA = xp.concatenate([ds * cs[t] * f * (1 - f), ds * i * (1 - g**2),
+                                 ds * g * i * (1 - i), dh_t * tanh_n * o * (1 - o)], axis=1)
+            dA_all[t] = dA
+            dph, dgh, _ = layer_norm_backward(dA, cache_h)  # dL/d(h_{t-1} @ Wh)
+            grads[1] += hs[t].T @ dph
+            grads[4] += dgh
+            grads[5] += dgc
+            grads[6] += dbc
+            dh, dc = dph @ Wh.T, ds * f
+            if m is not None:
+                dh, dc = dh + dh_carry, dc + dc_carry
+        dpx, dgx, _ = layer_norm_backward(dA_all, cache_x)  # (T, N, 4H), all steps at once
+        dpx_flat = dpx.reshape(T * N, 4 * H)
+        grads[0][...] = xs_tm.T @ dpx_flat
+        grads[2][...] = dA_all.reshape(T * N, 4 * H).sum(axis=0)
+        grads[3][...] = dgx
+        for total, g in zip(self.grads, grads, strict=True):
+            total[...] = g
+        self.dh, self.dc = dh, dc
+        dxs = (dpx_flat @ Wx.T).reshape(T, N, self.D)
+        return xp.ascontiguousarray(dxs.transpose(1, 0, 2))  # (N, T, D)

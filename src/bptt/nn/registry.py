@@ -24,7 +24,7 @@ from ..backend import get_xp
 from .cell_spec import CellSpec, OnnxLayout, TorchLayout
 from .cells import GRU, LSTM, RNN
 from .indrnn import IndRNN, TimeIndRNN
-from .lnlstm import LayerNormLSTM
+from .lnlstm import LayerNormLSTM, TimeLayerNormLSTM
 from .minimal import MinGRU, MinLSTM, TimeMinGRU, TimeMinLSTM
 from .peephole import PeepholeLSTM
 from .time_cell import TimeCell
@@ -214,5 +214,6 @@ register_cell("gru", GRU, 3, time_layer=TimeGRU, carry_gate=(0, -1.0), options=(
 register_cell("mingru", MinGRU, 2, time_layer=TimeMinGRU, carry_gate=(0, -1.0))
 register_cell("minlstm", MinLSTM, 3, time_layer=TimeMinLSTM, carry_gate=(0, 1.0))
 register_cell("indrnn", IndRNN, 1, time_layer=TimeIndRNN)
-register_cell("lnlstm", LayerNormLSTM, 4, has_cell_state=True, carry_gate=(0, 1.0))
+register_cell("lnlstm", LayerNormLSTM, 4, has_cell_state=True, time_layer=TimeLayerNormLSTM,
+              carry_gate=(0, 1.0))
 register_cell("peephole", PeepholeLSTM, 4, has_cell_state=True, carry_gate=(0, 1.0))
