@@ -14,12 +14,13 @@ import bptt
 from bptt.nn.indrnn import TimeIndRNN
 from bptt.nn.lnlstm import TimeLayerNormLSTM, layer_norm, layer_norm_backward
 from bptt.nn.minimal import TimeMinGRU, TimeMinLSTM, scan_linear, scan_log
+from bptt.nn.peephole import TimePeepholeLSTM
 from bptt.nn.registry import get_cell, make_time_layer
 from bptt.nn.time_cell import TimeCell
 
 NEW = ["mingru", "minlstm", "indrnn", "lnlstm", "peephole"]
 FUSED = {"mingru": TimeMinGRU, "minlstm": TimeMinLSTM, "indrnn": TimeIndRNN,
-         "lnlstm": TimeLayerNormLSTM}
+         "lnlstm": TimeLayerNormLSTM, "peephole": TimePeepholeLSTM}
 
 
 class Draws:
@@ -36,7 +37,11 @@ class Draws:
 
 
 def params(cell, D, H, seed=0):
-    return get_cell(cell).init_params(D, H, Draws(seed))
+    """The cell's own parameters, every constant one (closed peepholes, unit gains) made
+    random too, so that no path of the equations is checked at a trivial point."""
+    ps = get_cell(cell).init_params(D, H, Draws(seed))
+    r = np.random.default_rng(seed + 100)
+    return [p + 0.3 * r.standard_normal(p.shape) if np.ptp(p) == 0 else p for p in ps]
 
 
 def run(layer, xs, dhs, h0=None, mask=None, dh_last=None):

@@ -11,6 +11,7 @@ from typing import Any
 from ..backend import array_module
 from .cells import check_cell_params, check_state, check_step_input
 from .functions import sigmoid
+from .time_recurrent import TimeRecurrentBase
 
 
 class PeepholeLSTM:
@@ -93,3 +94,98 @@ class PeepholeLSTM:
         """The gates of the last forward, for ``bptt plot gates``."""
         _, _, _, f, g, i, o, _ = self.cache
         return {"f": f, "i": i, "o": o, "g": g}
+
+
+class TimePeepholeLSTM(TimeRecurrentBase):
+    """The peephole LSTM over T steps (the equations of :class:`PeepholeLSTM`): the input
+    products of all steps are ONE matrix product before the loop, and dWx, dWh, db, dxs one
+    product each after it, as in :class:`~bptt.TimeLSTM`.
+
+    xs (N, T, D) -> hs (N, T, H). Params: Wx (D, 4H), Wh (H, 4H), b (4H,), p (3H,).
+    """
+
+    name = "TimePeepholeLSTM"
+    gates = 4
+    has_cell = True
+    param_names = PeepholeLSTM.param_names
+
+    def __init__(self, Wx: Any, Wh: Any, b: Any, p: Any, stateful: bool = False) -> None:
+        step = PeepholeLSTM(Wx, Wh, b, p)  # checks every shape and dtype
+        self.D, self.H = step.D, step.H
+        self._setup(step.params, stateful)
+        self._make_grads()
+
+    def forward(self, xs: Any, mask: Any = None) -> Any:
+        Wx, Wh, b, p = self.params
+        xp, N, T, xs_tm, m, h0, c0 = self._begin(xs, mask)
+        H = self.H
+        pf, pi, po = p[:H], p[H:2 * H], p[2 * H:]
+        AX = (xs_tm @ Wx).reshape(T, N, 4 * H) + b  # (T, N, 4H)
+        hs = xp.empty((T + 1, N, H), dtype=xs.dtype)
+        cs = xp.empty((T + 1, N, H), dtype=xs.dtype)
+        gates = xp.empty((T, 4, N, H), dtype=xs.dtype)  # f, g, i, o
+        tanh_cs = xp.empty((T, N, H), dtype=xs.dtype)
+        hs[0], cs[0] = h0, c0
+        for t in range(T):
+            A = AX[t] + hs[t] @ Wh
+            c_prev = cs[t]
+            f = sigmoid(A[:, :H] + pf * c_prev)
+            g = xp.tanh(A[:, H:2 * H])
+            i = sigmoid(A[:, 2 * H:3 * H] + pi * c_prev)
+            c = f * c_prev + g * i
+            o = sigmoid(A[:, 3 * H:] + po * c)
+            tanh_c = xp.tanh(c)
+            h = o * tanh_c
+            if m is not None:  # padded: carry the state
+                h, c = xp.where(m[0][t], hs[t], h), xp.where(m[0][t], c_prev, c)
+            hs[t + 1], cs[t + 1] = h, c
+            gates[t, 0], gates[t, 1], gates[t, 2], gates[t, 3] = f, g, i, o
+            tanh_cs[t] = tanh_c
+        self.cache = (xs_tm, hs, cs, gates, tanh_cs, m, N, T)
+        self.h, self.c = hs[T].copy(), cs[T].copy()
+        return self._outputs(xp, hs, m)
+
+    def backward(self, dhs: Any, dh_last: Any = None, dc_last: Any = None) -> Any:
+        xs_tm, hs, cs, gates, tanh_cs, m, N, T = self._cache()
+        Wx, Wh, _, p = self.params
+        xp = array_module(dhs)
+        self._check_dhs(dhs, N, T)
+        dtype = Wx.dtype
+        H = self.H
+        pf, pi, po = p[:H], p[H:2 * H], p[2 * H:]
+        up = xp.ascontiguousarray(dhs.transpose(1, 0, 2)).astype(dtype, copy=True)  # (T, N, H)
+        if m is not None:
+            up *= m[1]
+        dh = self._start_dh(xp, dh_last, "dh_last", N, dtype)
+        dc = self._start_dh(xp, dc_last, "dc_last", N, dtype)
+        dA_all = xp.empty((T, N, 4 * H), dtype=dtype)
+        dp = xp.zeros(3 * H, dtype=dtype)
+        for t in range(T - 1, -1, -1):
+            f, g, i, o = gates[t]
+            tanh_c, c_prev, c = tanh_cs[t], cs[t], cs[t + 1]
+            dh_t, dc_t = up[t] + dh, dc
+            if m is not None:  # a padded step: its gradient passes to t-1 unchanged
+                keep = m[0][t]
+                dh_carry, dc_carry = dh_t * keep, dc_t * keep
+                dh_t, dc_t = dh_t * m[1][t], dc_t * m[1][t]
+            da_o = dh_t * tanh_c * o * (1 - o)
+            ds = dc_t + dh_t * o * (1 - tanh_c**2) + da_o * po
+            da_f = ds * c_prev * f * (1 - f)
+            da_i = ds * g * i * (1 - i)
+            dA = dA_all[t]
+            dA[:, :H], dA[:, H:2 * H] = da_f, ds * i * (1 - g**2)
+            dA[:, 2 * H:3 * H], dA[:, 3 * H:] = da_i, da_o
+            dp[:H] += (da_f * c_prev).sum(axis=0)
+            dp[H:2 * H] += (da_i * c_prev).sum(axis=0)
+            dp[2 * H:] += (da_o * c).sum(axis=0)
+            dh, dc = dA @ Wh.T, ds * f + da_f * pf + da_i * pi
+            if m is not None:
+                dh, dc = dh + dh_carry, dc + dc_carry
+        dA_flat = dA_all.reshape(T * N, 4 * H)
+        self.grads[0][...] = xs_tm.T @ dA_flat
+        self.grads[1][...] = hs[:-1].reshape(T * N, H).T @ dA_flat
+        self.grads[2][...] = dA_flat.sum(axis=0)
+        self.grads[3][...] = dp
+        self.dh, self.dc = dh, dc
+        dxs = (dA_flat @ Wx.T).reshape(T, N, self.D)
+        return xp.ascontiguousarray(dxs.transpose(1, 0, 2))  # (N, T, D)

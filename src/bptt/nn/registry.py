@@ -26,7 +26,7 @@ from .cells import GRU, LSTM, RNN
 from .indrnn import IndRNN, TimeIndRNN
 from .lnlstm import LayerNormLSTM, TimeLayerNormLSTM
 from .minimal import MinGRU, MinLSTM, TimeMinGRU, TimeMinLSTM
-from .peephole import PeepholeLSTM
+from .peephole import PeepholeLSTM, TimePeepholeLSTM
 from .time_cell import TimeCell
 from .time_recurrent import TimeGRU, TimeLSTM, TimeRNN
 
@@ -216,4 +216,5 @@ register_cell("minlstm", MinLSTM, 3, time_layer=TimeMinLSTM, carry_gate=(0, 1.0)
 register_cell("indrnn", IndRNN, 1, time_layer=TimeIndRNN)
 register_cell("lnlstm", LayerNormLSTM, 4, has_cell_state=True, time_layer=TimeLayerNormLSTM,
               carry_gate=(0, 1.0))
-register_cell("peephole", PeepholeLSTM, 4, has_cell_state=True, carry_gate=(0, 1.0))
+register_cell("peephole", PeepholeLSTM, 4, has_cell_state=True, time_layer=TimePeepholeLSTM,
+              carry_gate=(0, 1.0))
