@@ -174,8 +174,13 @@ class Vocab:
         if not isinstance(d, dict) or d.get("format") != "bptt-vocab":
             raise ValueError("not a bptt vocabulary (expected a JSON object with "
                              "\"format\": \"bptt-vocab\")")
-        if not isinstance(d.get("tokens"), list):
-            raise ValueError("vocabulary JSON has no list of \"tokens\"")
+        if not isinstance(d.get("tokens"), list) or not all(isinstance(t, str)
+                                                            for t in d["tokens"]):
+            raise ValueError("vocabulary JSON has no list of \"tokens\" (strings)")
+        for key in ("level", "unk", "eos", "tokenizer"):
+            if not isinstance(d.get(key), (str, type(None))):
+                raise ValueError(f"vocabulary JSON field {key!r} must be a string or null, got "
+                                 f"{type(d[key]).__name__}")
         return cls(d["tokens"], level=d.get("level", "word"), unk=d.get("unk"), eos=d.get("eos"),
                    tokenizer=d.get("tokenizer", "whitespace"))
 
