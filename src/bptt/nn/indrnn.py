@@ -124,9 +124,7 @@ class TimeIndRNN(TimeRecurrentBase):
         xp = array_module(dhs)
         self._check_dhs(dhs, N, T)
         dtype = Wx.dtype
-        up = xp.ascontiguousarray(dhs.transpose(1, 0, 2)).astype(dtype, copy=True)  # (T, N, H)
-        if m is not None:
-            up *= m[1]
+        up = self._upstream(xp, dhs, m)  # (T, N, H)
         da = xp.empty_like(up)
         dh = self._start_dh(xp, dh_last, "dh_last", N, dtype)
         for t in range(T - 1, -1, -1):
@@ -138,9 +136,5 @@ class TimeIndRNN(TimeRecurrentBase):
             else:
                 dh = da[t] * u
         self.dh = dh
-        da_flat = da.reshape(T * N, self.H)
-        self.grads[0][...] = xs_tm.T @ da_flat
         self.grads[1][...] = (da * hs[:-1]).sum(axis=(0, 1))
-        self.grads[2][...] = da_flat.sum(axis=0)
-        dxs = (da_flat @ Wx.T).reshape(T, N, self.D)
-        return xp.ascontiguousarray(dxs.transpose(1, 0, 2))  # (N, T, D)
+        return self._finish_backward(xp, da, xs_tm, N, T)  # dWx, db, dxs

@@ -181,9 +181,7 @@ class TimeLayerNormLSTM(TimeRecurrentBase):
         self._check_dhs(dhs, N, T)
         dtype = Wx.dtype
         H = self.H
-        up = xp.ascontiguousarray(dhs.transpose(1, 0, 2)).astype(dtype, copy=True)  # (T, N, H)
-        if m is not None:
-            up *= m[1]
+        up = self._upstream(xp, dhs, m)  # (T, N, H)
         dh = self._start_dh(xp, dh_last, "dh_last", N, dtype)
         dc = self._start_dh(xp, dc_last, "dc_last", N, dtype)
         dA_all = xp.zeros((T, N, 4 * H), dtype=dtype)

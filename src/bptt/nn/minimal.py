@@ -294,9 +294,7 @@ class _TimeMinimal(TimeRecurrentBase):
         xp = array_module(dhs)
         self._check_dhs(dhs, N, T)
         dtype = self.params[0].dtype
-        up = xp.ascontiguousarray(dhs.transpose(1, 0, 2)).astype(dtype, copy=True)  # (T, N, H)
-        if m is not None:  # a padded step's output was 0
-            up *= m[1]
+        up = self._upstream(xp, dhs, m)  # (T, N, H)
         up[T - 1] += self._start_dh(xp, dh_last, "dh_last", N, dtype)
         if not scan:
             G = up

@@ -153,9 +153,7 @@ class TimePeepholeLSTM(TimeRecurrentBase):
         dtype = Wx.dtype
         H = self.H
         pf, pi, po = p[:H], p[H:2 * H], p[2 * H:]
-        up = xp.ascontiguousarray(dhs.transpose(1, 0, 2)).astype(dtype, copy=True)  # (T, N, H)
-        if m is not None:
-            up *= m[1]
+        up = self._upstream(xp, dhs, m)  # (T, N, H)
         dh = self._start_dh(xp, dh_last, "dh_last", N, dtype)
         dc = self._start_dh(xp, dc_last, "dc_last", N, dtype)
         dA_all = xp.empty((T, N, 4 * H), dtype=dtype)
@@ -181,11 +179,7 @@ class TimePeepholeLSTM(TimeRecurrentBase):
             dh, dc = dA @ Wh.T, ds * f + da_f * pf + da_i * pi
             if m is not None:
                 dh, dc = dh + dh_carry, dc + dc_carry
-        dA_flat = dA_all.reshape(T * N, 4 * H)
-        self.grads[0][...] = xs_tm.T @ dA_flat
-        self.grads[1][...] = hs[:-1].reshape(T * N, H).T @ dA_flat
-        self.grads[2][...] = dA_flat.sum(axis=0)
+        self.grads[1][...] = hs[:-1].reshape(T * N, H).T @ dA_all.reshape(T * N, 4 * H)
         self.grads[3][...] = dp
         self.dh, self.dc = dh, dc
-        dxs = (dA_flat @ Wx.T).reshape(T, N, self.D)
-        return xp.ascontiguousarray(dxs.transpose(1, 0, 2))  # (N, T, D)
+        return self._finish_backward(xp, dA_all, xs_tm, N, T)  # dWx, db, dxs

@@ -163,6 +163,15 @@ class TimeRecurrentBase:
                              f"output (N, T, H) = ({N}, {T}, {self.H}), got "
                              f"{tuple(getattr(dhs, 'shape', ()))}")
 
+    def _upstream(self, xp: Any, dhs: Any, m: tuple | None) -> Any:
+        """dhs (N, T, H) as a time-major (T, N, H) copy in the parameters' dtype, 0 at padded
+        steps (their output was a constant 0)."""
+        up = xp.ascontiguousarray(dhs.transpose(1, 0, 2)).astype(self.params[0].dtype,
+                                                                  copy=True)
+        if m is not None:
+            up *= m[1]
+        return up
+
     def _cache(self) -> tuple:
         if self.cache is None:
             raise RuntimeError(f"{self.name}.backward called before forward")
