@@ -142,7 +142,8 @@ def test_clip_grads_norm_of_f_ordered_and_strided_grads(rng):
 ])
 def test_recurrent_backward_leaves_the_callers_arrays_alone(make, rng):
     """The backward loops write dh (and dc) in place: never into the caller's dh_last/dc_last,
-    and a second backward gives the same gradients (no buffer carried over)."""
+    and a second backward gives the same gradients (no buffer carried over); TimeLSTM's backward
+    works in its forward's buffers, so a second one is refused until forward runs again."""
     layer = make(rng, 3, 4)
     xs = rng.standard_normal((2, 5, 3))
     dhs = rng.standard_normal((2, 5, 4))
@@ -155,6 +156,10 @@ def test_recurrent_backward_leaves_the_callers_arrays_alone(make, rng):
     grads1, dh1 = [g.copy() for g in layer.grads], layer.dh.copy()
     for k in last:
         np.testing.assert_array_equal(last[k], kept[k])
+    if isinstance(layer, TimeLSTM):  # its backward works in the forward's buffers
+        with pytest.raises(RuntimeError, match="already called after this forward"):
+            layer.backward(dhs, **last)
+        layer.forward(xs)
     dxs2 = layer.backward(dhs, **last)
     np.testing.assert_array_equal(dxs2, dxs1)
     np.testing.assert_array_equal(layer.dh, dh1)

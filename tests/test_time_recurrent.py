@@ -12,8 +12,8 @@ from bptt.nn.cell_spec import option_values
 from bptt.nn.registry import spec_of
 from bptt.nn.time_cell import TimeCell
 
-KINDS = ["rnn", "rnn_relu", "lstm", "gru", "gru_after"]
-GATES = {"rnn": 1, "rnn_relu": 1, "lstm": 4, "gru": 3, "gru_after": 3}
+KINDS = ["rnn", "rnn_relu", "lstm", "lstm_projected", "gru", "gru_after"]
+GATES = {"rnn": 1, "rnn_relu": 1, "lstm": 4, "lstm_projected": 4, "gru": 3, "gru_after": 3}
 SHAPES = [(1, 1, 2, 3), (2, 5, 3, 4), (3, 4, 6, 2), (1, 3, 1, 1)]  # (N, T, D, H)
 
 
@@ -31,8 +31,14 @@ def _make_fused(kind, D, H, rng, stateful, dtype, scale):
         return TimeRNN(Wx, Wh, b, stateful=stateful)
     if kind == "rnn_relu":
         return TimeRNN(Wx, Wh, b, stateful=stateful, nonlinearity="relu")
-    if kind == "lstm":
-        return TimeLSTM(Wx, Wh, b, stateful=stateful)
+    if kind == "lstm":  # these small D take x_t into each step's product
+        layer = TimeLSTM(Wx, Wh, b, stateful=stateful)
+        assert layer.input_in_step is None
+        return layer
+    if kind == "lstm_projected":  # all inputs projected at once, as for large D
+        layer = TimeLSTM(Wx, Wh, b, stateful=stateful)
+        layer.input_in_step = False
+        return layer
     if kind == "gru":
         return TimeGRU(Wx, Wh, b, stateful=stateful)
     bh = rng.standard_normal(H).astype(dtype) * scale
@@ -85,7 +91,7 @@ def test_fast_path_equals_the_generic_time_cell(kind, N, T, D, H, masked):
     layer = make_time(kind, D, H, rng)
     xs, dhs = rng.standard_normal((N, T, D)), rng.standard_normal((N, T, H))
     h0, dh_last = rng.standard_normal((N, H)), rng.standard_normal((N, H))
-    lstm = kind == "lstm"
+    lstm = kind.startswith("lstm")
     c0 = rng.standard_normal((N, H)) if lstm else None
     dc_last = rng.standard_normal((N, H)) if lstm else None
     mask = right_padded_mask(rng.integers(0, T + 1, N), T) if masked else None
@@ -147,7 +153,7 @@ def test_time_layer_state_gradients(kind, N, T, D, H, masked, fused):
     layer = make_time(kind, D, H, rng, fused=fused)
     mask = right_padded_mask(rng.integers(1, T + 1, N), T) if masked else None
     ins = [rng.standard_normal((N, T, D)), rng.standard_normal((N, H))]
-    if kind == "lstm":
+    if kind.startswith("lstm"):
         ins.append(rng.standard_normal((N, H)))
     report = gradcheck(StateIO(layer, mask), ins, seed=3)
     assert len(report.errors) == len(ins) + len(layer.params)
@@ -167,7 +173,7 @@ def test_stateful_chunks_equal_the_whole_sequence(fused, kind):
     second = layer.forward(xs[:, 3:])
     assert_close(np.concatenate([first, second], axis=1), whole)
     assert_close(layer.h, h_whole)
-    if kind == "lstm":
+    if kind.startswith("lstm"):
         assert_close(layer.c, c_whole)
     # non-stateful: the second chunk restarts from zeros, so it differs
     plain = make_time(kind, 3, 4, np.random.default_rng(11), fused=fused)
@@ -182,7 +188,7 @@ def test_set_state_and_reset_state(fused, kind):
     layer = make_time(kind, 3, 4, rng, fused=fused)  # not stateful
     xs = rng.standard_normal((2, 5, 3))
     h0 = rng.standard_normal((2, 4))
-    c0 = rng.standard_normal((2, 4)) if kind == "lstm" else None
+    c0 = rng.standard_normal((2, 4)) if kind.startswith("lstm") else None
     from_zeros = layer.forward(xs)
     layer.set_state(h0, c0)
     assert layer.h is h0 and layer.c is c0  # really stored (seed 004's bug discarded them)
@@ -228,7 +234,7 @@ def test_padded_batch_equals_each_sequence_alone(fused, kind):
         hs_n = layer.forward(xs[n:n + 1, :L])
         assert_close(hs[n:n + 1, :L], hs_n)
         assert_close(h[n:n + 1], layer.h)
-        if kind == "lstm":
+        if kind.startswith("lstm"):
             assert_close(c[n:n + 1], layer.c)
         assert_close(dxs[n:n + 1, :L], layer.backward(dhs[n:n + 1, :L]))
         for tg, g in zip(total, layer.grads):
@@ -250,7 +256,7 @@ def test_property_masked_fast_path_equals_reference(kind, N, T, D, H, seed, data
     mask = right_padded_mask(lengths, T)
     mask_arg = mask.astype(data.draw(st.sampled_from([bool, np.int64, np.float64])))
     h0 = rng.standard_normal((N, H))
-    c0 = rng.standard_normal((N, H)) if kind == "lstm" else None
+    c0 = rng.standard_normal((N, H)) if kind.startswith("lstm") else None
     ref = reference(layer, xs, dhs, h0, c0, mask)
     fast = run_fast(layer, xs, dhs, h0, c0, mask_arg)
     for i in (0, 1, 3, 5):  # hs, h, dxs, dh
@@ -326,7 +332,7 @@ def test_bad_input_errors(fused, kind):
         layer.backward(np.zeros((2, 4, 4)))
     with pytest.raises(ValueError, match="dh_last"):
         layer.backward(np.zeros((2, 5, 4)), dh_last=np.zeros((3, 4)))
-    if kind != "lstm":
+    if not kind.startswith("lstm"):
         with pytest.raises(ValueError, match="no cell state"):
             layer.set_state(np.zeros((2, 4)), np.zeros((2, 4)))
 
@@ -354,3 +360,13 @@ def test_zero_time_steps_keep_the_state(fused, kind):
     assert layer.backward(np.zeros((2, 0, 4)), dh_last=dh_last).shape == (2, 0, 3)
     assert np.array_equal(layer.dh, dh_last)
     assert all(not g.any() for g in layer.grads)
+
+
+def test_lstm_input_path_follows_the_sizes():
+    """A seq2seq's embeddings (D 16, H 256) go into each step's product; a language model's
+    D = H inputs are projected at once; both paths are checked above (kinds lstm and
+    lstm_projected)."""
+    from bptt.nn.time_recurrent import _small_input
+
+    assert _small_input(16, 256) and _small_input(16, 128) and _small_input(3, 4)
+    assert not _small_input(650, 650) and not _small_input(200, 200)

@@ -14,6 +14,12 @@ for speed, and tested against a plain loop over the cells:
   matrix product each after the loop; the per-step ``dA_t @ Wh.T`` uses a contiguous copy of
   ``Wh.T`` made once per backward (OpenBLAS's small-matrix kernels on AVX-512 run the
   transposed view 2x slower) and writes into a reused (N, H) buffer.
+- TimeLSTM with few inputs (D + 1 <= max(H/8, 32): a seq2seq's embeddings) instead takes x_t into
+  each step's product, ``[h_{t-1}, x_t, 1] @ [Wh; Wx; b]``, and gets ``[dWh; dWx; db]`` from one
+  product.
+- TimeLSTM's backward computes each step's ``dA_t`` from that step's gates while they are in
+  cache and writes it over them, so it uses up the forward's buffers (as PyTorch's autograd
+  does): a second backward needs a new forward.
 
 State (the book's API): ``h`` (and ``c``) hold the last state after ``forward``. A stateful layer
 starts the next ``forward`` from it (truncated BPTT); a non-stateful one starts from zeros unless
@@ -47,6 +53,15 @@ def _transposed(xp: Any, W: Any) -> Any:
 _matmul_into = matmul_into  # out[...] = a @ b without a temporary
 
 
+def _small_input(D: int, H: int) -> bool:
+    """Whether an LSTM with D inputs and H units takes x_t into each step's product
+    ``[h_{t-1}, x_t, 1] @ [Wh; Wx; b]`` (a few more columns than ``h_{t-1} @ Wh``; no separate
+    input projection, bias and add passes over (T, N, 4H)) rather than projecting all steps'
+    inputs at once. Measured on one CPU core (benchmarks/time_recurrent_speed.py): worth it for
+    the seq2seq sizes (D 16, H 128..256), not for a language model's D = H."""
+    return D + 1 <= max(H // 8, 32)
+
+
 class TimeRecurrentBase:
     """State handling, input checks and the (N, T) <-> (T, N) layout shared by the Time layers
     (the fused ones here and the generic :class:`bptt.nn.time_cell.TimeCell`)."""
@@ -67,6 +82,7 @@ class TimeRecurrentBase:
         self.dh: Any = None
         self.dc: Any = None
         self.cache: tuple | None = None
+        self._used = False  # a backward used up the cache (TimeLSTM)
         self._state_set = False  # set_state() was called since the last forward
 
     def _make_grads(self) -> None:
@@ -166,14 +182,19 @@ class TimeRecurrentBase:
     def _upstream(self, xp: Any, dhs: Any, m: tuple | None) -> Any:
         """dhs (N, T, H) as a time-major (T, N, H) copy in the parameters' dtype, 0 at padded
         steps (their output was a constant 0)."""
-        up = xp.ascontiguousarray(dhs.transpose(1, 0, 2)).astype(self.params[0].dtype,
-                                                                  copy=True)
+        N, T, H = dhs.shape
+        up = xp.empty((T, N, H), dtype=self.params[0].dtype)
+        up[...] = dhs.transpose(1, 0, 2)  # one copy, cast on the way
         if m is not None:
             up *= m[1]
         return up
 
     def _cache(self) -> tuple:
         if self.cache is None:
+            if self._used:
+                raise RuntimeError(f"{self.name}.backward was already called after this forward; "
+                                   f"it uses up what forward kept (as PyTorch's autograd does): "
+                                   f"run forward again")
             raise RuntimeError(f"{self.name}.backward called before forward")
         return self.cache
 
@@ -302,6 +323,9 @@ class TimeLSTM(TimeRecurrentBase):
     name = "TimeLSTM"
     gates = 4
     has_cell = True
+    #: take x_t into each step's product (True) or project all inputs at once (False);
+    #: None: by the sizes (:func:`_small_input`)
+    input_in_step: bool | None = None
 
     def __init__(self, Wx: Any, Wh: Any, b: Any, stateful: bool = False) -> None:
         super().__init__(Wx, Wh, b, stateful)
@@ -310,28 +334,43 @@ class TimeLSTM(TimeRecurrentBase):
     def forward(self, xs: Any, mask: Any = None) -> Any:
         Wx, Wh, b = self.params
         xp, N, T, xs_tm, m, h0, c0 = self._begin(xs, mask)
-        H, dtype = self.H, xs.dtype
-        A = (xs_tm @ Wx).reshape(T, N, 4 * H)  # all input projections at once
-        A += b
-        hs = xp.empty((T + 1, N, H), dtype=dtype)  # hs[t + 1] = h_t, hs[0] = h0
-        cs = xp.empty((T + 1, N, H), dtype=dtype)  # cs[t + 1] = c_t, cs[0] = c0
-        hs[0], cs[0] = h0, c0
-        tanh_c = xp.empty((T, N, H), dtype=dtype)  # tanh of each step's new cell
+        H, D, dtype = self.H, self.D, xs.dtype
         # sigmoid(a) = 0.5 * tanh(0.5 a) + 0.5 on f, i, o; tanh(a) on g: one tanh over 4H
         scale = xp.full(4 * H, 0.5, dtype=dtype)
         scale[H:2 * H] = 1
-        shift = xp.full(4 * H, 0.5, dtype=dtype)
-        shift[H:2 * H] = 0
-        tmp = xp.empty((N, 4 * H), dtype=dtype)
+        cs = xp.empty((T + 1, N, H), dtype=dtype)  # cs[t + 1] = c_t, cs[0] = c0
+        cs[0] = c0
+        tanh_c = xp.empty((T, N, H), dtype=dtype)  # tanh of each step's new cell
+        in_step = self.input_in_step
+        if in_step or (in_step is None and _small_input(D, H)):
+            # Z[t] = [h_{t-1}, x_t, 1] and W = [Wh; Wx; b] * scale: each step's gates are ONE
+            # product Z[t] @ W, and backward gets dWh, dWx, db from one product Z.T @ dA
+            Z = xp.empty((T + 1, N, H + D + 1), dtype=dtype)
+            Z[:T, :, H:H + D] = xs_tm.reshape(T, N, D)
+            Z[:, :, H + D] = 1
+            hs = Z[:, :, :H]  # hs[t + 1] = h_t, hs[0] = h0 (a view into Z)
+            W = xp.concatenate([Wh, Wx, b[None, :]]) * scale
+            A = xp.empty((T, N, 4 * H), dtype=dtype)
+        else:
+            Z = None
+            hs = xp.empty((T + 1, N, H), dtype=dtype)
+            A = (xs_tm @ Wx).reshape(T, N, 4 * H)  # all input projections at once
+            A += b
+            tmp = xp.empty((N, 4 * H), dtype=dtype)
+        hs[0] = h0
         gi = xp.empty((N, H), dtype=dtype)
         for t in range(T):
             a = A[t]
-            xp.matmul(hs[t], Wh, out=tmp)
-            a += tmp
-            a *= scale
+            if Z is not None:
+                xp.matmul(Z[t], W, out=a)  # already scaled
+            else:
+                xp.matmul(hs[t], Wh, out=tmp)
+                a += tmp
+                a *= scale
             xp.tanh(a, out=a)
-            a *= scale
-            a += shift  # a now holds the activated gates [f, g, i, o]
+            for sig in (a[:, :H], a[:, 2 * H:]):  # f; i, o: 0.5 * tanh + 0.5
+                sig *= 0.5
+                sig += 0.5  # a now holds the activated gates [f, g, i, o]
             c = cs[t + 1]
             xp.multiply(a[:, :H], cs[t], out=c)  # f * c_prev
             xp.multiply(a[:, H:2 * H], a[:, 2 * H:3 * H], out=gi)  # g * i
@@ -341,62 +380,68 @@ class TimeLSTM(TimeRecurrentBase):
             if m is not None:  # padded: carry (h, c)
                 xp.copyto(c, cs[t], where=m[0][t])
                 xp.copyto(hs[t + 1], hs[t], where=m[0][t])
-        self.cache = (xs_tm, A, hs, cs, tanh_c, m)
+        self.cache, self._used = (xs_tm, A, hs, cs, tanh_c, m, Z), False
         self.h, self.c = hs[T].copy(), cs[T].copy()
         return self._outputs(xp, hs, m)
 
     def backward(self, dhs: Any, dh_last: Any = None, dc_last: Any = None) -> Any:
         Wh = self.params[1]
-        xs_tm, A, hs, cs, tanh_c, m = self._cache()
+        xs_tm, A, hs, cs, tanh_c, m, Z = self._cache()
         xp = array_module(hs)
         T, N, H, dtype = hs.shape[0] - 1, hs.shape[1], self.H, hs.dtype
         self._check_dhs(dhs, N, T)
-        dhs_tm = dhs.transpose(1, 0, 2)
-        # Everything known from the forward pass, for all steps at once (vectorised over T):
-        # dA = gate derivative * the factor its upstream gradient meets, per block,
-        #      [f(1-f) * c_{t-1}, (1-g**2) * i, i(1-i) * g, o(1-o) * tanh(c_t)]   (T, N, 4, H)
-        # dtc = o * (1 - tanh(c_t)**2), so that ds = dc + dh_tot * dtc            (T, N, H)
-        # The loop then only multiplies by ds (blocks f, g, i) and dh_tot (block o).
-        A4 = A.reshape(T, N, 4, H)
-        p = xp.ones((4, 1), dtype=dtype)
-        p[1] = 0  # y(1-y) on f, i, o; 1 - y**2 on g
-        dA = xp.subtract(p, A4)
-        dA *= A4
-        dA += 1 - p  # (T, N, 4, H)
-        dA[:, :, 0] *= cs[:-1]
-        dA[:, :, 1] *= A4[:, :, 2]
-        dA[:, :, 2] *= A4[:, :, 1]
-        dA[:, :, 3] *= tanh_c
-        dtc = xp.multiply(tanh_c, tanh_c)
-        xp.subtract(1, dtc, out=dtc)
-        dtc *= A4[:, :, 3]
+        # Per step, on that step's (N, 4, H) gates while they are in cache (one pass over all of
+        # (T, N, 4H) is memory-bound), written over them: like PyTorch's autograd, backward
+        # uses up what forward kept (a second backward needs a new forward).
+        #   dA_t = d * fac, d = [f(1-f), 1-g**2, i(1-i), o(1-o)],
+        #   fac = [ds * c_{t-1}, ds * i, ds * g, dh_tot * tanh(c_t)]
+        up = self._upstream(xp, dhs, m)  # (T, N, H), 0 at padded steps
         dh = self._start_dh(xp, dh_last, "dh_last", N, dtype)
         dc = self._start_dh(xp, dc_last, "dc_last", N, dtype)
+        self.cache, self._used = None, True  # the inputs are valid: use the buffers up
+        dA = A.reshape(T, N, 4, H)
         dh_tot = xp.empty((N, H), dtype=dtype)
         ds = xp.empty((N, H), dtype=dtype)
+        fac = xp.empty((N, 4, H), dtype=dtype)
+        d = xp.empty((N, 4, H), dtype=dtype)
         WhT = _transposed(xp, Wh)  # (4H, H)
         for t in reversed(range(T)):
-            da4, f = dA[t], A4[t, :, 0]  # (N, 4, H) blocks of dA_t; the forget gate (N, H)
-            da = da4.reshape(N, 4 * H)  # the same memory as (N, 4H)
+            a4, tc = dA[t], tanh_c[t]  # (N, 4, H) gates [f, g, i, o], to become dA_t; (N, H)
             if m is not None:  # padded step: gradients flow straight to (h, c)_{t-1}
                 carry_h, carry_c = dh * m[0][t], dc * m[0][t]
-            xp.add(dhs_tm[t], dh, out=dh_tot)
+                dc *= m[1][t]
+            xp.add(up[t], dh, out=dh_tot)
             if m is not None:
                 dh_tot *= m[1][t]
-                dc *= m[1][t]
-            xp.multiply(dh_tot, dtc[t], out=ds)  # ds = dc + dh_tot * o * (1 - tanh_c**2)
+            xp.multiply(tc, tc, out=ds)  # ds = dc + dh_tot * o * (1 - tanh(c_t)**2)
+            xp.subtract(1, ds, out=ds)
+            ds *= a4[:, 3]
+            ds *= dh_tot
             ds += dc
-            da4[:, :3] *= ds[:, None, :]  # df, dg, di
-            da4[:, 3] *= dh_tot  # do
-            xp.multiply(ds, f, out=dc)  # dc_{t-1}; dh, dc are fresh arrays owned here
-            xp.matmul(da, WhT, out=dh)  # dh_{t-1} = dA_t @ Wh.T
+            xp.multiply(cs[t], ds, out=fac[:, 0])
+            xp.multiply(a4[:, 2], ds, out=fac[:, 1])
+            xp.multiply(a4[:, 1], ds, out=fac[:, 2])
+            xp.multiply(tc, dh_tot, out=fac[:, 3])
+            xp.multiply(ds, a4[:, 0], out=dc)  # dc_{t-1}; dh, dc are fresh arrays owned here
+            xp.multiply(a4, a4, out=d)  # gate derivatives, in place: y - y**2; 1 - g**2
+            a4[:, 0] -= d[:, 0]
+            a4[:, 2:] -= d[:, 2:]
+            xp.subtract(1, d[:, 1], out=a4[:, 1])
+            a4 *= fac
+            xp.matmul(a4.reshape(N, 4 * H), WhT, out=dh)  # dh_{t-1} = dA_t @ Wh.T
             if m is not None:
                 dh += carry_h
                 dc += carry_c
         dA = dA.reshape(T, N, 4 * H)
-        _matmul_into(self.grads[1], hs[:-1].reshape(T * N, H).T, dA.reshape(T * N, 4 * H))
         self.dh, self.dc = dh, dc
-        return self._finish_backward(xp, dA, xs_tm, N, T)
+        if Z is None:
+            _matmul_into(self.grads[1], hs[:-1].reshape(T * N, H).T, dA.reshape(T * N, 4 * H))
+            return self._finish_backward(xp, dA, xs_tm, N, T)
+        D = self.D  # [dWh; dWx; db] = Z.T @ dA in one product
+        dW = Z[:T].reshape(T * N, H + D + 1).T @ dA.reshape(T * N, 4 * H)
+        self.grads[1][...], self.grads[0][...], self.grads[2][...] = dW[:H], dW[H:-1], dW[-1]
+        dxs = (dA.reshape(T * N, 4 * H) @ self.params[0].T).reshape(T, N, D)
+        return xp.ascontiguousarray(dxs.transpose(1, 0, 2))  # (N, T, D)
 
 
 class TimeGRU(TimeRecurrentBase):
