@@ -102,6 +102,15 @@ class Optimizer:
     def _step(self, p: Any, g: Any, st: dict[str, Any]) -> None:  # pragma: no cover
         raise NotImplementedError
 
+    def _scratch_like(self, p: Any) -> Any:
+        """An uninitialised work array of p's shape and dtype, reused across steps (not state)."""
+        pool = self.__dict__.setdefault("_scratch", {})
+        xp = array_module(p)
+        key = (tuple(p.shape), str(p.dtype), xp.__name__)
+        if key not in pool:
+            pool[key] = xp.empty(p.shape, dtype=p.dtype)
+        return pool[key]
+
     def state_dict(self) -> dict[str, Any]:
         """``{'lr', 'iter', hyperparameters..., '<slot>/<key>': array}``, NumPy arrays only."""
         d: dict[str, Any] = {"lr": self.lr, "iter": self.iter}
@@ -275,15 +284,20 @@ class Adam(Optimizer):
     def _step(self, p: Any, g: Any, st: dict[str, Any]) -> None:
         xp, m, v = array_module(p), st["m"], st["v"]
         t = self.iter
-        m *= self.beta1
-        m += (1 - self.beta1) * g
-        v *= self.beta2
-        v += (1 - self.beta2) * (g * g)
-        step = self.lr / (1 - self.beta1**t)
-        denom = xp.sqrt(v)
-        denom /= math.sqrt(1 - self.beta2**t)
-        denom += self.eps
-        p -= step * m / denom
+        tmp = self._scratch_like(p)  # every pass in place: no temporaries
+        xp.subtract(g, m, out=tmp)  # m = m + (1 - beta1) (g - m), PyTorch's lerp_
+        tmp *= 1 - self.beta1
+        m += tmp
+        v *= self.beta2  # v = beta2 v + (1 - beta2) g g
+        xp.multiply(g, g, out=tmp)
+        tmp *= 1 - self.beta2
+        v += tmp
+        xp.sqrt(v, out=tmp)  # denominator sqrt(v) / sqrt(1 - beta2**t) + eps
+        tmp *= 1 / math.sqrt(1 - self.beta2**t)
+        tmp += self.eps
+        xp.divide(m, tmp, out=tmp)
+        tmp *= self.lr / (1 - self.beta1**t)
+        p -= tmp
 
 
 class NTASGD(Optimizer):

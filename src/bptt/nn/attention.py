@@ -200,13 +200,17 @@ class TimeAttention:
 
     def backward(self, dc: Any) -> tuple[Any, Any]:
         hs_enc, hs_dec, a, extra = self.cache
+        xp = array_module(dc)
         da = dc @ hs_enc.transpose(0, 2, 1)  # (N, Tt, Ts)
-        dhs_enc = a.transpose(0, 2, 1) @ dc  # (N, Ts, He)
         ds = a * (da - (da * a).sum(axis=2, keepdims=True))
         if self.score == "dot":
             dhs_dec = ds @ hs_enc
-            dhs_enc += ds.transpose(0, 2, 1) @ hs_dec
-        elif self.score == "general":
+            # dhs_enc = a.T @ dc + ds.T @ hs_dec as ONE product over [a, ds] and [dc, hs_dec]
+            dhs_enc = (xp.concatenate([a, ds], axis=1).transpose(0, 2, 1)
+                       @ xp.concatenate([dc, hs_dec], axis=1))
+            return dhs_enc, dhs_dec
+        dhs_enc = a.transpose(0, 2, 1) @ dc  # (N, Ts, He)
+        if self.score == "general":
             W, u = self.params[0], extra
             du = ds @ hs_enc  # (N, Tt, He)
             dhs_enc += ds.transpose(0, 2, 1) @ u

@@ -83,7 +83,18 @@ class TimeRecurrentBase:
         self.dc: Any = None
         self.cache: tuple | None = None
         self._used = False  # a backward used up the cache (TimeLSTM)
+        self._scratch: dict[str, Any] = {}  # arrays reused by every call (see _work)
         self._state_set = False  # set_state() was called since the last forward
+
+    def _work(self, xp: Any, name: str, shape: tuple, dtype: Any) -> Any:
+        """An uninitialised array for this layer's own use, the same one on every call of the
+        same shape: fresh arrays of some MB each step cost page faults (glibc hands large blocks
+        back to the system), which made up a tenth of a seq2seq forward. Never hand one out."""
+        buf = self._scratch.get(name)
+        if (buf is None or buf.shape != shape or buf.dtype != dtype
+                or array_module(buf) is not xp):
+            buf = self._scratch[name] = xp.empty(shape, dtype=dtype)
+        return buf
 
     def _make_grads(self) -> None:
         xp = array_module(self.params[0])
@@ -179,11 +190,11 @@ class TimeRecurrentBase:
                              f"output (N, T, H) = ({N}, {T}, {self.H}), got "
                              f"{tuple(getattr(dhs, 'shape', ()))}")
 
-    def _upstream(self, xp: Any, dhs: Any, m: tuple | None) -> Any:
-        """dhs (N, T, H) as a time-major (T, N, H) copy in the parameters' dtype, 0 at padded
-        steps (their output was a constant 0)."""
+    def _upstream(self, xp: Any, dhs: Any, m: tuple | None, into: Any = None) -> Any:
+        """dhs (N, T, H) as a time-major (T, N, H) copy in the parameters' dtype (in ``into``
+        if given), 0 at padded steps (their output was a constant 0)."""
         N, T, H = dhs.shape
-        up = xp.empty((T, N, H), dtype=self.params[0].dtype)
+        up = xp.empty((T, N, H), dtype=self.params[0].dtype) if into is None else into
         up[...] = dhs.transpose(1, 0, 2)  # one copy, cast on the way
         if m is not None:
             up *= m[1]
@@ -338,23 +349,25 @@ class TimeLSTM(TimeRecurrentBase):
         # sigmoid(a) = 0.5 * tanh(0.5 a) + 0.5 on f, i, o; tanh(a) on g: one tanh over 4H
         scale = xp.full(4 * H, 0.5, dtype=dtype)
         scale[H:2 * H] = 1
-        cs = xp.empty((T + 1, N, H), dtype=dtype)  # cs[t + 1] = c_t, cs[0] = c0
+        shift = xp.full(4 * H, 0.5, dtype=dtype)
+        shift[H:2 * H] = 0
+        cs = self._work(xp, "cs", (T + 1, N, H), dtype)  # cs[t + 1] = c_t, cs[0] = c0
         cs[0] = c0
-        tanh_c = xp.empty((T, N, H), dtype=dtype)  # tanh of each step's new cell
+        tanh_c = self._work(xp, "tanh_c", (T, N, H), dtype)  # tanh of each step's new cell
+        A = self._work(xp, "A", (T, N, 4 * H), dtype)  # gates (backward: their gradients)
         in_step = self.input_in_step
         if in_step or (in_step is None and _small_input(D, H)):
             # Z[t] = [h_{t-1}, x_t, 1] and W = [Wh; Wx; b] * scale: each step's gates are ONE
             # product Z[t] @ W, and backward gets dWh, dWx, db from one product Z.T @ dA
-            Z = xp.empty((T + 1, N, H + D + 1), dtype=dtype)
+            Z = self._work(xp, "Z", (T + 1, N, H + D + 1), dtype)
             Z[:T, :, H:H + D] = xs_tm.reshape(T, N, D)
             Z[:, :, H + D] = 1
             hs = Z[:, :, :H]  # hs[t + 1] = h_t, hs[0] = h0 (a view into Z)
             W = xp.concatenate([Wh, Wx, b[None, :]]) * scale
-            A = xp.empty((T, N, 4 * H), dtype=dtype)
         else:
             Z = None
-            hs = xp.empty((T + 1, N, H), dtype=dtype)
-            A = (xs_tm @ Wx).reshape(T, N, 4 * H)  # all input projections at once
+            hs = self._work(xp, "hs", (T + 1, N, H), dtype)
+            _matmul_into(A.reshape(T * N, 4 * H), xs_tm, Wx)  # all input projections at once
             A += b
             tmp = xp.empty((N, 4 * H), dtype=dtype)
         hs[0] = h0
@@ -368,9 +381,8 @@ class TimeLSTM(TimeRecurrentBase):
                 a += tmp
                 a *= scale
             xp.tanh(a, out=a)
-            for sig in (a[:, :H], a[:, 2 * H:]):  # f; i, o: 0.5 * tanh + 0.5
-                sig *= 0.5
-                sig += 0.5  # a now holds the activated gates [f, g, i, o]
+            a *= scale
+            a += shift  # a now holds the activated gates [f, g, i, o]
             c = cs[t + 1]
             xp.multiply(a[:, :H], cs[t], out=c)  # f * c_prev
             xp.multiply(a[:, H:2 * H], a[:, 2 * H:3 * H], out=gi)  # g * i
@@ -395,7 +407,7 @@ class TimeLSTM(TimeRecurrentBase):
         # uses up what forward kept (a second backward needs a new forward).
         #   dA_t = d * fac, d = [f(1-f), 1-g**2, i(1-i), o(1-o)],
         #   fac = [ds * c_{t-1}, ds * i, ds * g, dh_tot * tanh(c_t)]
-        up = self._upstream(xp, dhs, m)  # (T, N, H), 0 at padded steps
+        up = self._upstream(xp, dhs, m, self._work(xp, "up", (T, N, H), dtype))  # 0 if padded
         dh = self._start_dh(xp, dh_last, "dh_last", N, dtype)
         dc = self._start_dh(xp, dc_last, "dc_last", N, dtype)
         self.cache, self._used = None, True  # the inputs are valid: use the buffers up
@@ -424,8 +436,7 @@ class TimeLSTM(TimeRecurrentBase):
             xp.multiply(tc, dh_tot, out=fac[:, 3])
             xp.multiply(ds, a4[:, 0], out=dc)  # dc_{t-1}; dh, dc are fresh arrays owned here
             xp.multiply(a4, a4, out=d)  # gate derivatives, in place: y - y**2; 1 - g**2
-            a4[:, 0] -= d[:, 0]
-            a4[:, 2:] -= d[:, 2:]
+            a4 -= d  # (whole contiguous rows are faster than three strided blocks)
             xp.subtract(1, d[:, 1], out=a4[:, 1])
             a4 *= fac
             xp.matmul(a4.reshape(N, 4 * H), WhT, out=dh)  # dh_{t-1} = dA_t @ Wh.T
