@@ -2,6 +2,7 @@
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/profile_step.py rnnlm
     python benchmarks/profile_step.py better-rnnlm --steps 10 --threads 1 --clock cpu
+    python benchmarks/profile_step.py better-rnnlm --steps 10 --threads 1 --batch 10
 
 Runs the recipe's training step (the calls of :func:`bptt.tools.bench.bptt_train_step_fn`) layer by
 layer, timing each call, and prints the median time per step of every (phase, layer) with its
@@ -13,6 +14,7 @@ two), ``wall`` (default) the elapsed time.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import time
@@ -25,6 +27,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--threads", type=int, default=None, help="BLAS threads (default: library's)")
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall")
+    p.add_argument("--batch", type=int, default=None,
+                   help="streams per step instead of the recipe's (e.g. one MPI rank's share)")
     a = p.parse_args()
     if a.threads is not None:  # before NumPy starts OpenBLAS
         os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(a.threads)
@@ -39,6 +43,8 @@ def main() -> None:
     )
 
     r = RECIPES[a.model]
+    if a.batch is not None:
+        r = dataclasses.replace(r, batch=a.batch)
     model = make_bptt_model(r)
     opt = SGD(lr=r.lr)
     clock = time.perf_counter if a.clock == "wall" else time.process_time
@@ -68,9 +74,6 @@ def main() -> None:
         d = timed("backward TimeSoftmaxWithLoss", model.loss_layer.backward, 1)
         for layer in reversed(model.layers):
             d = timed(f"backward {names[id(layer)]}", layer.backward, d)
-        if model.tie_weights:
-            timed("backward tied-weight sum", model.embed.grads[0].__iadd__,
-                  model.affine.grads[0].T)
         timed("clip_grads", clip_grads, model.grads, r.clip)
         timed("SGD update", opt.update, model.params, model.grads)
 

@@ -158,7 +158,9 @@ class SGD(Optimizer):
         super().__init__(lr)
 
     def _step(self, p: Any, g: Any, st: dict[str, Any]) -> None:
-        p -= self.lr * g
+        step = self._scratch_like(p)  # no temporary of p's size (page faults each update)
+        array_module(p).multiply(g, self.lr, out=step)
+        p -= step
 
 
 class Momentum(Optimizer):

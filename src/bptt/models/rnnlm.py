@@ -164,6 +164,9 @@ class LanguageModel:
         if tie_weights:
             affine_W = embed_W.T
         self.affine = TimeAffine(affine_W, affine_b)
+        if tie_weights:  # one gradient array: the output layer writes it, the embedding adds
+            self.affine.grads[0] = self.embed.grads[0].T
+            self.embed.accumulate = True
         self.layers.append(self.affine)
         self.loss_layer = TimeSoftmaxWithLoss()
         self._collect()
@@ -229,10 +232,8 @@ class LanguageModel:
     def backward(self, dout: Any = 1) -> Any:
         """Gradients of every parameter into ``grads`` (tied ones summed); returns None."""
         dout = self.loss_layer.backward(dout)
-        for layer in reversed(self.layers):
+        for layer in reversed(self.layers):  # the tied W's gradient: affine's, then += embed's
             dout = layer.backward(dout)
-        if self.tie_weights:
-            self.embed.grads[0] += self.affine.grads[0].T  # (V, D) += (H, V).T, D == H
         return dout
 
     def reset_state(self) -> None:

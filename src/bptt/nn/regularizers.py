@@ -139,6 +139,7 @@ class EmbeddingDropout:
         self.train_flg = True
         self.idx: Any = None
         self.scale: Any = None  # m[xs] / (1 - p), (N, T, 1), or None
+        self.accumulate = False  # add to grads[0] (a tied W), as TimeEmbedding
 
     def forward(self, xs: Any) -> Any:
         W = self.params[0]
@@ -153,7 +154,8 @@ class EmbeddingDropout:
 
     def backward(self, dout: Any) -> None:
         dW = self.grads[0]
-        dW[...] = 0
+        if not self.accumulate:
+            dW[...] = 0
         if self.scale is not None:
             dout = dout * self.scale
         scatter_add_rows(dW, self.idx.reshape(-1), dout.reshape(-1, dW.shape[1]))  # (N*T, D)

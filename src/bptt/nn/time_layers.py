@@ -27,7 +27,9 @@ class TimeEmbedding:
         backward: dW[v] = sum over (n, t) with xs[n, t] == v of dout[n, t]
 
     The backward sums repeated ids exactly with one sort (``scatter_add_rows``), not with
-    ``np.add.at`` or a loop over t; it returns None (ids have no gradient).
+    ``np.add.at`` or a loop over t; it returns None (ids have no gradient). With
+    ``accumulate = True`` it adds to ``grads[0]`` instead of overwriting it: a tied W whose
+    other use (the output layer, backpropagated first) has already written its gradient there.
 
     Params: W (V, D)
     """
@@ -38,6 +40,7 @@ class TimeEmbedding:
         self.params = [W]
         self.grads = [array_module(W).zeros_like(W)]
         self.idx = None
+        self.accumulate = False
 
     def forward(self, xs: Any) -> Any:
         W = self.params[0]
@@ -47,7 +50,8 @@ class TimeEmbedding:
 
     def backward(self, dout: Any) -> None:
         dW = self.grads[0]
-        dW[...] = 0
+        if not self.accumulate:
+            dW[...] = 0
         scatter_add_rows(dW, self.idx.reshape(-1), dout.reshape(-1, dW.shape[1]))  # (N*T, D)
         return None
 

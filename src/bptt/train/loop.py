@@ -261,11 +261,14 @@ class Trainer:
                    asked is not None and asked != "max_minutes", size)
         self.comm.allreduce_(buf)
         total = float(buf[o + 1])
-        buf[:o] *= 1.0 / total if total else 0.0
+        scale = 1.0 / total if total else 0.0
         xp, o = backend.get_xp(), 0
-        for g in grads:
+        for g in grads:  # the mean, written straight back (one pass)
             n = int(g.size)
-            g[...] = xp.asarray(buf[o:o + n].reshape(g.shape))
+            if xp is np:
+                np.multiply(buf[o:o + n].reshape(g.shape), scale, out=g)
+            else:  # pragma: no cover - GPU only
+                g[...] = xp.asarray(buf[o:o + n].reshape(g.shape)) * scale
             o += n
         if buf[o + 3] > 0:  # some rank asked to stop: every rank stops after this step
             self._stop = self._stop or "interrupted"
