@@ -370,3 +370,28 @@ def test_lstm_input_path_follows_the_sizes():
 
     assert _small_input(16, 256) and _small_input(16, 128) and _small_input(3, 4)
     assert not _small_input(650, 650) and not _small_input(200, 200)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "lstm_projected"])
+def test_lstm_reused_buffers_never_leak_between_calls(kind):
+    """TimeLSTM keeps its scratch arrays between calls: calls of other shapes in between, and
+    a second forward, change neither the results nor the arrays handed out earlier."""
+    rng = np.random.default_rng(21)
+    layer = make_time(kind, 3, 4, rng)
+    fresh = make_time(kind, 3, 4, np.random.default_rng(21))
+    a = rng.standard_normal((2, 5, 3)), rng.standard_normal((2, 5, 4))
+    b = rng.standard_normal((3, 2, 3)), rng.standard_normal((3, 2, 4))
+    hs_a = layer.forward(a[0])
+    kept = hs_a.copy()
+    dxs_a = layer.backward(a[1])
+    grads_a = [g.copy() for g in layer.grads]
+    layer.forward(b[0])  # another shape in between
+    layer.backward(b[1])
+    again = run_fast(layer, *a)
+    np.testing.assert_array_equal(hs_a, kept)  # the output handed out is the caller's
+    ref = run_fast(fresh, *a)
+    for x, y in zip([again[0], again[3], *again[4]], [ref[0], ref[3], *ref[4]]):
+        np.testing.assert_array_equal(x, y)
+    np.testing.assert_array_equal(dxs_a, ref[3])
+    for g, r in zip(grads_a, ref[4]):
+        np.testing.assert_array_equal(g, r)

@@ -198,7 +198,7 @@ class LanguageModel:
             for pname, p, g in zip(layer_param_names(layer), layer.params, layer.grads,
                                    strict=True):
                 if layer is self.affine and pname == "W" and self.tie_weights:
-                    continue  # the same memory as embed.W; its gradient is added in backward
+                    continue  # embed.W and its gradient (affine writes it, embed adds)
                 self.param_names.append(f"{prefix}.{pname}")
                 self.params.append(p)
                 self.grads.append(g)
