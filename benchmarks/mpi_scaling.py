@@ -3,6 +3,7 @@
 
     python benchmarks/mpi_scaling.py --ptb ../shared/data/ptb
     python benchmarks/mpi_scaling.py --ptb ../shared/data/ptb --models better-rnnlm --repeats 5
+    python benchmarks/mpi_scaling.py --ptb ../shared/data/ptb --models better-rnnlm --weak
 
 Each configuration trains ``bptt train --preset MODEL --max-steps S`` on PTB (the full training
 split; validation and test cut to 200 lines so the evaluations at the end stay short) and
@@ -26,6 +27,7 @@ from pathlib import Path
 STEPS = {"rnnlm": 150, "better-rnnlm": 40}
 CONFIGS = [("1 rank x 2 threads", 1, 2), ("1 rank x 1 thread", 1, 1),
            ("2 ranks x 1 thread", 2, 1)]
+WEAK = "2 ranks x 1 thread, batch 40"
 
 
 def small_ptb(src: Path, dst: Path) -> Path:
@@ -37,11 +39,14 @@ def small_ptb(src: Path, dst: Path) -> Path:
     return dst
 
 
-def run(model: str, ranks: int, threads: int, data: Path, out: Path, steps: int) -> float:
+def run(model: str, ranks: int, threads: int, data: Path, out: Path, steps: int,
+        batch: int | None = None) -> float:
     mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or "mpiexec"
     cmd = [sys.executable, "-m", "bptt", "train", "--data", str(data), "--preset", model,
            "--max-steps", str(steps), "--threads", str(threads), "--quiet", "--out", str(out),
            "--overwrite"]
+    if batch is not None:
+        cmd += ["--batch", str(batch)]
     if ranks > 1:
         cmd = [mpiexec, "-n", str(ranks), *cmd]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "OMP_NUM",
@@ -80,6 +85,9 @@ def main() -> None:
     p.add_argument("--ptb", type=Path, default=Path("../shared/data/ptb"))
     p.add_argument("--models", nargs="+", default=list(STEPS), choices=list(STEPS))
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--weak", action="store_true",
+                   help="also 2 ranks x 1 thread with the recipe's 20 streams on EACH rank "
+                        "(--batch 40: weak scaling), against 1 rank x 1 thread with 20")
     p.add_argument("--paper", type=Path, default=None, metavar="PNG",
                    help="also draw the communication/compute model for a cluster")
     a = p.parse_args()
@@ -89,16 +97,21 @@ def main() -> None:
         print(f"load average at the start {os.getloadavg()[0]:.2f}; "
               f"{os.cpu_count()} CPUs; tokens/s of training steps, medians of {a.repeats}")
         for model in a.models:
-            rates: dict[str, list[float]] = {name: [] for name, _, _ in CONFIGS}
+            configs = CONFIGS + ([(WEAK, 2, 1)] if a.weak else [])
+            rates: dict[str, list[float]] = {name: [] for name, _, _ in configs}
             for k in range(a.repeats):
-                order = CONFIGS if k % 2 == 0 else CONFIGS[::-1]
+                order = configs if k % 2 == 0 else configs[::-1]
                 for name, ranks, threads in order:
+                    batch = 2 * 20 if name == WEAK else None
                     rates[name].append(run(model, ranks, threads, data, Path(tmp) / "out",
-                                           STEPS[model]))
+                                           STEPS[model], batch))
             med = {name: statistics.median(v) for name, v in rates.items()}
             eff = med["2 ranks x 1 thread"] / (2 * med["1 rank x 1 thread"])
             print(f"{model:13s} " + "   ".join(f"{n}: {v:8,.0f}" for n, v in med.items())
                   + f"   efficiency of 2 ranks: {eff:.2f}")
+            if a.weak:
+                print(f"{'':13s} efficiency of 2 ranks with 20 streams each: "
+                      f"{med[WEAK] / (2 * med['1 rank x 1 thread']):.2f}")
             step_seconds[model] = 20 * 35 / med["1 rank x 2 threads"]  # tokens per step / rate
         print(f"load average at the end {os.getloadavg()[0]:.2f}")
     if a.paper is not None and len(step_seconds) == len(STEPS):

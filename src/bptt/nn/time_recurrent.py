@@ -328,7 +328,8 @@ class TimeLSTM(TimeRecurrentBase):
 
     xs (N, T, D) -> hs (N, T, H). Params: Wx (D, 4H), Wh (H, 4H), b (4H,).
     ``backward(dhs, dh_last=None, dc_last=None)``: optional gradients with respect to the final
-    state ``h``, ``c`` (N, H).
+    state ``h``, ``c`` (N, H). Backward works in the buffers forward kept, so each forward
+    allows one backward (as PyTorch's autograd); a second one raises until forward runs again.
     """
 
     name = "TimeLSTM"
