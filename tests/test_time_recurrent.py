@@ -372,10 +372,10 @@ def test_lstm_input_path_follows_the_sizes():
     assert not _small_input(650, 650) and not _small_input(200, 200)
 
 
-@pytest.mark.parametrize("kind", ["lstm", "lstm_projected"])
-def test_lstm_reused_buffers_never_leak_between_calls(kind):
-    """TimeLSTM keeps its scratch arrays between calls: calls of other shapes in between, and
-    a second forward, change neither the results nor the arrays handed out earlier."""
+@pytest.mark.parametrize("kind", KINDS)
+def test_reused_buffers_never_leak_between_calls(kind):
+    """TimeLSTM and TimeGRU keep their scratch arrays between calls: calls of other shapes in
+    between, and a second forward, change neither the results nor the arrays handed out."""
     rng = np.random.default_rng(21)
     layer = make_time(kind, 3, 4, rng)
     fresh = make_time(kind, 3, 4, np.random.default_rng(21))

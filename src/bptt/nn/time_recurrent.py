@@ -436,9 +436,11 @@ class TimeLSTM(TimeRecurrentBase):
             xp.multiply(a4[:, 1], ds, out=fac[:, 2])
             xp.multiply(tc, dh_tot, out=fac[:, 3])
             xp.multiply(ds, a4[:, 0], out=dc)  # dc_{t-1}; dh, dc are fresh arrays owned here
-            xp.multiply(a4, a4, out=d)  # gate derivatives, in place: y - y**2; 1 - g**2
-            a4 -= d  # (whole contiguous rows are faster than three strided blocks)
-            xp.subtract(1, d[:, 1], out=a4[:, 1])
+            # gate derivatives in place, y(1 - y) on f, i, o and (1 + g)(1 - g) on g: products
+            # with 1 - y, exact in floating point near saturation (y - y**2 would cancel)
+            xp.subtract(1, a4, out=d)
+            a4[:, 1] += 1
+            a4 *= d
             a4 *= fac
             xp.matmul(a4.reshape(N, 4 * H), WhT, out=dh)  # dh_{t-1} = dA_t @ Wh.T
             if m is not None:
@@ -500,12 +502,13 @@ class TimeGRU(TimeRecurrentBase):
         Wx, Wh, b = self.params[:3]
         xp, N, T, xs_tm, m, h0, _ = self._begin(xs, mask)
         H, dtype = self.H, xs.dtype
-        G = (xs_tm @ Wx).reshape(T, N, 3 * H)  # all input projections at once
+        G = self._work(xp, "G", (T, N, 3 * H), dtype)
+        _matmul_into(G.reshape(T * N, 3 * H), xs_tm, Wx)  # all input projections at once
         G += b
-        hs = xp.empty((T + 1, N, H), dtype=dtype)  # hs[t + 1] = h_t, hs[0] = h0
+        hs = self._work(xp, "hs", (T + 1, N, H), dtype)  # hs[t + 1] = h_t, hs[0] = h0
         hs[0] = h0
         # q_t: r * h_{t-1} (reset before, left factor of Whh) or h_{t-1} @ Whh + bh (reset after)
-        qs = xp.empty((T, N, H), dtype=dtype)
+        qs = self._work(xp, "qs", (T, N, H), dtype)
         Whzr, Whh = Wh[:, :2 * H], Wh[:, 2 * H:]
         rec = xp.empty((N, 3 * H if self.reset_after else 2 * H), dtype=dtype)
         tmp = xp.empty((N, H), dtype=dtype)
@@ -544,8 +547,8 @@ class TimeGRU(TimeRecurrentBase):
         self._check_dhs(dhs, N, T)
         dhs_tm = dhs.transpose(1, 0, 2)
         Whzr, Whh = Wh[:, :2 * H], Wh[:, 2 * H:]
-        dA = xp.empty((T, N, 3 * H), dtype=dtype)  # [da_z, da_r, da_h] per step
-        dn = xp.empty((T, N, H), dtype=dtype) if self.reset_after else None
+        dA = self._work(xp, "dA", (T, N, 3 * H), dtype)  # [da_z, da_r, da_h] per step
+        dn = self._work(xp, "dn", (T, N, H), dtype) if self.reset_after else None
         dh = self._start_dh(xp, dh_last, "dh_last", N, dtype)
         dh_tot = xp.empty((N, H), dtype=dtype)
         tmp = xp.empty((N, H), dtype=dtype)
