@@ -294,11 +294,13 @@ class Adam(Optimizer):
         xp.multiply(g, g, out=tmp)
         tmp *= 1 - self.beta2
         v += tmp
-        xp.sqrt(v, out=tmp)  # denominator sqrt(v) / sqrt(1 - beta2**t) + eps
-        tmp *= 1 / math.sqrt(1 - self.beta2**t)
-        tmp += self.eps
+        # p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps)
+        #    = lr sqrt(bc2) / bc1 * m / (sqrt(v) + eps sqrt(bc2)),  bc_k = 1 - beta_k**t
+        root_bc2 = math.sqrt(1 - self.beta2**t)
+        xp.sqrt(v, out=tmp)
+        tmp += self.eps * root_bc2
         xp.divide(m, tmp, out=tmp)
-        tmp *= self.lr / (1 - self.beta1**t)
+        tmp *= self.lr * root_bc2 / (1 - self.beta1**t)
         p -= tmp
 
 

@@ -364,7 +364,10 @@ class TimeLSTM(TimeRecurrentBase):
             Z[:T, :, H:H + D] = xs_tm.reshape(T, N, D)
             Z[:, :, H + D] = 1
             hs = Z[:, :, :H]  # hs[t + 1] = h_t, hs[0] = h0 (a view into Z)
-            W = xp.concatenate([Wh, Wx, b[None, :]]) * scale
+            W = self._work(xp, "W", (H + D + 1, 4 * H), dtype)  # one pass per part
+            xp.multiply(Wh, scale, out=W[:H])
+            xp.multiply(Wx, scale, out=W[H:H + D])
+            xp.multiply(b, scale, out=W[H + D])
         else:
             Z = None
             hs = self._work(xp, "hs", (T + 1, N, H), dtype)
@@ -408,7 +411,10 @@ class TimeLSTM(TimeRecurrentBase):
         # uses up what forward kept (a second backward needs a new forward).
         #   dA_t = d * fac, d = [f(1-f), 1-g**2, i(1-i), o(1-o)],
         #   fac = [ds * c_{t-1}, ds * i, ds * g, dh_tot * tanh(c_t)]
-        up = self._upstream(xp, dhs, m, self._work(xp, "up", (T, N, H), dtype))  # 0 if padded
+        if m is None and dhs.dtype == dtype and array_module(dhs) is xp:
+            up = dhs.transpose(1, 0, 2)  # read in place, step by step
+        else:
+            up = self._upstream(xp, dhs, m, self._work(xp, "up", (T, N, H), dtype))  # 0 if padded
         dh = self._start_dh(xp, dh_last, "dh_last", N, dtype)
         dc = self._start_dh(xp, dc_last, "dc_last", N, dtype)
         self.cache, self._used = None, True  # the inputs are valid: use the buffers up
