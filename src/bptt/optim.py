@@ -74,6 +74,7 @@ class Optimizer:
         self.lr = float(lr)
         self.iter = 0  # number of updates done (t)
         self.state: dict[str, dict[str, Any]] = {}  # key -> slot -> array
+        self._scratch: dict[tuple, Any] = {}  # work arrays by shape (not state, never saved)
 
     def update(self, params: Any, grads: Any = None) -> None:
         """One step on every parameter, in place. See the module docstring for the forms."""
@@ -104,12 +105,11 @@ class Optimizer:
 
     def _scratch_like(self, p: Any) -> Any:
         """An uninitialised work array of p's shape and dtype, reused across steps (not state)."""
-        pool = self.__dict__.setdefault("_scratch", {})
         xp = array_module(p)
         key = (tuple(p.shape), str(p.dtype), xp.__name__)
-        if key not in pool:
-            pool[key] = xp.empty(p.shape, dtype=p.dtype)
-        return pool[key]
+        if key not in self._scratch:
+            self._scratch[key] = xp.empty(p.shape, dtype=p.dtype)
+        return self._scratch[key]
 
     def state_dict(self) -> dict[str, Any]:
         """``{'lr', 'iter', hyperparameters..., '<slot>/<key>': array}``, NumPy arrays only."""
