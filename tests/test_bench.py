@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from bptt.backend import matmul_into
+from bptt.backend import HUGE_PAGE, empty_work, matmul_into
 from bptt.cli import main
 from bptt.nn.time_recurrent import TimeGRU, TimeLSTM, TimeRNN
 from bptt.optim import clip_grads
@@ -116,6 +116,20 @@ def test_matmul_into_writes_in_place_in_either_layout(order, rng):
     strided = np.zeros((5, 14))[:, ::2]  # neither layout: falls back to a copy, same values
     matmul_into(strided, a, b)
     np.testing.assert_allclose(strided, a @ b, rtol=1e-14)
+
+
+@pytest.mark.parametrize("shape, dtype", [((3, 5), np.float32), ((29, 128, 1024), np.float32),
+                                          ((600, 1000), np.float64), ((0, 4), np.float64)])
+def test_empty_work_gives_separate_aligned_arrays(shape, dtype):
+    arrays = [empty_work(np, shape, dtype) for _ in range(3)]
+    for a in arrays:
+        assert a.shape == shape and a.dtype == dtype and a.flags.c_contiguous and a.flags.writeable
+        if a.nbytes >= HUGE_PAGE:  # large ones start on a huge-page boundary
+            assert a.ctypes.data % HUGE_PAGE == 0
+        a[...] = 1
+    if arrays[0].size:
+        arrays[0][...] = 7  # no two share memory
+        assert (arrays[1] == 1).all() and (arrays[2] == 1).all()
 
 
 def test_clip_grads_float32_overflow_falls_back_to_float64():

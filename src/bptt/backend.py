@@ -148,6 +148,28 @@ def scatter_add_rows(target: Any, idx: Any, values: Any) -> None:
     target[sorted_idx[starts]] += np.add.reduceat(values[order], starts, axis=0)
 
 
+HUGE_PAGE = 2 << 20  # bytes in an x86-64 / arm64 Linux transparent huge page
+
+
+def empty_work(xp: Any, shape: tuple, dtype: Any) -> Any:
+    """An uninitialised array for a layer's own scratch use (kept and reused between calls).
+
+    On NumPy, arrays of 2 MiB or more start on a 2 MiB boundary inside a block of at least
+    4 MiB, which NumPy asks Linux to back with transparent huge pages (it does so for blocks
+    from 4 MiB): a recurrent layer writes each step into fresh rows of (T, N, H) arrays and
+    reads them back in reverse, and with 4 KiB pages each 128 KB step slice costs 32 TLB
+    misses (page walks are dear in a virtual machine). Smaller arrays, and CuPy's, are plain
+    ``xp.empty``.
+    """
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if xp is not np or nbytes < HUGE_PAGE:
+        return xp.empty(shape, dtype=dtype)
+    block = np.empty(max(nbytes, 2 * HUGE_PAGE) + HUGE_PAGE, dtype=np.uint8)
+    start = -block.ctypes.data % HUGE_PAGE
+    return block[start:start + nbytes].view(dtype).reshape(shape)
+
+
 def matmul_into(out: Any, a: Any, b: Any) -> None:
     """``out[...] = a @ b`` written straight into ``out``, with no temporary of out's size.
 

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..backend import array_module, matmul_into
+from ..backend import array_module, empty_work, matmul_into
 from ..validate import check_float, check_ndim
 from .cells import NONLINEARITIES, _recurrent_bias, check_cell_params, check_state
 from .functions import sigmoid
@@ -93,7 +93,7 @@ class TimeRecurrentBase:
         buf = self._scratch.get(name)
         if (buf is None or buf.shape != shape or buf.dtype != dtype
                 or array_module(buf) is not xp):
-            buf = self._scratch[name] = xp.empty(shape, dtype=dtype)
+            buf = self._scratch[name] = empty_work(xp, shape, dtype)
         return buf
 
     def _make_grads(self) -> None:
