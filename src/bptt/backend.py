@@ -170,6 +170,18 @@ def empty_work(xp: Any, shape: tuple, dtype: Any) -> Any:
     return block[start:start + nbytes].view(dtype).reshape(shape)
 
 
+def reused(store: dict, name: str, xp: Any, shape: tuple, dtype: Any) -> Any:
+    """``store[name]``, an uninitialised :func:`empty_work` array of this shape, dtype and module,
+    made anew only when one of those changes: a layer's scratch space, the same memory on every
+    call (fresh multi-MB arrays cost page faults each time, as glibc gives large blocks back to
+    the system). Never hand one out of the layer: the next call overwrites it."""
+    buf = store.get(name)
+    if (buf is None or buf.shape != shape or buf.dtype != dtype
+            or array_module(buf) is not xp):
+        buf = store[name] = empty_work(xp, shape, dtype)
+    return buf
+
+
 def matmul_into(out: Any, a: Any, b: Any) -> None:
     """``out[...] = a @ b`` written straight into ``out``, with no temporary of out's size.
 

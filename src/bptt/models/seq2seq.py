@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import array_module, default_dtype, to_numpy
+from ..backend import array_module, default_dtype, reused, to_numpy
 from ..initializers import normal, xavier, zeros
 from ..nn.attention import SCORES, TimeAttention
 from ..nn.cell_spec import layer_param_names
@@ -70,6 +70,7 @@ class Encoder:
                                         generator=generator)
         self.bidirectional = bidirectional
         self.H = hidden_size
+        self._scratch: dict[str, Any] = {}
         self.params = self.embed.params + self.rnn.params
         self.grads = self.embed.grads + self.rnn.grads
         self.param_names = ["embed.W"] + _stack_param_names(self.rnn)
@@ -92,7 +93,9 @@ class Encoder:
 
     def backward(self, dhs: Any, dh: Any) -> None:
         rows, last, shape = self.cache
-        dhs = dhs.copy() if dhs is not None else array_module(dh).zeros(shape, dtype=dh.dtype)
+        xp = array_module(dh)
+        given, dhs = dhs, reused(self._scratch, "dhs", xp, shape, dh.dtype)  # the caller's kept
+        dhs[...] = 0 if given is None else given
         if self.bidirectional:
             H = self.H
             dhs[rows, last, :H] += dh[:, :H]
@@ -153,6 +156,16 @@ class Decoder:
                             + ["affine.W", "affine.b"])
         self.h: Any = None
         self.enc: tuple | None = None  # (hs_enc, mask) for attention
+        self._scratch: dict[str, Any] = {}
+
+    def _joined(self, a: Any, b: Any) -> Any:
+        """[a, b] along the last axis, in memory this decoder reuses on every call (the next
+        layer only reads it, or keeps it until this decoder's next forward)."""
+        xp = array_module(a)
+        out = reused(self._scratch, f"join{a.shape[2]}", xp,
+                     (*a.shape[:2], a.shape[2] + b.shape[2]), a.dtype)
+        out[..., :a.shape[2]], out[..., a.shape[2]:] = a, b
+        return out
 
     def start(self, h: Any, hs_enc: Any = None, mask: Any = None) -> None:
         """Begin decoding from the encoder's final state h (N, He) (and its states)."""
@@ -174,11 +187,11 @@ class Decoder:
             out = xp.concatenate([hs_h, out], axis=2)
         hs = self.rnn.forward(out)
         if self.kind == "peeky":
-            out = xp.concatenate([hs_h, hs], axis=2)
+            out = self._joined(hs_h, hs)
         elif self.kind == "attention":
             hs_enc, mask = self.enc
             c = self.attention.forward(hs_enc, hs, mask)
-            out = xp.concatenate([c, hs], axis=2)
+            out = self._joined(c, hs)
         else:
             out = hs
         return self.affine.forward(out)
@@ -192,8 +205,8 @@ class Decoder:
             dout = dout[:, :, He:]
         elif self.kind == "attention":
             dc, dhs = dout[:, :, :He], dout[:, :, He:]
-            dhs_enc, dhs2 = self.attention.backward(dc)
-            dout = dhs + dhs2
+            dhs_enc, dout = self.attention.backward(dc)
+            dout += dhs  # attention's fresh dhs_dec, ours to write
         dx = self.rnn.backward(dout)
         if self.kind == "peeky":
             dh_peek = dh_peek + dx[:, :, :He].sum(axis=1)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..backend import array_module
+from ..backend import array_module, reused
 from ..validate import check_ndim
 
 SCORES = ("dot", "general", "additive")
@@ -165,6 +165,7 @@ class TimeAttention:
         self.param_names = {"dot": (), "general": ("W",), "additive": ("W1", "W2", "v")}[score]
         self.attention_weights: Any = None
         self.cache: tuple | None = None
+        self._scratch: dict[str, Any] = {}
 
     def _scores(self, xp: Any, hs_enc: Any, hs_dec: Any) -> tuple[Any, Any]:
         """(s (N, Tt, Ts), what backward needs of the score)."""
@@ -206,8 +207,10 @@ class TimeAttention:
         if self.score == "dot":
             dhs_dec = ds @ hs_enc
             # dhs_enc = a.T @ dc + ds.T @ hs_dec as ONE product over [a, ds] and [dc, hs_dec]
-            dhs_enc = (xp.concatenate([a, ds], axis=1).transpose(0, 2, 1)
-                       @ xp.concatenate([dc, hs_dec], axis=1))
+            N, Tt, He = dc.shape
+            both = reused(self._scratch, "dc_hs", xp, (N, 2 * Tt, He), dc.dtype)
+            both[:, :Tt], both[:, Tt:] = dc, hs_dec
+            dhs_enc = xp.concatenate([a, ds], axis=1).transpose(0, 2, 1) @ both
             return dhs_enc, dhs_dec
         dhs_enc = a.transpose(0, 2, 1) @ dc  # (N, Ts, He)
         if self.score == "general":

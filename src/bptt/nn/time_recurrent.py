@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..backend import array_module, empty_work, matmul_into
+from ..backend import array_module, matmul_into, reused
 from ..validate import check_float, check_ndim
 from .cells import NONLINEARITIES, _recurrent_bias, check_cell_params, check_state
 from .functions import sigmoid
@@ -87,14 +87,9 @@ class TimeRecurrentBase:
         self._state_set = False  # set_state() was called since the last forward
 
     def _work(self, xp: Any, name: str, shape: tuple, dtype: Any) -> Any:
-        """An uninitialised array for this layer's own use, the same one on every call of the
-        same shape: fresh arrays of some MB each step cost page faults (glibc hands large blocks
-        back to the system), which made up a tenth of a seq2seq forward. Never hand one out."""
-        buf = self._scratch.get(name)
-        if (buf is None or buf.shape != shape or buf.dtype != dtype
-                or array_module(buf) is not xp):
-            buf = self._scratch[name] = empty_work(xp, shape, dtype)
-        return buf
+        """This layer's scratch array ``name`` (:func:`bptt.backend.reused`): fresh arrays of
+        some MB each step cost page faults, which made up a tenth of a seq2seq forward."""
+        return reused(self._scratch, name, xp, shape, dtype)
 
     def _make_grads(self) -> None:
         xp = array_module(self.params[0])
@@ -458,7 +453,8 @@ class TimeLSTM(TimeRecurrentBase):
             _matmul_into(self.grads[1], hs[:-1].reshape(T * N, H).T, dA.reshape(T * N, 4 * H))
             return self._finish_backward(xp, dA, xs_tm, N, T)
         D = self.D  # [dWh; dWx; db] = Z.T @ dA in one product
-        dW = Z[:T].reshape(T * N, H + D + 1).T @ dA.reshape(T * N, 4 * H)
+        dW = self._work(xp, "dW", (H + D + 1, 4 * H), dtype)
+        _matmul_into(dW, Z[:T].reshape(T * N, H + D + 1).T, dA.reshape(T * N, 4 * H))
         self.grads[1][...], self.grads[0][...], self.grads[2][...] = dW[:H], dW[H:-1], dW[-1]
         dxs = (dA.reshape(T * N, 4 * H) @ self.params[0].T).reshape(T, N, D)
         return xp.ascontiguousarray(dxs.transpose(1, 0, 2))  # (N, T, D)
