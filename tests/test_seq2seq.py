@@ -57,6 +57,39 @@ def test_model_gradients(kind, cell, layers, bi, padded):
     assert report.worst < 1e-6, report
 
 
+@pytest.mark.parametrize("kind", ["peeky", "attention"])
+def test_reused_buffers_leave_inputs_alone_and_repeat_exactly(kind):
+    """The encoder's and decoder's scratch arrays: a caller's upstream gradient is not written
+    (unless overwrite=True), and a second step on the same batch gives the same gradients."""
+    from bptt.models.seq2seq import Encoder
+
+    rng = np.random.default_rng(3)
+    enc = Encoder(7, 3, 4, dtype=np.float64, generator=np.random.default_rng(0))
+    xs = rng.integers(0, 7, (2, 5))
+    hs, h = enc.forward(xs)
+    dhs, dh = rng.standard_normal(hs.shape), rng.standard_normal(h.shape)
+    kept = dhs.copy()
+    enc.backward(dhs, dh)
+    grads = [g.copy() for g in enc.grads]
+    np.testing.assert_array_equal(dhs, kept)
+    enc.forward(xs)  # one backward per forward (the LSTM's buffers are used up)
+    enc.backward(dhs, dh, overwrite=True)  # the same gradients, and dh added in place
+    for g, g0 in zip(enc.grads, grads, strict=True):
+        np.testing.assert_array_equal(g, g0)
+    np.testing.assert_array_equal(dhs[:, -1], kept[:, -1] + dh)
+
+    model = Seq2seqModel(7, 6, 4, 3, kind=kind, dtype=np.float64, seed=1)
+    xs, ts, _ = batch(rng)
+    runs = []
+    for _ in range(2):
+        loss = model.forward(xs, ts)
+        model.backward()
+        runs.append((loss, [g.copy() for g in model.grads]))
+    assert runs[0][0] == runs[1][0]
+    for g0, g1 in zip(runs[0][1], runs[1][1], strict=True):
+        np.testing.assert_array_equal(g0, g1)
+
+
 @pytest.mark.parametrize("score", ["general", "additive"])
 def test_attention_scores_in_the_model(score):
     rng = np.random.default_rng(1)

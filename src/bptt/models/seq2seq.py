@@ -91,11 +91,13 @@ class Encoder:
         self.cache = (rows, last, hs.shape)
         return hs, h
 
-    def backward(self, dhs: Any, dh: Any) -> None:
+    def backward(self, dhs: Any, dh: Any, overwrite: bool = False) -> None:
+        """``overwrite``: dhs is the caller's to lose (dh is added into it in place)."""
         rows, last, shape = self.cache
-        xp = array_module(dh)
-        given, dhs = dhs, reused(self._scratch, "dhs", xp, shape, dh.dtype)  # the caller's kept
-        dhs[...] = 0 if given is None else given
+        if dhs is None or not overwrite:
+            given = dhs
+            dhs = reused(self._scratch, "dhs", array_module(dh), shape, dh.dtype)
+            dhs[...] = 0 if given is None else given
         if self.bidirectional:
             H = self.H
             dhs[rows, last, :H] += dh[:, :H]
@@ -299,7 +301,7 @@ class Seq2seqModel:
     def backward(self, dout: Any = 1) -> None:
         dscores = self.loss_layer.backward(dout)
         dhs_enc, dh = self.decoder.backward(dscores)
-        self.encoder.backward(dhs_enc, dh)
+        self.encoder.backward(dhs_enc, dh, overwrite=True)  # the decoder made dhs_enc anew
 
     def num_params(self) -> int:
         return int(sum(p.size for p in self.params))
