@@ -133,7 +133,7 @@ def test_eval_on_another_text_with_the_models_vocabulary(run_dir, tmp_path, caps
 
 
 def test_blas_threads_default_to_one_and_follow_threads(run_dir, capsys, monkeypatch):
-    from bptt.train.blas import get_blas_threads, set_blas_threads
+    from bptt.blas import get_blas_threads, set_blas_threads
 
     before = get_blas_threads()
     if before is None:

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from . import mkl
+
 _DEVICES = ("cpu", "gpu")
 _state: dict[str, Any] = {"device": None, "xp": None, "dtype": np.float32, "rng": None}
 
@@ -188,11 +190,26 @@ def matmul_into(out: Any, a: Any, b: Any) -> None:
     A C-contiguous ``out`` takes the product directly; an F-contiguous one (e.g. the gradient
     of a weight that is a transposed view, as the tied output layer's W (H, V) = E.T) takes
     ``out.T = b.T @ a.T``, which is C-contiguous; any other layout falls back to a copy.
+    With the optional MKL active (:mod:`bptt.mkl`), MKL computes the product.
     """
+    if not out.flags.c_contiguous and out.flags.f_contiguous:
+        out, a, b = out.T, b.T, a.T
+    if mkl.gemm_into(out, a, b):
+        return
     xp = array_module(out)
     if out.flags.c_contiguous:
         xp.matmul(a, b, out=out)
-    elif out.flags.f_contiguous:
-        xp.matmul(b.T, a.T, out=out.T)
     else:
         out[...] = a @ b
+
+
+def right_product(b: Any, rows: int) -> Any:
+    """``product(out, a)``: ``out[...] = a @ b`` for the many a (rows, K) of a loop over time,
+    with b (K, N) fixed. With MKL active, b is packed into its kernel's layout once, here (so
+    b must not change while the product is in use); otherwise :func:`matmul_into`."""
+    packed = mkl.PackedRight(b, rows)
+
+    def product(out: Any, a: Any) -> None:
+        if not packed.product_into(out, a):
+            matmul_into(out, a, b)
+    return product

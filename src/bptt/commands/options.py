@@ -15,7 +15,7 @@ import math
 from typing import Any
 
 from ..backend import set_device
-from ..train.blas import set_blas_threads, threads_set_by_environment
+from ..blas import set_blas_threads, threads_set_by_environment
 
 DEVICES = ("cpu", "gpu")
 

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..backend import array_module, matmul_into, reused
+from ..backend import array_module, matmul_into, reused, right_product
 from ..validate import check_float, check_ndim
 from .cells import NONLINEARITIES, _recurrent_bias, check_cell_params, check_state
 from .functions import sigmoid
@@ -210,8 +210,9 @@ class TimeRecurrentBase:
         dA_flat = dA.reshape(T * N, dA.shape[-1])
         _matmul_into(self.grads[0], xs_tm.T, dA_flat)
         self.grads[2][...] = dA_flat.sum(axis=0)
-        dxs = (dA_flat @ Wx.T).reshape(T, N, self.D)
-        return xp.ascontiguousarray(dxs.transpose(1, 0, 2))  # (N, T, D)
+        dxs = xp.empty((T * N, self.D), dtype=dA.dtype)
+        _matmul_into(dxs, dA_flat, Wx.T)
+        return xp.ascontiguousarray(dxs.reshape(T, N, self.D).transpose(1, 0, 2))  # (N, T, D)
 
     def _start_dh(self, xp: Any, given: Any, name: str, N: int, dtype: Any) -> Any:
         if given is None:
@@ -258,9 +259,10 @@ class TimeRNN(TimeRecurrentBase):
         hs[1:] += b
         tmp = xp.empty((N, H), dtype=xs.dtype)
         relu = self.nonlinearity == "relu"
+        product = right_product(Wh, N)
         for t in range(T):
             a = hs[t + 1]
-            xp.matmul(hs[t], Wh, out=tmp)
+            product(tmp, hs[t])
             a += tmp
             if relu:
                 xp.maximum(a, 0, out=a)
@@ -287,7 +289,7 @@ class TimeRNN(TimeRecurrentBase):
             xp.subtract(1, dA, out=dA)
         dh = self._start_dh(xp, dh_last, "dh_last", N, hs.dtype)  # a fresh (N, H) array
         dh_tot = xp.empty((N, H), dtype=hs.dtype)
-        WhT = _transposed(xp, Wh)  # (H, H)
+        back = right_product(_transposed(xp, Wh), N)  # @ Wh.T (H, H)
         for t in reversed(range(T)):
             if m is not None:
                 carry = dh * m[0][t]  # padded step: gradient flows straight to h_{t-1}
@@ -296,7 +298,7 @@ class TimeRNN(TimeRecurrentBase):
                 dh_tot *= m[1][t]  # (the output of a padded step is 0: its dhs is dropped)
             da = dA[t]
             da *= dh_tot
-            xp.matmul(da, WhT, out=dh)  # dh_{t-1} = da_t @ Wh.T
+            back(dh, da)  # dh_{t-1} = da_t @ Wh.T
             if m is not None:
                 dh += carry
         _matmul_into(self.grads[1], hs[:-1].reshape(T * N, H).T, dA.reshape(T * N, H))
@@ -371,12 +373,13 @@ class TimeLSTM(TimeRecurrentBase):
             tmp = xp.empty((N, 4 * H), dtype=dtype)
         hs[0] = h0
         gi = xp.empty((N, H), dtype=dtype)
+        product = right_product(W if Z is not None else Wh, N)  # @ W or @ Wh, step after step
         for t in range(T):
             a = A[t]
             if Z is not None:
-                xp.matmul(Z[t], W, out=a)  # already scaled
+                product(a, Z[t])  # already scaled
             else:
-                xp.matmul(hs[t], Wh, out=tmp)
+                product(tmp, hs[t])
                 a += tmp
                 a *= scale
             xp.tanh(a, out=a)
@@ -418,7 +421,7 @@ class TimeLSTM(TimeRecurrentBase):
         ds = xp.empty((N, H), dtype=dtype)
         fac = xp.empty((N, 4, H), dtype=dtype)
         d = xp.empty((N, 4, H), dtype=dtype)
-        WhT = _transposed(xp, Wh)  # (4H, H)
+        back = right_product(_transposed(xp, Wh), N)  # @ Wh.T (4H, H), step after step
         for t in reversed(range(T)):
             a4, tc = dA[t], tanh_c[t]  # (N, 4, H) gates [f, g, i, o], to become dA_t; (N, H)
             if m is not None:  # padded step: gradients flow straight to (h, c)_{t-1}
@@ -443,7 +446,7 @@ class TimeLSTM(TimeRecurrentBase):
             a4[:, 1] += 1
             a4 *= d
             a4 *= fac
-            xp.matmul(a4.reshape(N, 4 * H), WhT, out=dh)  # dh_{t-1} = dA_t @ Wh.T
+            back(dh, a4.reshape(N, 4 * H))  # dh_{t-1} = dA_t @ Wh.T
             if m is not None:
                 dh += carry_h
                 dc += carry_c
@@ -456,8 +459,9 @@ class TimeLSTM(TimeRecurrentBase):
         dW = self._work(xp, "dW", (H + D + 1, 4 * H), dtype)
         _matmul_into(dW, Z[:T].reshape(T * N, H + D + 1).T, dA.reshape(T * N, 4 * H))
         self.grads[1][...], self.grads[0][...], self.grads[2][...] = dW[:H], dW[H:-1], dW[-1]
-        dxs = (dA.reshape(T * N, 4 * H) @ self.params[0].T).reshape(T, N, D)
-        return xp.ascontiguousarray(dxs.transpose(1, 0, 2))  # (N, T, D)
+        dxs = xp.empty((T * N, D), dtype=dtype)
+        _matmul_into(dxs, dA.reshape(T * N, 4 * H), self.params[0].T)
+        return xp.ascontiguousarray(dxs.reshape(T, N, D).transpose(1, 0, 2))  # (N, T, D)
 
 
 class TimeGRU(TimeRecurrentBase):
@@ -514,21 +518,25 @@ class TimeGRU(TimeRecurrentBase):
         Whzr, Whh = Wh[:, :2 * H], Wh[:, 2 * H:]
         rec = xp.empty((N, 3 * H if self.reset_after else 2 * H), dtype=dtype)
         tmp = xp.empty((N, H), dtype=dtype)
+        if self.reset_after:
+            by_wh = right_product(Wh, N)
+        else:
+            by_whzr, by_whh = right_product(Whzr, N), right_product(Whh, N)
         for t in range(T):
             g, hp = G[t], hs[t]
             zr, r, hh = g[:, :2 * H], g[:, H:2 * H], g[:, 2 * H:]
             if self.reset_after:
-                xp.matmul(hp, Wh, out=rec)  # (N, 3H)
+                by_wh(rec, hp)  # (N, 3H)
                 zr += rec[:, :2 * H]
                 sigmoid(zr, out=zr)
                 xp.add(rec[:, 2 * H:], self.params[3], out=qs[t])
                 xp.multiply(r, qs[t], out=tmp)
             else:
-                xp.matmul(hp, Whzr, out=rec)  # (N, 2H)
+                by_whzr(rec, hp)  # (N, 2H)
                 zr += rec
                 sigmoid(zr, out=zr)
                 xp.multiply(r, hp, out=qs[t])
-                xp.matmul(qs[t], Whh, out=tmp)
+                by_whh(tmp, qs[t])
             hh += tmp
             xp.tanh(hh, out=hh)
             h = hs[t + 1]  # h = h_prev + z * (hh - h_prev)
@@ -555,7 +563,7 @@ class TimeGRU(TimeRecurrentBase):
         dh_tot = xp.empty((N, H), dtype=dtype)
         tmp = xp.empty((N, H), dtype=dtype)
         rec = xp.empty((N, H), dtype=dtype)
-        WhzrT, WhhT = _transposed(xp, Whzr), _transposed(xp, Whh)  # (2H, H), (H, H)
+        back_zr, back_hh = (right_product(_transposed(xp, W), N) for W in (Whzr, Whh))
         for t in reversed(range(T)):
             a, da, hp = G[t], dA[t], hs[t]
             z, r, hh = a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
@@ -581,27 +589,27 @@ class TimeGRU(TimeRecurrentBase):
                 xp.multiply(da_h, r, out=dn[t])
                 xp.multiply(da_h, qs[t], out=da_r)
                 da_r *= tmp
-                xp.matmul(dn[t], WhhT, out=rec)
+                back_hh(rec, dn[t])  # @ Whh.T
             else:
-                xp.matmul(da_h, WhhT, out=rec)  # drh
+                back_hh(rec, da_h)  # drh
                 xp.multiply(rec, hp, out=da_r)
                 da_r *= tmp
                 rec *= r
             dh += rec
-            xp.matmul(da[:, :2 * H], WhzrT, out=rec)
+            back_zr(rec, da[:, :2 * H])  # @ [Whz, Whr].T
             dh += rec
             if m is not None:
                 dh += carry
         dA_flat = dA.reshape(T * N, 3 * H)
         hp_flat = hs[:-1].reshape(T * N, H)
         dWh = self.grads[1]
-        dWh[:, :2 * H] = hp_flat.T @ dA_flat[:, :2 * H]
+        _matmul_into(dWh[:, :2 * H], hp_flat.T, dA_flat[:, :2 * H])
         if self.reset_after:
             dn_flat = dn.reshape(T * N, H)
-            dWh[:, 2 * H:] = hp_flat.T @ dn_flat
+            _matmul_into(dWh[:, 2 * H:], hp_flat.T, dn_flat)
             self.grads[3][...] = dn_flat.sum(axis=0)
         else:
-            dWh[:, 2 * H:] = qs.reshape(T * N, H).T @ dA_flat[:, 2 * H:]
+            _matmul_into(dWh[:, 2 * H:], qs.reshape(T * N, H).T, dA_flat[:, 2 * H:])
         self.dh = dh
         return self._finish_backward(xp, dA, xs_tm, N, T)
 

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import mkl
 from ..models.rnnlm import LanguageModel
 from ..nn.registry import get_cell
 from ..optim import SGD, clip_grads
@@ -108,6 +109,7 @@ def environment() -> dict[str, Any]:
     return {"python": platform.python_version(), "numpy": np.__version__,
             "machine": platform.machine(), "processor": _cpu_name(), "cpus": os.cpu_count(),
             "loadavg": load, "blas": blas_info(),
+            "mkl": "active" if mkl.active() else "installed, idle" if mkl.available() else None,
             "openblas_env": {v: os.environ[v] for v in OPENBLAS_VARS if v in os.environ}}
 
 
@@ -129,8 +131,13 @@ def environment_lines(env: dict[str, Any]) -> list[str]:
              "load average " + (" ".join(f"{v:.2f}" for v in env["loadavg"]) or "unknown")
              + " (1/5/15 min)"]
     for b in env["blas"]:
+        if b["internal_api"] == "mkl":  # bptt's own (bptt.mkl), reported below
+            continue
         lines.append(f"numpy BLAS: {b['internal_api']} {b['version']}, {b['num_threads']} "
                      f"threads, kernel {b['architecture']}")
+    if env.get("mkl"):
+        lines.append(f"bptt's matrix products: MKL, sequential, weights packed once per layer "
+                     f"call ({env['mkl']}: used while NumPy's BLAS runs on one thread)")
     if not env["blas"]:
         lines.append("numpy BLAS kernel: unknown (pip install threadpoolctl to see it)")
     if env["openblas_env"]:

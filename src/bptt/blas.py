@@ -14,6 +14,7 @@ library folder). Anything else (MKL, Accelerate): nothing is changed.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,9 @@ _GET = ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
 THREAD_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
+@functools.cache
 def _openblas() -> Any:
+    """The OpenBLAS library loaded with NumPy (found once), or None."""
     import numpy as np
 
     paths: list[str] = []
@@ -48,14 +51,18 @@ def _openblas() -> Any:
 
 
 def _call(names: tuple[str, ...], *args: int) -> Any:
+    fn = _getter(names)
+    return None if fn is None else fn(*args)
+
+
+@functools.cache
+def _getter(names: tuple[str, ...]) -> Any:
     lib = _openblas()
-    if lib is None:
-        return None
-    for name in names:
+    for name in names if lib is not None else ():
         fn = getattr(lib, name, None)
         if fn is not None:
-            return fn(*args)
-    return None  # pragma: no cover
+            return fn
+    return None
 
 
 def get_blas_threads() -> int | None:
