@@ -2,6 +2,7 @@
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/seq2seq_throughput.py
     python benchmarks/seq2seq_throughput.py --threads 1 --repeats 7
+    python benchmarks/seq2seq_throughput.py --ranks 2 --repeats 5     # two cores, bptt on MPI
 
 The dates task at the book's sizes: batch 128, source 29 characters, answer 10 (+ start),
 vocabulary 59, embedding 16, hidden 256, one LSTM on each side, dot-product attention, Adam
@@ -10,14 +11,25 @@ alternating in ABBA order (machine noise and drift hit both); printed: the media
 each and their ratio (of the medians, and the median of the per-pair ratios).
 PyTorch side: nn.Embedding, nn.LSTM (batch_first), scores = dec_hs @ enc_hs^T, softmax,
 context = a @ enc_hs, nn.Linear on [context, dec_hs], CrossEntropyLoss, clip_grad_norm_, Adam.
+
+``--ranks K``: K cores each way, as each library spreads over them. bptt trains data-parallel on
+K MPI ranks of one BLAS thread each (``mpiexec -n K bptt seq2seq train --data date --model
+attention --hidden 256 --max-steps S``, the global batch of 128 split over the ranks; its
+metrics.json gives the time in training steps, which also covers making the batches), PyTorch
+on K threads in this process; runs alternate, and the printed rates are sequences/s.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import statistics
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -87,13 +99,30 @@ def timed(step, data) -> float:
     return N * (len(data) - 1) / (time.perf_counter() - t0)
 
 
+def bptt_on_ranks(ranks: int, steps: int, folder: Path) -> float:
+    """Sequences/s of ``mpiexec -n ranks bptt seq2seq train`` (dates, book sizes), 1 thread
+    per rank, from the run's own training time."""
+    out = folder / "run"
+    cmd = ["mpiexec", "-n", str(ranks), "bptt", "seq2seq", "train", "--data", "date", "--model",
+           "attention", "--embed", str(D), "--hidden", str(H), "--batch", str(N),
+           "--max-steps", str(steps), "--eval-size", "100", "--threads", "1", "--out", str(out),
+           "--overwrite", "--quiet"]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, cwd=folder)
+    metrics = json.loads((out / "metrics.json").read_text())
+    return N * metrics["steps"] / metrics["train_time_s"]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=20, help="training steps per timed run")
     p.add_argument("--repeats", type=int, default=5, help="interleaved runs per framework")
     p.add_argument("--threads", type=int, default=None, help="threads for both libraries")
+    p.add_argument("--ranks", type=int, default=None,
+                   help="bptt on this many MPI ranks x 1 thread, PyTorch on as many threads")
     a = p.parse_args()
+    if a.ranks:
+        return compare_on_ranks(a.ranks, a.repeats)
     import torch
     from threadpoolctl import threadpool_limits
 
@@ -116,6 +145,32 @@ def main() -> None:
     print(f"bptt / pytorch: {mb / mt:.2f} (median of paired ratios {paired:.2f})")
     if limit is not None:
         limit.unregister()
+
+
+def compare_on_ranks(ranks: int, repeats: int, steps: int = 60) -> None:
+    """bptt on ``ranks`` MPI ranks against PyTorch on ``ranks`` threads (module docstring)."""
+    if shutil.which("mpiexec") is None:
+        raise SystemExit("mpiexec not found: pip install 'bptt[mpi]' (mpi4py and MPICH)")
+    import torch
+
+    torch.set_num_threads(ranks)
+    theirs = torch_step_fn()
+    data = batches(steps + 1)
+    b, t = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        bptt_on_ranks(ranks, 5, Path(tmp))  # warm-up (imports, the generated pairs)
+        for k in range(repeats):
+            pair = [(b, lambda: bptt_on_ranks(ranks, steps, Path(tmp))),
+                    (t, lambda: timed(theirs, data))]
+            for out, fn in (pair if k % 2 == 0 else pair[::-1]):
+                out.append(fn())
+    mb, mt = statistics.median(b), statistics.median(t)
+    paired = statistics.median(x / y for x, y in zip(b, t, strict=True))
+    print(f"AttentionSeq2seq, dates at the book's sizes, {ranks} cores: bptt on {ranks} MPI "
+          f"ranks x 1 thread, PyTorch on {ranks} threads; load {os.getloadavg()[0]:.2f}")
+    print(f"bptt    {mb:8.0f} seq/s   (runs: {', '.join(f'{x:.0f}' for x in b)})")
+    print(f"pytorch {mt:8.0f} seq/s   (runs: {', '.join(f'{x:.0f}' for x in t)})")
+    print(f"bptt / pytorch: {mb / mt:.2f} (median of paired ratios {paired:.2f})")
 
 
 if __name__ == "__main__":
