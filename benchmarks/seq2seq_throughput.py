@@ -131,18 +131,9 @@ def main() -> None:
     limit = threadpool_limits(a.threads) if a.threads else None
     data = batches(a.steps + 1)
     ours, theirs = bptt_step_fn(), torch_step_fn()
-    b, t = [], []
-    for k in range(a.repeats):
-        pair = [(b, ours), (t, theirs)]
-        for out, fn in (pair if k % 2 == 0 else pair[::-1]):
-            out.append(timed(fn, data))
-    mb, mt = statistics.median(b), statistics.median(t)
-    paired = statistics.median(x / y for x, y in zip(b, t, strict=True))
-    print(f"AttentionSeq2seq, dates at the book's sizes (N {N}, Ts {TS}, Tt {TT}, V {V}, D {D}, "
-          f"H {H}); threads: {a.threads or 'defaults'}; load {os.getloadavg()[0]:.2f}")
-    print(f"bptt    {mb:8.0f} seq/s   (runs: {', '.join(f'{x:.0f}' for x in b)})")
-    print(f"pytorch {mt:8.0f} seq/s   (runs: {', '.join(f'{x:.0f}' for x in t)})")
-    print(f"bptt / pytorch: {mb / mt:.2f} (median of paired ratios {paired:.2f})")
+    b, t = alternate(lambda: timed(ours, data), lambda: timed(theirs, data), a.repeats)
+    report(f"AttentionSeq2seq, dates at the book's sizes (N {N}, Ts {TS}, Tt {TT}, V {V}, "
+           f"D {D}, H {H}); threads: {a.threads or 'defaults'}", b, t)
     if limit is not None:
         limit.unregister()
 
@@ -156,22 +147,31 @@ def compare_on_ranks(ranks: int, repeats: int, steps: int = 60) -> None:
     torch.set_num_threads(ranks)
     theirs = torch_step_fn()
     data = batches(steps + 1)
-    b, t = [], []
     with tempfile.TemporaryDirectory() as tmp:
         bptt_on_ranks(ranks, 5, Path(tmp))  # warm-up (imports, the generated pairs)
-        for k in range(repeats):
-            pair = [(b, lambda: bptt_on_ranks(ranks, steps, Path(tmp))),
-                    (t, lambda: timed(theirs, data))]
-            for out, fn in (pair if k % 2 == 0 else pair[::-1]):
-                out.append(fn())
+        b, t = alternate(lambda: bptt_on_ranks(ranks, steps, Path(tmp)),
+                         lambda: timed(theirs, data), repeats)
+    report(f"AttentionSeq2seq, dates at the book's sizes, {ranks} cores: bptt on {ranks} MPI "
+           f"ranks x 1 thread, PyTorch on {ranks} threads", b, t)
+
+
+def alternate(ours, theirs, repeats: int) -> tuple[list[float], list[float]]:
+    """Rates of ``repeats`` runs of each, in ABBA order (noise and drift hit both)."""
+    b, t = [], []
+    for k in range(repeats):
+        pair = [(b, ours), (t, theirs)]
+        for out, fn in (pair if k % 2 == 0 else pair[::-1]):
+            out.append(fn())
+    return b, t
+
+
+def report(title: str, b: list[float], t: list[float]) -> None:
     mb, mt = statistics.median(b), statistics.median(t)
     paired = statistics.median(x / y for x, y in zip(b, t, strict=True))
-    print(f"AttentionSeq2seq, dates at the book's sizes, {ranks} cores: bptt on {ranks} MPI "
-          f"ranks x 1 thread, PyTorch on {ranks} threads; load {os.getloadavg()[0]:.2f}")
+    print(f"{title}; load {os.getloadavg()[0]:.2f}")
     print(f"bptt    {mb:8.0f} seq/s   (runs: {', '.join(f'{x:.0f}' for x in b)})")
     print(f"pytorch {mt:8.0f} seq/s   (runs: {', '.join(f'{x:.0f}' for x in t)})")
     print(f"bptt / pytorch: {mb / mt:.2f} (median of paired ratios {paired:.2f})")
-
 
 if __name__ == "__main__":
     main()
