@@ -91,11 +91,13 @@ def _operand(a: np.ndarray) -> tuple[int, int] | None:
     item = a.itemsize
     rows, cols = a.shape
     s0, s1 = a.strides
-    if (s1 == item or cols == 1) and s0 > 0 and s0 % item == 0 and s0 // item >= cols:
-        return _NO_TRANS, s0 // item
-    if (s0 == item or rows == 1) and s1 > 0 and s1 % item == 0 and s1 // item >= rows:
-        return _TRANS, s1 // item
-    return None
+    if (s1 == item or cols == 1) and s0 > 0 and s0 % item == 0 and cols <= s0 // item:
+        layout = _NO_TRANS, s0 // item
+    elif (s0 == item or rows == 1) and s1 > 0 and s1 % item == 0 and rows <= s1 // item:
+        layout = _TRANS, s1 // item
+    else:
+        return None
+    return layout if layout[1] <= _INT_MAX else None
 
 
 def _operand_ok(x: Any, dtype: Any) -> bool:
