@@ -16,7 +16,9 @@ each with one unit stride, output not overlapping the inputs, and NumPy's BLAS o
 (``bptt train``'s default; with more threads OpenBLAS's own threading is kept, since MKL runs
 sequentially here, which keeps it clear of PyTorch's and OpenBLAS's thread pools). Anything else
 goes to NumPy. ``BPTT_MKL=0`` in the environment turns it off. Results agree with NumPy's to
-rounding (a different order of the same sums), not bit for bit.
+rounding (a different order of the same sums), not bit for bit: a run resumes bit-exactly with
+the same choice. Measured on an Intel Xeon; MKL's kernels for other CPUs (AMD) may be slower:
+compare with ``benchmarks/gemm_kernels.py`` before relying on it there.
 """
 
 from __future__ import annotations
