@@ -212,4 +212,7 @@ def right_product(b: Any, rows: int) -> Any:
     def product(out: Any, a: Any) -> None:
         if not packed.product_into(out, a):
             matmul_into(out, a, b)
-    return product
+
+    def plain(out: Any, a: Any) -> None:
+        matmul_into(out, a, b)
+    return product if packed.packed is not None else plain

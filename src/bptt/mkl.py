@@ -122,8 +122,8 @@ def _fits(out: Any, *ins: Any) -> bool:
 def gemm_into(out: Any, a: Any, b: Any) -> bool:
     """``out[...] = a @ b`` by MKL when :func:`active` and the arrays allow it (module
     docstring); returns False, having done nothing, otherwise (the caller uses NumPy)."""
-    if not (_fits(out, a, b) and a.shape[1] == b.shape[0]
-            and out.shape == (a.shape[0], b.shape[1]) and active()):
+    if not (active() and _fits(out, a, b) and a.shape[1] == b.shape[0]
+            and out.shape == (a.shape[0], b.shape[1])):
         return False
     (M, K), N = a.shape, b.shape[1]
     (ta, lda), (tb, ldb) = _operand(a), _operand(b)
