@@ -48,7 +48,8 @@ def add_shared(p: argparse.ArgumentParser, top: bool = False) -> None:
     p.add_argument("--threads", default=default, metavar="N",
                    help="BLAS threads (default 1 unless OPENBLAS_NUM_THREADS/OMP_NUM_THREADS "
                         "is set: the small products of an RNN gain little from more, and lose "
-                        "a lot when another process holds a core)")
+                        "a lot when another process holds a core; on one thread the optional "
+                        "MKL products are used, see bptt.mkl)")
 
 
 def apply_shared(args: argparse.Namespace) -> None:
