@@ -206,8 +206,13 @@ def matmul_into(out: Any, a: Any, b: Any) -> None:
 def right_product(b: Any, rows: int) -> Any:
     """``product(out, a)``: ``out[...] = a @ b`` for the many a (rows, K) of a loop over time,
     with b (K, N) fixed. With MKL active, b is packed into its kernel's layout once, here (so
-    b must not change while the product is in use); otherwise :func:`matmul_into`."""
+    b must not change while the product is in use; a transposed view ``W.T`` is packed straight
+    from W); otherwise :func:`matmul_into` with b made contiguous once (NumPy's products from a
+    transposed or sliced view are up to 1.7x slower: (20, 2600) @ (2600, 650) 1.03 ms against
+    0.61 ms)."""
     packed = mkl.PackedRight(b, rows)
+    if packed.packed is None and not b.flags.c_contiguous:
+        b = array_module(b).ascontiguousarray(b)
 
     def product(out: Any, a: Any) -> None:
         if not packed.product_into(out, a):

@@ -11,9 +11,10 @@ for speed, and tested against a plain loop over the cells:
   computed in place in preallocated buffers (sigmoid as ``0.5 * tanh(0.5 a) + 0.5``);
 - backward stores each step's pre-activation gradient ``dA`` in a (T, N, ...) buffer and forms
   ``dWx = xs.T @ dA``, ``dWh = hs_prev.T @ dA``, ``db = sum dA`` and ``dxs = dA @ Wx.T`` with ONE
-  matrix product each after the loop; the per-step ``dA_t @ Wh.T`` uses a contiguous copy of
-  ``Wh.T`` made once per backward (OpenBLAS's small-matrix kernels on AVX-512 run the
-  transposed view 2x slower) and writes into a reused (N, H) buffer.
+  matrix product each after the loop; the per-step products go through
+  :func:`bptt.backend.right_product`: with the optional MKL, the weights packed once per call
+  (``Wh.T`` straight from Wh), else NumPy with a contiguous copy of ``Wh.T`` made once per
+  backward (OpenBLAS's small-matrix kernels on AVX-512 run the transposed view 2x slower).
 - TimeLSTM with few inputs (D + 1 <= max(H/8, 32): a seq2seq's embeddings) instead takes x_t into
   each step's product, ``[h_{t-1}, x_t, 1] @ [Wh; Wx; b]``, and gets ``[dWh; dWx; db]`` from one
   product.
@@ -43,12 +44,6 @@ from ..backend import array_module, matmul_into, reused, right_product
 from ..validate import check_float, check_ndim
 from .cells import NONLINEARITIES, _recurrent_bias, check_cell_params, check_state
 from .functions import sigmoid
-
-
-def _transposed(xp: Any, W: Any) -> Any:
-    """``W.T`` as a C-contiguous copy, for the per-step ``dA_t @ W.T`` of the backward loops."""
-    return xp.ascontiguousarray(W.T)
-
 
 _matmul_into = matmul_into  # out[...] = a @ b without a temporary
 
@@ -289,7 +284,7 @@ class TimeRNN(TimeRecurrentBase):
             xp.subtract(1, dA, out=dA)
         dh = self._start_dh(xp, dh_last, "dh_last", N, hs.dtype)  # a fresh (N, H) array
         dh_tot = xp.empty((N, H), dtype=hs.dtype)
-        back = right_product(_transposed(xp, Wh), N)  # @ Wh.T (H, H)
+        back = right_product(Wh.T, N)  # @ Wh.T (H, H)
         for t in reversed(range(T)):
             if m is not None:
                 carry = dh * m[0][t]  # padded step: gradient flows straight to h_{t-1}
@@ -421,7 +416,7 @@ class TimeLSTM(TimeRecurrentBase):
         ds = xp.empty((N, H), dtype=dtype)
         fac = xp.empty((N, 4, H), dtype=dtype)
         d = xp.empty((N, 4, H), dtype=dtype)
-        back = right_product(_transposed(xp, Wh), N)  # @ Wh.T (4H, H), step after step
+        back = right_product(Wh.T, N)  # @ Wh.T (4H, H), step after step
         for t in reversed(range(T)):
             a4, tc = dA[t], tanh_c[t]  # (N, 4, H) gates [f, g, i, o], to become dA_t; (N, H)
             if m is not None:  # padded step: gradients flow straight to (h, c)_{t-1}
@@ -563,7 +558,7 @@ class TimeGRU(TimeRecurrentBase):
         dh_tot = xp.empty((N, H), dtype=dtype)
         tmp = xp.empty((N, H), dtype=dtype)
         rec = xp.empty((N, H), dtype=dtype)
-        back_zr, back_hh = (right_product(_transposed(xp, W), N) for W in (Whzr, Whh))
+        back_zr, back_hh = (right_product(W.T, N) for W in (Whzr, Whh))
         for t in reversed(range(T)):
             a, da, hp = G[t], dA[t], hs[t]
             z, r, hh = a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
