@@ -158,10 +158,13 @@ class PackedRight:
 
     def product_into(self, out: Any, a: Any) -> bool:
         K, N = self.b.shape
-        if (self.packed is None or not _fits(out, a) or a.shape != (self.rows, K)
-                or out.shape != (self.rows, N) or _operand(a)[0] != _NO_TRANS):
+        if (self.packed is None or a.shape != (self.rows, K) or out.shape != (self.rows, N)
+                or not _fits(out, a)):
             return False
-        self._compute(_ROW_MAJOR, _NO_TRANS, _PACKED, self.rows, N, K, a.ctypes.data,
-                      _operand(a)[1], self.packed.ctypes.data, N, 0.0, out.ctypes.data,
+        layout, lda = _operand(a)
+        if layout != _NO_TRANS:
+            return False
+        self._compute(_ROW_MAJOR, _NO_TRANS, _PACKED, self.rows, N, K, a.ctypes.data, lda,
+                      self.packed.ctypes.data, N, 0.0, out.ctypes.data,
                       out.strides[0] // out.itemsize)
         return True
