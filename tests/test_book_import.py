@@ -4,6 +4,7 @@ weights; anything but NumPy arrays is refused before it runs (fuzzed)."""
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import pickle
@@ -108,7 +109,8 @@ def test_wrong_files_are_one_clear_line(corpus_dir, tmp_path, capsys):
         (book_params(V, 8, 6, layers=2), "rnnlm", "holds 9 arrays"),
         (book_params(V + 3, 8, 6, layers=1), "rnnlm", "trained on .* words but"),
         ({"W": np.zeros(3)}, "rnnlm", "holds a dict, not the book's list"),
-        ([np.zeros(3, dtype=np.int64)], "rnnlm", "item 0 is int64, not a float array"),
+        ([np.zeros(3, dtype=np.int64)], "rnnlm", "asks for dtype 'i8'"),
+        (["not an array"], "rnnlm", "item 0 is str, not a float array"),
         ([np.array([np.nan], dtype=np.float16)], "rnnlm", "NaN or infinite"),
     ]
     for k, (obj, model, match) in enumerate(cases):
@@ -174,6 +176,91 @@ def test_mutated_book_files_load_or_fail_with_one_book_file_error(data, tmp_path
     except BookFileError:
         return
     assert all(isinstance(a, np.ndarray) and a.dtype.kind == "f" for a in arrays)
+
+
+class _ForgedDtype:
+    def __init__(self, descr, state):
+        self.descr, self.state = descr, state
+
+
+class _ForgedPickler(pickle.Pickler):
+    """Pickles an array as NumPy does (``_reconstruct`` + BUILD with (1, shape, dtype, fortran,
+    bytes)) but with any dtype constructor arguments and pickled dtype state."""
+
+    def reducer_override(self, obj):
+        if isinstance(obj, _ForgedDtype):
+            return np.dtype, (obj.descr, False, True), obj.state
+        if isinstance(obj, np.ndarray):
+            from numpy._core.multiarray import _reconstruct
+
+            return (_reconstruct, (np.ndarray, (0,), b"b"),
+                    (1, obj.shape, _ForgedDtype(*self.forged), False, obj.tobytes()))
+        return NotImplemented
+
+
+def _forged_dtype_state_pickle(descr: str, state: tuple) -> bytes:
+    """A book-shaped pickle of one 2-element array whose dtype is ``descr`` with the pickled
+    state ``state`` (the memory-unsafe case: an object dtype's REFCOUNT flag makes NumPy free 8
+    raw bytes as a pointer)."""
+    f = io.BytesIO()
+    p = _ForgedPickler(f, protocol=4)
+    p.forged = (descr, state)
+    p.dump([np.zeros(2, dtype=np.float64)])
+    return f.getvalue()
+
+
+@pytest.mark.parametrize("descr,state", [
+    ("O8", (3, "|", None, None, None, -1, -1, 0x3F)),   # object dtype, REFCOUNT and more
+    ("f4", (3, "<", None, None, None, -1, -1, 0x3F)),   # a float dtype claiming those flags
+    ("f4", (3, "<", None, ("a",), {"a": 1}, 4, 4, 0)),  # fields on a plain float
+])
+def test_a_forged_dtype_state_is_refused_without_reaching_numpy(descr, state, tmp_path):
+    """Run in a child process: a crash (segfault) there fails the test instead of pytest."""
+    import subprocess
+    import sys
+
+    pkl = tmp_path / "forged.pkl"
+    pkl.write_bytes(_forged_dtype_state_pickle(descr, state))
+    code = ("import sys; from bptt.tools.book_import import read_book_params, BookFileError\n"
+            "try:\n    read_book_params(sys.argv[1])\nexcept BookFileError as e:\n"
+            "    print('refused:', e)\nelse:\n    print('loaded')\n")
+    r = subprocess.run([sys.executable, "-c", code, str(pkl)], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0 and r.stdout.startswith("refused:"), (r.returncode, r.stdout,
+                                                                   r.stderr)
+    assert "Internal error" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("protocol", [3, 4, 5])
+@pytest.mark.parametrize("dtype", ["<f2", ">f4", "<f8"])
+def test_book_files_of_every_protocol_and_byte_order_load_exactly(protocol, dtype, tmp_path):
+    arrays = [np.arange(6, dtype=dtype).reshape(2, 3) / 7,
+              np.asfortranarray(np.arange(6, dtype=dtype).reshape(3, 2))]
+    pkl = tmp_path / "p.pkl"
+    pkl.write_bytes(pickle.dumps(arrays, protocol=protocol))
+    got = read_book_params(pkl)
+    for a, b in zip(got, arrays, strict=True):
+        np.testing.assert_array_equal(a, b)
+        assert a.dtype == np.dtype(dtype).newbyteorder("=") and a.flags.writeable
+
+
+@settings(max_examples=200, deadline=None)
+@given(state=st.tuples(st.integers(-1, 5), st.sampled_from(["<", ">", "|", "=", "x"]),
+                       st.none() | st.just(("a",)), st.none() | st.just({"a": 1}),
+                       st.none() | st.just({}), st.integers(-2, 9), st.integers(-2, 9),
+                       st.integers(0, 0xFF)),
+       descr=st.sampled_from(["f2", "f4", "f8", "O8", "V8", "i4", "U2"]))
+def test_fuzzed_dtype_states_load_a_float_array_or_are_refused(state, descr, tmp_path_factory):
+    """Whatever the dtype's constructor arguments and pickled state say: a plain float array
+    with the right values, or BookFileError (states are never handed to NumPy)."""
+    pkl = tmp_path_factory.mktemp("dt") / "f.pkl"
+    pkl.write_bytes(_forged_dtype_state_pickle(descr, state))
+    try:
+        arrays = read_book_params(pkl)
+    except BookFileError:
+        return
+    assert descr in ("f2", "f4", "f8") and state[2:] == (None, None, None, -1, -1, 0)
+    assert arrays[0].dtype.kind == "f" and arrays[0].shape == (2,)
 
 
 # -- the book's AttentionSeq2seq (ch. 8) --------------------------------------------------------

@@ -22,7 +22,6 @@ with the questions reversed as the book's ch. 8 trains), so the ids line up.
 
 from __future__ import annotations
 
-import importlib
 import io
 import os
 import pickle
@@ -42,16 +41,100 @@ from ..train.seq2seq import Seq2seqConfig, seq2seq_files
 from ..train.store import write_checkpoint
 
 BOOK_MODELS = ("rnnlm", "better-rnnlm", "attention-seq2seq")
-# module -> names: what a pickled list of NumPy arrays refers to (NumPy 1 and 2 spellings)
-_ALLOWED = {
-    "numpy.core.multiarray": {"_reconstruct", "scalar"},
-    "numpy._core.multiarray": {"_reconstruct", "scalar"},
-    "numpy": {"ndarray", "dtype"},
-}
+_FLOATS = ("f2", "f4", "f8")  # the dtypes a parameter file may hold
 
 
 class BookFileError(ValueError):
     """A parameter file that is not (or not safely) the book's list of arrays."""
+
+
+class _NdarrayMarker:
+    """Stands for ``numpy.ndarray`` in a pickle; it is never called, only passed along."""
+
+    def __init__(self, *args: Any) -> None:
+        raise BookFileError("refused: the pickle calls ndarray directly, which a book "
+                            "parameter file never does (nothing was run)")
+
+
+class _DtypeSpec:
+    """What ``numpy.dtype('f4', False, True)`` plus its pickled state would make, held as
+    plain data: only a float kind and a byte order get through; a state with flags, fields,
+    names or metadata is refused (NumPy would trust them, e.g. an object dtype's flags)."""
+
+    def __init__(self, descr: Any = None, align: Any = False, copy: Any = True) -> None:
+        if descr not in _FLOATS or not isinstance(align, bool) or not isinstance(copy, bool):
+            raise BookFileError(f"refused: the pickle asks for dtype {descr!r}; a book "
+                                f"parameter file holds float16/32/64 arrays only")
+        self.descr, self.byteorder = str(descr), "<"
+
+    def __setstate__(self, state: Any) -> None:
+        if (not isinstance(state, tuple) or len(state) != 8 or state[0] not in (3, 4)
+                or state[1] not in ("<", ">", "=", "|")
+                or state[2:] != (None, None, None, -1, -1, 0)):
+            raise BookFileError(f"refused: a dtype state {str(state)[:80]} that a plain float "
+                                f"array never has")
+        self.byteorder = "=" if state[1] == "|" else state[1]
+
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.byteorder + self.descr)
+
+
+class _ArraySpec:
+    """An array as (dtype, shape, order, raw bytes), checked before NumPy sees any of it."""
+
+    def __init__(self) -> None:
+        self.array: np.ndarray | None = None
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, tuple) or len(state) != 5 or state[0] != 1:
+            raise BookFileError("refused: an array state that is not NumPy's (1, shape, dtype, "
+                                "fortran, bytes)")
+        _, shape, dtype, fortran, raw = state
+        self.array = _array(raw, dtype, shape, "F" if fortran is True else "C"
+                            if fortran is False else None)
+
+
+def _array(raw: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
+    """A fresh array from a validated (dtype, shape, order, bytes): nothing of the pickle's own
+    making reaches NumPy but the bytes of the values."""
+    if not isinstance(dtype, _DtypeSpec):
+        raise BookFileError("refused: an array whose dtype is not a plain float dtype")
+    if (not isinstance(shape, tuple) or len(shape) > 8
+            or not all(type(n) is int and 0 <= n < 2**40 for n in shape)):
+        raise BookFileError(f"refused: an array shape {str(shape)[:60]}")
+    if order not in ("C", "F"):
+        raise BookFileError(f"refused: an array order {order!r}")
+    if not isinstance(raw, (bytes, bytearray)):
+        raise BookFileError("refused: array data that is not a byte string")
+    dt = dtype.dtype()
+    count = 1
+    for n in shape:
+        count *= n
+    if count * dt.itemsize != len(raw):
+        raise BookFileError(f"refused: {len(raw)} bytes of data for an array of shape {shape} "
+                            f"and dtype {dt}")
+    flat = np.frombuffer(bytes(raw), dtype=dt).astype(dt.newbyteorder("="))
+    return flat.reshape(shape, order=order).copy()
+
+
+def _reconstruct(cls: Any, shape: Any, typecode: Any) -> _ArraySpec:
+    if cls is not _NdarrayMarker or shape != (0,) or typecode not in (b"b", "b"):
+        raise BookFileError("refused: the pickle reconstructs something other than an ndarray")
+    return _ArraySpec()
+
+
+def _frombuffer(buf: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
+    return _array(buf, dtype, shape, order)
+
+
+# module -> name -> stand-in: what a pickled list of NumPy arrays refers to (NumPy 1 and 2
+# spellings; protocol 5's _frombuffer too). NumPy's own functions are never called.
+_STANDINS: dict[str, dict[str, Any]] = {
+    **{m: {"_reconstruct": _reconstruct}
+       for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    **{m: {"_frombuffer": _frombuffer} for m in ("numpy.core.numeric", "numpy._core.numeric")},
+    "numpy": {"ndarray": _NdarrayMarker, "dtype": _DtypeSpec},
+}
 
 
 class _ArraysOnly(pickle.Unpickler):
@@ -60,14 +143,12 @@ class _ArraysOnly(pickle.Unpickler):
         self.path = path
 
     def find_class(self, module: str, name: str) -> Any:
-        if name in _ALLOWED.get(module, ()):
-            real = "numpy._core.multiarray" if module.startswith("numpy.core") else module
-            try:
-                return getattr(importlib.import_module(real), name)
-            except (ImportError, AttributeError):
-                return getattr(importlib.import_module(module), name)
-        raise BookFileError(f"{self.path}: refused: the pickle names {module}.{name}, and a "
-                            f"book parameter file holds only NumPy arrays (nothing was run)")
+        standin = _STANDINS.get(module, {}).get(name)
+        if standin is None:
+            raise BookFileError(f"{self.path}: refused: the pickle names {module}.{name}, and "
+                                f"a book parameter file holds only NumPy arrays (nothing was "
+                                f"run)")
+        return standin
 
     def persistent_load(self, pid: Any) -> Any:
         raise BookFileError(f"{self.path}: refused: the pickle uses persistent ids, which a "
@@ -75,29 +156,38 @@ class _ArraysOnly(pickle.Unpickler):
 
 
 def read_book_params(path: str | os.PathLike[str]) -> list[np.ndarray]:
-    """The arrays of a book ``.pkl`` parameter file, read without running anything else."""
+    """The arrays of a book ``.pkl`` parameter file, read without running anything else: the
+    pickle's calls go to stand-ins that collect (dtype, shape, bytes) and check them; the
+    arrays are then made fresh from the bytes (no pickled dtype state reaches NumPy)."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise BookFileError(f"{path} is not a regular file; give the book's .pkl file")
     try:
         data = path.read_bytes()
     except OSError as e:
         raise BookFileError(f"cannot read {path}: {e.strerror or e}") from None
     try:
         obj = _ArraysOnly(data, path).load()
-    except BookFileError:
-        raise
+    except BookFileError as e:
+        msg = str(e)
+        raise BookFileError(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None
     except Exception as e:  # truncated, not a pickle, a bad opcode...
         raise BookFileError(f"{path} is not a readable pickle of NumPy arrays "
                             f"({type(e).__name__}: {e})") from None
     if not isinstance(obj, (list, tuple)) or not obj:
         raise BookFileError(f"{path} holds a {type(obj).__name__}, not the book's list of "
                             f"parameter arrays")
+    arrays = []
     for k, a in enumerate(obj):
+        if isinstance(a, _ArraySpec):
+            a = a.array
         if not isinstance(a, np.ndarray) or a.dtype.kind != "f":
             what = a.dtype if isinstance(a, np.ndarray) else type(a).__name__
             raise BookFileError(f"{path}: item {k} is {what}, not a float array")
         if not np.isfinite(a).all():
             raise BookFileError(f"{path}: array {k} holds NaN or infinite values")
-    return list(obj)
+        arrays.append(a)
+    return arrays
 
 
 def _shapes(arrays: list[np.ndarray]) -> str:
