@@ -4,6 +4,8 @@ decoding (greedy = the book's loop, beam search, sampling), and pair data."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -225,6 +227,51 @@ def test_built_in_tasks_are_the_books_format_and_seeded():
     assert make_pairs("date", 10, seed=1) == make_pairs("date", 10, seed=1)
     ps = load_pairs("addition", n=1000)
     assert len(ps.train) == 900 and len(ps.test) == 100
+
+
+def _date_profile(pairs):
+    """(share of each form, share of upper/lower/as-is written dates, first, last date) of
+    date pairs, classified the way the book's date.txt was measured."""
+    import collections
+    import re
+
+    forms, cases = collections.Counter(), collections.Counter()
+    for q, t in pairs:
+        s = q.strip()
+        if t[5:7] == "05":  # "May" is both the short and the long name: not counted
+            continue
+        if re.fullmatch(r"\d{1,2}/\d{1,2}/\d\d", s):
+            forms["short"] += 1
+            continue
+        words = re.findall(r"[A-Za-z]+", s)
+        forms["full" if len(words) == 2 else "long" if len(words[0]) > 3 else "medium"] += 1
+        cases["upper" if s.isupper() else "lower" if s.islower() else "title"] += 1
+    n, w = sum(forms.values()), sum(cases.values())
+    dates = sorted(t for _, t in pairs)
+    return ({k: v / n for k, v in forms.items()}, {k: v / w for k, v in cases.items()},
+            dates[0], dates[-1])
+
+
+def test_generated_dates_follow_the_books_distribution():
+    """`--data date` stands for the book's date.txt: its four forms a quarter each, written
+    dates as-is / upper / lower 1/2, 1/4, 1/4, dates from 1970-01-01 to 2017-07-24 (measured
+    on the book's file; compared with the file itself where ../shared has it)."""
+    forms, cases, first, last = _date_profile(make_pairs("date", 20_000, seed=5))
+    for f in ("short", "medium", "long", "full"):
+        assert forms[f] == pytest.approx(0.25, abs=0.015), forms
+    assert cases["title"] == pytest.approx(0.5, abs=0.015), cases
+    assert cases["upper"] == pytest.approx(0.25, abs=0.015), cases
+    assert first.startswith("1970-01") and last.startswith("2017-07") and last <= "2017-07-24"
+    book = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "toy_seq2seq"
+    if (book / "date.txt").exists():
+        lines = (book / "date.txt").read_text(encoding="utf-8").splitlines()
+        b_forms, b_cases, b_first, b_last = _date_profile(
+            [(ln[:29], ln[30:]) for ln in lines])
+        for f in forms:
+            assert forms[f] == pytest.approx(b_forms[f], abs=0.015), (forms, b_forms)
+        for c in cases:
+            assert cases[c] == pytest.approx(b_cases[c], abs=0.015), (cases, b_cases)
+        assert (b_first, b_last) == ("1970-01-01", "2017-07-24")
 
 
 @pytest.mark.parametrize("name", ["seq2seq", "peeky-seq2seq", "attention-seq2seq"])

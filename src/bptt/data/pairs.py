@@ -18,6 +18,7 @@ split is a seeded shuffle (90/10 by default: the book's 45,000/5,000).
 from __future__ import annotations
 
 import calendar
+import datetime
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -222,8 +223,10 @@ def load_pairs(data: str | os.PathLike[str], level: str = "char", reverse: bool 
                n: int | None = None, test_fraction: float = 0.1, seed: int = 1984,
                book_order: bool = False) -> PairSet:
     """``addition`` / ``date`` (generated, ``n`` pairs, default 50,000) or a pair file
-    (``book_order``: see :func:`pair_set`)."""
-    if str(data) in BUILTIN and not Path(data).exists():
+    (``book_order``: see :func:`pair_set`). A built-in name always means the generated set,
+    even where a file of that name is in the working folder: name the file as a path
+    (``./date``) to read it."""
+    if str(data) in BUILTIN:
         pairs = make_pairs(str(data), n or 50_000, seed=seed)
         return pair_set(pairs, "book", str(data), reverse=reverse,
                         test_fraction=test_fraction, seed=seed)
@@ -251,20 +254,23 @@ def make_pairs(task: str, n: int, seed: int = 0) -> list[tuple[str, str]]:
 
 _MONTHS = [calendar.month_name[m] for m in range(1, 13)]
 _DAYS = [calendar.day_name[d] for d in range(7)]
+# The book's date.txt, measured: dates uniform from 1970-01-01 to 2017-07-24; four forms
+# equally often (Babel's en_US 'short' M/D/YY, 'medium' "Sep 27, 1994", 'long' "September 27,
+# 1994", 'full' "Tuesday, September 27, 1994"); the written ones as they are half of the time,
+# in upper and in lower case a quarter each; sources padded to 29 characters.
+DATE_RANGE = (datetime.date(1970, 1, 1), datetime.date(2017, 7, 24))
+DATE_FORMS = ("short", "medium", "long", "full")
 
 
 def _date_pair(rng: np.random.Generator) -> tuple[str, str]:
-    year = int(rng.integers(1970, 2030))
-    month = int(rng.integers(1, 13))
-    day = int(rng.integers(1, calendar.monthrange(year, month)[1] + 1))
-    name, short = _MONTHS[month - 1], _MONTHS[month - 1][:3]
-    weekday = _DAYS[calendar.weekday(year, month, day)]
-    forms = [
-        f"{name} {day}, {year}", f"{name.lower()} {day}, {year}", f"{day} {name.upper()} {year}",
-        f"{month}/{day}/{year % 100:02d}", f"{month}/{day}/{year}", f"{day} {short} {year}",
-        f"{short.upper()} {day}, {year}", f"{weekday}, {name} {day}, {year}",
-        f"{weekday.lower()}, {day} {name.lower()} {year}", f"{year}/{month:02d}/{day:02d}",
-        f"{day}.{month}.{year}", f"{short} {day} {year}",
-    ]
-    text = forms[int(rng.integers(len(forms)))]
-    return text.ljust(29), f"{year:04d}-{month:02d}-{day:02d}"
+    first, last = (d.toordinal() for d in DATE_RANGE)
+    d = datetime.date.fromordinal(int(rng.integers(first, last + 1)))
+    month, weekday = _MONTHS[d.month - 1], _DAYS[d.weekday()]
+    form = DATE_FORMS[int(rng.integers(len(DATE_FORMS)))]
+    text = {"short": f"{d.month}/{d.day}/{d.year % 100:02d}",
+            "medium": f"{month[:3]} {d.day}, {d.year}",
+            "long": f"{month} {d.day}, {d.year}",
+            "full": f"{weekday}, {month} {d.day}, {d.year}"}[form]
+    case = rng.random()
+    text = text.upper() if case < 0.25 else text.lower() if case < 0.5 else text
+    return text.ljust(29), d.isoformat()
