@@ -5,6 +5,7 @@ weights; anything but NumPy arrays is refused before it runs (fuzzed)."""
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 import pickle
@@ -21,6 +22,7 @@ from bptt.data.corpus import load_corpus
 from bptt.models.rnnlm import LanguageModel
 from bptt.tools.book_import import BookFileError, import_book, read_book_params
 from bptt.train.checkpoint import load_checkpoint
+from bptt.train.seq2seq import evaluate_seq2seq
 from bptt.train.trainer import evaluate
 
 WORDS = ("the cat sat on the mat . a dog ran to the park . the bird sang in a tree . "
@@ -31,7 +33,9 @@ WORDS = ("the cat sat on the mat . a dog ran to the park . the bird sang in a tr
 def corpus_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("corpus")
     r = np.random.default_rng(0)
-    for name, n in (("train", 3000), ("valid", 600), ("test", 700)):
+    # 801 test tokens: 800 / 10 streams does not split into whole windows of 35, so the
+    # book's loop leaves tokens unscored that bptt's default evaluation scores
+    for name, n in (("train", 3000), ("valid", 600), ("test", 801)):
         words = [WORDS[i] for i in r.integers(0, len(WORDS), n)]
         (d / f"ptb.{name}.txt").write_text(" ".join(words) + "\n", encoding="utf-8")
     return d
@@ -80,12 +84,20 @@ def test_an_imported_rnnlm_scores_the_books_perplexity(corpus_dir, tmp_path):
     pkl.write_bytes(pickle.dumps(arrays))
     import_book(pkl, "rnnlm", tmp_path / "run", str(corpus_dir))
     ck = load_checkpoint(tmp_path / "run")
+    assert ck.train_config["imported"]["book_model"] == "rnnlm"  # no training settings
+    assert "epochs" not in ck.train_config and "lr" not in ck.train_config
     for name, a in zip(ck.model.param_names, arrays, strict=True):
         np.testing.assert_array_equal(ck.model.params[ck.model.param_names.index(name)],
                                       a.astype(np.float32))
     test = load_corpus(str(corpus_dir)).test
-    ours = evaluate(tmp_path / "run")["perplexity"]
-    assert ours == pytest.approx(book_eval_perplexity(arrays, test), rel=1e-6)
+    book = book_eval_perplexity(arrays, test)
+    r = evaluate(tmp_path / "run", book=True)
+    assert r["perplexity"] == pytest.approx(book, rel=1e-6)
+    assert r["scored_tokens"] == 10 * 35 * 2 and r["method"] == "book"
+    every = evaluate(tmp_path / "run")  # every token: not the book's number on this split
+    assert every["scored_tokens"] == 800 and every["method"] == "streams"
+    assert abs(every["perplexity"] / book - 1) > 1e-5
+    assert main(["eval", str(tmp_path / "run"), "--book", "--json"]) == 0
 
 
 def test_better_rnnlm_is_tied_and_checked(corpus_dir, tmp_path):
@@ -330,3 +342,21 @@ def test_an_imported_attention_seq2seq_answers_as_the_same_weights_do(date_file,
     assert main(["seq2seq", "translate", str(tmp_path / "run"), *questions]) == 0
     got = [line.split("\t")[1] for line in capsys.readouterr().out.splitlines()]
     assert got == ["".join(id_to_char[int(i)] for i in row) for row in want[:5]]
+    # the run records an import (no training settings) and keeps the book's test split, so
+    # moving the data file away does not break eval
+    cfg = json.loads((tmp_path / "run" / "best" / "config.json").read_text(encoding="utf-8"))
+    assert cfg["train"]["imported"]["book_model"] == "attention-seq2seq"
+    assert "epochs" not in cfg["train"] and "lr" not in cfg["train"]
+    before = evaluate_seq2seq(tmp_path / "run")
+    assert before["pairs"] == len(x_test)
+    moved = date_file.rename(date_file.with_name("elsewhere.txt"))
+    try:
+        assert evaluate_seq2seq(tmp_path / "run") == before
+    finally:
+        moved.rename(date_file)
+    capsys.readouterr()
+    assert main(["import-book", str(pkl), "--model", "attention-seq2seq", "--out",
+                 str(tmp_path / "run2")]) == 2
+    err = capsys.readouterr().err
+    assert "needs the pair file the book trained it on: give --data" in err, err
+    assert err.count("\n") == 1

@@ -90,6 +90,14 @@ def test_cli_train_translate_and_one_line_errors(tmp_path, capsys):
         (["seq2seq", "train", "--data", "date", "--out", out], "already holds a trained run"),
         (["seq2seq", "train", "--hidden", "0", "--out", str(tmp_path / "z")],
          "--hidden must be a positive integer"),
+        (["seq2seq", "translate", out, ""], "an empty source text"),
+        (["seq2seq", "translate", out, "   "], "an empty source text"),
+        (["seq2seq", "eval", out, "--limit", "0"], "--limit must be a positive integer"),
+        (["seq2seq", "eval", out, "--limit", "-3"], "--limit must be a positive integer"),
+        (["seq2seq", "train", "--max-minutes", "-1", "--out", str(tmp_path / "m")],
+         "--max-minutes must be a positive number"),
+        (["seq2seq", "train", "--max-minutes", "nan", "--out", str(tmp_path / "m")],
+         "--max-minutes must be a positive number"),
     ]:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
@@ -139,6 +147,34 @@ def test_addition_reversed_peeky_reaches_97_percent_and_beam_search_keeps_it(tmp
     assert m["best_test_acc"] >= 0.97, m["history"]
     greedy = evaluate_seq2seq(tmp_path, beam=1, limit=2000)["test_acc"]
     assert evaluate_seq2seq(tmp_path, beam=5, limit=2000)["test_acc"] >= greedy
+
+
+def test_eval_scores_the_split_kept_in_the_run_and_labels_other_pairs(tmp_path, monkeypatch,
+                                                                     capsys):
+    """The test split lives in the run: the data file growing, moving or a file named like a
+    built-in set in the working folder changes nothing; --data scores every pair of a file and
+    says so (no test_ label)."""
+    data = tmp_path / "pairs.txt"
+    data.write_text("".join(f"{a}+{b}".ljust(7) + "_" + f"{a + b}".ljust(4) + "\n"
+                            for a in range(20) for b in range(10)), encoding="utf-8")
+    run = tmp_path / "r"
+    train_seq2seq(small(run, data=str(data), pairs=None, epochs=1, eval_size=None), log=quiet)
+    before = evaluate_seq2seq(run)
+    assert before["pairs"] == 20 and "test split" in before["scored"]
+    data.write_text(data.read_text(encoding="utf-8") * 2, encoding="utf-8")  # the file grew
+    assert evaluate_seq2seq(run) == before
+    data.rename(tmp_path / "moved.txt")  # and moved away
+    assert evaluate_seq2seq(run) == before
+    other = evaluate_seq2seq(run, data=str(tmp_path / "moved.txt"))
+    assert other["pairs"] == 400 and "test_acc" not in other and "acc" in other
+    assert "every pair of" in other["scored"] and "training pairs included" in other["scored"]
+    # a file called "addition" in the working folder does not replace the generated set
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "addition").write_text("1+1    _2   \n2+2    _4   \n", encoding="utf-8")
+    from bptt.data.pairs import load_pairs
+
+    assert len(load_pairs("addition", n=100).train) == 90
+    assert len(load_pairs("./addition").train) == 1
 
 
 def test_eval_on_other_pairs_names_a_target_longer_than_the_model_generates(tmp_path):

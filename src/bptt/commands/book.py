@@ -25,9 +25,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", metavar="FILE", help="the book's .pkl (e.g. ch06/Rnnlm.pkl)")
     p.add_argument("--model", required=True, choices=BOOK_MODELS,
                    help="the book's class that wrote FILE")
-    p.add_argument("--data", default="ptb", metavar="ptb|DIR|FILE",
-                   help="the corpus the book trained on (default ptb: cached or downloaded; "
-                        "attention-seq2seq: the book's dataset/date.txt)")
+    p.add_argument("--data", default=None, metavar="ptb|DIR|FILE",
+                   help="the corpus the book trained on (rnnlm, better-rnnlm: default ptb, "
+                        "cached or downloaded; attention-seq2seq: the book's dataset/date.txt, "
+                        "required)")
     p.add_argument("--out", required=True, metavar="DIR", help="the checkpoint to write")
     p.set_defaults(run=run_import)
 
@@ -36,11 +37,15 @@ def run_import(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if (out / "best").exists():
         raise ValueError(f"{out} already holds a model; choose another --out")
-    data = str(Path(args.data).resolve()) if Path(args.data).exists() else args.data
+    if args.data is None and args.model == "attention-seq2seq":
+        raise ValueError("--model attention-seq2seq needs the pair file the book trained it "
+                         "on: give --data PATH/dataset/date.txt (from the book's repository)")
+    given = args.data or "ptb"
+    data = str(Path(given).resolve()) if Path(given).exists() else given
     done = import_book(args.file, args.model, out, data)
     m = done["model"]
     print(f"imported the book's {args.model} from {args.file}: {m} ({done['dtype_in_file']} in "
-          f"the file, now float32) with the vocabulary of {args.data} in the book's order "
+          f"the file, now float32) with the vocabulary of {given} in the book's order "
           f"-> {out}/best")
     if args.model == "attention-seq2seq":
         print(f"try: bptt seq2seq eval {out}   bptt seq2seq translate {out} "

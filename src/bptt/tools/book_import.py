@@ -25,7 +25,6 @@ from __future__ import annotations
 import io
 import os
 import pickle
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +35,7 @@ from ..data.pairs import load_pairs
 from ..models.rnnlm import LanguageModel
 from ..models.seq2seq import AttentionSeq2seq
 from ..train.checkpoint import save_checkpoint
-from ..train.config import TrainConfig
-from ..train.seq2seq import Seq2seqConfig, seq2seq_files
+from ..train.seq2seq import seq2seq_files
 from ..train.store import write_checkpoint
 
 BOOK_MODELS = ("rnnlm", "better-rnnlm", "attention-seq2seq")
@@ -254,10 +252,13 @@ def import_book(path: str | os.PathLike[str], model: str, out: str | os.PathLike
     if len(corpus.vocab) != lm.vocab_size:
         raise BookFileError(f"{path} was trained on {lm.vocab_size:,} words but {data} has "
                             f"{len(corpus.vocab):,}: give --data the corpus the book used")
-    config = TrainConfig(data=data, preset=model, out=str(out)).resolved()
     source = {"book_file": str(Path(path).resolve()), "book_model": model,
               "dtype_in_file": str(arrays[0].dtype)}
-    save_checkpoint(Path(out) / "best", lm, corpus.vocab, config.to_dict(), data=source)
+    # no training happened here: the run records the import and what evaluating it needs
+    # (the corpus, and the book's evaluation sizes), not training settings
+    train = {"imported": source, "data": data, "level": "word", "eval_batch": 10,
+             "eval_bptt": 35}
+    save_checkpoint(Path(out) / "best", lm, corpus.vocab, train, data=source)
     return {"model": lm, "vocab_size": len(corpus.vocab), "out": str(out), **source}
 
 
@@ -269,11 +270,11 @@ def _import_seq2seq(path: Any, arrays: list[np.ndarray], out: Any, data: str) ->
         raise BookFileError(f"{path} was trained on {V} characters but {data} has "
                             f"{len(pairs.source_vocab)}: give --data the book's pair file "
                             f"(dataset/date.txt)")
-    config = Seq2seqConfig(data=data, model="attention", reverse=True,
-                           embed=model.config["embed_size"], hidden=model.config["hidden_size"],
-                           out=str(out))
-    arrays_out, documents = seq2seq_files(model, pairs, asdict(config))
     source = {"book_file": str(Path(path).resolve()), "book_model": "attention-seq2seq",
               "dtype_in_file": str(arrays[0].dtype)}
+    # the import, not training settings; the vocabulary and the test split live in the run
+    train = {"imported": source, "data": data, "model": "attention", "reverse": True,
+             "embed": model.config["embed_size"], "hidden": model.config["hidden_size"]}
+    arrays_out, documents = seq2seq_files(model, pairs, train)
     write_checkpoint(Path(out) / "best", arrays_out, documents, {"trainer": {}, **source})
     return {"model": model, "vocab_size": V, "out": str(out), **source}

@@ -28,6 +28,15 @@ def format_seconds(s: float) -> str:
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
 
 
+def work_bar(total: int, what: str, unit: str = "it", stream: TextIO | None = None) -> Any:
+    """A bar for a command that works for a while outside training (``seq2seq eval``,
+    ``eval``, ``bench``): drawn on a terminal (stderr) or in a notebook, nothing in a pipe or a
+    log; use as a context manager, ``bar.update(n)`` as the work goes."""
+    return tqdm(total=total, desc=what, unit=unit, file=stream if stream is not None
+                else sys.stderr, disable=None, leave=False, dynamic_ncols=True,
+                mininterval=0.5)
+
+
 class Progress:
     """A ``tqdm.auto`` bar: ``epoch 2/4:  28%|###   | 1500/5308 [02:31<06:12, loss 4.91 ppl 135.6,
     9,870 tok/s, lr 20]``.

@@ -40,7 +40,7 @@ from .loop import (
     TrainState,
     set_rng_state,
 )
-from .progress import silent
+from .progress import silent, work_bar
 from .runs import check_out_is_free, run_folder
 from .store import FORMAT, VERSION, CheckpointError, check_finite, read_checkpoint
 
@@ -87,6 +87,8 @@ class Seq2seqConfig:
                                  f"got {v}")
         if not 0 < self.lr < math.inf:
             raise ValueError(f"--lr must be a positive number, got {self.lr}")
+        if self.max_minutes is not None and not 0 < self.max_minutes < math.inf:
+            raise ValueError(f"--max-minutes must be a positive number, got {self.max_minutes}")
         if not 0 <= self.clip < math.inf:
             raise ValueError(f"--clip must be >= 0 (0 turns clipping off), got {self.clip}")
 
@@ -135,25 +137,31 @@ def corpus_bleu(guesses: Sequence[Sequence[str]], references: Sequence[Sequence[
 
 
 def decode_pairs(model: Seq2seqModel, pairs: PairSet, sources: Sequence[Sequence[str]],
-                 beam: int = 1, batch: int = 500) -> list[list[str]]:
-    """The model's answers to token lists, greedy (``beam`` 1) or by beam search."""
+                 beam: int = 1, batch: int = 500, progress: bool = False) -> list[list[str]]:
+    """The model's answers to token lists, greedy (``beam`` 1) or by beam search
+    (``progress``: a bar on a terminal while it works)."""
     length = pairs.max_target
     length += 1 if pairs.end is not None else 0
     start = pairs.target_vocab.stoi[pairs.start]
     end = pairs.target_vocab.stoi[pairs.end] if pairs.end is not None else None
     out: list[list[str]] = []
+    bar = work_bar(len(sources), f"decoding (beam {beam})", "pair") if progress else None
     for s in range(0, len(sources), batch):
         xs, lengths = pairs.encode_sources(sources[s:s + batch])
         lens = None if (lengths == xs.shape[1]).all() else lengths
         ids = model.generate(xs, start, length, lengths=lens, end_id=end, beam=beam)
         out += [pairs.decode_target(row) for row in ids]
+        if bar is not None:
+            bar.update(len(ids))
+    if bar is not None:
+        bar.close()
     return out
 
 
 def score_pairs(model: Seq2seqModel, pairs: PairSet, items: Sequence[tuple[list[str],
-                list[str]]], beam: int = 1) -> dict[str, float]:
+                list[str]]], beam: int = 1, progress: bool = False) -> dict[str, float]:
     """Exact match, char accuracy (and BLEU at word level) of the model on ``items``."""
-    guesses = decode_pairs(model, pairs, [s for s, _ in items], beam=beam)
+    guesses = decode_pairs(model, pairs, [s for s, _ in items], beam=beam, progress=progress)
     answers = [t for _, t in items]
     out = {"acc": exact_match(guesses, answers),
            "char_acc": char_accuracy(guesses, answers, pairs.end)}
@@ -220,15 +228,21 @@ class Seq2seqLearner:
         pass  # no dropout in these models
 
 
+TEST_PAIRS = "test_pairs.json"
+
+
 def seq2seq_files(model: Seq2seqModel, pairs: PairSet, train: dict[str, Any]
                   ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """model.npz and config.json (the model, the run's settings, the pairs' vocabularies)."""
+    """model.npz, config.json (the model, the run's settings, the pairs' vocabularies) and
+    test_pairs.json (the run's test split, so ``seq2seq eval`` scores the pairs held out when
+    it trained, whatever happens to the data file later)."""
     params = {n: backend.to_numpy(p) for n, p in zip(model.param_names, model.params,
                                                      strict=True)}
     cfg = {"format": FORMAT, "version": VERSION, "kind": KIND, "model_class":
            type(model).__name__, "model": model.config, "train": train,
            "pairs": pairs.to_dict()}
-    return {"model.npz": params}, {"config.json": cfg}
+    test = [[pairs.join(src), pairs.join(tgt)] for src, tgt in pairs.test]
+    return {"model.npz": params}, {"config.json": cfg, TEST_PAIRS: {"pairs": test}}
 
 
 def load_seq2seq(path: str | Path) -> tuple[Seq2seqModel, PairSet, Any]:
@@ -339,21 +353,49 @@ def train_seq2seq(cfg: Seq2seqConfig, explicit: set[str] | None = None,
 
 def evaluate_seq2seq(path: str | Path, data: str | None = None, beam: int = 1,
                      limit: int | None = None) -> dict[str, Any]:
-    """Scores of a trained model on its test pairs (or on the pairs of ``data``)."""
+    """Scores of a trained model on its test split (``test_acc``, ...) or, given ``data``, on
+    every pair of that file (``acc``, ...: training pairs included if it trained on them);
+    ``scored`` says which."""
+    if limit is not None and (isinstance(limit, bool) or limit < 1):
+        raise ValueError(f"--limit must be a positive integer, got {limit}")
+    if beam < 1:
+        raise ValueError(f"--beam must be a positive integer, got {beam}")
     model, pairs, stored = load_seq2seq(path)
     items = pairs_for(pairs, stored, data)
     if limit is not None:
         items = items[:limit]
-    return {"pairs": len(items), "beam": beam, **{f"test_{k}": v for k, v in
-                                                  score_pairs(model, pairs, items, beam).items()},
+    prefix = "test_" if data is None else ""
+    scored = (f"the run's test split ({len(items):,} pairs)" if data is None else
+              f"every pair of {data} ({len(items):,}; training pairs included if the run "
+              f"trained on this file)")
+    scores = score_pairs(model, pairs, items, beam, progress=True)
+    return {"scored": scored, "pairs": len(items), "beam": beam,
+            **{f"{prefix}{k}": v for k, v in scores.items()},
             "checkpoint": str(stored.directory)}
+
+
+def _split_tokens(pairs: PairSet, text: Any, where: Path) -> list[str]:
+    if not isinstance(text, str) or not text:
+        raise CheckpointError(f"{where}: a test pair holds {text!r}, not a text")
+    return pairs.tokenize_source(text)
 
 
 def pairs_for(pairs: PairSet, stored: Any, data: str | None) -> list[tuple[list[str],
                                                                            list[str]]]:
-    """The test pairs of the run's own data (regenerated or re-read), or all pairs of a file."""
-    train = Seq2seqConfig.from_dict(stored.config.get("train", {}))
+    """The run's test split (kept in the run; runs written before that regenerate or re-read
+    it), or all pairs of a file."""
     if data is None:
+        if stored.has(TEST_PAIRS):
+            where = stored.directory / TEST_PAIRS
+            doc = stored.document(TEST_PAIRS)
+            rows = doc.get("pairs") if isinstance(doc, dict) else None
+            if not isinstance(rows, list) or not all(isinstance(r, list) and len(r) == 2
+                                                     for r in rows):
+                raise CheckpointError(f"{where}: field 'pairs' must be a list of "
+                                      f"[source, target] texts")
+            return [(_split_tokens(pairs, s, where), _split_tokens(pairs, t, where))
+                    for s, t in rows]
+        train = Seq2seqConfig.from_dict(stored.config.get("train", {}))
         again = load_pairs(train.data, level=pairs.level, reverse=pairs.reverse, n=train.pairs,
                            book_order=pairs.book_order)
         return again.test
@@ -387,6 +429,8 @@ def attention_map(path: str | Path, text: str) -> tuple[list[str], list[str], np
 
 
 def _padded_source(pairs: PairSet, text: str) -> list[str]:
+    if not text.strip():
+        raise ValueError("an empty source text: give the text to translate")
     tokens = pairs.tokenize_source(text)
     width = pairs.info.get("max_source")
     if pairs.pad is None and width and len(tokens) < width:  # the book's fixed width
