@@ -45,6 +45,7 @@ from .loop import (
     set_rng_state,
 )
 from .plot import plot_history, require_matplotlib
+from .progress import work_bar
 from .runs import RunFolder, check_out_is_free, run_folder
 
 __all__ = ["LanguageModelLearner", "Trainer", "TrainingDiverged", "TrainState", "evaluate",
@@ -53,20 +54,56 @@ __all__ = ["LanguageModelLearner", "Trainer", "TrainingDiverged", "TrainState", 
 
 
 def perplexity(model: LanguageModel, ids: Any, batch_size: int = 10,
-               time_size: int = 35) -> float:
+               time_size: int = 35, progress: bool = False) -> float:
     """exp(mean cross-entropy per token) of ``ids``, stateful over ``batch_size`` streams.
 
     The model's state is reset before and after (dropout off). Every token of the streams
-    counts once, the short last chunk weighted by its size.
+    counts once, the short last chunk weighted by its size (``progress``: a bar on a
+    terminal).
     """
     model.reset_state()
     total, count = 0.0, 0
-    for xs, ts in eval_batches(ids, batch_size, time_size):
+    chunks = list(eval_batches(ids, batch_size, time_size))
+    bar = work_bar(len(chunks), "perplexity", "chunk") if progress else None
+    for xs, ts in chunks:
         loss = model.forward(xs, ts, train_flg=False)
         total += float(loss) * ts.size
         count += ts.size
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        bar.close()
     model.reset_state()
     return perplexity_of(total / count)
+
+
+def book_perplexity(model: LanguageModel, ids: Any, batch_size: int = 10,
+                    time_size: int = 35, progress: bool = False) -> float:
+    """The book's ``eval_perplexity`` (common/util.py), exactly: stream i starts at
+    i * jump with jump = (len - 1) // N, only the max_iters = (len - 1) // (N T) whole windows
+    are scored (each stream's last tokens are not), and the windows' mean losses are averaged.
+    On the book's Rnnlm.pkl: 136.08, where :func:`perplexity` scores every token: 135.90."""
+    ids = np.asarray(backend.to_numpy(ids))
+    size = len(ids)
+    max_iters = (size - 1) // (batch_size * time_size)
+    if max_iters < 1:
+        raise ValueError(f"the book's evaluation needs more than N x T = "
+                         f"{batch_size * time_size} tokens, got {size}: lower --batch/--bptt")
+    jump = (size - 1) // batch_size
+    starts = jump * np.arange(batch_size)[:, None] + np.arange(time_size)[None, :]
+    model.reset_state()
+    total = 0.0
+    bar = work_bar(max_iters, "perplexity (the book's)", "window") if progress else None
+    for it in range(max_iters):
+        at = starts + it * time_size
+        xs, ts = ids[at % size], ids[(at + 1) % size]
+        total += float(model.forward(xs, ts, train_flg=False))
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        bar.close()
+    model.reset_state()
+    return perplexity_of(total / max_iters)
 
 
 def corpus_fingerprint(corpus: Corpus) -> dict[str, Any]:
@@ -386,12 +423,14 @@ def _run(cfg: TrainConfig, model: LanguageModel, optimizer: Any, corpus: Corpus,
 
 def evaluate(path: str | os.PathLike[str], data: str | None = None, split: str = "test",
              level: str | None = None, batch_size: int | None = None,
-             time_size: int | None = None) -> dict[str, Any]:
+             time_size: int | None = None, book: bool = False,
+             progress: bool = False) -> dict[str, Any]:
     """Perplexity of a saved model (``OUT`` or a checkpoint directory) on a split.
 
     ``data`` defaults to the data the model was trained on; it is encoded with the model's
     vocabulary (unseen tokens become ``<unk>``; ``unk_fraction`` says how many tokens are
-    ``<unk>``). Batch and time sizes default to the run's.
+    ``<unk>``). Batch and time sizes default to the run's. ``book``: the book's
+    ``eval_perplexity`` (:func:`book_perplexity`: whole windows only) instead of every token.
     """
     ck = load_checkpoint(path)
     tc = ck.train_config
@@ -404,8 +443,13 @@ def evaluate(path: str | os.PathLike[str], data: str | None = None, split: str =
         ids, name = corpus.split(split), corpus.name
     N = batch_size or tc.get("eval_batch", 10)
     T = time_size or tc.get("eval_bptt", 35)
-    ppl = perplexity(ck.model, ids, N, T)
+    measure = book_perplexity if book else perplexity
+    ppl = measure(ck.model, ids, N, T, progress=progress)
     unk = ck.vocab.unk_id  # unseen tokens count as <unk>: many of them make ppl meaningless
     unk_fraction = float((ids == unk).mean()) if unk is not None and len(ids) else 0.0
+    streams = max(1, min(N, len(ids) - 1))  # eval_batches' streams
+    scored = N * T * ((len(ids) - 1) // (N * T)) if book else streams * ((len(ids) - 1)
+                                                                           // streams)
     return {"perplexity": ppl, "split": split, "tokens": int(len(ids)),
+            "scored_tokens": int(scored), "method": "book" if book else "streams",
             "unk_fraction": unk_fraction, "data": name, "checkpoint": str(ck.directory)}
