@@ -49,3 +49,17 @@ def test_device_and_threads_are_accepted_after_nested_commands_too(tmp_path):
     assert main(["seq2seq", "train", "--data", "addition", "--pairs", "200", "--epochs", "1",
                  "--hidden", "4", "--quiet", "--out", str(tmp_path / "s"), "--threads", "1",
                  "--device", "cpu"]) == 0
+
+
+def test_help_texts_show_no_sphinx_roles():
+    """Commands take their help from docstrings: what a terminal shows has no :func:`...`."""
+    import re
+
+    from bptt.cli import _command_parsers, build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.choices and "train" in a.choices)
+    for p in _command_parsers(sub):
+        text = p.format_help()
+        assert not re.search(r":(func|class|mod|meth|attr):`", text), (p.prog, text)
+        assert "``" not in text, p.prog

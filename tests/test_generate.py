@@ -96,6 +96,18 @@ def test_errors():
     assert generate(m, WORDS, "the", length=0) == "the"
 
 
+def test_a_start_word_outside_the_vocabulary_is_refused_with_the_nearest_known_words():
+    m = model_for(WORDS)
+    with pytest.raises(ValueError, match=r"--start word 'cats' is not in the model's "
+                                         r"vocabulary \(8 tokens\); nearest known: cat"):
+        generate(m, WORDS, "the cats", length=3)
+    with pytest.raises(ValueError, match=r"'zebra' \(and 1 more\) .* read as <unk>"):
+        generate(m, WORDS, "zebra on a", length=3)
+    with pytest.raises(ValueError, match=r"--start character 'z' is not in"):
+        generate(model_for(CHARS), CHARS, "abz", length=3)
+    assert generate(m, WORDS, "the <unk> cat", length=1, seed=0).startswith("the <unk> cat")
+
+
 def test_sampling_follows_the_softmax_probabilities():
     probs = np.array([0.1, 0.3, 0.05, 0.55])
     rng = np.random.default_rng(0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 import warnings
 from collections.abc import Sequence
@@ -44,7 +45,20 @@ def build_parser() -> argparse.ArgumentParser:
         importlib.import_module(f"bptt.commands.{name}").add_parser(sub)
     for p in _command_parsers(sub):  # `bptt fit --device gpu` = `bptt --device gpu fit`
         add_shared(p)
+        p.description = plain_text(p.description)
+        p.epilog = plain_text(p.epilog)
     return parser
+
+
+_ROLE = re.compile(r":(?:func|class|mod|meth|attr|data|exc|obj):`~?(?:[\w.]*\.)?([^`<]+?)`")
+
+
+def plain_text(doc: str | None) -> str | None:
+    """A docstring as help text: Sphinx roles (``:func:`bptt.x.y```) become the plain name,
+    double backquotes single ones."""
+    if not doc:
+        return doc
+    return _ROLE.sub(r"`\1`", doc).replace("``", "`")
 
 
 def _command_parsers(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:

@@ -149,7 +149,7 @@ def _md_cell(s: Any) -> str:
 
 def render_markdown(ex: Explanation) -> str:
     head = _header(ex)
-    out = [f"# `{head[0]}`", "", head[1], "", "## Forward", ""]
+    out = [f"# {head[0]}", "", head[1], "", "## Forward", ""]
     for c in ex.forward:
         out.append(f"### [{c.number}] {c.layer}.forward (`{c.qualname}`)")
         out.append("")

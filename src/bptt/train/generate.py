@@ -15,6 +15,7 @@ step path to keep in sync), and at batch 1 the per-call cost is microseconds bes
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from typing import Any
 
@@ -114,6 +115,8 @@ def generate(model: LanguageModel, vocab: Vocab, start: str | None = None, lengt
         if t not in vocab:
             raise ValueError(f"skip token {t!r} is not in the vocabulary")
     skip_ids = [vocab.stoi[t] for t in skip]
+    if start:
+        _check_known(vocab, start)
     start_ids = [int(i) for i in vocab.encode(start)] if start else []
     context, after = start_ids, None
     if not context:  # begin after an end of sentence (of the model's own, see sample_ids)
@@ -125,6 +128,23 @@ def generate(model: LanguageModel, vocab: Vocab, start: str | None = None, lengt
     if vocab.level == "char":
         return (start or "") + vocab.decode(new)
     return vocab.decode(start_ids + new)
+
+
+def _check_known(vocab: Vocab, start: str) -> None:
+    """Refuse a start text with tokens the model never saw (it would silently read them as
+    ``<unk>``), naming them and the nearest known tokens."""
+    unknown = list(dict.fromkeys(t for t in vocab.tokenize(start) if t not in vocab))
+    if not unknown:
+        return
+    what = "word" if vocab.level == "word" else "character"
+    t = unknown[0]
+    near = difflib.get_close_matches(t, [w for w in vocab.itos if w != vocab.unk], n=3,
+                                     cutoff=0.6) if vocab.level == "word" else []
+    hint = (f"; nearest known: {', '.join(near)}" if near else "")
+    more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+    raise ValueError(f"--start {what} {t!r}{more} is not in the model's vocabulary "
+                     f"({len(vocab):,} tokens){hint}: it would be read as "
+                     f"{vocab.unk or 'nothing'}; use known {what}s")
 
 
 def generate_from_checkpoint(path: Any, **kwargs: Any) -> str:
