@@ -169,3 +169,14 @@ def test_import_bptt_does_not_import_torch():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60)
     assert res.returncode == 0 and "ok" in res.stdout, res.stderr
+
+
+def test_without_torch_the_hint_names_the_cpu_build(monkeypatch):
+    import sys
+
+    from bptt.tools.interop import import_torch
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if not installed
+    with pytest.raises(ValueError, match=r"CPU build is enough: pip install torch "
+                                         r"--index-url https://download.pytorch.org/whl/cpu"):
+        import_torch()

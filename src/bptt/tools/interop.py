@@ -30,14 +30,17 @@ from ..nn.cell_spec import CellSpec, TorchLayout, option_values
 from ..nn.registry import CELLS, get_cell, make_time_layer, spec_of
 from ..nn.stacks import TimeBidirectional, TimeStack
 
+TORCH_CPU = "pip install torch --index-url https://download.pytorch.org/whl/cpu"
+
 
 def import_torch() -> Any:
     """The ``torch`` module, imported now (never at bptt's import); one clear line without it."""
     try:
         import torch
     except ImportError:
-        raise ValueError("this needs PyTorch: pip install torch (a CPU build is enough)") \
-            from None
+        raise ValueError(f"this needs PyTorch, and its CPU build is enough: {TORCH_CPU} "
+                         f"(plain `pip install torch` on Linux fetches ~5 GB of CUDA "
+                         f"wheels)") from None
     return torch
 
 
