@@ -102,10 +102,12 @@ def test_mpiexec_for_real_gives_the_single_process_model(text, tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert one.returncode == 0, one.stderr
     env = {k: v for k, v in os.environ.items() if k not in ("PMI_SIZE", "PMI_RANK")}
-    two = subprocess.run([mpiexec, "-n", "2", sys.executable, *args, "--out",
+    loud = [a for a in args if a != "--quiet"]
+    two = subprocess.run([mpiexec, "-n", "2", sys.executable, *loud, "--out",
                           str(tmp_path / "two")], capture_output=True, text=True, timeout=300,
                          env=env)
     assert two.returncode == 0, two.stderr
+    assert two.stderr.count("data-parallel on 2 ranks") == 1, two.stderr  # rank 0 says it
     a = dict(np.load(tmp_path / "one" / "last" / "model.npz"))
     b = dict(np.load(tmp_path / "two" / "last" / "model.npz"))
     for k in a:

@@ -117,3 +117,23 @@ def test_figures_display_inline_when_no_path_is_given():
     fig = plot_gradient_flow(runs)
     assert type(fig).__name__ == "Figure" and len(fig.axes) == 2
     assert fig._repr_png_().startswith(b"\x89PNG")  # what Jupyter displays
+
+
+def test_plot_titles_and_labels_say_what_is_shown(tmp_path, monkeypatch):
+    """The gates title names the layer (not "-1"); the fit loss plot labels its y axis; words at
+    nearby states in the states plot are not drawn on top of each other."""
+    pytest.importorskip("matplotlib")
+    import bptt.commands.plot as cmd
+    from bptt.tools.plots import plot_states
+    from bptt.train.fit import _plot_history
+
+    seen = {}
+    monkeypatch.setattr(cmd, "plot_gates", lambda *a, title=None, **k: seen.update(title=title))
+    assert main(["plot", "gates", "lstm", "--text", "1 2 3", "--out", str(tmp_path / "g.png")]) == 0
+    assert "recurrent layer 1 of 1" in seen["title"] and "-1" not in seen["title"]
+    fig = _plot_history({"epoch": [1, 2], "loss": [1.0, 0.5]}, None, "t")
+    assert fig.axes[0].get_ylabel() == "loss (log scale)"
+    same = np.zeros((3, 4))  # three words at one state: three labels, three heights
+    fig = plot_states([(["a", "b", "c"], same)], None)
+    heights = [t.xyann[1] for t in fig.axes[0].texts if t.get_text() in ("a", "b", "c")]
+    assert len(set(heights)) == 3

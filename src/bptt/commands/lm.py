@@ -170,6 +170,8 @@ def run_train(args: argparse.Namespace) -> int:
           f"{_fmt(tps, ',.0f')} tokens/s | {m['epochs']:g} epochs, {m['steps']} steps | "
           f"{m['wall_time_s']:.0f} s ({m['stopped']})")
     print(f"model: {out}/best   metrics: {out}/metrics.json   try: bptt generate {out}")
+    if m["config"].get("plot"):
+        print(f"plot: {m['config']['plot']}")
     return 0
 
 

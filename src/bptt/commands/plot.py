@@ -23,6 +23,7 @@ from ..tools.plots import (
     plot_gates,
     plot_states,
     recurrent_cell,
+    recurrent_layer_count,
     require_matplotlib,
     sentence_ids,
 )
@@ -69,9 +70,10 @@ def run_gates(args: argparse.Namespace) -> int:
     ids = sentence_ids(model, words, args.text, args.start, args.length, args.seed)
     acts = gate_activations(model, ids, args.layer)
     cell = recurrent_cell(model, args.layer).step.__name__
+    n = recurrent_layer_count(model)
     plot_gates(acts, words.words(ids), args.out, units=args.units,
                title=f"{cell} activations at each word ({Path(args.model).name}, "
-                     f"layer {args.layer})")
+                     f"recurrent layer {args.layer % n + 1} of {n})")
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

@@ -89,6 +89,11 @@ def _recurrent_layers(model: Any) -> list[Any]:
     return [layer for _, layer in model_layers(model) if recurrent_spec(layer) is not None]
 
 
+def recurrent_layer_count(model: Any) -> int:
+    """How many recurrent layers ``model`` has (``--layer`` counts them from 0, or -1 back)."""
+    return len(_recurrent_layers(model))
+
+
 def _record_inputs(model: Any, ids: Any) -> list[tuple[Any, Any]]:
     """Run ``model.predict`` on ids (T,) from a zero state; return (layer, xs) per recurrent
     layer, xs being what the layer received."""
@@ -284,6 +289,16 @@ def plot_states(paths: Sequence[tuple[Sequence[str], np.ndarray]],
     Y, ratio, _ = pca_2d(allh)
     fig = new_figure(7.5, 6.0)
     ax = fig.add_subplot(1, 1, 1)
+    span = np.ptp(Y, axis=0) + 1e-12
+    labelled: list[np.ndarray] = []
+
+    def taken(point: np.ndarray) -> int:
+        """How many labels already sit within 3 % of the plot around ``point``: the next one
+        goes that many lines higher, so words at nearby states do not overprint."""
+        near = sum(1 for q in labelled if (np.abs((q - point) / span) < 0.03).all())
+        labelled.append(point)
+        return near
+
     start = 0
     for k, (words, states) in enumerate(paths):
         T = len(states)
@@ -301,8 +316,8 @@ def plot_states(paths: Sequence[tuple[Sequence[str], np.ndarray]],
             ax.annotate("", xy=y[t + 1], xytext=y[t],
                         arrowprops=dict(arrowstyle="->", color=color, lw=1, alpha=0.8))
         for t, w in enumerate(words):
-            ax.annotate(w, y[t], textcoords="offset points", xytext=(4, 4), fontsize=8,
-                        color=color)
+            ax.annotate(w, y[t], textcoords="offset points", xytext=(4, 4 + 9 * taken(y[t])),
+                        fontsize=8, color=color)
     ax.legend(fontsize=8, title="sentence (o = first word)", title_fontsize=8)
     ax.set_xlabel(f"PC1 ({100 * ratio[0]:.0f}% of the variance)")
     ax.set_ylabel(f"PC2 ({100 * ratio[1]:.0f}% of the variance)")

@@ -270,6 +270,7 @@ def _plot_history(hist: dict[str, list[float]], path: str, title: str) -> Path:
         ax.plot(hist["epoch"], hist["val_loss"], label="validation loss")
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (log scale)")
     ax.set_title(title)
     ax.legend()
     return save_figure(fig, path)

@@ -400,6 +400,9 @@ class Trainer:
 
     def _fit(self) -> str:
         cfg, st, learner, opt = self.cfg, self.state, self.learner, self.optimizer
+        if self.comm.size > 1:  # rank 0's progress speaks for the run: say how it is split
+            self.progress.message(f"data-parallel on {self.comm.size} ranks: each trains on "
+                                  f"its share of every batch, gradients averaged every step")
         deadline = (time.monotonic() + 60 * cfg.max_minutes) if cfg.max_minutes else None
         old_handler = self._install_sigint()
         window_t, window_loss, window_steps = time.perf_counter(), 0.0, 0
