@@ -150,3 +150,30 @@ def test_load_series_npy_and_series_task_standardizes(tmp_path):
     np.testing.assert_allclose(task.series[:n_train].mean(axis=0), 0, atol=1e-12)
     np.testing.assert_allclose(task.info["mean"], s[:n_train].mean(axis=0))
     assert task.X_train.shape[1:] == (8, 2) and task.y_train.shape[1] == 1
+
+
+def test_series_files_that_would_give_silent_or_crashing_results_are_one_clear_error(tmp_path):
+    from bptt.data.tasks import load_series, series_task
+
+    huge = np.linspace(0, 1, 50)
+    huge[3] = 1e308  # its square overflows: scaling would turn every value into 0
+    with pytest.raises(ValueError, match="overflow the standardisation"):
+        series_task(huge, window=5)
+    short = tmp_path / "short.csv"
+    short.write_text("a,b\n1\n2,3\n4,5\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="row 2 has 1 field.* the header has 2"):
+        load_series(short)
+    trailing = tmp_path / "trailing.csv"
+    trailing.write_text("1,2,\n3,4\n5,6,\n", encoding="utf-8")
+    assert load_series(trailing).shape == (3, 2)
+    bad_npz = tmp_path / "bad.npz"
+    bad_npz.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(ValueError, match="not a readable .npz file"):
+        load_series(bad_npz)
+    np.savez(tmp_path / "s.npz", series=np.arange(10.0))
+    with pytest.raises(ValueError, match="--column names one array of an .npz, got 2"):
+        load_series(tmp_path / "s.npz", "series,nope".split(","))
+    np.save(tmp_path / "s.npy", np.arange(20.0).reshape(10, 2))
+    with pytest.raises(ValueError, match="--column '5'.* columns 0 to 1"):
+        load_series(tmp_path / "s.npy", ["5"])
+    assert load_series(tmp_path / "s.npy", ["1"])[:, 0].tolist() == list(range(1, 20, 2))

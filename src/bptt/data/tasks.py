@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import io
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -207,20 +208,42 @@ def load_series(path: str | Path, columns: list[str | int] | str | int | None = 
         columns = [columns]
     suffix = path.suffix.lower()
     if suffix in (".npy", ".npz"):
-        if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as data:
-                names = list(data.files)
-                key = str(columns[0]) if columns else names[0]
-                if key not in names:
-                    raise ValueError(f"{path} has no array {key!r}; it holds {names}")
-                arr = np.asarray(data[key])
-        else:
-            arr = np.load(path, allow_pickle=False)
-        arr = arr.astype(np.float64)
+        if not path.is_file():
+            raise ValueError(f"{path} is not a regular file")
+        if suffix == ".npz" and columns and len(columns) > 1:
+            raise ValueError(f"--column names one array of an .npz, got {len(columns)}: "
+                             f"{', '.join(map(str, columns))}")
+        try:
+            if suffix == ".npz":
+                with np.load(path, allow_pickle=False) as data:
+                    names = list(data.files)
+                    if not names:
+                        raise ValueError(f"{path} holds no array")
+                    key = str(columns[0]) if columns else names[0]
+                    if key not in names:
+                        raise ValueError(f"{path} has no array {key!r}; it holds {names}")
+                    arr = np.asarray(data[key])
+            else:
+                arr = np.load(path, allow_pickle=False)
+            arr = arr.astype(np.float64)
+        except (zipfile.BadZipFile, EOFError, OSError, TypeError) as e:
+            raise ValueError(f"{path} is not a readable {suffix} file of numbers "
+                             f"({type(e).__name__}: {e})") from None
+        except ValueError as e:
+            if str(path) in str(e):
+                raise
+            raise ValueError(f"{path} is not a readable {suffix} file of numbers ({e})") \
+                from None
         if arr.ndim == 1:
             arr = arr[:, None]
-        if columns and suffix == ".npy":
-            arr = arr[:, [int(c) for c in columns]]
+        if columns and suffix == ".npy" and arr.ndim == 2:
+            picked = []
+            for c in columns:
+                if not (isinstance(c, int) or str(c).isdigit()) or int(c) >= arr.shape[1]:
+                    raise ValueError(f"--column {c!r}: {path} has columns 0 to "
+                                     f"{arr.shape[1] - 1} (an .npy has no names)")
+                picked.append(int(c))
+            arr = arr[:, picked]
     else:
         arr = _read_csv(path, columns)
     if arr.ndim != 2 or arr.shape[0] < 2:
@@ -238,6 +261,14 @@ def _is_number(s: str) -> bool:
     return True
 
 
+def _used(row: list[str]) -> int:
+    """Fields of a CSV row up to its last non-empty one (a trailing separator adds none)."""
+    n = len(row)
+    while n and not row[n - 1].strip():
+        n -= 1
+    return n
+
+
 def _read_csv(path: Path, columns: list[str | int] | None) -> np.ndarray:
     text = decode_utf8(path.read_bytes(), path)
     try:
@@ -251,6 +282,12 @@ def _read_csv(path: Path, columns: list[str | int] | None) -> np.ndarray:
     header = None
     if not all(_is_number(c) for c in rows[0] if c.strip()):
         header, rows = [c.strip() for c in rows[0]], rows[1:]
+    width = max([_used(header or [])] + [_used(r) for r in rows])
+    for i, r in enumerate(rows):  # a short row would silently drop (or shift) a column
+        if _used(r) < width:
+            raise ValueError(f"{path}: row {i + 1 + (header is not None)} has {_used(r)} "
+                             f"field(s) where {'the header' if header else 'other rows'} "
+                             f"{'has' if header else 'have'} {width}; fill the missing values")
     if columns:
         idx = []
         for c in columns:
@@ -301,8 +338,13 @@ def _series_to_task(name: str, s: np.ndarray, window: int, horizon: int,
     mean = np.zeros(s.shape[1])
     std = np.ones(s.shape[1])
     if standardize:
-        mean = s[:b1].mean(axis=0)
-        std = s[:b1].std(axis=0)
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean = s[:b1].mean(axis=0)
+            std = s[:b1].std(axis=0)
+        if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+            big = float(np.abs(s[:b1]).max())
+            raise ValueError(f"{name}: values up to {big:.3g} overflow the standardisation "
+                             f"(mean and std in float64); rescale the series first")
         std[std == 0] = 1.0
         s = (s - mean) / std
     parts, bounds = _series_splits(s, window, horizon, target, split)
