@@ -106,3 +106,59 @@ def test_export_and_import_through_a_plain_state_dict(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "back"), "--data", "builtin"]) == 0
     again = capsys.readouterr().out.strip().splitlines()[-1]
     assert first.split("(")[0] == again.split("(")[0]  # the same test perplexity
+
+
+class _Evil:
+    def __init__(self, canary):
+        self.canary = canary
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.canary}",))
+
+
+def test_bad_pt_files_are_one_clear_line_and_nothing_runs(tmp_path, capsys):
+    """import-torch: a malicious pickle, an empty file, a FIFO, NaN, a hidden size of 0 and a
+    1-D weight_hh are each one line and exit 2 (were tracebacks, a hang or a run written)."""
+    import os
+    import pickle
+
+    good = state_dict_of(LanguageModel(11, 4, 3, dtype=np.float64, seed=0))
+    cases = {}
+    (tmp_path / "evil.pt").write_bytes(pickle.dumps({"x": _Evil(tmp_path / "ran")}))
+    cases["evil.pt"] = "not a readable state_dict of tensors"
+    (tmp_path / "empty.pt").write_bytes(b"")
+    cases["empty.pt"] = "not a readable state_dict of tensors"
+    os.mkfifo(tmp_path / "fifo.pt")
+    cases["fifo.pt"] = "not a regular file"
+    for name, key, value, msg in [
+        ("nan.pt", "rnn.weight_hh_l0", np.full((12, 3), np.nan), "holds NaN"),
+        ("h0.pt", "rnn.weight_hh_l0", np.zeros((0, 0)), "empty or non-numeric"),
+        ("flat.pt", "rnn.weight_hh_l0", np.zeros(12), "a weight matrix is 2-D"),
+    ]:
+        bad = {k: torch.from_numpy(v.copy()) for k, v in good.items()}
+        bad[key] = torch.from_numpy(value)
+        torch.save(bad, tmp_path / name)
+        cases[name] = msg
+    for name, msg in cases.items():
+        out = tmp_path / f"out-{name}"
+        assert main(["import-torch", str(tmp_path / name), "--out", str(out)]) == 2, name
+        err = capsys.readouterr().err
+        assert msg in err and err.count("\n") == 1, (name, err)
+        assert not (out / "best").exists()
+    assert not (tmp_path / "ran").exists()
+
+
+def test_export_never_writes_over_a_users_file_nor_twice_to_one_path(tmp_path, capsys):
+    assert main(["train", "--embed", "8", "--hidden", "8", "--max-steps", "2",
+                 "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    mine = tmp_path / "m.pt.tmp"
+    mine.write_text("the user's own file", encoding="utf-8")
+    assert main(["export", str(tmp_path / "run"), "--torch", str(tmp_path / "m.pt")]) == 0
+    assert mine.read_text(encoding="utf-8") == "the user's own file"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".m.pt")] == []
+    capsys.readouterr()
+    same = str(tmp_path / "x")
+    assert main(["export", str(tmp_path / "run"), same, "--torch", same]) == 2
+    assert "name the same file" in capsys.readouterr().err

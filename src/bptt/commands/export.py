@@ -12,6 +12,9 @@ read back with ``torch.load(..., weights_only=True)``. Needs the ``torch`` packa
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
+import warnings
 from pathlib import Path
 
 from ..data.corpus import load_corpus
@@ -56,6 +59,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run_export(args: argparse.Namespace) -> int:
     if args.onnx_out is None and args.torch is None:
         raise ValueError("say what to write: OUT.onnx and/or --torch PT")
+    if (args.onnx_out is not None and args.torch is not None
+            and Path(args.onnx_out).resolve() == Path(args.torch).resolve()):
+        raise ValueError(f"OUT.onnx and --torch name the same file ({args.onnx_out}): give "
+                         f"each its own name")
     run = Path(args.run_dir)
     folder = run / "model" if (run / "model").is_dir() else run  # bptt fit keeps OUT/model
     kind = read_checkpoint(folder).kind
@@ -78,9 +85,16 @@ def run_export(args: argparse.Namespace) -> int:
     torch = import_torch()
     state = {k: torch.from_numpy(v.copy()) for k, v in state_dict_of(ck.model).items()}
     out = Path(args.torch)
-    tmp = out.with_name(out.name + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(out)  # atomic: a crash leaves the old file or the new one
+    # a fresh temporary name beside it (never a file of the user's), then one atomic rename:
+    # a crash leaves the old file or the new one
+    fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent or ".")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        torch.save(state, tmp)
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
     print(f"wrote {out}: {ck.model} as word_language_model's state_dict "
           f"({', '.join(list(state)[:3])}, ...)")
     return 0
@@ -91,11 +105,20 @@ def run_import(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if (out / "best").exists():
         raise ValueError(f"{out} already holds a model; choose another --out")
+    source = Path(args.file)
+    if not source.exists():
+        raise FileNotFoundError(2, "no such file or directory", str(source))
+    if not source.is_file():  # a FIFO or a device would block the reader
+        raise ValueError(f"{source} is not a regular file; give the .pt file")
     try:
-        state = torch.load(args.file, weights_only=True, map_location="cpu")
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        with warnings.catch_warnings():  # torch's notes on odd pickles: the error says it
+            warnings.simplefilter("ignore")
+            state = torch.load(args.file, weights_only=True, map_location="cpu")
+    except Exception as e:  # noqa: BLE001 - torch's unpickler raises many kinds; none may escape
+        first = (str(e).strip().splitlines() or [""])[0][:200]
         raise ValueError(f"{args.file} is not a readable state_dict of tensors "
-                         f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
+                         f"({type(e).__name__}{': ' + first if first else ''}); only tensors "
+                         f"are accepted (weights_only=True)") from None
     if not isinstance(state, dict):
         raise ValueError(f"{args.file} holds a {type(state).__name__}, not a state_dict")
     model = from_state_dict(state, cell=args.cell, tie=args.tie, source=args.file)

@@ -99,8 +99,21 @@ def from_state_dict(state: dict[str, Any], cell: str | None = None, tie: bool = 
     if layers != list(range(len(layers))) or any(k.endswith("_reverse") for k in arrays):
         raise ValueError(f"{source}: the rnn layers are {layers} (or bidirectional); a language "
                          f"model needs layers 0..L-1 in one direction")
+    for k, a in arrays.items():
+        if a.dtype.kind not in "fiu" or a.size == 0:
+            raise ValueError(f"{source}: {k} is an empty or non-numeric array ({a.dtype}, "
+                             f"{a.shape})")
+        if not np.isfinite(a).all():
+            raise ValueError(f"{source}: {k} holds NaN or infinite values; the model diverged "
+                             f"before it was saved (or the file was edited)")
+        if (k.startswith("rnn.weight_") or k in ("encoder.weight", "decoder.weight")) \
+                and a.ndim != 2:
+            raise ValueError(f"{source}: {k} has shape {a.shape}; a weight matrix is 2-D")
     V, D = arrays["encoder.weight"].shape
     H = arrays["rnn.weight_hh_l0"].shape[1]
+    if arrays["rnn.weight_hh_l0"].shape[0] % H:
+        raise ValueError(f"{source}: rnn.weight_hh_l0 has shape "
+                         f"{arrays['rnn.weight_hh_l0'].shape}: not gate blocks of (H, H)")
     G = arrays["rnn.weight_hh_l0"].shape[0] // H
     if cell is None:
         cell = next((n for n, s in CELLS.items() if s.torch is not None and s.gates == G), None)
