@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +83,8 @@ def test_cli_train_translate_and_one_line_errors(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("september 27, 1994\t")
     bad = tmp_path / "bad.txt"
     bad.write_text("1+1 _2\n2+2 4\n", encoding="utf-8")
+    fifo = tmp_path / "fifo.txt"
+    os.mkfifo(fifo)  # would block a reader
     for argv, msg in [
         (["seq2seq", "translate", out, "Ωmega"], "'Ω' is not in the source vocabulary"),
         (["seq2seq", "translate", out, "1/2/93", "--beam", "0"], "beam must be a positive"),
@@ -91,6 +94,7 @@ def test_cli_train_translate_and_one_line_errors(tmp_path, capsys):
         (["seq2seq", "train", "--hidden", "0", "--out", str(tmp_path / "z")],
          "--hidden must be a positive integer"),
         (["seq2seq", "translate", out, ""], "an empty source text"),
+        (["seq2seq", "translate", out, "--file", str(fifo)], "is not a regular file"),
         (["seq2seq", "translate", out, "   "], "an empty source text"),
         (["seq2seq", "eval", out, "--limit", "0"], "--limit must be a positive integer"),
         (["seq2seq", "eval", out, "--limit", "-3"], "--limit must be a positive integer"),

@@ -177,3 +177,8 @@ def test_series_files_that_would_give_silent_or_crashing_results_are_one_clear_e
     with pytest.raises(ValueError, match="--column '5'.* columns 0 to 1"):
         load_series(tmp_path / "s.npy", ["5"])
     assert load_series(tmp_path / "s.npy", ["1"])[:, 0].tolist() == list(range(1, 20, 2))
+    import os
+
+    os.mkfifo(tmp_path / "f.csv")
+    with pytest.raises(ValueError, match="is not a regular file"):
+        load_series(tmp_path / "f.csv")  # and does not block

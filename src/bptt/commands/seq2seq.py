@@ -14,8 +14,8 @@ import argparse
 import json
 import sys
 from dataclasses import fields
-from pathlib import Path
 
+from ..data.corpus import read_text
 from ..models.seq2seq import KINDS
 from ..nn.attention import SCORES
 from ..nn.registry import cell_names
@@ -98,8 +98,7 @@ def run_eval(args: argparse.Namespace) -> int:
 def run_translate(args: argparse.Namespace) -> int:
     texts = list(args.texts)
     if args.file:
-        texts += [ln for ln in Path(args.file).read_text(encoding="utf-8").splitlines()
-                  if ln.strip()]
+        texts += [ln for ln in read_text(args.file).splitlines() if ln.strip()]
     if not texts:
         raise ValueError("nothing to translate: give TEXT arguments or --file")
     for text, (answer, _) in zip(texts, translate(args.path, texts, beam=args.beam),

@@ -207,9 +207,10 @@ def load_series(path: str | Path, columns: list[str | int] | str | int | None = 
     if isinstance(columns, (str, int)):
         columns = [columns]
     suffix = path.suffix.lower()
+    if not path.is_file():  # a FIFO would block the reader
+        raise ValueError(f"{path} is not a regular file (a FIFO, socket, device or folder); "
+                         f"give a .csv, .npy or .npz file")
     if suffix in (".npy", ".npz"):
-        if not path.is_file():
-            raise ValueError(f"{path} is not a regular file")
         if suffix == ".npz" and columns and len(columns) > 1:
             raise ValueError(f"--column names one array of an .npz, got {len(columns)}: "
                              f"{', '.join(map(str, columns))}")
