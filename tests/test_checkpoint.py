@@ -123,6 +123,7 @@ def rehash(ckdir):
     state = json.loads((ckdir / "state.json").read_text())
     state["files"] = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
                       for p in sorted(ckdir.iterdir()) if p.name != "state.json"}
+    state.pop("state_sha256", None)  # as earlier versions wrote it: the loader's checks speak
     (ckdir / "state.json").write_text(json.dumps(state))
     return state
 

@@ -43,6 +43,7 @@ def _rehash(d: Path) -> None:
     if isinstance(state, dict) and isinstance(state.get("files"), dict):
         state["files"] = {n: hashlib.sha256((d / n).read_bytes()).hexdigest()
                           for n in state["files"] if (d / n).is_file()}
+        state.pop("state_sha256", None)  # as earlier versions wrote it
         (d / "state.json").write_text(json.dumps(state), encoding="utf-8")
 
 

@@ -130,17 +130,51 @@ def test_the_log_of_a_diverged_run_is_strict_json(short_text, tmp_path):
     (lambda s: s["trainer"].update(lr="inf"), "trainer.lr' has the wrong type"),
     (lambda s: s["trainer"].update(best="nan"), "trainer.best' has the wrong type"),
     (lambda s: s.pop("files"), "without checksums is refused"),
+    (lambda s: s["rng"]["state"].update(state=-5), "field 'rng' is not a valid random generator"),
+    (lambda s: s["rng"].update(bit_generator="MT19937"), "field 'rng' is not a valid random"),
 ])
 def test_a_bad_state_json_is_one_line_naming_the_field(short_text, tmp_path, edit, match):
+    """Each field is checked (shown on files without state.json's own checksum, as earlier
+    versions wrote them, so that the field check is what speaks)."""
     out = tmp_path / "run"
     train_language_model(config(short_text, out, max_steps=3))
     path = out / "last" / "state.json"
     state = json.loads(path.read_text())
     edit(state)
+    state.pop("state_sha256", None)
     path.write_text(json.dumps(state))
     with pytest.raises((CheckpointError, ValueError), match=match) as e:
         train_language_model(TrainConfig(out=str(out), resume=True, quiet=True),
                              explicit={"out", "resume", "quiet"})
+    assert "\n" not in str(e.value)
+
+
+def test_state_json_has_its_own_checksum(short_text, tmp_path):
+    out = tmp_path / "run"
+    train_language_model(config(short_text, out, max_steps=3))
+    path = out / "last" / "state.json"
+    state = json.loads(path.read_text())
+    assert len(state["state_sha256"]) == 64
+    state["trainer"]["step"] = 1  # a plausible value: only the checksum can tell
+    path.write_text(json.dumps(state))
+    with pytest.raises(CheckpointError, match="does not match its own checksum"):
+        load_checkpoint(out / "last")
+
+
+def test_a_learner_position_out_of_range_is_one_line(tmp_path):
+    from bptt.train.seq2seq import Seq2seqConfig, train_seq2seq
+
+    cfg = dict(data="addition", pairs=200, epochs=1, batch=50, hidden=8, embed=4, quiet=True,
+               eval_size=10, out=str(tmp_path / "s"))
+    train_seq2seq(Seq2seqConfig(**cfg, max_steps=2), log=lambda s: None)
+    path = tmp_path / "s" / "last" / "state.json"
+    state = json.loads(path.read_text())
+    state["trainer"]["learner"]["k"] = 99
+    state.pop("state_sha256")
+    path.write_text(json.dumps(state))
+    with pytest.raises(ValueError, match=r"batch number 99 is not in 0..3") as e:
+        train_seq2seq(Seq2seqConfig(out=str(tmp_path / "s"), resume=True, quiet=True),
+                      explicit={"out", "resume", "quiet"}, log=lambda s: None)
     assert "\n" not in str(e.value)
 
 
@@ -216,6 +250,7 @@ def test_a_config_json_of_the_wrong_shape_is_one_line_in_bptt_eval(short_text, t
     state = json.loads((out / "best" / "state.json").read_text())
     import hashlib
     state["files"]["config.json"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    state.pop("state_sha256")  # as an earlier version wrote it: the field check speaks
     (out / "best" / "state.json").write_text(json.dumps(state))
     assert main(["eval", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -50,6 +50,10 @@ class StreamBatcher:
         self.offsets = np.arange(batch_size, dtype=np.int64) * (S // batch_size)  # (N,)
         self.steps = np.arange(time_size, dtype=np.int64)  # (T,)
         self.iters_per_epoch = S // (batch_size * time_size)
+        if isinstance(position, bool) or not isinstance(position, (int, np.integer)) \
+                or position < 0:
+            raise ValueError(f"the stream position must be an integer >= 0, got {position!r} "
+                             f"(state.json: field 'trainer.learner')")
         self.position = int(position)
 
     def indices(self, position: int, time_size: int | None = None) -> np.ndarray:

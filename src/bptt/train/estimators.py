@@ -55,6 +55,7 @@ from .loop import (
     Trainer,
     TrainerSettings,
     TrainState,
+    checked_rng_state,
     set_rng_state,
 )
 from .store import FORMAT, VERSION, CheckpointError, check_finite, read_checkpoint, write_checkpoint
@@ -703,7 +704,8 @@ class _SequenceLearner:
         self.monitor = "val_loss" if val is not None else "loss"
         self.monitor_label = "validation loss" if val is not None else "training loss"
         if position and position.get("dropout_rng") is not None:
-            est._generator.bit_generator.state = position["dropout_rng"]
+            est._generator.bit_generator.state = checked_rng_state(
+                position["dropout_rng"], "state.json: field 'trainer.learner.dropout_rng'")
 
     def shard(self, rank: int, size: int) -> None:
         """Data-parallel: train on this rank's share of each batch."""

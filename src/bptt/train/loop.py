@@ -36,7 +36,7 @@ import numpy as np
 from .. import backend, optim
 from .comm import SingleProcess
 from .progress import JsonlLog, Progress, format_seconds
-from .store import write_checkpoint
+from .store import checked_rng_state, write_checkpoint
 
 # exp(x) overflows a float64 for x above log(max float64) ~ 709.78: a mean cross-entropy that
 # large means the model gives the right token a probability below 1e-308, i.e. it has diverged.
@@ -68,7 +68,7 @@ def get_rng_state() -> dict[str, Any] | None:
 
 def set_rng_state(state: dict[str, Any] | None) -> None:
     if state is not None:
-        backend.rng().bit_generator.state = state
+        backend.rng().bit_generator.state = checked_rng_state(state)
 
 
 class Learner(Protocol):
@@ -505,8 +505,13 @@ class ShuffledBatches:
         self.order: np.ndarray | None = None
         self._epoch_start = self.rng.bit_generator.state
         if position:
-            self.rng.bit_generator.state = position["rng"]
-            self.k = int(position["k"])
+            where = "state.json: field 'trainer.learner'"
+            k = position.get("k") if isinstance(position, dict) else None
+            if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < self.steps_per_epoch:
+                raise ValueError(f"{where}: batch number {k!r} is not in 0.."
+                                 f"{self.steps_per_epoch - 1}; the checkpoint cannot be resumed")
+            self.rng.bit_generator.state = checked_rng_state(position.get("rng"), where)
+            self.k = k
             if self.k:
                 self._new_order()
 

@@ -149,7 +149,8 @@ def write_checkpoint(directory: str | os.PathLike[str], arrays: dict[str, dict[s
         for name, doc in documents.items():
             write_json(tmp / name, doc)
         files = {p.name: sha256(p) for p in sorted(tmp.iterdir())}
-        write_json(tmp / "state.json", {"format": FORMAT, **state, "files": files})
+        doc = {"format": FORMAT, **state, "files": files}
+        write_json(tmp / "state.json", {**doc, _SELF: _digest(doc)})
         for p in tmp.iterdir():
             with open(p, "rb") as f:
                 os.fsync(f.fileno())
@@ -257,9 +258,21 @@ def read_checkpoint(path: str | os.PathLike[str], required: tuple[str, ...] = ("
     return StoredCheckpoint(d, cfg, state)
 
 
+_SELF = "state_sha256"  # state.json's own checksum: of its other fields, as written
+
+
+def _digest(doc: dict[str, Any]) -> str:
+    return hashlib.sha256(json_text(doc).encode("utf-8")).hexdigest()
+
+
 def _check_state(path: Path, state: Any) -> None:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a bptt checkpoint state")
+    if _SELF in state:  # checkpoints written before it have none: their fields are checked
+        rest = {k: v for k, v in state.items() if k != _SELF}
+        if state[_SELF] != _digest(rest):
+            raise CheckpointError(f"{path} does not match its own checksum: the file is "
+                                  f"corrupt or was edited")
     files = state.get("files")
     if not isinstance(files, dict) or not files:
         raise CheckpointError(f"{path}: field 'files' (the checksums of the checkpoint's files) "
@@ -274,6 +287,25 @@ def _check_state(path: Path, state: Any) -> None:
     rng = state.get("rng")
     if rng is not None and not isinstance(rng, dict):
         raise CheckpointError(f"{path}: field 'rng' must be an object or null")
+    if rng is not None:
+        try:
+            checked_rng_state(rng, f"{path}: field 'rng'")
+        except ValueError as e:
+            raise CheckpointError(str(e)) from None
+
+
+def checked_rng_state(state: Any, where: str = "state.json: field 'rng'") -> dict[str, Any]:
+    """``state`` if it is a valid state of NumPy's default bit generator (PCG64), else a
+    ValueError naming ``where`` (a corrupt or edited checkpoint, not a traceback)."""
+    probe = np.random.PCG64()
+    try:
+        if not isinstance(state, dict):
+            raise TypeError(type(state).__name__)
+        probe.state = state
+    except (TypeError, ValueError, KeyError, OverflowError) as e:
+        raise ValueError(f"{where} is not a valid random generator state ({type(e).__name__}: "
+                         f"{e}); the checkpoint is corrupt and cannot be resumed") from None
+    return state
 
 
 def check_finite(path: Path, arrays: dict[str, np.ndarray]) -> None:
