@@ -63,3 +63,31 @@ def test_help_texts_show_no_sphinx_roles():
         text = p.format_help()
         assert not re.search(r":(func|class|mod|meth|attr):`", text), (p.prog, text)
         assert "``" not in text, p.prog
+
+
+_INTERRUPT_WHILE_IMPORTING = """
+import sys
+
+class Interrupt:  # a Ctrl-C that lands while {module} is being imported
+    def find_spec(self, name, path=None, target=None):
+        if name == {module!r}:
+            raise KeyboardInterrupt
+sys.meta_path.insert(0, Interrupt())
+from _bptt_entry import main
+sys.argv = ["bptt", "--version"]
+sys.exit(main())
+"""
+
+
+def test_a_ctrl_c_while_the_command_imports_is_one_line():
+    """The console script's target imports nothing heavy: a Ctrl-C in the first instants (the
+    library's imports, then each command's) is `bptt: interrupted`, exit 130, no traceback."""
+    from importlib.metadata import entry_points
+
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "bptt"]
+    assert script.value == "_bptt_entry:main"
+    for module in ("bptt.cli", "bptt.commands.seq2seq"):
+        done = subprocess.run([sys.executable, "-c", _INTERRUPT_WHILE_IMPORTING.format(
+            module=module)], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 130, (module, done.stderr)
+        assert done.stderr == "bptt: interrupted\n", (module, done.stderr)

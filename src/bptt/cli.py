@@ -84,9 +84,13 @@ def _reports() -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     warnings.formatwarning = _one_line_warning  # the library's warnings as one line each
-    for problem in load_plugin_cells():  # cells of installed packages: --cell choices
-        print(f"bptt: warning: {problem}", file=sys.stderr)
-    parser = build_parser()
+    try:
+        for problem in load_plugin_cells():  # cells of installed packages: --cell choices
+            print(f"bptt: warning: {problem}", file=sys.stderr)
+        parser = build_parser()  # imports every command's module
+    except KeyboardInterrupt:
+        print("bptt: interrupted", file=sys.stderr)
+        return 130
     args = parser.parse_args(argv)
     if getattr(args, "run", None) is None:
         parser.print_help()
