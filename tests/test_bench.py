@@ -74,6 +74,26 @@ def test_bptt_bench_runs_tiny(capsys, tmp_path):
     assert r["gflops"] == pytest.approx(r["tok_s"] * RECIPES["rnn"].flops_per_token / 1e9)
 
 
+def test_bptt_bench_shows_its_progress(monkeypatch, capsys):
+    """`bench` works for half a minute: a bar on a terminal, one step per timed run."""
+    import io
+
+    import bptt.commands.bench as command
+    from bptt.train.progress import work_bar
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal, bars = Terminal(), []
+    monkeypatch.setattr(command, "work_bar", lambda *a, **k: bars.append(
+        work_bar(*a, **k, stream=terminal)) or bars[-1])
+    assert main(["bench", "--steps", "1", "--models", "rnn", "gru", "--repeats", "2",
+                 "--gen-tokens", "2"]) == 0
+    assert "timing" in terminal.getvalue()
+    assert bars[0].total == bars[0].n == 9  # the ceiling, 2 x 2 training runs, 2 x 2 generation
+
+
 def test_bptt_bench_rejects_bad_arguments(capsys):
     with pytest.raises(SystemExit):
         main(["bench", "--models", "transformer"])

@@ -10,7 +10,8 @@ import argparse
 import json
 from pathlib import Path
 
-from ..tools.bench import RECIPES, format_report, run_bench
+from ..tools.bench import RECIPES, bench_phases, format_report, run_bench
+from ..train.progress import work_bar
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -40,7 +41,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.gen_tokens < 0:
         raise ValueError(f"--gen-tokens must be >= 0, got {args.gen_tokens}")
-    result = run_bench(args.models, args.steps, args.repeats, args.gen_tokens)
+    if args.steps is not None and args.steps < 1 or args.repeats < 1:
+        raise ValueError(f"--steps and --repeats must be at least 1, got {args.steps} and "
+                         f"{args.repeats}")
+    phases = bench_phases(args.models, args.repeats, args.gen_tokens)
+    with work_bar(phases, "timing", unit="run") as bar:
+        result = run_bench(args.models, args.steps, args.repeats, args.gen_tokens,
+                           done=bar.update)
     print(format_report(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))

@@ -230,11 +230,17 @@ def time_generation(generate: Callable[[int], Any], n_tokens: int) -> float:
     return n_tokens / (time.perf_counter() - t0)
 
 
-def bench_bptt(recipe: Recipe, steps: int | None = None, repeats: int = 3) -> list[float]:
-    """tokens/s of bptt training on a recipe, one figure per repeat."""
+def bench_bptt(recipe: Recipe, steps: int | None = None, repeats: int = 3,
+               done: Callable[[int], Any] = lambda n: None) -> list[float]:
+    """tokens/s of bptt training on a recipe, one figure per repeat; ``done(1)`` after each
+    (outside the timing: a progress bar)."""
     step = bptt_train_step_fn(recipe)
     batches = random_batches(recipe, steps or recipe.steps)
-    return [time_steps(step, batches) for _ in range(repeats)]
+    runs = []
+    for _ in range(repeats):
+        runs.append(time_steps(step, batches))
+        done(1)
+    return runs
 
 
 @dataclass
@@ -252,10 +258,17 @@ class BenchRow:
         return asdict(self)
 
 
+def bench_phases(models: list[str], repeats: int = 3, gen_tokens: int = 0) -> int:
+    """How many times :func:`run_bench` calls ``done(1)``: the ceiling, then each timed run."""
+    return 1 + len(models) * repeats * (2 if gen_tokens else 1)
+
+
 def run_bench(models: list[str], steps: int | None = None, repeats: int = 3,
-              gen_tokens: int = 0, ceiling: dict[str, float] | None = None) -> dict[str, Any]:
+              gen_tokens: int = 0, ceiling: dict[str, float] | None = None,
+              done: Callable[[int], Any] = lambda n: None) -> dict[str, Any]:
     """bptt training throughput (and generation, if ``gen_tokens``) of the named recipes,
-    with the GEMM ceiling; the figures ``bptt bench`` prints."""
+    with the GEMM ceiling; the figures ``bptt bench`` prints. ``done(1)`` after each of the
+    :func:`bench_phases` phases, outside the timing (a progress bar)."""
     unknown = [m for m in models if m not in RECIPES]
     if unknown:
         raise ValueError(f"unknown model(s) {', '.join(unknown)}: choose among "
@@ -264,16 +277,21 @@ def run_bench(models: list[str], steps: int | None = None, repeats: int = 3,
         raise ValueError(f"steps and repeats must be at least 1, got {steps} and {repeats}")
     env = environment()
     ceiling = ceiling if ceiling is not None else gemm_ceiling()
+    done(1)
     big = max(ceiling.values())
     rows = []
     for name in models:
         r = RECIPES[name]
-        runs = bench_bptt(r, steps, repeats)
+        runs = bench_bptt(r, steps, repeats, done)
         tok = statistics.median(runs)
         gen = None
         if gen_tokens:
             sample = bptt_generate_fn(r)
-            gen = statistics.median([time_generation(sample, gen_tokens) for _ in range(repeats)])
+            gens = []
+            for _ in range(repeats):
+                gens.append(time_generation(sample, gen_tokens))
+                done(1)
+            gen = statistics.median(gens)
         rows.append(BenchRow(name, tok, tok * r.flops_per_token / 1e9,
                              tok * r.flops_per_token / (big * 1e9), runs, gen))
     env["loadavg_end"] = environment()["loadavg"]
