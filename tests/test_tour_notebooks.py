@@ -36,16 +36,23 @@ def test_the_notebook_runs(page, tmp_path):
                                                       "'bptt[notebooks]'")
     pytest.importorskip("ipykernel", reason="needs the notebooks extra (ipykernel)")
     nb = make.notebook_of(page)
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
     nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+                            resources={"metadata": {"path": str(folder)}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     printed = "\n".join(o.get("text") or o.get("data", {}).get("text/plain", "")
-                        for c in nb.cells if c.cell_type == "code"
-                        for o in c.get("outputs", []))  # printed and displayed values
+                        for o in outputs)  # printed and displayed values
     text = page.read_text(encoding="utf-8")
-    # a line the page's doctests print (not a >>> line, not "...") appears in the output
+    # every line the page's doctests show (not a >>> line, not "...") appears in the output
     shown = [line for block in re.findall(r"```python\n(.*?)```", text, flags=re.S)
              for line in block.splitlines()
              if line.strip() and not line.startswith((">>>", "...")) and "..." not in line]
-    if shown:
-        assert any(" ".join(line.split()) in " ".join(printed.split()) for line in shown), \
-            f"{page.name}: none of the page's output lines were printed"
+    missing = [line for line in shown if " ".join(line.split()) not in " ".join(printed.split())]
+    assert not missing, f"{page.name}: results the page shows that the notebook does not"
+    # every picture a run command writes is shown inline, and nothing lands beside the notebook
+    runs = [b for slow, b in re.findall(r"(<!--\s*slow\s*-->\s*)?```console\n(.*?)```", text,
+                                        flags=re.S) if not slow]
+    pictures = [n for b in runs for n in make.PICTURE.findall(b)]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == len(pictures)
+    assert not list(folder.iterdir()), "the notebook wrote into its own folder"

@@ -6,11 +6,15 @@ compares, then runs them with nbclient):
 
 - prose, tables and links -> Markdown cells (links into ``src/`` made relative to the
   notebooks' folder);
-- a ```` ```python ```` block of ``>>>`` examples -> one code cell holding the example code
-  (the expected output lines are what the cell prints when run);
+- a ```` ```python ```` block of ``>>>`` examples -> code cells holding the example code, a
+  new cell after each example the page shows a result of (Jupyter shows the value of a cell's
+  last expression only), so every result the page shows appears in the notebook;
 - a ```` ```console ```` block -> one ``%%bash`` cell of its ``bptt ...`` commands (a failing
-  one fails the cell), except the blocks marked ``<!-- slow -->`` (minutes of training),
-  which stay as Markdown to read.
+  one fails the cell), then a cell showing each picture it writes, inline; except the blocks
+  marked ``<!-- slow -->`` (minutes of training), which stay as Markdown to read.
+
+The first code cell moves the kernel to a scratch folder, so the runs and pictures a notebook
+makes never land in the checkout.
 
 Needs only nbformat (the ``notebooks`` extra): ``pip install -e '.[notebooks]'``.
 """
@@ -26,15 +30,41 @@ OUT = TOUR / "notebooks"
 BLOCK = re.compile(r"(<!--\s*slow\s*-->\s*)?```(python|console)\n(.*?)```\n?", re.S)
 
 
-def _code_of_doctest(block: str) -> str:
-    """The source lines of ``>>>`` / ``...`` examples, prompts removed, outputs dropped."""
-    lines = []
+SCRATCH = """\
+# Work in a scratch folder: the runs and pictures this notebook makes stay out of the checkout.
+import os
+import tempfile
+
+os.chdir(tempfile.mkdtemp(prefix="bptt-tour-"))
+print("working in", os.getcwd())"""
+
+PICTURE = re.compile(r"--(?:plot|out)\s+(\S+\.png)\b")
+
+
+def _cells_of_doctest(block: str) -> list[str]:
+    """The source of ``>>>`` / ``...`` examples, prompts removed, outputs dropped: one cell per
+    run of examples ending with one whose result the page shows."""
+    cells: list[str] = []
+    lines: list[str] = []
     for line in block.splitlines():
-        if line.startswith(">>> ") or line == ">>>":
+        if line.startswith((">>> ", "... ")) or line in (">>>", "..."):
             lines.append(line[4:])
-        elif line.startswith("... ") or line == "...":
-            lines.append(line[4:])
-    return "\n".join(lines).rstrip()
+        elif line.strip() and lines:  # a shown result: the example before it ends a cell
+            cells.append("\n".join(lines).rstrip())
+            lines = []
+    if lines:
+        cells.append("\n".join(lines).rstrip())
+    return cells
+
+
+def _pictures_of_console(block: str) -> str | None:
+    """A cell showing the pictures a console block's commands write, or None."""
+    names = [name for line in block.splitlines() if line.startswith("$ ")
+             for name in PICTURE.findall(line)]
+    if not names:
+        return None
+    return "\n".join(["from IPython.display import Image, display", ""]
+                     + [f"display(Image({name!r}))" for name in names])
 
 
 def _shell_of_console(block: str) -> str:
@@ -63,7 +93,7 @@ def notebook_of(page: Path) -> object:
     import nbformat
 
     text = page.read_text(encoding="utf-8")
-    cells, at = [], 0
+    cells, at, scratch = [], 0, False
     for m in BLOCK.finditer(text):
         prose = _markdown(text[at:m.start()])
         slow, kind, body = bool(m.group(1)), m.group(2), m.group(3)
@@ -71,10 +101,16 @@ def notebook_of(page: Path) -> object:
             prose = (prose + "\n\n" if prose else "") + f"```console\n{body}```"
         if prose:
             cells.append(nbformat.v4.new_markdown_cell(prose))
+        if not scratch and not (kind == "console" and slow):
+            cells.append(nbformat.v4.new_code_cell(SCRATCH))
+            scratch = True
         if kind == "python":
-            cells.append(nbformat.v4.new_code_cell(_code_of_doctest(body)))
+            cells += [nbformat.v4.new_code_cell(code) for code in _cells_of_doctest(body)]
         elif not slow:
             cells.append(nbformat.v4.new_code_cell(_shell_of_console(body)))
+            pictures = _pictures_of_console(body)
+            if pictures:
+                cells.append(nbformat.v4.new_code_cell(pictures))
         at = m.end()
     rest = _markdown(text[at:])
     if rest:
