@@ -112,6 +112,44 @@ def test_gates_that_disagree_with_an_unchecked_cell_are_refused():
         bptt.unregister_cell("minimal")
 
 
+class Copying(Minimal):
+    """Keeps copies of its parameters: the optimizer would update arrays it never reads."""
+
+    def __init__(self, Wx, Wh, b):
+        super().__init__(Wx.copy(), Wh, b)
+
+
+class Dropping(Minimal):
+    """Keeps Wx and Wh only."""
+
+    def __init__(self, Wx, Wh, b):
+        super().__init__(Wx, Wh, b)
+        self.bias = self.params.pop()
+        self.grads.pop()
+
+    def forward(self, x, h_prev):
+        Wx, Wh = self.params
+        h = np.tanh(x @ Wx + h_prev @ Wh + self.bias)
+        self.cache = (x, h_prev, h)
+        return h
+
+    def backward(self, dh):
+        Wx, Wh = self.params
+        x, h_prev, h = self.cache
+        da = dh * (1 - h**2)
+        self.grads[0][...] = x.T @ da
+        self.grads[1][...] = h_prev.T @ da
+        return da @ Wx.T, da @ Wh.T
+
+
+@pytest.mark.parametrize("cls, match", [(Copying, "parameter 0 is a copy"),
+                                        (Dropping, "it keeps 2 of 3")])
+def test_a_cell_that_copies_or_drops_its_parameters_is_refused(cls, match):
+    with pytest.raises(ValueError, match=f"very arrays it is built from.*{match}"):
+        bptt.register_cell("copying", cls, gates=1)
+    assert "copying" not in bptt.cell_names()
+
+
 @pytest.mark.parametrize("name", ["", "Peep", "2cell", "a b", None])
 def test_bad_names_are_refused(name):
     with pytest.raises(ValueError, match="cell name"):

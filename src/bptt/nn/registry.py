@@ -43,7 +43,8 @@ def register_cell(name: str, cell_class: type, gates: int, has_cell_state: bool 
 
     ``cell_class`` follows the contract of :class:`bptt.RNN` / :class:`bptt.LSTM`: built from
     ``Wx (D, G*H), Wh (H, G*H), b (G*H,)`` (or from the list its classmethod
-    ``init_params(D, H, init)`` makes, Wx first); ``params``, ``grads``; ``forward(x, h_prev[,
+    ``init_params(D, H, init)`` makes, Wx first); ``params`` (those very arrays, in order: the
+    optimizer updates them in place), ``grads``; ``forward(x, h_prev[,
     c_prev])``; ``backward(dh_next[, dc_next])`` returning ``(dx, dh_prev[, dc_prev])``. It is
     tried once on a tiny float64 batch, so a ``gates`` or ``has_cell_state`` that disagrees
     with the class is an error here, not a wrong shape later.
@@ -178,6 +179,13 @@ def _try_once(spec: CellSpec) -> None:
                              f"{tuple(g.shape)} for {tuple(p.shape)}")
     if len(cell.params) != len(cell.grads):
         raise ValueError(f"{what}: it has {len(cell.params)} params but {len(cell.grads)} grads")
+    copied = [k for k, (p, q) in enumerate(zip(params, cell.params, strict=False)) if p is not q]
+    if len(cell.params) != len(params) or copied:
+        raise ValueError(f"{what}: its params must be the very arrays it is built from, in "
+                         f"order (the optimizer updates those in place); "
+                         + (f"parameter {copied[0]} is a copy" if copied else
+                            f"it keeps {len(cell.params)} of {len(params)}")
+                         + ": store them as given, self.params = [Wx, Wh, b]")
 
 
 class _Constant:
