@@ -206,6 +206,17 @@ def test_tab_separated_pairs_have_symbols_and_padding(tmp_path):
         ps.encode_sources([["zut"]])
 
 
+@pytest.mark.parametrize("word", ["</s>", "<s>", "<pad>"])
+def test_a_word_that_is_one_of_the_added_symbols_is_refused(tmp_path, word):
+    """A literal `</s>` in a word-level target would end every decoding there."""
+    p = tmp_path / "en-fr.tsv"
+    p.write_text(f"go .\tva !\nstop here\tarrête {word} ici\nthanks .\tmerci .\n",
+                 encoding="utf-8")
+    with pytest.raises(ValueError, match=f"pair 2 holds the word '{word}'.*spell it otherwise"):
+        load_pairs(p, level="word")
+    assert load_pairs(p, level="char").test  # characters never clash with the symbols
+
+
 @pytest.mark.parametrize("text,msg", [
     ("1+2 _3\n12+3\n", "line 2 has no '_'"),
     ("1+2 _3\n\n4+5 _9\n", "line 2 is empty"),

@@ -199,6 +199,12 @@ def pair_set(pairs: Sequence[tuple[str, str]], fmt: str, name: str, level: str =
             return list(x) if level == "char" else x.split()
         toks = [(split(s), split(t)) for s, t in pairs]
         specials = [PAD, START, END]
+        for k, (s, t) in enumerate(toks):
+            clash = next((w for w in s + t if w in specials), None)
+            if clash is not None:
+                raise ValueError(f"{name}: pair {k + 1} holds the word {clash!r}, one of the "
+                                 f"symbols bptt adds ({', '.join(specials)}): it would "
+                                 f"become that symbol; spell it otherwise in the file")
         src_vocab = Vocab(specials + sorted({w for s, _ in toks for w in s} - set(specials)),
                           level=level, unk=None, eos=None)
         tgt_vocab = Vocab(specials + sorted({w for _, t in toks for w in t} - set(specials)),
