@@ -68,7 +68,11 @@ def _add_train(verbs: argparse._SubParsersAction) -> None:
     p.add_argument("--float64", dest="dtype", action="store_const", const="float64")
     p.add_argument("--out", metavar="DIR", help="default runs/seq2seq")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
-    p.add_argument("--overwrite", action="store_true", help="replace a run in --out")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a run in --out (kept aside until the new one has saved a "
+                        "checkpoint)")
+    p.add_argument("--force", action="store_true",
+                   help="with --resume: continue even though the training pairs changed")
     p.add_argument("--quiet", action="store_true", help="no progress or epoch lines")
     p.set_defaults(run=run_train)
 

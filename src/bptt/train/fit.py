@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
+
 from ..atomic import write_json_atomic
 from ..data.tasks import TASKS, Task, load_series, make_task, series_task
 from ..figures import new_figure, save_figure
@@ -23,7 +25,7 @@ from .estimators import SequenceClassifier, SequenceRegressor
 from .forecast import forecast_series, one_step_predictions, plot_forecast
 from .loop import Trainer
 from .progress import silent
-from .runs import check_out_is_free, run_folder
+from .run import Run, fingerprint
 from .store import CheckpointError, read_checkpoint
 
 TASK_HELP = ("sine (noisy sine, next value), adding (adding problem), copy (copy/memory task), "
@@ -55,6 +57,7 @@ class FitConfig:
     out: str | None = None
     resume: bool = False
     overwrite: bool = False
+    force: bool = False  # resume even though the training data changed
     max_steps: int | None = None
     quiet: bool = False
 
@@ -134,7 +137,7 @@ def _fmt(row: dict[str, float], epochs: int) -> str:
     return "  ".join(parts)
 
 
-RESUME_MAY_CHANGE = ("epochs", "max_steps", "quiet", "plot", "resume", "out", "task")
+RESUME_MAY_CHANGE = ("epochs", "max_steps", "quiet", "plot", "resume", "out", "task", "force")
 
 
 def fit_task(cfg: FitConfig, log: Callable[[str], Any] = print,
@@ -156,55 +159,65 @@ def fit_task(cfg: FitConfig, log: Callable[[str], Any] = print,
         log = silent
     cfg.check()
     out = cfg.out_dir()
-    if cfg.resume:
-        cfg = _resumed(cfg, _saved_config(out), explicit)
-    elif comm.rank == 0:
-        check_out_is_free(out, cfg.overwrite)
-    if cfg.clip is not None and cfg.clip <= 0:
-        cfg.clip = None
-    task = build_task(cfg)
-    model = build_model(cfg, task)
-    log(f"{task!r}")
-    log(f"model: {model!r}")
-    fit_kw = dict(epochs=cfg.epochs, batch_size=cfg.batch,
-                  validation_data=task.valid if len(task.y_valid) else None,
-                  early_stopping=cfg.patience, out=out, resume=cfg.resume,
-                  max_steps=cfg.max_steps, on_step=on_step, run_config=asdict(cfg), comm=comm)
-    if comm.rank != 0:
-        model.fit(*task.train, **fit_kw)
-        return {"rank": comm.rank, "stopped": model.stopped_, "steps": model.steps_}
-    with run_folder(out, replace=not cfg.resume):
-        hist = model.fit(*task.train, **fit_kw,
-                         callback=lambda e, row: log(_fmt(row, cfg.epochs)),
-                         progress=not cfg.quiet, stream=stream or sys.stderr)
-    metrics: dict[str, Any] = {"stopped": model.stopped_}
-    if model.stopped_ == "interrupted":
-        log(f"interrupted: continue with bptt fit {cfg.task} --out {out} --resume")
+    with Run(out, "fit", resume=cfg.resume, overwrite=cfg.overwrite, force=cfg.force,
+             comm=comm, command="bptt fit") as run:
+        if cfg.resume:
+            cfg = _resumed(cfg, _saved_config(out), explicit)
+        if cfg.clip is not None and cfg.clip <= 0:
+            cfg.clip = None
+        task = build_task(cfg)
+        run.check_data(task_fingerprint(task))
+        model = build_model(cfg, task)
+        log(f"{task!r}")
+        log(f"model: {model!r}")
+        fit_kw = dict(epochs=cfg.epochs, batch_size=cfg.batch,
+                      validation_data=task.valid if len(task.y_valid) else None,
+                      early_stopping=cfg.patience, out=out, resume=cfg.resume,
+                      max_steps=cfg.max_steps, on_step=run.on_step(on_step),
+                      run_config=asdict(cfg), comm=comm)
+        with run.training():
+            if comm.rank != 0:
+                model.fit(*task.train, **fit_kw)
+                return {"rank": comm.rank, "stopped": model.stopped_, "steps": model.steps_}
+            hist = model.fit(*task.train, **fit_kw,
+                             callback=lambda e, row: log(_fmt(row, cfg.epochs)),
+                             progress=not cfg.quiet, stream=stream or sys.stderr)
+        metrics: dict[str, Any] = {"stopped": model.stopped_}
+        if model.stopped_ == "interrupted":
+            log(f"interrupted: continue with bptt fit {cfg.task} --out {out} --resume")
+            return metrics
+        train_time = float(sum(hist["time"]))
+        test = model.evaluate(*task.test)
+        metric = "accuracy" if task.kind == "classification" else "mse"
+        log(f"test {metric} {test[metric]:.5f}  " + "  ".join(
+            f"{name} baseline {v:.5f}" for name, v in task.baselines.items())
+            + f"  ({train_time:.1f} s training)")
+        metrics.update({
+            "task": task.name, "kind": task.kind, "config": asdict(cfg),
+            "model": model.get_config(), "task_info": {k: v for k, v in task.info.items()
+                                                       if k not in ("mean", "std")},
+            "history": hist, "test": test, "baselines": task.baselines,
+            "train_time_s": train_time, "steps": model.steps_,
+        })
+        if cfg.plot:
+            metrics["plot"] = str(_plot(cfg, task, model, hist, metrics))
+            if "forecast" in metrics:
+                f = metrics["forecast"]
+                log(f"forecast of the test part ({f['steps']} steps): recursive mse "
+                    f"{f['mse_recursive']:.5f}, one-step mse {f['mse_one_step']:.5f}")
+            log(f"plot written to {metrics['plot']}")
+        model.save(out / "model")
+        write_json_atomic(out / "metrics.json", metrics, indent=2)
+        log(f"model written to {out / 'model'}, metrics to {out / 'metrics.json'}")
         return metrics
-    train_time = float(sum(hist["time"]))
-    test = model.evaluate(*task.test)
-    metric = "accuracy" if task.kind == "classification" else "mse"
-    log(f"test {metric} {test[metric]:.5f}  " + "  ".join(
-        f"{name} baseline {v:.5f}" for name, v in task.baselines.items())
-        + f"  ({train_time:.1f} s training)")
-    metrics.update({
-        "task": task.name, "kind": task.kind, "config": asdict(cfg),
-        "model": model.get_config(), "task_info": {k: v for k, v in task.info.items()
-                                                   if k not in ("mean", "std")},
-        "history": hist, "test": test, "baselines": task.baselines,
-        "train_time_s": train_time, "steps": model.steps_,
-    })
-    if cfg.plot:
-        metrics["plot"] = str(_plot(cfg, task, model, hist, metrics))
-        if "forecast" in metrics:
-            f = metrics["forecast"]
-            log(f"forecast of the test part ({f['steps']} steps): recursive mse "
-                f"{f['mse_recursive']:.5f}, one-step mse {f['mse_one_step']:.5f}")
-        log(f"plot written to {metrics['plot']}")
-    model.save(out / "model")
-    write_json_atomic(out / "metrics.json", metrics, indent=2)
-    log(f"model written to {out / 'model'}, metrics to {out / 'metrics.json'}")
-    return metrics
+
+
+def task_fingerprint(task: Task) -> dict[str, Any]:
+    """What identifies a run's training data: the task's name, size and the SHA-256 of its
+    training arrays."""
+    arrays = [np.ascontiguousarray(a) for a in task.train]
+    return fingerprint(task.name, "sequences", len(arrays[0]),
+                       [f"{a.dtype.str}{a.shape}".encode() + a.tobytes() for a in arrays])
 
 
 def _resumed(cfg: FitConfig, saved: dict[str, Any], explicit: set[str] | None) -> FitConfig:

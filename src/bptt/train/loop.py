@@ -202,6 +202,10 @@ class Trainer:
         self.state = state or TrainState(lr=optimizer.lr)
         self.iters = learner.steps_per_epoch
         total = settings.epochs * self.iters
+        if self.state.step > total:
+            raise ValueError(f"the run has trained {self.state.step / self.iters:g} epochs "
+                             f"already; --epochs {settings.epochs} asks for fewer: resume with "
+                             f"more --epochs to train on (the run is kept as it is)")
         self.total_steps = min(total, settings.max_steps) if settings.max_steps else total
         self.log = JsonlLog(out / "log.jsonl" if out is not None else None)
         self.progress = Progress(self.total_steps, settings.epochs, quiet=settings.quiet,

@@ -16,6 +16,7 @@ models' ``test_ppl``.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections import Counter
@@ -41,7 +42,7 @@ from .loop import (
     set_rng_state,
 )
 from .progress import silent, work_bar
-from .runs import check_out_is_free, run_folder
+from .run import Run, fingerprint
 from .store import FORMAT, VERSION, CheckpointError, check_finite, read_checkpoint
 
 KIND = "seq2seq"
@@ -75,6 +76,7 @@ class Seq2seqConfig:
     out: str = "runs/seq2seq"
     resume: bool = False
     overwrite: bool = False
+    force: bool = False              # resume even though the training pairs changed
     quiet: bool = False
     log_every: int = 50
 
@@ -279,76 +281,85 @@ def train_seq2seq(cfg: Seq2seqConfig, explicit: set[str] | None = None,
         log = silent
     cfg.check()
     out = Path(cfg.out)
-    state, stored = None, None
-    if cfg.resume:
-        try:
+    with Run(out, "seq2seq", resume=cfg.resume, overwrite=cfg.overwrite, force=cfg.force,
+             comm=comm, command="bptt seq2seq train") as run:
+        state, stored = None, None
+        if cfg.resume:
             model, pairs_saved, stored = load_seq2seq(out / "last")
-        except FileNotFoundError:
-            raise FileNotFoundError(2, "nothing to resume: no checkpoint (train without "
-                                    "--resume first)", str(out / "last")) from None
-        given = explicit if explicit is not None else set()
-        saved = Seq2seqConfig.from_dict(stored.config.get("train", {}))
-        for name in sorted(given - {"epochs", "max_steps", "max_minutes", "quiet", "resume",
-                                    "out", "eval_size"}):
-            if getattr(cfg, name) != getattr(saved, name):
-                raise ValueError(f"--{name.replace('_', '-')} {getattr(cfg, name)} differs from "
-                                 f"the run being resumed ({getattr(saved, name)}); a resumed "
-                                 f"run keeps its settings")
-        keep = {k: getattr(cfg, k) for k in ("epochs", "quiet", "eval_size") if k in given}
-        cfg = Seq2seqConfig.from_dict({**asdict(saved), **keep, "resume": True,
-                                       "out": str(out), "max_steps": cfg.max_steps,
-                                       "max_minutes": cfg.max_minutes})
-    else:
-        if comm.rank == 0:
-            check_out_is_free(out, cfg.overwrite)
-        if Path(cfg.data).exists():  # eval may run from another folder
+            cfg = _resumed_config(cfg, Seq2seqConfig.from_dict(stored.config.get("train", {})),
+                                  explicit, out)
+        elif Path(cfg.data).exists():  # eval may run from another folder
             cfg.data = str(Path(cfg.data).resolve())
-    pairs = load_pairs(cfg.data, level=cfg.level, reverse=cfg.reverse, n=cfg.pairs)
-    backend.seed(cfg.seed)
-    if stored is None:
-        model = Seq2seqModel(len(pairs.source_vocab), len(pairs.target_vocab), cfg.embed,
-                             cfg.hidden, cfg.model, cfg.cell, cfg.layers, cfg.bidirectional,
-                             cfg.score, target_pad=pairs.target_vocab.stoi.get(pairs.pad, 0),
-                             dtype=cfg.dtype, seed=cfg.seed)
-    optimizer = make_optimizer(cfg.optimizer, cfg.lr)
-    if stored is not None:
-        if pairs_saved.to_dict()["source_vocab"] != pairs.to_dict()["source_vocab"]:
-            raise ValueError(f"the pairs of {cfg.data} are not those of the run being resumed "
-                             f"(other vocabulary)")
-        optimizer.load_state_dict(stored.arrays("optimizer.npz"))
-        set_rng_state(stored.state.get("rng"))
-        state = TrainState.from_dict(stored.state.get("trainer", {}),
-                                     str(stored.directory / "state.json"))
-    log(f"{pairs!r}")
-    log(f"model: {model!r}")
-    learner = Seq2seqLearner(model, pairs, cfg, state.learner if state else None)
-    settings = TrainerSettings(epochs=cfg.epochs, max_steps=cfg.max_steps,
-                               max_minutes=cfg.max_minutes, clip=cfg.clip or None,
-                               log_every=cfg.log_every, quiet=cfg.quiet)
-    trainer = Trainer(learner, optimizer, settings, out, state, stream, title=repr(model),
-                      on_step=on_step, comm=comm)
-    if comm.rank != 0:
-        return {"rank": comm.rank, "stopped": trainer.fit(), "steps": trainer.state.step}
-    with run_folder(out, replace=not cfg.resume):
-        stopped = trainer.fit()
-    st = trainer.state
-    done = [r for r in st.history if not r.get("partial")]
-    metrics: dict[str, Any] = {
-        "stopped": stopped, "steps": st.step, "epochs": round(st.step / trainer.iters, 4),
-        "history": [{k: v for k, v in r.items() if k != "best"} for r in st.history],
-        "best_epoch": st.best_epoch, "train_time_s": round(st.train_time, 2),
-        "num_params": model.num_params(), "model": model.config, "config": asdict(cfg),
-        "data": {"name": pairs.name, "train_pairs": len(pairs.train),
-                 "test_pairs": len(pairs.test)},
-    }
-    last = st.history[-1] if st.history else {}
-    metrics.update({k: last[k] for k in ("test_acc", "test_char_acc", "test_bleu")
-                    if k in last})
-    metrics["best_test_acc"] = max((r["test_acc"] for r in done), default=None)
-    metrics["wall_time_s"] = round(time.perf_counter() - wall0, 2)
-    if stopped != "interrupted":
-        write_json_atomic(out / "metrics.json", metrics)
-    return metrics
+        pairs = load_pairs(cfg.data, level=cfg.level, reverse=cfg.reverse, n=cfg.pairs)
+        run.check_data(pairs_fingerprint(pairs))
+        backend.seed(cfg.seed)
+        if stored is None:
+            model = Seq2seqModel(len(pairs.source_vocab), len(pairs.target_vocab), cfg.embed,
+                                 cfg.hidden, cfg.model, cfg.cell, cfg.layers, cfg.bidirectional,
+                                 cfg.score, target_pad=pairs.target_vocab.stoi.get(pairs.pad, 0),
+                                 dtype=cfg.dtype, seed=cfg.seed)
+        optimizer = make_optimizer(cfg.optimizer, cfg.lr)
+        if stored is not None:
+            if pairs_saved.to_dict()["source_vocab"] != pairs.to_dict()["source_vocab"]:
+                raise ValueError(f"the pairs of {cfg.data} are not those of the run being "
+                                 f"resumed (other vocabulary): resume with the same data")
+            optimizer.load_state_dict(stored.arrays("optimizer.npz"))
+            set_rng_state(stored.state.get("rng"))
+            state = TrainState.from_dict(stored.state.get("trainer", {}),
+                                         str(stored.directory / "state.json"))
+        log(f"{pairs!r}")
+        log(f"model: {model!r}")
+        learner = Seq2seqLearner(model, pairs, cfg, state.learner if state else None)
+        settings = TrainerSettings(epochs=cfg.epochs, max_steps=cfg.max_steps,
+                                   max_minutes=cfg.max_minutes, clip=cfg.clip or None,
+                                   log_every=cfg.log_every, quiet=cfg.quiet)
+        with run.training():
+            trainer = Trainer(learner, optimizer, settings, out, state, stream,
+                              title=repr(model), on_step=run.on_step(on_step), comm=comm)
+            stopped = trainer.fit()
+        if comm.rank != 0:
+            return {"rank": comm.rank, "stopped": stopped, "steps": trainer.state.step}
+        st = trainer.state
+        done = [r for r in st.history if not r.get("partial")]
+        metrics: dict[str, Any] = {
+            "stopped": stopped, "steps": st.step, "epochs": round(st.step / trainer.iters, 4),
+            "history": [{k: v for k, v in r.items() if k != "best"} for r in st.history],
+            "best_epoch": st.best_epoch, "train_time_s": round(st.train_time, 2),
+            "num_params": model.num_params(), "model": model.config, "config": asdict(cfg),
+            "data": {"name": pairs.name, "train_pairs": len(pairs.train),
+                     "test_pairs": len(pairs.test)},
+        }
+        last = st.history[-1] if st.history else {}
+        metrics.update({k: last[k] for k in ("test_acc", "test_char_acc", "test_bleu")
+                        if k in last})
+        metrics["best_test_acc"] = max((r["test_acc"] for r in done), default=None)
+        metrics["wall_time_s"] = round(time.perf_counter() - wall0, 2)
+        if stopped != "interrupted":
+            write_json_atomic(out / "metrics.json", metrics)
+        return metrics
+
+
+def _resumed_config(cfg: Seq2seqConfig, saved: Seq2seqConfig, explicit: set[str] | None,
+                    out: Path) -> Seq2seqConfig:
+    """The settings of the run being resumed; those the user gave must match, except the
+    ones a session may change."""
+    given = explicit if explicit is not None else set()
+    may_change = {"epochs", "max_steps", "max_minutes", "quiet", "resume", "out", "eval_size",
+                  "force"}
+    for name in sorted(given - may_change):
+        if getattr(cfg, name) != getattr(saved, name):
+            raise ValueError(f"--{name.replace('_', '-')} {getattr(cfg, name)} differs from "
+                             f"the run being resumed ({getattr(saved, name)}); a resumed "
+                             f"run keeps its settings")
+    keep = {k: getattr(cfg, k) for k in ("epochs", "quiet", "eval_size", "force") if k in given}
+    return Seq2seqConfig.from_dict({**asdict(saved), **keep, "resume": True, "out": str(out),
+                                    "max_steps": cfg.max_steps, "max_minutes": cfg.max_minutes})
+
+
+def pairs_fingerprint(pairs: PairSet) -> dict[str, Any]:
+    """What identifies a run's training pairs: their name, number and SHA-256."""
+    text = json.dumps(pairs.train, ensure_ascii=False).encode("utf-8")
+    return fingerprint(pairs.name, "pairs", len(pairs.train), [text])
 
 
 def evaluate_seq2seq(path: str | Path, data: str | None = None, beam: int = 1,

@@ -174,6 +174,9 @@ def _follow_umask(d: Path) -> None:
         os.chmod(p, umask_mode())
 
 
+REPLACED = ".replaced"  # a run's folder: where --overwrite keeps the earlier run (train/run.py)
+
+
 def find_checkpoint(path: str | os.PathLike[str]) -> Path:
     """The checkpoint directory meant by ``path``: itself, or ``path/best`` / ``path/last``
     for a training output directory (best preferred); after a crash, what :func:`recover`
@@ -189,9 +192,9 @@ def find_checkpoint(path: str | os.PathLike[str]) -> Path:
                               f"(--out) or a checkpoint directory holding model.npz")
     if (p / "model.npz").exists() or (p / "state.json").exists():
         return p
-    for sub in ("best", "last"):
-        try:
-            return find_checkpoint(p / sub)
+    for sub in ("best", "last", f"{REPLACED}/best", f"{REPLACED}/last"):
+        try:  # OUT/.replaced: a run set aside by an --overwrite that was killed before the
+            return find_checkpoint(p / sub)  # new run saved (the next writer puts it back)
         except FileNotFoundError:
             continue
     raise CheckpointError(f"{p} holds no checkpoint (no model.npz, best/ or last/); "

@@ -46,7 +46,7 @@ from .loop import (
 )
 from .plot import plot_history, require_matplotlib
 from .progress import work_bar
-from .runs import RunFolder, check_out_is_free, run_folder
+from .run import Run
 
 __all__ = ["LanguageModelLearner", "Trainer", "TrainingDiverged", "TrainState", "evaluate",
            "loss_has_diverged", "make_optimizer", "perplexity", "perplexity_of",
@@ -222,18 +222,12 @@ def _resumed_config(config: TrainConfig, explicit: set[str] | None, ck: Any,
     return saved.resolved()
 
 
-def _check_same_data(ck: Any, now: dict[str, Any], force: bool) -> None:
-    """Refuse to resume on other training data than the checkpoint's (unless forced)."""
-    then = ck.config.get("data") or {}
-    if not then.get("train_sha256") or then.get("train_sha256") == now["train_sha256"]:
-        return
-    if force:
-        return
-    raise ValueError(
-        f"the training data changed since {ck.directory} was saved ({then.get('name')}: "
-        f"{then.get('train_tokens'):,} tokens then, {now['name']}: {now['train_tokens']:,} "
-        f"now, other content); resume with the same data, or pass --force to continue on "
-        f"this data")
+def _data_fingerprint(data: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A corpus fingerprint (:func:`corpus_fingerprint`) as the run header keeps it."""
+    if not data or not data.get("train_sha256"):
+        return None
+    return {"name": data.get("name"), "unit": "tokens", "size": data.get("train_tokens") or 0,
+            "sha256": data["train_sha256"]}
 
 
 def train_language_model(config: TrainConfig, explicit: set[str] | None = None,
@@ -256,52 +250,45 @@ def train_language_model(config: TrainConfig, explicit: set[str] | None = None,
     out = Path(config.out)
     if config.device:
         backend.set_device(config.device)
-    ck = None
-    if config.resume:
-        try:
+    with Run(out, "language-model", resume=config.resume, overwrite=config.overwrite,
+             force=config.force, comm=comm) as run:
+        ck = None
+        if config.resume:
             ck = load_checkpoint(out / "last")
-        except FileNotFoundError:
-            raise FileNotFoundError(2, "nothing to resume: no checkpoint (train without "
-                                    "--resume first)", str(out / "last")) from None
-        if not ck.resumable:
-            raise ValueError(f"{ck.directory} has no optimizer state: it cannot be resumed")
-        cfg = _resumed_config(config, explicit, ck, out)
-    else:
-        if comm.rank == 0:
-            check_out_is_free(out, config.overwrite)
-        cfg = config.resolved()
-        cfg.data = _data_spec(cfg.data)
-    if cfg.plot:
-        require_matplotlib("--plot needs")
-    corpus = load_corpus(cfg.data, cfg.level, min_freq=cfg.min_freq, max_size=cfg.max_size,
-                         tokenizer=cfg.tokenizer,
-                         vocab=ck.vocab if ck is not None else None)
-    data = corpus_fingerprint(corpus)
-    if ck is not None:
-        _check_same_data(ck, data, cfg.force)
-    backend.seed(cfg.seed)
-    check_memory(cfg, len(corpus.vocab))
-    model = LanguageModel(**cfg.model_kwargs(len(corpus.vocab)), seed=cfg.seed)
-    optimizer = make_optimizer(cfg.optimizer, cfg.lr)
-    state = None
-    if ck is not None:
-        model.set_params(dict(zip(ck.model.param_names, ck.model.params, strict=True)))
-        optimizer.load_state_dict(ck.optimizer_state)
-        xp = backend.get_xp()
-        model.set_state([(None if h is None else xp.asarray(h, dtype=model.dtype),
-                          None if c is None else xp.asarray(c, dtype=model.dtype))
-                         for h, c in ck.rnn_state])
-        set_rng_state(ck.rng_state)
-        try:
-            state = TrainState.from_dict(ck.trainer_state, f"{ck.directory / 'state.json'}")
-        except ValueError as e:
-            raise ValueError(f"{e}; the checkpoint cannot be resumed") from None
-    if comm.rank != 0:  # the other ranks train and leave the files to rank 0
-        return _run(cfg, model, optimizer, corpus, data, out, state, ck is not None, stream,
-                    on_step, None, wall0, comm)
-    with run_folder(out, replace=ck is None) as folder:
-        return _run(cfg, model, optimizer, corpus, data, out, state, ck is not None, stream,
-                    on_step, folder, wall0, comm)
+            if not ck.resumable:
+                raise ValueError(f"{ck.directory} has no optimizer state: it cannot be resumed")
+            cfg = _resumed_config(config, explicit, ck, out)
+        else:
+            cfg = config.resolved()
+            cfg.data = _data_spec(cfg.data)
+        if cfg.plot:
+            require_matplotlib("--plot needs")
+        corpus = load_corpus(cfg.data, cfg.level, min_freq=cfg.min_freq, max_size=cfg.max_size,
+                             tokenizer=cfg.tokenizer,
+                             vocab=ck.vocab if ck is not None else None)
+        data = corpus_fingerprint(corpus)
+        run.check_data(_data_fingerprint(data),
+                       then=_data_fingerprint(ck.config.get("data")) if ck else None)
+        backend.seed(cfg.seed)
+        check_memory(cfg, len(corpus.vocab))
+        model = LanguageModel(**cfg.model_kwargs(len(corpus.vocab)), seed=cfg.seed)
+        optimizer = make_optimizer(cfg.optimizer, cfg.lr)
+        state = None
+        if ck is not None:
+            model.set_params(dict(zip(ck.model.param_names, ck.model.params, strict=True)))
+            optimizer.load_state_dict(ck.optimizer_state)
+            xp = backend.get_xp()
+            model.set_state([(None if h is None else xp.asarray(h, dtype=model.dtype),
+                              None if c is None else xp.asarray(c, dtype=model.dtype))
+                             for h, c in ck.rnn_state])
+            set_rng_state(ck.rng_state)
+            try:
+                state = TrainState.from_dict(ck.trainer_state, f"{ck.directory / 'state.json'}")
+            except ValueError as e:
+                raise ValueError(f"{e}; the checkpoint cannot be resumed") from None
+        with run.training():
+            return _run(cfg, model, optimizer, corpus, data, out, state, ck is not None,
+                        stream, run.on_step(on_step), wall0, comm)
 
 
 def check_memory(cfg: TrainConfig, vocab_size: int) -> None:
@@ -344,8 +331,8 @@ def available_memory() -> int | None:
 
 def _run(cfg: TrainConfig, model: LanguageModel, optimizer: Any, corpus: Corpus,
          data: dict[str, Any], out: Path, state: TrainState | None, resumed: bool,
-         stream: TextIO | None, on_step: Callable[[Trainer], None] | None,
-         folder: RunFolder | None, wall0: float, comm: Any) -> dict[str, Any]:
+         stream: TextIO | None, on_step: Callable[[Trainer], None], wall0: float,
+         comm: Any) -> dict[str, Any]:
     position = state.learner.get("position", 0) if state is not None else 0
     learner = LanguageModelLearner(model, corpus, cfg, position=position, data=data)
     learner.optimizer_name = type(optimizer).__name__
@@ -368,18 +355,12 @@ def _run(cfg: TrainConfig, model: LanguageModel, optimizer: Any, corpus: Corpus,
                 f"and the book's initial weights, or too high an lr); try --init torch or a "
                 f"lower --lr")
 
-    def first_checkpoint(tr: Trainer) -> None:
-        if folder is not None:
-            folder.drop_replaced()  # the new run has a checkpoint: the old one may go
-        if on_step is not None:
-            on_step(tr)
-
     settings = TrainerSettings(epochs=cfg.epochs, max_steps=cfg.max_steps,
                                max_minutes=cfg.max_minutes, clip=cfg.clip or None,
                                lr_decay=cfg.lr_decay, decay_after=cfg.decay_after,
                                log_every=cfg.log_every, quiet=cfg.quiet)
     trainer = Trainer(learner, optimizer, settings, out, state, stream, title,
-                      on_step=first_checkpoint, on_evaluate=redraw, comm=comm)
+                      on_step=on_step, on_evaluate=redraw, comm=comm)
     trainer.log.write("resume" if resumed else "start", step=trainer.state.step,
                       config=cfg.to_dict(), model=model.config)
     trainer.progress.message(
