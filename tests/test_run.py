@@ -317,3 +317,33 @@ def test_resuming_with_fewer_epochs_than_done_is_refused(kind, text, tmp_path):
         KINDS[kind](text, out, resume=True, epochs=1)
     assert "\n" not in str(e.value) and same(params_of(out), before)
     assert KINDS[kind](text, out, resume=True, epochs=2)["stopped"] == "completed"
+
+
+# -- the wrong kind of run is named --------------------------------------------------------------
+@pytest.fixture(scope="module")
+def runs_of_each_kind(text, tmp_path_factory):
+    base = tmp_path_factory.mktemp("kinds")
+    for kind in KINDS:
+        KINDS[kind](text, base / kind)
+    return base
+
+
+@pytest.mark.parametrize("argv, kind, wanted, uses", [
+    (["export", "{run}", "m.onnx"], "seq2seq", "language model", "bptt seq2seq eval"),
+    (["explain", "{run}"], "seq2seq", "language model", "bptt seq2seq eval"),
+    (["generate", "{run}"], "seq2seq", "language model", "bptt seq2seq eval"),
+    (["plot", "gates", "{run}", "--out", "g.png"], "fit", "language model", "bptt export"),
+    (["seq2seq", "translate", "{run}", "1+2"], "language-model", "seq2seq", "bptt eval"),
+    (["seq2seq", "eval", "{run}"], "fit", "seq2seq", "SequenceRegressor.load"),
+])
+def test_a_command_given_another_kind_of_run_says_what_it_holds(runs_of_each_kind, capsys,
+                                                                argv, kind, wanted, uses):
+    """It used to say 'incomplete: vocab.json is missing'."""
+    run = str(runs_of_each_kind / kind)
+    if argv[0] == "plot":
+        pytest.importorskip("matplotlib")
+    assert main([a.format(run=run) for a in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"holds a {'sequence-regressor' if kind == 'fit' else kind} model, not a " \
+           f"{wanted}: it is for" in err and uses in err

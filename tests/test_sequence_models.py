@@ -249,8 +249,8 @@ def test_save_load_round_trip(tmp_path, rng):
     assert back.predict(X).shape == (20,)
     assert back.get_config() == model.get_config()
     assert back.history_["loss"] == model.history_["loss"]
-    with pytest.raises(ValueError, match="holds a sequence-regressor model, not a "
-                                         "sequence-classifier"):
+    with pytest.raises(ValueError, match="holds a sequence-regressor model, not a sequence "
+                                         "classifier"):
         SequenceClassifier.load(path)
     clf = SequenceClassifier("rnn", hidden_size=4, many_to_many=True)
     yc = rng.integers(0, 3, (20, 5))

@@ -119,10 +119,8 @@ def load_checkpoint(path: str | os.PathLike[str], dtype: Any = None) -> Checkpoi
 
     ``dtype`` overrides the saved parameter dtype (e.g. float64 for checks).
     """
-    stored = read_checkpoint(path, required=("model.npz", "vocab.json"))
+    stored = read_checkpoint(path, required=("model.npz", "vocab.json"), kind=KIND)
     d, cfg, state = stored.directory, stored.config, stored.state
-    if stored.kind != KIND:
-        raise CheckpointError(f"{d} holds a {stored.kind} model, not a language model")
     try:
         vocab = Vocab.from_json(d / "vocab.json")
     except ValueError as e:

@@ -443,11 +443,7 @@ class _SequenceEstimator:
             raise CheckpointError(f"{p} is a single-file model of bptt 0.1 (format "
                                   f"bptt.sequence/1), which this bptt no longer reads; fit the "
                                   f"model again and save it (a checkpoint directory)")
-        stored = read_checkpoint(p)
-        kind = KINDS[cls.__name__]
-        if stored.kind != kind:
-            raise CheckpointError(f"{stored.directory} holds a {stored.kind} model, not a "
-                                  f"{kind}")
+        stored = read_checkpoint(p, kind=KINDS[cls.__name__])
         config = dict(stored.config["model"])
         if str(config.get("cell")).startswith("custom:"):
             if cell is None:

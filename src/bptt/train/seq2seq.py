@@ -249,10 +249,7 @@ def seq2seq_files(model: Seq2seqModel, pairs: PairSet, train: dict[str, Any]
 
 def load_seq2seq(path: str | Path) -> tuple[Seq2seqModel, PairSet, Any]:
     """(model, pair symbols and vocabularies, the stored checkpoint) of a run or checkpoint."""
-    stored = read_checkpoint(path)
-    if stored.kind != KIND:
-        raise CheckpointError(f"{stored.directory} holds a {stored.kind} model, not a seq2seq "
-                              f"model")
+    stored = read_checkpoint(path, kind=KIND)
     try:
         pairs = PairSet.from_dict(stored.config["pairs"])
         model = Seq2seqModel(**stored.config["model"])

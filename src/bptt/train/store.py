@@ -201,6 +201,15 @@ def find_checkpoint(path: str | os.PathLike[str]) -> Path:
                           f"train one with `bptt train --out {p}`")
 
 
+# what each kind of checkpoint is for: named when a command is given the wrong kind
+KIND_USES = {
+    "language-model": "bptt eval, generate, explain, export and plot gates|states",
+    "seq2seq": "bptt seq2seq eval|translate and bptt plot attention",
+    "sequence-regressor": "bptt export (ONNX) and SequenceRegressor.load",
+    "sequence-classifier": "bptt export (ONNX) and SequenceClassifier.load",
+}
+
+
 @dataclass
 class StoredCheckpoint:
     """A checkpoint directory whose files were checked: its config and state documents."""
@@ -223,16 +232,33 @@ class StoredCheckpoint:
         return read_json(self.directory / name)
 
 
-def read_checkpoint(path: str | os.PathLike[str], required: tuple[str, ...] = ("model.npz",)
-                    ) -> StoredCheckpoint:
+def _require_kind(directory: Path, kind: str, wanted: str) -> None:
+    """A one-line error naming what the checkpoint holds and what it is for, unless it holds
+    a ``wanted`` model."""
+    if kind != wanted:
+        uses = KIND_USES.get(kind)
+        raise CheckpointError(f"{directory} holds a {kind} model, not a "
+                              f"{wanted.replace('-', ' ')}" + (f": it is for {uses}" if uses
+                                                               else ""))
+
+
+def read_checkpoint(path: str | os.PathLike[str], required: tuple[str, ...] = ("model.npz",),
+                    kind: str | None = None) -> StoredCheckpoint:
     """Find and check a checkpoint: state.json's schema, every file's checksum, config.json's
-    format and version, and that the ``required`` files are there."""
+    format and version, and that the ``required`` files are there; with ``kind``, that it holds
+    that kind of model (checked first: another kind lacks other files)."""
     d = find_checkpoint(path)
     state_file = d / "state.json"
     if not state_file.exists():
         raise CheckpointError(f"checkpoint {d} is incomplete: state.json is missing")
     state = read_json(state_file)
     _check_state(state_file, state)
+    config_file = d / "config.json"
+    if (kind is not None and config_file.is_file()
+            and sha256(config_file) == state["files"].get("config.json")):
+        config = read_json(config_file)
+        if isinstance(config, dict):
+            _require_kind(d, str(config.get("kind", "language-model")), kind)
     for name in ("config.json", *required):  # the essential files first
         if name not in state["files"] or not (d / name).is_file():
             raise CheckpointError(f"checkpoint {d} is incomplete: {name} is missing")
