@@ -306,6 +306,22 @@ def test_clear_errors(rng):
         model.predict(np.zeros((1, 3, 5)))
 
 
+@pytest.mark.parametrize("label", [-1, -3])
+def test_a_negative_class_of_a_sequence_is_refused(rng, label):
+    """-1 marks a step without a label in many-to-many; a sequence's class is never missing
+    (-1 used to drop the sequence from the loss without a word)."""
+    X, y = rng.standard_normal((6, 4, 2)), np.array([0, 1, 2, label, 1, 0])
+    with pytest.raises(ValueError, match=f"class id {label}, outside \\[0, 2\\]: every "
+                                         f"sequence needs its class"):
+        SequenceClassifier("rnn", hidden_size=3).fit(X, y, epochs=1)
+    steps = np.tile(y[:, None], (1, 4))
+    steps[steps < 0] = -1  # many-to-many: -1 is a step without a label
+    SequenceClassifier("rnn", hidden_size=3, many_to_many=True).fit(X, steps, epochs=1)
+    steps[0, 0] = -2
+    with pytest.raises(ValueError, match="class id -2.*-1 marks steps without a label"):
+        SequenceClassifier("rnn", hidden_size=3, many_to_many=True).fit(X, steps, epochs=1)
+
+
 def test_load_of_broken_files_is_one_checkpoint_error_naming_the_file(tmp_path, rng):
     from bptt.train.store import CheckpointError
 

@@ -577,7 +577,8 @@ def _r2(pred: np.ndarray, t: np.ndarray, mask: np.ndarray | None) -> float:
 class SequenceClassifier(_SequenceEstimator):
     """Classification of sequences (or of every step with ``many_to_many=True``).
 
-    y holds class ids 0..C-1 ((N,), or (N, T) per step, -1 = no label at that step).
+    y holds class ids 0..C-1: (N,), one per sequence, or (N, T) per step, where -1 marks a
+    step without a label.
     ``n_classes`` defaults to max(y) + 1 of the first ``fit``. Two classes use one logit and
     :class:`~bptt.nn.time_layers.TimeSigmoidWithLoss`; more use C logits and
     :class:`~bptt.nn.time_layers.TimeSoftmaxWithLoss`. ``score`` = accuracy. Other arguments as
@@ -620,7 +621,7 @@ class SequenceClassifier(_SequenceEstimator):
         self._check_lengths_y(xs, y[..., None])
         if self.many_to_many and lengths is not None:
             y = np.where(np.arange(y.shape[1])[None, :] < to_numpy(lengths)[:, None], y, -1)
-        labels = y[y != -1]
+        labels = y[y != -1] if self.many_to_many else y.ravel()  # -1: a step without a label
         if fitting:
             hi = int(labels.max()) if labels.size else 0
             self.n_classes_ = int(self.n_classes) if self.n_classes is not None else max(hi + 1,
@@ -628,8 +629,9 @@ class SequenceClassifier(_SequenceEstimator):
         C = self.n_classes_
         if labels.size and (labels.min() < 0 or labels.max() >= C):
             bad = labels.min() if labels.min() < 0 else labels.max()
-            raise ValueError(f"y holds class id {bad}, outside [0, {C - 1}] (-1 marks steps "
-                             f"without a label in many-to-many)")
+            raise ValueError(f"y holds class id {bad}, outside [0, {C - 1}]"
+                             + (" (-1 marks steps without a label)" if self.many_to_many else
+                                ": every sequence needs its class"))
         if C == 2:
             return to_device(y, dtype=self.dtype), 1  # targets 0/1 (or -1) for the sigmoid
         return to_device(y), C
