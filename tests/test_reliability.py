@@ -286,3 +286,62 @@ def test_kill_9_during_saves_never_loses_the_checkpoint(short_text, tmp_path):
     assert steps[-1] > steps[0]  # the runs made progress across the kills
     leftovers = [p.name for p in out.iterdir() if ".tmp-" in p.name]
     assert len(leftovers) <= 1  # at most the one a kill interrupted; the next save removes it
+
+
+@pytest.mark.parametrize("argv", [["seq2seq", "train", "--layers", "3000", "--pairs", "60"],
+                                  ["seq2seq", "train", "--data", "{long}"],
+                                  ["fit", "sine", "--layers", "100000"]])
+def test_seq2seq_and_fit_refuse_a_model_too_large_with_its_estimate(argv, tmp_path, capsys,
+                                                                    monkeypatch):
+    """They used to allocate for minutes (24 GB resident) before failing; a 2 MB source line
+    trained for 4 minutes on 3 pairs."""
+    import time
+
+    import bptt.train.memory as memory
+    from bptt.cli import main
+
+    monkeypatch.setattr(memory, "available_memory", lambda: 16 * 2**30)  # any machine alike
+    long = tmp_path / "long.tsv"
+    long.write_text("ab" * 1_000_000 + "\tx\nab\tcd\nef\tgh\nab\tef\n")
+    argv = [a.format(long=long) for a in argv]
+    t0 = time.perf_counter()
+    assert main([*argv, "--epochs", "1", "--quiet", "--out", str(tmp_path / "r")]) == 2
+    assert time.perf_counter() - t0 < 30  # refused from the settings, nothing allocated
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "needs about" in err and "--layers" in err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("kw", [dict(model="plain"), dict(model="peeky", layers=2),
+                                dict(model="attention", cell="gru"),
+                                dict(model="attention", score="additive"),
+                                dict(model="attention", score="general", bidirectional=True,
+                                     layers=2, hidden=8)])
+def test_the_seq2seq_estimate_counts_the_parameters_the_model_has(kw, monkeypatch):
+    import bptt.train.seq2seq as s2s
+    from bptt.data.pairs import load_pairs
+
+    counted = []
+    monkeypatch.setattr(s2s, "training_bytes", lambda p, a, d: counted.append(p) or 0)
+    cfg = s2s.Seq2seqConfig(**{"hidden": 6, "embed": 4, "pairs": 50, **kw})
+    pairs = load_pairs("addition", n=50)
+    s2s.estimate_memory(cfg, pairs)
+    model = s2s.Seq2seqModel(len(pairs.source_vocab), len(pairs.target_vocab), cfg.embed,
+                             cfg.hidden, cfg.model, cfg.cell, cfg.layers, cfg.bidirectional,
+                             cfg.score)
+    assert counted == [model.num_params()]
+
+
+@pytest.mark.parametrize("task, kw", [("sine", {}), ("sine", dict(layers=3, bidirectional=True)),
+                                      ("waveforms", dict(cell="gru", layers=2))])
+def test_the_fit_estimate_counts_the_parameters_the_model_has(task, kw, monkeypatch):
+    import bptt.train.fit as fit
+
+    counted = []
+    monkeypatch.setattr(fit, "training_bytes", lambda p, a, d: counted.append(p) or 0)
+    cfg = fit.FitConfig(task, hidden=5, **kw)
+    data = fit.build_task(cfg)
+    fit.estimate_memory(cfg, data)
+    model = fit.build_model(cfg, data)
+    model.fit(*data.train, epochs=1, max_steps=1)
+    assert counted == [sum(int(p.size) for p in model._all_params())]

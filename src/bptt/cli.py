@@ -19,6 +19,7 @@ from typing import NoReturn
 from . import __version__
 from .commands.options import add_shared, apply_shared
 from .nn.registry import load_plugin_cells
+from .train.memory import ModelTooLarge
 
 # modules under bptt.commands, in the order `bptt --help` lists them
 COMMANDS = ["gradcheck", "explain", "gradflow", "plot", "lm", "fit", "seq2seq", "bench", "book",
@@ -101,6 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bptt: interrupted", file=sys.stderr)
         return 130
+    except ModelTooLarge as e:  # the estimate's refusal: it names the options to lower
+        if _reports():
+            print(f"bptt {args.command}: error: {e}", file=sys.stderr)
+        return 2
     except MemoryError as e:
         if not _reports():
             return 2

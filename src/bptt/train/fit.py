@@ -24,6 +24,7 @@ from .comm import world
 from .estimators import SequenceClassifier, SequenceRegressor
 from .forecast import forecast_series, one_step_predictions, plot_forecast
 from .loop import Trainer
+from .memory import check_fits, stack_params, step_activations, training_bytes
 from .progress import silent
 from .run import Run, fingerprint
 from .store import CheckpointError, read_checkpoint
@@ -167,6 +168,9 @@ def fit_task(cfg: FitConfig, log: Callable[[str], Any] = print,
             cfg.clip = None
         task = build_task(cfg)
         run.check_data(task_fingerprint(task))
+        check_fits(estimate_memory(cfg, task),
+                   f"parameters, gradients, optimizer state, activations of a batch of "
+                   f"{cfg.batch} and of the evaluation", "--hidden, --layers or --batch")
         model = build_model(cfg, task)
         log(f"{task!r}")
         log(f"model: {model!r}")
@@ -210,6 +214,20 @@ def fit_task(cfg: FitConfig, log: Callable[[str], Any] = print,
         write_json_atomic(out / "metrics.json", metrics, indent=2)
         log(f"model written to {out / 'model'}, metrics to {out / 'metrics.json'}")
         return metrics
+
+
+def estimate_memory(cfg: FitConfig, task: Task) -> int:
+    """Bytes to fit the model ``cfg`` describes on ``task`` (see :mod:`bptt.train.memory`):
+    training batches, and evaluation in chunks of up to 1024 sequences."""
+    N, T, D = task.X_train.shape
+    ways = 2 if cfg.bidirectional else 1
+    outputs = task.n_classes or (task.y_train.shape[-1] if task.y_train.ndim > 1 else 1)
+    params = stack_params(cfg.cell, D, cfg.hidden, cfg.layers, ways)
+    params += (ways * cfg.hidden + 1) * outputs
+    train = step_activations(cfg.cell, cfg.batch, T, cfg.hidden, cfg.layers, ways)
+    rows = min(1024, max(len(task.X_valid), len(task.X_test)))  # forward only: no gradients
+    evaluation = step_activations(cfg.cell, rows, T, cfg.hidden, cfg.layers, ways) // 2
+    return training_bytes(params, max(train, evaluation), "float32")
 
 
 def task_fingerprint(task: Task) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from .loop import (
     TrainState,
     set_rng_state,
 )
+from .memory import check_fits, stack_params, step_activations, training_bytes
 from .progress import silent, work_bar
 from .run import Run, fingerprint
 from .store import FORMAT, VERSION, CheckpointError, check_finite, read_checkpoint
@@ -289,6 +290,11 @@ def train_seq2seq(cfg: Seq2seqConfig, explicit: set[str] | None = None,
             cfg.data = str(Path(cfg.data).resolve())
         pairs = load_pairs(cfg.data, level=cfg.level, reverse=cfg.reverse, n=cfg.pairs)
         run.check_data(pairs_fingerprint(pairs))
+        check_fits(estimate_memory(cfg, pairs),
+                   f"parameters, gradients, optimizer state, activations of a batch of "
+                   f"{min(cfg.batch, len(pairs.train))} pairs of up to "
+                   f"{pairs.max_source:,} + {pairs.max_target:,} tokens",
+                   "--hidden, --embed, --layers or --batch, or shorten the longest pairs")
         backend.seed(cfg.seed)
         if stored is None:
             model = Seq2seqModel(len(pairs.source_vocab), len(pairs.target_vocab), cfg.embed,
@@ -351,6 +357,25 @@ def _resumed_config(cfg: Seq2seqConfig, saved: Seq2seqConfig, explicit: set[str]
     keep = {k: getattr(cfg, k) for k in ("epochs", "quiet", "eval_size", "force") if k in given}
     return Seq2seqConfig.from_dict({**asdict(saved), **keep, "resume": True, "out": str(out),
                                     "max_steps": cfg.max_steps, "max_minutes": cfg.max_minutes})
+
+
+def estimate_memory(cfg: Seq2seqConfig, pairs: PairSet) -> int:
+    """Bytes to train the model ``cfg`` describes on ``pairs`` (see :mod:`bptt.train.memory`),
+    from the settings alone."""
+    Vs, Vt = len(pairs.source_vocab), len(pairs.target_vocab)
+    D, H, L = cfg.embed, cfg.hidden, cfg.layers
+    ways = 2 if cfg.bidirectional else 1
+    He = ways * H  # the decoder's width: the encoder's output
+    params = (Vs + Vt) * D + stack_params(cfg.cell, D, H, L, ways)
+    params += stack_params(cfg.cell, D + (He if cfg.model == "peeky" else 0), He, L)
+    params += (He + (He if cfg.model in ("peeky", "attention") else 0) + 1) * Vt
+    if cfg.model == "attention":
+        params += {"dot": 0, "general": He * He, "additive": 2 * He * He + He}[cfg.score]
+    N = min(cfg.batch, len(pairs.train))
+    acts = (step_activations(cfg.cell, N, pairs.max_source, H, L, ways)
+            + step_activations(cfg.cell, N, pairs.max_target, He, L)
+            + 3 * N * pairs.max_target * Vt)
+    return training_bytes(params, acts, cfg.dtype)
 
 
 def pairs_fingerprint(pairs: PairSet) -> dict[str, Any]:

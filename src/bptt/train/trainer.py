@@ -44,6 +44,7 @@ from .loop import (
     perplexity_of,
     set_rng_state,
 )
+from .memory import check_fits, stack_params, training_bytes
 from .plot import plot_history, require_matplotlib
 from .progress import work_bar
 from .run import Run
@@ -294,13 +295,9 @@ def train_language_model(config: TrainConfig, explicit: set[str] | None = None,
 def check_memory(cfg: TrainConfig, vocab_size: int) -> None:
     """Refuse a model that cannot fit in this machine's memory, with the estimate, before
     anything is allocated."""
-    need = estimate_memory(cfg, vocab_size)
-    have = available_memory()
-    if have is not None and need > have:
-        raise MemoryError(f"this model needs about {need / 2**30:.1f} GiB (parameters, "
-                          f"gradients, optimizer state, activations of a {cfg.batch}x{cfg.bptt} "
-                          f"batch) but the machine has {have / 2**30:.1f} GiB available; "
-                          f"lower --hidden, --embed, --layers, --batch or --bptt")
+    check_fits(estimate_memory(cfg, vocab_size),
+               f"parameters, gradients, optimizer state, activations of a {cfg.batch}x"
+               f"{cfg.bptt} batch", "--hidden, --embed, --layers, --batch or --bptt")
 
 
 def estimate_memory(cfg: TrainConfig, vocab_size: int) -> int:
@@ -308,25 +305,11 @@ def estimate_memory(cfg: TrainConfig, vocab_size: int) -> int:
     of one (batch, bptt) step, from the settings alone."""
     kw = cfg.model_kwargs(vocab_size)
     V, D, H, L = vocab_size, kw["embed_size"], kw["hidden_size"], kw["num_layers"]
-    spec = get_cell(kw["cell"])
-    G = spec.gates
     last = kw.get("last_hidden") or H
     params = V * D + V + (0 if kw["tie_weights"] else last * V)
-    params += sum(spec.num_params(D if k == 0 else H, last if k == L - 1 else H)
-                  for k in range(L))
-    acts = cfg.batch * cfg.bptt * (3 * V + 2 * G * H * L + D)
-    return int(np.dtype(kw["dtype"] or "float32").itemsize * (4 * params + 2 * acts))
-
-
-def available_memory() -> int | None:
-    """MemAvailable of /proc/meminfo in bytes (None where unknown)."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
+    params += stack_params(kw["cell"], D, H, L, last_hidden=last)
+    acts = cfg.batch * cfg.bptt * (3 * V + 2 * get_cell(kw["cell"]).gates * H * L + D)
+    return training_bytes(params, acts, kw["dtype"])
 
 
 def _run(cfg: TrainConfig, model: LanguageModel, optimizer: Any, corpus: Corpus,
