@@ -303,3 +303,13 @@ def test_an_explanation_renders_as_markdown_in_a_notebook():
     ex = explain("rnnlm")
     assert ex._repr_markdown_() == ex.to_markdown()
     assert "| | name | shape |" in ex._repr_markdown_()
+
+
+@pytest.mark.parametrize("argv", [["-T", "100000000"], ["-N", "5000"], ["--size", "H=100000"]])
+def test_sizes_explain_cannot_show_are_refused_at_once(argv, capsys):
+    """-T 100000000 used to run until memory ran out."""
+    from bptt.cli import main
+
+    assert main(["explain", "lstm", *argv]) == 2
+    err = capsys.readouterr().err
+    assert "is more than explain shows" in err and len(err.strip().splitlines()) == 1

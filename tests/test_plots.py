@@ -137,3 +137,21 @@ def test_plot_titles_and_labels_say_what_is_shown(tmp_path, monkeypatch):
     fig = plot_states([(["a", "b", "c"], same)], None)
     heights = [t.xyann[1] for t in fig.axes[0].texts if t.get_text() in ("a", "b", "c")]
     assert len(set(heights)) == 3
+
+
+def test_plot_refuses_words_the_model_does_not_know(tmp_path, capsys):
+    """`plot gates RUN --start zzzz` used to draw the gates of <unk> without a word."""
+    from bptt.train import TrainConfig, train_language_model
+
+    text = tmp_path / "t.txt"
+    text.write_text("the cat sat on the mat .\nthe dog sat on the log .\n" * 30)
+    run = tmp_path / "lm"
+    train_language_model(TrainConfig(data=str(text), out=str(run), embed=4, hidden=4, batch=2,
+                                     bptt=5, max_steps=2, quiet=True))
+    png = str(tmp_path / "g.png")
+    for argv, flag in ((["gates", str(run), "--start", "the cta"], "--start"),
+                       (["states", str(run), "--text", "the cta sat"], "--text")):
+        assert main(["plot", *argv, "--out", png]) == 2
+        err = capsys.readouterr().err
+        assert f"{flag} word 'cta' is not in the model's vocabulary" in err
+        assert "nearest known: cat" in err

@@ -173,6 +173,15 @@ def test_a_run_written_before_headers_is_still_recognised(text, tmp_path):
     assert read_header(out)["kind"] == "language-model"
 
 
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_resume_and_overwrite_together_are_refused(kind, text, tmp_path):
+    """`train --resume --overwrite` used to resume and ignore --overwrite."""
+    out = tmp_path / "run"
+    KINDS[kind](text, out)
+    with pytest.raises(ValueError, match="--resume continues .* --overwrite replaces it"):
+        KINDS[kind](text, out, resume=True, overwrite=True)
+
+
 # -- one writer --------------------------------------------------------------------------------
 @pytest.mark.skipif(os.name != "posix", reason="run folders are locked with POSIX flock")
 @pytest.mark.parametrize("kind", list(KINDS))

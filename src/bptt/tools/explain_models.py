@@ -45,7 +45,15 @@ def _dims(defaults: dict[str, int], N: int | None, T: int | None,
     for k, v in d.items():
         if v < 1:
             raise ValueError(f"size {k} must be a positive integer, got {v}")
+        most = LARGEST.get(k, LARGEST["*"])
+        if v > most:
+            raise ValueError(f"size {k} = {v:,} is more than explain shows (at most {most:,}: "
+                             f"it records every array of every step); use a smaller {k}")
     return d
+
+
+# explain keeps every array of every step: sizes a page can show and memory can hold
+LARGEST = {"N": 1000, "T": 1000, "*": 10_000}
 
 
 def _lm_batch(d: Mapping[str, int], seed: int) -> tuple[Any, Any]:

@@ -25,7 +25,7 @@ import numpy as np
 from ..backend import array_module, to_device, to_numpy
 from ..figures import new_figure, require_matplotlib, save_figure  # noqa: F401 (re-exported)
 from ..train.checkpoint import load_checkpoint
-from ..train.generate import sample_ids
+from ..train.generate import check_known, sample_ids
 from .explain_flow import recurrent_spec, step_cell
 from .explain_models import build
 from .explain_records import Tracer, model_layers
@@ -116,8 +116,9 @@ class TextIds:
     def __init__(self, vocab: Any, V: int) -> None:
         self.vocab, self.V = vocab, V
 
-    def encode(self, text: str) -> list[int]:
+    def encode(self, text: str, flag: str = "--text") -> list[int]:
         if self.vocab is not None:
+            check_known(self.vocab, text, flag)
             ids = [int(i) for i in self.vocab.encode(text)]
         else:
             try:
@@ -155,7 +156,7 @@ def sentence_ids(model: Any, words: TextIds, text: str | None, start: str | None
     word)."""
     if text:
         return words.encode(text)
-    first = words.encode(start) if start else [int(np.random.default_rng(seed).integers(
+    first = words.encode(start, "--start") if start else [int(np.random.default_rng(seed).integers(
         words.V))]
     unk = getattr(words.vocab, "unk_id", None)
     skip = [unk] if unk is not None else []

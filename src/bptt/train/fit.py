@@ -89,9 +89,6 @@ class FitConfig:
             raise ValueError(f"--lr must be a positive number, got {self.lr}")
         if self.clip is not None and not self.clip >= 0:
             raise ValueError(f"--clip must be >= 0 (0 turns clipping off), got {self.clip}")
-        if self.resume and self.overwrite:
-            raise ValueError("--resume continues the run in --out, --overwrite replaces it: "
-                             "give one of them")
 
 
 def build_task(cfg: FitConfig) -> Task:

@@ -116,7 +116,7 @@ def generate(model: LanguageModel, vocab: Vocab, start: str | None = None, lengt
             raise ValueError(f"skip token {t!r} is not in the vocabulary")
     skip_ids = [vocab.stoi[t] for t in skip]
     if start:
-        _check_known(vocab, start)
+        check_known(vocab, start)
     start_ids = [int(i) for i in vocab.encode(start)] if start else []
     context, after = start_ids, None
     if not context:  # begin after an end of sentence (of the model's own, see sample_ids)
@@ -130,9 +130,9 @@ def generate(model: LanguageModel, vocab: Vocab, start: str | None = None, lengt
     return vocab.decode(start_ids + new)
 
 
-def _check_known(vocab: Vocab, start: str) -> None:
-    """Refuse a start text with tokens the model never saw (it would silently read them as
-    ``<unk>``), naming them and the nearest known tokens."""
+def check_known(vocab: Vocab, start: str, flag: str = "--start") -> None:
+    """Refuse a text (``flag`` names the option it came from) with tokens the model never saw
+    (it would silently read them as ``<unk>``), naming them and the nearest known tokens."""
     unknown = list(dict.fromkeys(t for t in vocab.tokenize(start) if t not in vocab))
     if not unknown:
         return
@@ -142,7 +142,7 @@ def _check_known(vocab: Vocab, start: str) -> None:
                                      cutoff=0.6) if vocab.level == "word" else []
     hint = (f"; nearest known: {', '.join(near)}" if near else "")
     more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
-    raise ValueError(f"--start {what} {t!r}{more} is not in the model's vocabulary "
+    raise ValueError(f"{flag} {what} {t!r}{more} is not in the model's vocabulary "
                      f"({len(vocab):,} tokens){hint}: it would be read as "
                      f"{vocab.unk or 'nothing'}; use known {what}s")
 

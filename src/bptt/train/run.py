@@ -160,6 +160,9 @@ class Run:
                  command: str = "bptt train") -> None:
         if kind not in KIND_FILES:
             raise ValueError(f"unknown run kind {kind!r}: one of {', '.join(KIND_FILES)}")
+        if resume and overwrite:
+            raise ValueError("--resume continues the run in --out, --overwrite replaces it: "
+                             "give one of them")
         self.out, self.kind = Path(out), kind
         self.resume, self.overwrite, self.force = resume, overwrite, force
         self.comm = comm if comm is not None else SingleProcess()
