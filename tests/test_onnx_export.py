@@ -81,6 +81,14 @@ def test_bptt_export_writes_an_onnx_file(tmp_path, capsys):
     assert [i.name for i in session.get_inputs()] == ["ids", "h0", "c0"]
     assert main(["export", str(tmp_path / "run")]) == 2  # nothing asked for: one line
     assert "say what to write" in capsys.readouterr().err
+    mine = tmp_path / "lm.onnx.tmp"  # the user's file: never the temporary name
+    mine.write_text("keep me")
+    assert main(["export", str(tmp_path / "run"), str(tmp_path / "lm.onnx")]) == 0
+    assert mine.read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lm.onnx", "lm.onnx.tmp", "run"]
+    capsys.readouterr()
+    assert main(["export", str(tmp_path / "run"), str(tmp_path / "run")]) == 2  # a folder
+    assert "is a folder: give a file name to write" in capsys.readouterr().err
 
 
 def test_the_docs_generate_with_onnxruntime_alone(tmp_path, monkeypatch):

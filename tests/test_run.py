@@ -182,6 +182,15 @@ def test_resume_and_overwrite_together_are_refused(kind, text, tmp_path):
         KINDS[kind](text, out, resume=True, overwrite=True)
 
 
+@pytest.mark.parametrize("kind", ["language-model", "seq2seq"])
+def test_an_empty_out_is_refused(kind, text, tmp_path, monkeypatch):
+    """`--out ""` used to write the run into the working folder."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="--out is empty"):
+        KINDS[kind](text, "")
+    assert not list(tmp_path.iterdir())
+
+
 # -- one writer --------------------------------------------------------------------------------
 @pytest.mark.skipif(os.name != "posix", reason="run folders are locked with POSIX flock")
 @pytest.mark.parametrize("kind", list(KINDS))

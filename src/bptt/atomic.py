@@ -33,8 +33,12 @@ def umask_mode(mode: int = 0o666) -> int:
 
 @contextmanager
 def atomic_file(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
-    """A binary file object whose content replaces ``path`` when the block ends without error."""
+    """A binary file object whose content replaces ``path`` when the block ends without error
+    (written under a fresh temporary name beside it, never a file of the user's; a crash
+    leaves the old file or the new one)."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(21, "is a folder: give a file name to write", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

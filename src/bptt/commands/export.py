@@ -12,11 +12,10 @@ read back with ``torch.load(..., weights_only=True)``. Needs the ``torch`` packa
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
+from ..atomic import atomic_file
 from ..data.corpus import load_corpus
 from ..tools.interop import import_torch
 from ..tools.onnx_export import OPSET, export_estimator_onnx, export_onnx
@@ -85,16 +84,8 @@ def run_export(args: argparse.Namespace) -> int:
     torch = import_torch()
     state = {k: torch.from_numpy(v.copy()) for k, v in state_dict_of(ck.model).items()}
     out = Path(args.torch)
-    # a fresh temporary name beside it (never a file of the user's), then one atomic rename:
-    # a crash leaves the old file or the new one
-    fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent or ".")
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        torch.save(state, tmp)
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_file(out) as f:
+        torch.save(state, f)
     print(f"wrote {out}: {ck.model} as word_language_model's state_dict "
           f"({', '.join(list(state)[:3])}, ...)")
     return 0

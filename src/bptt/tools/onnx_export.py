@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import atomic_file
 from ..backend import to_numpy
 from ..nn.cell_spec import option_values
 from ..nn.registry import CELLS, spec_of
@@ -118,9 +119,8 @@ def export_onnx(model: Any, path: str | os.PathLike[str]) -> Path:
     onnx_model.doc_string = f"{model} (hidden {H_in}); inputs ids, h/c per layer"
     onnx.checker.check_model(onnx_model)
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    onnx.save(onnx_model, str(tmp))
-    tmp.replace(path)  # atomic
+    with atomic_file(path) as f:
+        f.write(onnx_model.SerializeToString())
     return path
 
 
@@ -197,7 +197,6 @@ def export_estimator_onnx(estimator: Any, path: str | os.PathLike[str]) -> Path:
                               producer_name="bptt")
     onnx.checker.check_model(model)
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    onnx.save(model, str(tmp))
-    tmp.replace(path)
+    with atomic_file(path) as f:
+        f.write(model.SerializeToString())
     return path

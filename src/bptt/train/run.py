@@ -160,6 +160,8 @@ class Run:
                  command: str = "bptt train") -> None:
         if kind not in KIND_FILES:
             raise ValueError(f"unknown run kind {kind!r}: one of {', '.join(KIND_FILES)}")
+        if isinstance(out, str) and not out.strip():
+            raise ValueError("--out is empty: name the folder for the run (e.g. --out runs/x)")
         if resume and overwrite:
             raise ValueError("--resume continues the run in --out, --overwrite replaces it: "
                              "give one of them")

@@ -279,7 +279,7 @@ def train_seq2seq(cfg: Seq2seqConfig, explicit: set[str] | None = None,
         log = silent
     cfg.check()
     out = Path(cfg.out)
-    with Run(out, "seq2seq", resume=cfg.resume, overwrite=cfg.overwrite, force=cfg.force,
+    with Run(cfg.out, "seq2seq", resume=cfg.resume, overwrite=cfg.overwrite, force=cfg.force,
              comm=comm, command="bptt seq2seq train") as run:
         state, stored = None, None
         if cfg.resume:

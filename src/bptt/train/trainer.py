@@ -251,7 +251,7 @@ def train_language_model(config: TrainConfig, explicit: set[str] | None = None,
     out = Path(config.out)
     if config.device:
         backend.set_device(config.device)
-    with Run(out, "language-model", resume=config.resume, overwrite=config.overwrite,
+    with Run(config.out, "language-model", resume=config.resume, overwrite=config.overwrite,
              force=config.force, comm=comm) as run:
         ck = None
         if config.resume:
