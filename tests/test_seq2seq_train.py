@@ -193,6 +193,8 @@ def test_eval_scores_the_split_kept_in_the_run_and_labels_other_pairs(tmp_path, 
 
     assert len(load_pairs("addition", n=100).train) == 90
     assert len(load_pairs("./addition").train) == 1
+    m = train_seq2seq(small(tmp_path / "gen", data="addition", pairs=100, epochs=1), log=quiet)
+    assert m["data"] == {"name": "addition", "train_pairs": 90, "test_pairs": 10}
 
 
 def test_eval_on_other_pairs_names_a_target_longer_than_the_model_generates(tmp_path):

@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import backend
 from ..atomic import write_json_atomic
-from ..data.pairs import PairSet, load_pairs
+from ..data.pairs import BUILTIN, PairSet, load_pairs
 from ..models.seq2seq import Seq2seqModel
 from ..optim import make_optimizer
 from .comm import world
@@ -286,7 +286,7 @@ def train_seq2seq(cfg: Seq2seqConfig, explicit: set[str] | None = None,
             model, pairs_saved, stored = load_seq2seq(out / "last")
             cfg = _resumed_config(cfg, Seq2seqConfig.from_dict(stored.config.get("train", {})),
                                   explicit, out)
-        elif Path(cfg.data).exists():  # eval may run from another folder
+        elif cfg.data not in BUILTIN and Path(cfg.data).exists():  # eval may run elsewhere
             cfg.data = str(Path(cfg.data).resolve())
         pairs = load_pairs(cfg.data, level=cfg.level, reverse=cfg.reverse, n=cfg.pairs)
         run.check_data(pairs_fingerprint(pairs))
