@@ -240,6 +240,41 @@ def test_seq2seq_resume_refuses_other_pairs(tmp_path):
     assert m["stopped"] == "completed"
 
 
+def test_a_data_file_that_moved_resumes_where_it_is_now(text, tmp_path):
+    """The run keeps the data's path and its fingerprint: a moved file is given anew with
+    --data (--task csv:) and its content is what is checked."""
+    data = tmp_path / "moved"
+    data.mkdir()
+    corpus = data / "c.txt"
+    shutil.copy(text, corpus)
+    pairs = data / "p.tsv"
+    pairs.write_text("".join(f"{i} {i + 1}\t{i + 1} {i}\n" for i in range(40)))
+    series = data / "s.csv"
+    np.savetxt(series, np.sin(np.arange(300) / 7))
+    train_language_model(lm(corpus, tmp_path / "lm", max_steps=2))
+    train_seq2seq(s2s(tmp_path / "s2", data=str(pairs), level="word", max_steps=2), log=quiet)
+    fit_task(FitConfig(task=f"csv:{series}", hidden=3, epochs=2, window=8, quiet=True,
+                       out=str(tmp_path / "fit"), max_steps=2), log=quiet)
+    data.rename(tmp_path / "elsewhere")
+    new = tmp_path / "elsewhere"
+    with pytest.raises(FileNotFoundError, match="no longer there: pass --data"):
+        train_language_model(lm(corpus, tmp_path / "lm", resume=True), explicit={"resume"})
+    kw = dict(resume=True, data=str(new / "c.txt"))
+    assert train_language_model(lm(corpus, tmp_path / "lm", **kw), explicit=set(kw)
+                                )["stopped"] == "completed"
+    with pytest.raises(FileNotFoundError, match="pairs are no longer there: pass --data"):
+        kw = dict(out=str(tmp_path / "s2"), resume=True, quiet=True)
+        train_seq2seq(Seq2seqConfig(**kw), explicit=set(kw), log=quiet)
+    kw = dict(out=str(tmp_path / "s2"), resume=True, quiet=True, data=str(new / "p.tsv"))
+    assert train_seq2seq(Seq2seqConfig(**kw), explicit=set(kw), log=quiet)["stopped"] == \
+        "completed"
+    with pytest.raises(FileNotFoundError, match="series is no longer there: give its new"):
+        kw = dict(task=f"csv:{series}", out=str(tmp_path / "fit"), resume=True, quiet=True)
+        fit_task(FitConfig(**kw), explicit=set(kw), log=quiet)
+    kw = dict(task=f"csv:{new / 's.csv'}", out=str(tmp_path / "fit"), resume=True, quiet=True)
+    assert fit_task(FitConfig(**kw), explicit=set(kw), log=quiet)["stopped"] == "completed"
+
+
 def test_fit_resume_refuses_a_changed_series(tmp_path):
     series = tmp_path / "s.csv"
     values = np.sin(np.arange(300) / 7)

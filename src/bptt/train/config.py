@@ -56,9 +56,10 @@ OPTIMIZERS = tuple(_optim.OPTIMIZERS)
 # learning rate when --optimizer differs from the preset's and no --lr is given
 DEFAULT_LR = {"sgd": 20.0, "momentum": 1.0, "nesterov": 1.0, "adagrad": 0.1, "rmsprop": 0.002,
               "adam": 0.002, "ntasgd": 30.0}
-# settings a resumed run may change; all others must match the checkpoint
+# settings a resumed run may change; all others must match the checkpoint (the data file may
+# move: its content must match the run's fingerprint, train/run.py)
 RESUME_MAY_CHANGE = ("epochs", "max_steps", "max_minutes", "quiet", "plot", "resume", "out",
-                     "overwrite", "force", "device", "log_every")
+                     "overwrite", "force", "device", "log_every", "data")
 
 
 @dataclass

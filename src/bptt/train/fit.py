@@ -248,9 +248,14 @@ def _resumed(cfg: FitConfig, saved: dict[str, Any], explicit: set[str] | None) -
             raise ValueError(f"--{name.replace('_', '-')} {new} differs from the run being "
                              f"resumed ({saved.get(name)}); a resumed run keeps its settings "
                              f"(drop the option, or fit into another --out)")
-    if cfg.task != saved.get("task"):
+    moved = cfg.task.startswith("csv:") and str(saved.get("task")).startswith("csv:")
+    if cfg.task != saved.get("task") and not moved:  # a moved series: its content is checked
         raise ValueError(f"the run in {cfg.out_dir()} was fit on {saved.get('task')!r}, not "
                          f"{cfg.task!r}")
+    task = str(values.get("task"))
+    if task.startswith("csv:") and not Path(task[4:]).exists():
+        raise FileNotFoundError(2, "the run's series is no longer there: give its new place as "
+                                "csv:PATH (its content is checked)", task[4:])
     return FitConfig.from_dict(values)
 
 

@@ -348,15 +348,23 @@ def _resumed_config(cfg: Seq2seqConfig, saved: Seq2seqConfig, explicit: set[str]
     ones a session may change."""
     given = explicit if explicit is not None else set()
     may_change = {"epochs", "max_steps", "max_minutes", "quiet", "resume", "out", "eval_size",
-                  "force"}
+                  "force", "data"}  # the data file may move: its content is checked
     for name in sorted(given - may_change):
         if getattr(cfg, name) != getattr(saved, name):
             raise ValueError(f"--{name.replace('_', '-')} {getattr(cfg, name)} differs from "
                              f"the run being resumed ({getattr(saved, name)}); a resumed "
                              f"run keeps its settings")
-    keep = {k: getattr(cfg, k) for k in ("epochs", "quiet", "eval_size", "force") if k in given}
-    return Seq2seqConfig.from_dict({**asdict(saved), **keep, "resume": True, "out": str(out),
-                                    "max_steps": cfg.max_steps, "max_minutes": cfg.max_minutes})
+    keep = {k: getattr(cfg, k) for k in ("epochs", "quiet", "eval_size", "force", "data")
+            if k in given}
+    if "data" in keep and keep["data"] not in BUILTIN and Path(keep["data"]).exists():
+        keep["data"] = str(Path(keep["data"]).resolve())
+    resumed = Seq2seqConfig.from_dict({**asdict(saved), **keep, "resume": True,
+                                       "out": str(out), "max_steps": cfg.max_steps,
+                                       "max_minutes": cfg.max_minutes})
+    if resumed.data not in BUILTIN and not Path(resumed.data).exists():
+        raise FileNotFoundError(2, "the run's training pairs are no longer there: pass --data "
+                                "with their new place (their content is checked)", resumed.data)
+    return resumed
 
 
 def estimate_memory(cfg: Seq2seqConfig, pairs: PairSet) -> int:

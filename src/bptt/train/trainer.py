@@ -209,8 +209,6 @@ def _resumed_config(config: TrainConfig, explicit: set[str] | None, ck: Any,
     given = explicit if explicit is not None else set()
     for name in sorted(given - set(RESUME_MAY_CHANGE)):
         new, old = getattr(config, name), getattr(saved, name)
-        if name == "data":
-            new = _data_spec(new)
         if new != old:
             raise ValueError(f"--{name.replace('_', '-')} {new} differs from the run being "
                              f"resumed ({old}); a resumed run keeps its settings (drop the "
@@ -219,6 +217,10 @@ def _resumed_config(config: TrainConfig, explicit: set[str] | None, ck: Any,
     for name in RESUME_MAY_CHANGE:
         if name in given:
             setattr(saved, name, getattr(config, name))
+    saved.data = _data_spec(saved.data)
+    if saved.data and saved.data not in ("builtin", "ptb") and not Path(saved.data).exists():
+        raise FileNotFoundError(2, "the run's training data is no longer there: pass --data "
+                                "with its new place (its content is checked)", saved.data)
     saved.resume, saved.out = True, str(out)
     return saved.resolved()
 
