@@ -31,7 +31,7 @@ def test_files_and_checkpoints_follow_the_umask(tmp_path):
 
     from bptt.data.corpus import Vocab
     from bptt.models.rnnlm import LanguageModel
-    from bptt.train.checkpoint import save_checkpoint
+    from bptt.train.lm_checkpoint import save_checkpoint
 
     old = os.umask(0o022)
     try:

@@ -12,7 +12,7 @@ import pytest
 from bptt.data.corpus import Vocab
 from bptt.models.rnnlm import LanguageModel
 from bptt.optim import Adam
-from bptt.train.checkpoint import (
+from bptt.train.lm_checkpoint import (
     CheckpointError,
     find_checkpoint,
     load_checkpoint,

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from bptt.data.corpus import Vocab
 from bptt.models.rnnlm import LanguageModel
 from bptt.optim import Adam
-from bptt.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from bptt.train.lm_checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 FILES = ["model.npz", "config.json", "vocab.json", "state.json", "optimizer.npz",
          "rnn_state.npz"]

@@ -254,7 +254,7 @@ def test_cli_errors(capsys):
 
 
 def test_checkpoint_directory(tmp_path):
-    checkpoint = pytest.importorskip("bptt.train.checkpoint")
+    checkpoint = pytest.importorskip("bptt.train.lm_checkpoint")
     from bptt.data.corpus import Vocab
     from bptt.models.rnnlm import LanguageModel
 

@@ -216,7 +216,7 @@ def test_a_checkpoint_of_a_registered_cell_loads_only_when_the_cell_is_registere
     assert ck.model.cell == "cifg"
     registry.unregister_cell("cifg")
     try:
-        with pytest.raises(bptt.train.checkpoint.CheckpointError,
+        with pytest.raises(bptt.train.lm_checkpoint.CheckpointError,
                            match="cell 'cifg', which is not registered here"):
             bptt.load_checkpoint(tmp_path / "run" / "best")
     finally:

@@ -13,10 +13,10 @@ import shutil
 import numpy as np
 import pytest
 
-import bptt.train.store as store
+import bptt.train.checkpoint as store
 from bptt.data.make_builtin import compose
 from bptt.train import TrainConfig, TrainingDiverged, train_language_model
-from bptt.train.checkpoint import CheckpointError, load_checkpoint
+from bptt.train.lm_checkpoint import CheckpointError, load_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -323,7 +323,7 @@ def test_a_negative_class_of_a_sequence_is_refused(rng, label):
 
 
 def test_load_of_broken_files_is_one_checkpoint_error_naming_the_file(tmp_path, rng):
-    from bptt.train.store import CheckpointError
+    from bptt.train.checkpoint import CheckpointError
 
     X, y = rng.standard_normal((12, 4, 2)), rng.standard_normal(12)
     model = SequenceRegressor("rnn", hidden_size=3, seed=0)

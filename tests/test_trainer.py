@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pytest
 
-import bptt.train.trainer as trainer_mod
+import bptt.train.language_model as trainer_mod
 from bptt.data.make_builtin import compose
 from bptt.models.rnnlm import LanguageModel
 from bptt.train import (
@@ -329,7 +329,7 @@ class ScriptedLearner:
 
 def test_ntasgd_starts_averaging_at_the_trigger_and_evaluates_the_average():
     from bptt.optim import NTASGD
-    from bptt.train.loop import Trainer, TrainerSettings
+    from bptt.train.trainer import Trainer, TrainerSettings
 
     learner = ScriptedLearner([5.0, 4.0, 4.5, 4.2, 4.1, 4.0])
     opt = NTASGD(lr=0.25, nonmono=1)
@@ -345,7 +345,7 @@ def test_ntasgd_starts_averaging_at_the_trigger_and_evaluates_the_average():
 
 def test_decay_after_divides_the_lr_after_every_epoch_from_then_on():
     from bptt.optim import SGD
-    from bptt.train.loop import Trainer, TrainerSettings
+    from bptt.train.trainer import Trainer, TrainerSettings
 
     learner = ScriptedLearner([5.0, 4.0, 3.0, 2.0, 1.0])
     opt = SGD(lr=1.0)

@@ -22,8 +22,8 @@ from .nn.registry import load_plugin_cells
 from .train.memory import ModelTooLarge
 
 # modules under bptt.commands, in the order `bptt --help` lists them
-COMMANDS = ["gradcheck", "explain", "gradflow", "plot", "lm", "fit", "seq2seq", "bench", "book",
-            "export"]
+COMMANDS = ["gradcheck", "explain", "gradflow", "plot", "train", "evaluate", "generate", "fit",
+            "seq2seq", "bench", "import_book", "export", "import_torch"]
 
 
 class _Parser(argparse.ArgumentParser):

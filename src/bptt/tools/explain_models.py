@@ -18,7 +18,7 @@ from ..models import rnnlm
 from ..models.mlp import TwoLayerNet
 from ..models.seq2seq import AttentionSeq2seq, PeekySeq2seq, Seq2seq
 from ..nn.registry import cell_names
-from ..train.checkpoint import load_checkpoint
+from ..train.lm_checkpoint import load_checkpoint
 
 BOOK_MODELS = ("simple-rnnlm", "rnnlm", "better-rnnlm")
 SEQ2SEQ_MODELS = {"seq2seq": Seq2seq, "peeky-seq2seq": PeekySeq2seq,

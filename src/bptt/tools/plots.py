@@ -24,8 +24,8 @@ import numpy as np
 
 from ..backend import array_module, to_device, to_numpy
 from ..figures import new_figure, require_matplotlib, save_figure  # noqa: F401 (re-exported)
-from ..train.checkpoint import load_checkpoint
 from ..train.generate import check_known, sample_ids
+from ..train.lm_checkpoint import load_checkpoint
 from .explain_flow import recurrent_spec, step_cell
 from .explain_models import build
 from .explain_records import Tracer, model_layers

@@ -1,19 +1,19 @@
-"""Training: the one training loop (:mod:`bptt.train.loop`), language-model settings and
+"""Training: the one training loop (:mod:`bptt.train.trainer`), language-model settings and
 presets, the truncated-BPTT language-model trainer, perplexity, progress bar, JSON-lines log
-and perplexity plot. Checkpoints: :mod:`bptt.train.store` (the format) and
-:mod:`bptt.train.checkpoint` (language models)."""
+and perplexity plot. Checkpoints: :mod:`bptt.train.checkpoint` (the format) and
+:mod:`bptt.train.lm_checkpoint` (language models)."""
 
 from .config import PRESETS, TrainConfig
-from .loop import Trainer, TrainerSettings, TrainingDiverged, TrainState
-from .plot import plot_history
-from .progress import JsonlLog, Progress, read_jsonl
-from .trainer import (
+from .language_model import (
     LanguageModelLearner,
     evaluate,
     make_optimizer,
     perplexity,
     train_language_model,
 )
+from .plot import plot_history
+from .progress import JsonlLog, Progress, read_jsonl
+from .trainer import Trainer, TrainerSettings, TrainingDiverged, TrainState
 
 __all__ = [
     "PRESETS", "TrainConfig", "plot_history", "JsonlLog", "Progress", "read_jsonl",

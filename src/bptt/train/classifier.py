@@ -1,5 +1,5 @@
 """Training the book's feed-forward classifiers (``TwoLayerNet``, ``MultiLayerNet``) in the one
-training loop (:class:`bptt.train.loop.Trainer`): shuffled minibatches, the divergence guard,
+training loop (:class:`bptt.train.trainer.Trainer`): shuffled minibatches, the divergence guard,
 progress, the history the book plots.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import array_module
-from .loop import Trainer, TrainerSettings
+from .trainer import Trainer, TrainerSettings
 
 __all__ = ["train_classifier"]
 
@@ -108,7 +108,7 @@ def train_classifier(net: Any, x_train: Any, t_train: Any, optimizer: Any, epoch
 
     Each epoch visits the training set once in a random order (``numpy.random.default_rng(seed)``);
     the last batch may be smaller. Batches are moved to the net's device and dtype. A NaN or
-    infinite loss stops training with :class:`~bptt.train.loop.TrainingDiverged`.
+    infinite loss stops training with :class:`~bptt.train.trainer.TrainingDiverged`.
 
     Returns the history: ``loss`` (one value per update), ``epoch_loss`` (mean per epoch),
     ``train_acc`` and ``val_acc`` (per epoch, ``val_acc`` empty without validation data).

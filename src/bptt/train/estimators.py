@@ -26,7 +26,7 @@ many-to-many. Sequences of different lengths are right-padded to T and given wit
 layer with its own ``optimizer`` updates itself in ``backward``; the estimator's optimizer
 updates the rest.
 
-Training runs in the one training loop (:class:`bptt.train.loop.Trainer`): clipping, the
+Training runs in the one training loop (:class:`bptt.train.trainer.Trainer`): clipping, the
 divergence guard, early stopping, progress, and with ``fit(..., out=DIR)`` checkpoints in the
 one checkpoint format (``DIR/last`` resumable bit for bit with ``resume=True``, ``DIR/best``),
 Ctrl-C saving and a JSON-lines log. ``save(DIR)`` / ``load(DIR)`` use the same format.
@@ -50,7 +50,15 @@ from ..nn.registry import cell_names, get_cell
 from ..nn.sequence_layers import LastStep, MeanSquaredError
 from ..nn.stacks import make_recurrent_stack
 from ..nn.time_layers import TimeAffine, TimeSigmoidWithLoss, TimeSoftmaxWithLoss
-from .loop import (
+from .checkpoint import (
+    FORMAT,
+    VERSION,
+    CheckpointError,
+    check_finite,
+    read_checkpoint,
+    write_checkpoint,
+)
+from .trainer import (
     ShuffledBatches,
     Trainer,
     TrainerSettings,
@@ -58,7 +66,6 @@ from .loop import (
     checked_rng_state,
     set_rng_state,
 )
-from .store import FORMAT, VERSION, CheckpointError, check_finite, read_checkpoint, write_checkpoint
 
 __all__ = ["SequenceRegressor", "SequenceClassifier", "OPTIMIZERS"]
 
@@ -684,7 +691,7 @@ class _Past:
 
 
 class _SequenceLearner:
-    """A sequence estimator on (xs, ts) for :class:`~bptt.train.loop.Trainer`: shuffled
+    """A sequence estimator on (xs, ts) for :class:`~bptt.train.trainer.Trainer`: shuffled
     minibatches, one permutation per epoch from ``default_rng(seed + 1)`` (resumable: the
     generator's state at the epoch's start and the batch index are saved)."""
 

@@ -20,14 +20,14 @@ import numpy as np
 from ..atomic import write_json_atomic
 from ..data.tasks import TASKS, Task, load_series, make_task, series_task
 from ..figures import new_figure, save_figure
+from .checkpoint import CheckpointError, read_checkpoint
 from .comm import world
 from .estimators import SequenceClassifier, SequenceRegressor
 from .forecast import forecast_series, one_step_predictions, plot_forecast
-from .loop import Trainer
 from .memory import check_fits, stack_params, step_activations, training_bytes
 from .progress import silent
 from .run import Run, fingerprint
-from .store import CheckpointError, read_checkpoint
+from .trainer import Trainer
 
 TASK_HELP = ("sine (noisy sine, next value), adding (adding problem), copy (copy/memory task), "
              "waveforms (classify ramp up/down, sine, square), or csv:PATH (.csv/.npy series)")

@@ -24,7 +24,7 @@ import numpy as np
 from ..backend import to_numpy
 from ..data.corpus import Vocab
 from ..models.rnnlm import LanguageModel
-from .checkpoint import load_checkpoint
+from .lm_checkpoint import load_checkpoint
 
 MIN_TEMPERATURE = 1e-3
 

@@ -11,7 +11,7 @@ fingerprint of its training data. Around a run, :class:`Run`
   ``OUT/.replaced``, deletes it once the new run has saved a checkpoint, and puts it back if
   the new run stops before; an earlier run left there by a crash is put back (no checkpoint
   in OUT) or dropped (the new run has one) by the next writer, and readers find it meanwhile
-  (:func:`bptt.train.store.find_checkpoint`);
+  (:func:`bptt.train.checkpoint.find_checkpoint`);
 - on ``--resume``, refuses other training data than the run's (``--force`` continues);
 - turns SIGTERM into what Ctrl-C does (the trainer saves and stops);
 - makes every refusal on all ranks of a data-parallel run alike (rank 0 decides, every rank
@@ -42,8 +42,8 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import write_json_atomic
+from .checkpoint import FORMAT, REPLACED, CheckpointError, find_checkpoint, read_json
 from .comm import SingleProcess
-from .store import FORMAT, REPLACED, CheckpointError, find_checkpoint, read_json
 
 try:  # POSIX; elsewhere runs are not locked
     import fcntl

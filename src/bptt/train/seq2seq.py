@@ -1,6 +1,6 @@
 """Training, evaluating and using seq2seq models (``bptt seq2seq train|eval|translate``).
 
-Training runs in the one training loop (:class:`bptt.train.loop.Trainer`): shuffled
+Training runs in the one training loop (:class:`bptt.train.trainer.Trainer`): shuffled
 minibatches of pairs, teacher forcing, clipping, the divergence guard, progress, checkpoints
 (``OUT/last`` resumable bit for bit, ``OUT/best`` by test accuracy), Ctrl-C saving. After every
 epoch the test pairs are decoded greedily, as the book's ``eval_seq2seq`` does, and scored:
@@ -32,8 +32,12 @@ from ..atomic import write_json_atomic
 from ..data.pairs import BUILTIN, PairSet, load_pairs
 from ..models.seq2seq import Seq2seqModel
 from ..optim import make_optimizer
+from .checkpoint import FORMAT, VERSION, CheckpointError, check_finite, read_checkpoint
 from .comm import world
-from .loop import (
+from .memory import check_fits, stack_params, step_activations, training_bytes
+from .progress import silent, work_bar
+from .run import Run, fingerprint
+from .trainer import (
     MAX_LOG_PERPLEXITY,
     ShuffledBatches,
     Trainer,
@@ -41,10 +45,6 @@ from .loop import (
     TrainState,
     set_rng_state,
 )
-from .memory import check_fits, stack_params, step_activations, training_bytes
-from .progress import silent, work_bar
-from .run import Run, fingerprint
-from .store import FORMAT, VERSION, CheckpointError, check_finite, read_checkpoint
 
 KIND = "seq2seq"
 
@@ -175,7 +175,7 @@ def score_pairs(model: Seq2seqModel, pairs: PairSet, items: Sequence[tuple[list[
 
 # -- the learner --------------------------------------------------------------------------------
 class Seq2seqLearner:
-    """Pairs for :class:`~bptt.train.loop.Trainer`: shuffled minibatches (one permutation per
+    """Pairs for :class:`~bptt.train.trainer.Trainer`: shuffled minibatches (one permutation per
     epoch from ``default_rng(seed)``, resumable), evaluation by decoding the test pairs."""
 
     unit = "seq"

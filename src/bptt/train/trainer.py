@@ -1,421 +1,541 @@
-"""Training language models with truncated BPTT, the book's way (``RnnlmTrainer``), made resumable.
+"""The one training loop: :class:`Trainer` runs any :class:`Learner` (a model on its data).
 
-One step: a batch (N, T) of the book's offset streams (:class:`~bptt.data.StreamBatcher`),
-``loss = model.forward(xs, ts)``, ``model.backward()``, global-norm clipping, one optimizer update
-(the one training loop, :class:`bptt.train.loop.Trainer`). The recurrent state flows from batch
-to batch (the model is stateful). At each epoch's end the validation perplexity is measured (on
-a copy of the state, so training continues where it was); if it improved, the model is saved to
-``OUT/best``; if not, the learning rate is divided by ``lr_decay`` (4, the book's
-``train_better_rnnlm``). ``OUT/last`` always holds a checkpoint to resume from: parameters,
-optimizer state, recurrent state, RNG state, stream position, history.
+One step, the same for every model (language models, sequence estimators, MLP classifiers):
 
-Perplexity (:func:`perplexity`): ``exp(mean cross-entropy per token)`` over the split read as 10
-contiguous streams in chunks of 35 (the book's ``eval_perplexity``), starting from a zero state.
+    loss, size = learner.train_step()       forward and backward on the next batch
+    guard: loss NaN, infinite or past learner.loss_limit -> TrainingDiverged (one line)
+    norm = clip_grads(learner.grads, clip)  global-norm clipping (if clip); guard the norm
+    optimizer.update(learner.params, learner.grads)
+
+At the end of every epoch (``learner.steps_per_epoch`` steps) the learner is evaluated; if its
+``monitor`` value improved, the model is kept as the best (``OUT/best``, or in memory); if not,
+the learning rate is divided by ``lr_decay`` and ``patience`` (early stopping) counts down.
+With ``decay_after`` = E the learning rate is also divided after every epoch from the E-th on
+(the schedule of Zaremba et al. 2014), improved or not.
+``OUT/last`` holds a checkpoint to resume from bit for bit: parameters, optimizer state, the
+learner's position and carried state, bptt's RNG state, the history. Ctrl-C stops after the
+current step and saves; a second Ctrl-C stops at once. A stop inside an epoch (``max_steps``,
+``max_minutes``, Ctrl-C) reports an evaluation but never counts it as a best: the resumed run
+takes the same decisions as an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
+import math
+import signal
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 import numpy as np
 
-from .. import backend
-from ..atomic import write_json_atomic
-from ..data.batching import StreamBatcher, eval_batches, variable_bptt_length
-from ..data.corpus import Corpus, load_corpus, read_text, tokenize
-from ..models.rnnlm import LanguageModel
-from ..nn.registry import get_cell
-from ..optim import make_optimizer
-from .checkpoint import language_model_files, load_checkpoint
-from .comm import world
-from .config import RESUME_MAY_CHANGE, TrainConfig
-from .loop import (
-    MAX_LOG_PERPLEXITY,
-    Trainer,
-    TrainerSettings,
-    TrainingDiverged,
-    TrainState,
-    loss_has_diverged,
-    perplexity_of,
-    set_rng_state,
-)
-from .memory import check_fits, stack_params, training_bytes
-from .plot import plot_history, require_matplotlib
-from .progress import work_bar
-from .run import Run
+from .. import backend, optim
+from .checkpoint import checked_rng_state, write_checkpoint
+from .comm import SingleProcess
+from .progress import JsonlLog, Progress, format_seconds
 
-__all__ = ["LanguageModelLearner", "Trainer", "TrainingDiverged", "TrainState", "evaluate",
-           "loss_has_diverged", "make_optimizer", "perplexity", "perplexity_of",
-           "train_language_model"]
+# exp(x) overflows a float64 for x above log(max float64) ~ 709.78: a mean cross-entropy that
+# large means the model gives the right token a probability below 1e-308, i.e. it has diverged.
+MAX_LOG_PERPLEXITY = math.log(np.finfo(np.float64).max)
 
 
-def perplexity(model: LanguageModel, ids: Any, batch_size: int = 10,
-               time_size: int = 35, progress: bool = False) -> float:
-    """exp(mean cross-entropy per token) of ``ids``, stateful over ``batch_size`` streams.
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite, or so large that its perplexity is infinite."""
 
-    The model's state is reset before and after (dropout off). Every token of the streams
-    counts once, the short last chunk weighted by its size (``progress``: a bar on a
-    terminal).
+
+def perplexity_of(mean_loss: float) -> float:
+    """exp(mean cross-entropy), ``inf`` where that overflows (never an OverflowError)."""
+    return math.exp(mean_loss) if mean_loss <= MAX_LOG_PERPLEXITY else math.inf
+
+
+def loss_has_diverged(loss: float, limit: float = MAX_LOG_PERPLEXITY) -> bool:
+    """NaN, infinite, or finite but past ``limit`` (for a cross-entropy: where its perplexity
+    is infinite)."""
+    return not math.isfinite(loss) or loss > limit
+
+
+def get_rng_state() -> dict[str, Any] | None:
+    """State of bptt's generator (dropout masks) as JSON-able data; None if not available."""
+    try:
+        return backend.rng().bit_generator.state
+    except AttributeError:  # pragma: no cover - CuPy generators keep no such state
+        return None
+
+
+def set_rng_state(state: dict[str, Any] | None) -> None:
+    if state is not None:
+        backend.rng().bit_generator.state = checked_rng_state(state)
+
+
+class Learner(Protocol):
+    """What :class:`Trainer` trains. ``params``/``grads`` are read after every ``train_step``."""
+
+    params: list[Any]
+    grads: list[Any]
+    steps_per_epoch: int
+    monitor: str          # the key of evaluate()'s result to minimise
+    monitor_label: str    # ... in words, for messages ("validation perplexity")
+    loss_limit: float     # a finite loss above this has diverged (math.inf: no limit)
+    unit: str             # what ``size`` counts: "tok", "seq"...
+
+    def train_step(self) -> tuple[float, int]: ...          # (mean loss, batch size)
+    def evaluate(self, train_loss: float | None) -> dict[str, Any]: ...
+    def describe(self, record: dict[str, Any]) -> str: ...  # one line per evaluation
+    def position(self) -> dict[str, Any]: ...               # JSON-able, to resume
+    def checkpoint(self, resumable: bool) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+        ...                                                 # (.npz files, .json files)
+    def set_training(self, on: bool) -> None: ...
+
+
+@dataclass
+class TrainerSettings:
+    """How long and how to train (the learner says what and on which data)."""
+
+    epochs: int = 1
+    max_steps: int | None = None
+    max_minutes: float | None = None
+    clip: float | None = None        # max global gradient norm; None or 0: off
+    lr_decay: float = 1.0            # lr /= lr_decay when the monitor does not improve ...
+    decay_after: int | None = None   # ... and after every epoch from this epoch's end on
+    patience: int | None = None      # stop after this many epochs without improvement
+    restore_best: bool = False       # end with the best parameters (in memory)
+    log_every: int = 100
+    quiet: bool = False              # no progress and no epoch lines
+    epoch_lines: bool = True         # a line per evaluation (unless quiet)
+    hint: str = "--"                 # prefix of option names in messages ('--' for the CLI)
+
+
+@dataclass
+class TrainState:
+    """Where a run is; saved in every checkpoint so ``--resume`` continues exactly."""
+
+    step: int = 0                 # optimizer updates done
+    lr: float = 0.0
+    best: float | None = None     # best monitored value at an epoch's end
+    best_epoch: float | None = None
+    waited: int = 0               # epochs since the best (early stopping)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    train_time: float = 0.0       # seconds spent in training steps (all sessions)
+    units: int = 0                # tokens (sequences, rows) trained on
+    loss_sum: float = 0.0         # this epoch so far: sum of loss * size ...
+    loss_count: int = 0           # ... and of size
+    evaluated_step: int = -1      # step of the last evaluation
+    learner: dict[str, Any] = field(default_factory=dict)  # the learner's position
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "state.json") -> TrainState:
+        """A state read from a checkpoint, every field checked (a ValueError naming it)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"{where}: field 'trainer' must be an object")
+        d = _upgrade(d)
+        kinds: dict[str, tuple[type, ...]] = {
+            "step": (int,), "lr": (int, float), "best": (int, float, type(None)),
+            "best_epoch": (int, float, type(None)), "waited": (int,), "history": (list,),
+            "train_time": (int, float), "units": (int,), "loss_sum": (int, float),
+            "loss_count": (int,), "evaluated_step": (int,), "learner": (dict,)}
+        for name, value in d.items():
+            if name not in kinds:
+                continue
+            if isinstance(value, bool) or not isinstance(value, kinds[name]):
+                raise ValueError(f"{where}: field 'trainer.{name}' has the wrong type "
+                                 f"({type(value).__name__}: {value!r})")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{where}: field 'trainer.{name}' is {value}, not a finite "
+                                 f"number")
+        for name in ("step", "waited", "units", "loss_count", "train_time"):
+            if d.get(name, 0) < 0:
+                raise ValueError(f"{where}: field 'trainer.{name}' must be >= 0, got "
+                                 f"{d[name]}")
+        if d.get("evaluated_step", -1) < -1 or d.get("evaluated_step", -1) > d.get("step", 0):
+            raise ValueError(f"{where}: field 'trainer.evaluated_step' is out of range")
+        if "lr" in d and not d["lr"] > 0:
+            raise ValueError(f"{where}: field 'trainer.lr' must be positive, got {d['lr']}")
+        if not all(isinstance(r, dict) for r in d.get("history", [])):
+            raise ValueError(f"{where}: field 'trainer.history' must be a list of objects")
+        return cls(**{k: v for k, v in d.items() if k in kinds})
+
+
+def _upgrade(d: dict[str, Any]) -> dict[str, Any]:
+    """The state of bptt 0.1's language-model trainer in today's names."""
+    d = dict(d)
+    if "best_ppl" in d:
+        d.setdefault("best", d.pop("best_ppl"))
+    if "tokens" in d:
+        d.setdefault("units", d.pop("tokens"))
+    if "loss_steps" in d:  # 0.1 summed unweighted step losses
+        d.setdefault("loss_count", d.pop("loss_steps"))
+    if "position" in d:
+        d.setdefault("learner", {"position": d.pop("position")})
+    return d
+
+
+class Trainer:
+    """Runs the loop of the module docstring. ``out``: where checkpoints and the JSON-lines log
+    go (None: nowhere, the best model kept in memory if ``restore_best``).
+
+    ``on_step(trainer)`` is called after every update; ``on_evaluate(trainer, record)`` after
+    every evaluation; ``request_stop()`` ends the run after the current step, saving a
+    checkpoint (what Ctrl-C does).
     """
-    model.reset_state()
-    total, count = 0.0, 0
-    chunks = list(eval_batches(ids, batch_size, time_size))
-    bar = work_bar(len(chunks), "perplexity", "chunk") if progress else None
-    for xs, ts in chunks:
-        loss = model.forward(xs, ts, train_flg=False)
-        total += float(loss) * ts.size
-        count += ts.size
-        if bar is not None:
-            bar.update()
-    if bar is not None:
-        bar.close()
-    model.reset_state()
-    return perplexity_of(total / count)
+
+    def __init__(self, learner: Learner, optimizer: Any, settings: TrainerSettings,
+                 out: Path | None = None, state: TrainState | None = None,
+                 stream: TextIO | None = None, title: str = "",
+                 on_step: Callable[[Trainer], None] | None = None,
+                 on_evaluate: Callable[[Trainer, dict[str, Any]], None] | None = None,
+                 checkpoint_state: Callable[[], dict[str, Any]] | None = None,
+                 comm: Any = None) -> None:
+        self.comm = comm if comm is not None else SingleProcess()
+        if self.comm.rank != 0:  # rank 0 alone writes checkpoints, logs and progress
+            out, settings = None, replace(settings, quiet=True)
+        if self.comm.size > 1:
+            shard = getattr(learner, "shard", None)
+            if shard is None:
+                raise ValueError(f"{type(learner).__name__} cannot be trained data-parallel")
+            shard(self.comm.rank, self.comm.size)
+            self._check_same_parameters(learner)
+        self.learner, self.optimizer, self.cfg, self.out = learner, optimizer, settings, out
+        self.state = state or TrainState(lr=optimizer.lr)
+        self.iters = learner.steps_per_epoch
+        total = settings.epochs * self.iters
+        if self.state.step > total:
+            raise ValueError(f"the run has trained {self.state.step / self.iters:g} epochs "
+                             f"already; --epochs {settings.epochs} asks for fewer: resume with "
+                             f"more --epochs to train on (the run is kept as it is)")
+        self.total_steps = min(total, settings.max_steps) if settings.max_steps else total
+        self.log = JsonlLog(out / "log.jsonl" if out is not None else None)
+        self.progress = Progress(self.total_steps, settings.epochs, quiet=settings.quiet,
+                                 stream=stream, unit=learner.unit,
+                                 show_ppl=learner.loss_limit == MAX_LOG_PERPLEXITY)
+        self.title = title
+        self.on_step, self.on_evaluate = on_step, on_evaluate
+        self.checkpoint_state = checkpoint_state
+        self.best_params: list[Any] | None = None
+        self._stop: str | None = None
+        self._requested: str | None = None  # a stop asked for on this rank (data-parallel)
+        self._buffer: Any = None
+
+    @property
+    def epoch(self) -> float:
+        return self.state.step / self.iters
+
+    def _check_same_parameters(self, learner: Learner) -> None:
+        """Every rank must start from rank 0's weights (the same seed, or the same checkpoint)."""
+        digest = hashlib.sha256()
+        for p in learner.params:
+            digest.update(np.ascontiguousarray(backend.to_numpy(p)).tobytes())
+        mine = digest.hexdigest()
+        theirs = self.comm.bcast(mine, root=0)
+        differs = np.array([float(mine != theirs)])
+        self.comm.allreduce_(differs)
+        if differs[0]:
+            raise ValueError(f"{int(differs[0])} rank(s) start from other weights than rank 0 "
+                             f"(a different --seed or checkpoint?); every rank must start equal")
+
+    def request_stop(self, reason: str = "interrupted") -> None:
+        """End the run after the current step (every rank at the same step)."""
+        if self.comm.size == 1:
+            self._stop = self._stop or reason
+        else:  # shared with the other ranks at the next step's reduction
+            self._requested = self._requested or reason
+
+    def _reduce(self, loss: float, size: int) -> tuple[float, int]:
+        """Sum the ranks' gradients in one in-place allreduce of a flat buffer; afterwards
+        every rank holds the gradient of the mean loss over the whole (global) batch.
+
+            g = sum_r w_r g_r / sum_r w_r      loss = sum_r w_r L_r / sum_r w_r
+        with w_r the number of terms rank r's loss averaged (its tokens, sequences...). The
+        buffer's last slots carry the loss, the weight, the stop requests and the batch size."""
+        grads = self.learner.grads
+        weight = float(getattr(self.learner, "loss_weight", size))
+        if self._buffer is None:
+            self._buffer = np.empty(sum(int(g.size) for g in grads) + 5,
+                                    dtype=backend.to_numpy(grads[0]).dtype)
+        buf, o = self._buffer, 0
+        for g in grads:  # one pass each way: w_r g_r into the buffer, the mean back
+            n = int(g.size)
+            np.multiply(backend.to_numpy(g).ravel(), weight, out=buf[o:o + n])
+            o += n
+        asked = self._requested
+        buf[o:] = (loss * weight, weight, asked == "max_minutes",
+                   asked is not None and asked != "max_minutes", size)
+        self.comm.allreduce_(buf)
+        total = float(buf[o + 1])
+        scale = 1.0 / total if total else 0.0
+        xp, o = backend.get_xp(), 0
+        for g in grads:  # the mean, written straight back (one pass)
+            n = int(g.size)
+            if xp is np:
+                np.multiply(buf[o:o + n].reshape(g.shape), scale, out=g)
+            else:  # pragma: no cover - GPU only
+                g[...] = xp.asarray(buf[o:o + n].reshape(g.shape)) * scale
+            o += n
+        if buf[o + 3] > 0:  # some rank asked to stop: every rank stops after this step
+            self._stop = self._stop or "interrupted"
+        elif buf[o + 2] > 0:
+            self._stop = self._stop or "max_minutes"
+        return float(buf[o] / total) if total else 0.0, int(round(float(buf[o + 4])))
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def _save(self, name: str, resumable: bool) -> Path | None:
+        gather = getattr(self.learner, "gather_state", None)
+        if resumable and self.comm.size > 1 and gather is not None:
+            gather(self.comm)  # every rank takes part; rank 0 then holds the whole state
+        if self.out is None:
+            return None
+        arrays, documents = self.learner.checkpoint(resumable)
+        st = self.state
+        if resumable:
+            arrays["optimizer.npz"] = {k: np.asarray(v) for k, v in
+                                       self.optimizer.state_dict().items()}
+            st.lr, st.learner = self.optimizer.lr, self.learner.position()
+            trainer = asdict(st)
+        else:
+            trainer = {"step": st.step, "best": st.best, "epoch": st.best_epoch}
+        extra = self.checkpoint_state() if self.checkpoint_state is not None else {}
+        return write_checkpoint(self.out / name, arrays, documents,
+                                {"trainer": trainer, "rng": get_rng_state(), **extra})
+
+    def save_last(self) -> Path | None:
+        return self._save("last", resumable=True)
+
+    # -- the loop ------------------------------------------------------------------------------
+    def _evaluate(self, epoch_end: bool) -> dict[str, Any]:
+        """Evaluate now. At an epoch's end: keep the best model, or decay the lr / count down
+        the patience. Inside an epoch (a stop): report only."""
+        st, learner = self.state, self.learner
+        t0 = time.perf_counter()
+        train_loss = st.loss_sum / st.loss_count if st.loss_count else None
+        swap = getattr(self.optimizer, "swap_average", None)  # NT-ASGD: judge the average
+        swapped = swap is not None and swap(learner.params)
+        try:
+            return self._judge(epoch_end, train_loss, t0)
+        finally:
+            if swapped:
+                swap(learner.params)
+
+    def _judge(self, epoch_end: bool, train_loss: float | None, t0: float) -> dict[str, Any]:
+        st, learner = self.state, self.learner
+        learner.set_training(False)
+        metrics = learner.evaluate(train_loss)
+        learner.set_training(True)
+        value = metrics[learner.monitor]
+        if value is None or not math.isfinite(value):  # never save such a model as the best
+            raise self._diverged(value, st.step, f"the {learner.monitor_label}")
+        improved = False
+        observe = getattr(self.optimizer, "observe", None)
+        if epoch_end and observe is not None and observe(value):
+            self.log.write("averaging", step=st.step, epoch=round(self.epoch, 4))
+            self.progress.message(f"averaging the weights from step {st.step} on (NT-ASGD: "
+                                  f"no better {learner.monitor_label} for "
+                                  f"{int(getattr(self.optimizer, 'nonmono', 0))} epochs)")
+        if epoch_end:
+            improved = st.best is None or value < st.best
+            scheduled = (self.cfg.decay_after is not None
+                         and round(self.epoch) >= self.cfg.decay_after)
+            if improved:
+                st.best, st.best_epoch, st.waited = value, self.epoch, 0
+                self._keep_best()
+            else:
+                st.waited += 1
+            if self.cfg.lr_decay > 1 and (scheduled or not improved):
+                self.optimizer.lr /= self.cfg.lr_decay
+            st.loss_sum, st.loss_count = 0.0, 0
+        elif self.out is not None and not (self.out / "best").exists():
+            self._save("best", resumable=False)  # a usable model, not a best of the run
+        rec = {"epoch": round(self.epoch, 4), "step": st.step, **metrics,
+               "lr": self.optimizer.lr, "best": improved,
+               "train_time_s": round(st.train_time, 2),
+               "eval_time_s": round(time.perf_counter() - t0, 2)}
+        if not epoch_end:
+            rec["partial"] = True  # a stop inside an epoch: reported, never a best
+        st.history.append(rec)
+        st.evaluated_step = st.step
+        self.log.write("epoch", **rec)
+        if self.cfg.epoch_lines:
+            self.progress.message(learner.describe(rec) + f" | {format_seconds(st.train_time)}")
+        if self.on_evaluate is not None:
+            self.on_evaluate(self, rec)
+        return rec
+
+    def _keep_best(self) -> None:
+        if self.out is not None:
+            self._save("best", resumable=False)
+        if self.cfg.restore_best:
+            kept = getattr(self.learner, "kept_params", self.learner.params)
+            self.best_params = [p.copy() for p in kept]
+
+    def _diverged(self, value: Any, step: int, what: str = "the loss") -> TrainingDiverged:
+        self.progress.clear()
+        h = self.cfg.hint
+        last = self.out / "last" if self.out is not None else None
+        where = (f"; the last good checkpoint is {last} (continue from it with {h}resume and a "
+                 f"lower {h}lr)" if last is not None and last.exists()
+                 else "; no checkpoint was saved yet" if last is not None else "")
+        clip = self.cfg.clip
+        now = f"{h}clip {clip:g}" if clip else "no clipping"
+        suggest = 0.25 if not clip or clip > 0.25 else clip / 4
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
+        self.log.write("diverged", step=step, what=what, value=value)
+        return TrainingDiverged(
+            f"{what} became {shown} at step {step} (epoch {(step - 1) // self.iters + 1}): "
+            f"training diverged; lower the learning rate ({h}lr, now {self.optimizer.lr:g}) "
+            f"or clip the gradients (now {now}, try {h}clip {suggest:g}){where}")
+
+    def fit(self) -> str:
+        """Train until the step budget, the time limit, early stopping or a stop request;
+        returns the reason ('completed', 'max_steps', 'max_minutes', 'early_stopping',
+        'interrupted'). Data-parallel, a failure of one rank ends every rank (one line)
+        instead of leaving the others waiting; a divergence is seen by all at the same step."""
+        if self.comm.size == 1:
+            return self._fit()
+        try:
+            return self._fit()
+        except TrainingDiverged:
+            raise
+        except BaseException as e:
+            self.comm.abort(f"bptt: rank {self.comm.rank} failed ({type(e).__name__}: {e}); "
+                            f"every rank of the run stops")
+            raise
+
+    def _fit(self) -> str:
+        cfg, st, learner, opt = self.cfg, self.state, self.learner, self.optimizer
+        if self.comm.size > 1:  # rank 0's progress speaks for the run: say how it is split
+            self.progress.message(f"data-parallel on {self.comm.size} ranks: each trains on "
+                                  f"its share of every batch, gradients averaged every step")
+        deadline = (time.monotonic() + 60 * cfg.max_minutes) if cfg.max_minutes else None
+        old_handler = self._install_sigint()
+        window_t, window_loss, window_steps = time.perf_counter(), 0.0, 0
+        learner.set_training(True)
+        try:
+            # a diverging run overflows before its loss becomes nan; the finite checks
+            # report that in one line, which NumPy's overflow warnings would only precede
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                while st.step < self.total_steps and self._stop is None:
+                    t0 = time.perf_counter()
+                    loss, size = learner.train_step()
+                    if self.comm.size > 1:  # the whole batch's loss, size and gradient
+                        loss, size = self._reduce(loss, size)
+                    if loss_has_diverged(loss, learner.loss_limit):
+                        raise self._diverged(loss, st.step + 1)
+                    norm = optim.clip_grads(learner.grads, cfg.clip) if cfg.clip else None
+                    if norm is not None and not math.isfinite(norm):
+                        raise self._diverged(norm, st.step + 1, "the gradient norm")
+                    base_lr = opt.lr
+                    opt.lr = base_lr * getattr(learner, "lr_scale", 1.0)
+                    opt.update(learner.params, learner.grads)
+                    opt.lr = base_lr
+                    st.step += 1
+                    st.units += size
+                    st.loss_sum += loss * size
+                    st.loss_count += size
+                    st.train_time += time.perf_counter() - t0
+                    window_loss += loss
+                    window_steps += 1
+                    rate = st.units / st.train_time if st.train_time > 0 else 0.0
+                    self.progress.update(st.step, st.step // self.iters + 1,
+                                         st.loss_sum / st.loss_count, rate, opt.lr)
+                    if st.step % cfg.log_every == 0:
+                        now = time.perf_counter()
+                        self.log.write("train", step=st.step, epoch=round(self.epoch, 4),
+                                       loss=window_loss / window_steps, lr=opt.lr,
+                                       grad_norm=norm, **{f"{learner.unit}_per_sec":
+                                                          window_steps * size / (now - window_t)})
+                        window_t, window_loss, window_steps = now, 0.0, 0
+                    if st.step % self.iters == 0:
+                        self._evaluate(epoch_end=True)
+                        self.save_last()
+                        if cfg.patience is not None and st.waited >= cfg.patience:
+                            self._stop = self._stop or "early_stopping"
+                    if self.on_step is not None:
+                        self.on_step(self)
+                    if deadline is not None and time.monotonic() >= deadline:
+                        self.request_stop("max_minutes")
+        finally:
+            self._restore_sigint(old_handler)
+            learner.set_training(False)
+            self.progress.close()
+        if self._stop == "interrupted":
+            self.progress.clear()
+            self.save_last()
+            self.log.write("interrupted", step=st.step)
+            return "interrupted"
+        if st.evaluated_step != st.step:  # stopped inside an epoch: measure where we are
+            self._evaluate(epoch_end=False)
+        self.save_last()
+        if self.best_params is not None:
+            kept = getattr(learner, "kept_params", learner.params)
+            for p, b in zip(kept, self.best_params, strict=True):
+                p[...] = b
+        if self._stop is not None:
+            return self._stop
+        return "max_steps" if st.step < cfg.epochs * self.iters else "completed"
+
+    def _install_sigint(self) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            return None
+
+        def handler(signum: int, frame: Any) -> None:
+            if "interrupted" in (self._stop, self._requested):  # a second Ctrl-C: at once
+                raise KeyboardInterrupt
+            self.request_stop("interrupted")
+            self.progress.message("\ninterrupt: saving a checkpoint after this step "
+                                  "(Ctrl-C again to quit at once)")
+
+        return signal.signal(signal.SIGINT, handler)
+
+    @staticmethod
+    def _restore_sigint(old: Any) -> None:
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
 
 
-def book_perplexity(model: LanguageModel, ids: Any, batch_size: int = 10,
-                    time_size: int = 35, progress: bool = False) -> float:
-    """The book's ``eval_perplexity`` (common/util.py), exactly: stream i starts at
-    i * jump with jump = (len - 1) // N, only the max_iters = (len - 1) // (N T) whole windows
-    are scored (each stream's last tokens are not), and the windows' mean losses are averaged.
-    On the book's Rnnlm.pkl: 136.08, where :func:`perplexity` scores every token: 135.90."""
-    ids = np.asarray(backend.to_numpy(ids))
-    size = len(ids)
-    max_iters = (size - 1) // (batch_size * time_size)
-    if max_iters < 1:
-        raise ValueError(f"the book's evaluation needs more than N x T = "
-                         f"{batch_size * time_size} tokens, got {size}: lower --batch/--bptt")
-    jump = (size - 1) // batch_size
-    starts = jump * np.arange(batch_size)[:, None] + np.arange(time_size)[None, :]
-    model.reset_state()
-    total = 0.0
-    bar = work_bar(max_iters, "perplexity (the book's)", "window") if progress else None
-    for it in range(max_iters):
-        at = starts + it * time_size
-        xs, ts = ids[at % size], ids[(at + 1) % size]
-        total += float(model.forward(xs, ts, train_flg=False))
-        if bar is not None:
-            bar.update()
-    if bar is not None:
-        bar.close()
-    model.reset_state()
-    return perplexity_of(total / max_iters)
+class ShuffledBatches:
+    """Minibatch indices over N examples: a fresh permutation each epoch from a seeded
+    generator, this rank's share of each batch (data-parallel), and a position to resume from
+    bit for bit (the generator's state at the epoch's start and the batch number)."""
 
+    def __init__(self, n: int, batch_size: int, seed: int, shuffle: bool = True,
+                 position: dict[str, Any] | None = None) -> None:
+        self.n, self.batch_size, self.shuffle = n, batch_size, shuffle
+        self.steps_per_epoch = -(-n // batch_size)
+        self.rng = np.random.default_rng(seed)
+        self.rank, self.ranks = 0, 1
+        self.k = 0
+        self.order: np.ndarray | None = None
+        self._epoch_start = self.rng.bit_generator.state
+        if position:
+            where = "state.json: field 'trainer.learner'"
+            k = position.get("k") if isinstance(position, dict) else None
+            if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < self.steps_per_epoch:
+                raise ValueError(f"{where}: batch number {k!r} is not in 0.."
+                                 f"{self.steps_per_epoch - 1}; the checkpoint cannot be resumed")
+            self.rng.bit_generator.state = checked_rng_state(position.get("rng"), where)
+            self.k = k
+            if self.k:
+                self._new_order()
 
-def corpus_fingerprint(corpus: Corpus) -> dict[str, Any]:
-    """What identifies the training data of a run: its name, size and the SHA-256 of its ids."""
-    ids = np.ascontiguousarray(np.asarray(corpus.train, dtype=np.int64))
-    return {"name": corpus.name, "level": corpus.level, "vocab_size": len(corpus.vocab),
-            "train_tokens": int(len(ids)), "train_sha256": hashlib.sha256(ids.data).hexdigest()}
-
-
-class LanguageModelLearner:
-    """A language model on a corpus, for :class:`~bptt.train.loop.Trainer` (truncated BPTT)."""
-
-    unit = "tok"
-    monitor, monitor_label = "valid_ppl", "validation perplexity"
-    loss_limit = MAX_LOG_PERPLEXITY  # a cross-entropy: past it the perplexity is infinite
-
-    def __init__(self, model: LanguageModel, corpus: Corpus, config: TrainConfig,
-                 position: int = 0, data: dict[str, Any] | None = None) -> None:
-        self.model, self.corpus, self.cfg = model, corpus, config
-        self.params, self.grads = model.params, model.grads
-        self.batcher = StreamBatcher(corpus.train, config.batch, config.bptt, position=position)
-        self.steps_per_epoch = self.batcher.iters_per_epoch
-        self.data = data or {}
-        self.optimizer_name: str | None = None
-        self.rows = slice(None)  # this rank's streams (data-parallel: a share of the batch)
-        self.lr_scale = 1.0  # of this step's update (variable-length BPTT)
-        self._full_state: list[tuple[Any, Any]] | None = None
+    def _new_order(self) -> None:
+        self._epoch_start = self.rng.bit_generator.state
+        self.order = self.rng.permutation(self.n) if self.shuffle else np.arange(self.n)
 
     def shard(self, rank: int, size: int) -> None:
-        """Train on this rank's share of the batch's streams (``--batch`` stays global)."""
-        N = self.cfg.batch
-        if N % size:
-            raise ValueError(f"--batch {N} must be divisible by the {size} ranks (the batch is "
-                             f"split across them)")
-        self.rows = slice(rank * N // size, (rank + 1) * N // size)
-        states = self.model.get_state()  # a resumed state holds every stream: keep ours
-        if any(h is not None and h.shape[0] == N for h, _ in states):
-            self.model.set_state([(None if h is None else h[self.rows],
-                                   None if c is None else c[self.rows]) for h, c in states])
+        self.rank, self.ranks = rank, size
 
-    def gather_state(self, comm: Any) -> None:
-        """Every rank's carried state, assembled (on all ranks) for rank 0's checkpoint."""
-        N, full = self.cfg.batch, []
-        for h, c in self.model.get_state():
-            pair = []
-            for part in (h, c):
-                if part is None:
-                    pair.append(None)
-                    continue
-                buf = np.zeros((N,) + tuple(part.shape[1:]), dtype=np.float64)
-                buf[self.rows] = backend.to_numpy(part)
-                pair.append(comm.allreduce_(buf).astype(part.dtype))
-            full.append((pair[0], pair[1]))
-        self._full_state = full
-
-    def train_step(self) -> tuple[float, int]:
-        T = None
-        if self.cfg.variable_bptt:  # the lr follows the window: lr * T / bptt (AWD-LSTM)
-            T = variable_bptt_length(self.cfg.bptt, self.cfg.seed, self.batcher.position)
-            self.lr_scale = T / self.cfg.bptt
-        xs, ts = self.batcher.next_batch(T)
-        xs, ts = xs[self.rows], ts[self.rows]
-        loss = float(self.model.forward(xs, ts))
-        if not loss_has_diverged(loss):
-            self.model.backward()
-        return loss, int(xs.size)
-
-    def evaluate(self, train_loss: float | None) -> dict[str, Any]:
-        saved = self.model.get_state()
-        valid = perplexity(self.model, self.corpus.valid, self.cfg.eval_batch, self.cfg.eval_bptt)
-        self.model.set_state(saved)
-        return {"train_ppl": None if train_loss is None else perplexity_of(train_loss),
-                "valid_ppl": valid}
-
-    def describe(self, rec: dict[str, Any]) -> str:
-        tp = f"train ppl {rec['train_ppl']:8.2f} | " if rec["train_ppl"] is not None else ""
-        return (f"epoch {rec['epoch']:5.2f} | step {rec['step']:6d} | {tp}valid ppl "
-                f"{rec['valid_ppl']:8.2f}{' *' if rec['best'] else '  '} | lr {rec['lr']:g}")
+    def next(self) -> np.ndarray:
+        """This rank's indices of the next batch (empty when a last batch has fewer examples
+        than there are ranks)."""
+        if self.k == 0:
+            self._new_order()
+        B = self.batch_size
+        batch = self.order[self.k * B:(self.k + 1) * B]
+        self.k = (self.k + 1) % self.steps_per_epoch
+        return np.array_split(batch, self.ranks)[self.rank]
 
     def position(self) -> dict[str, Any]:
-        return {"position": self.batcher.position}
-
-    def checkpoint(self, resumable: bool) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-        return language_model_files(self.model, self.corpus.vocab, self.cfg.to_dict(),
-                                    self.optimizer_name, self.data, with_state=resumable,
-                                    states=self._full_state)
-
-    def set_training(self, on: bool) -> None:
-        pass  # LanguageModel.forward switches its dropout itself (train_flg)
-
-
-def _data_spec(data: str | None) -> str | None:
-    """Paths are stored absolute (eval/generate may run elsewhere); 'ptb'/'builtin' as is."""
-    if data is None or data == "builtin" or not Path(data).exists():
-        return data
-    return str(Path(data).resolve())
-
-
-def _resumed_config(config: TrainConfig, explicit: set[str] | None, ck: Any,
-                    out: Path) -> TrainConfig:
-    saved = TrainConfig.from_dict(ck.train_config)
-    given = explicit if explicit is not None else set()
-    for name in sorted(given - set(RESUME_MAY_CHANGE)):
-        new, old = getattr(config, name), getattr(saved, name)
-        if new != old:
-            raise ValueError(f"--{name.replace('_', '-')} {new} differs from the run being "
-                             f"resumed ({old}); a resumed run keeps its settings (drop the "
-                             f"option, or train into another --out)")
-    saved.max_steps = saved.max_minutes = None  # limits of the session that stopped
-    for name in RESUME_MAY_CHANGE:
-        if name in given:
-            setattr(saved, name, getattr(config, name))
-    saved.data = _data_spec(saved.data)
-    if saved.data and saved.data not in ("builtin", "ptb") and not Path(saved.data).exists():
-        raise FileNotFoundError(2, "the run's training data is no longer there: pass --data "
-                                "with its new place (its content is checked)", saved.data)
-    saved.resume, saved.out = True, str(out)
-    return saved.resolved()
-
-
-def _data_fingerprint(data: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A corpus fingerprint (:func:`corpus_fingerprint`) as the run header keeps it."""
-    if not data or not data.get("train_sha256"):
-        return None
-    return {"name": data.get("name"), "unit": "tokens", "size": data.get("train_tokens") or 0,
-            "sha256": data["train_sha256"]}
-
-
-def train_language_model(config: TrainConfig, explicit: set[str] | None = None,
-                         stream: TextIO | None = None,
-                         on_step: Callable[[Trainer], None] | None = None,
-                         comm: Any = None) -> dict[str, Any]:
-    """Train (or resume) a language model as ``config`` says; returns the metrics dict.
-
-    Writes ``OUT/best`` (best validation model), ``OUT/last`` (resumable), ``OUT/log.jsonl``,
-    ``OUT/metrics.json`` and the ``--plot`` PNG. ``explicit``: the settings the user gave (when
-    resuming, changing one that shapes the run is an error). ``metrics['stopped']`` is
-    'interrupted' after Ctrl-C (a checkpoint is saved; metrics.json is not written).
-
-    Data-parallel (``mpiexec -n K bptt train``, or ``comm``: see :mod:`bptt.train.comm`): every
-    rank trains on its share of the ``batch`` streams with the same weights; rank 0 alone
-    writes; the other ranks return ``{"rank": r, "stopped": ..., "steps": ...}``.
-    """
-    wall0 = time.perf_counter()
-    comm = comm if comm is not None else world()
-    out = Path(config.out)
-    if config.device:
-        backend.set_device(config.device)
-    with Run(config.out, "language-model", resume=config.resume, overwrite=config.overwrite,
-             force=config.force, comm=comm) as run:
-        ck = None
-        if config.resume:
-            ck = load_checkpoint(out / "last")
-            if not ck.resumable:
-                raise ValueError(f"{ck.directory} has no optimizer state: it cannot be resumed")
-            cfg = _resumed_config(config, explicit, ck, out)
-        else:
-            cfg = config.resolved()
-            cfg.data = _data_spec(cfg.data)
-        if cfg.plot:
-            require_matplotlib("--plot needs")
-        corpus = load_corpus(cfg.data, cfg.level, min_freq=cfg.min_freq, max_size=cfg.max_size,
-                             tokenizer=cfg.tokenizer,
-                             vocab=ck.vocab if ck is not None else None)
-        data = corpus_fingerprint(corpus)
-        run.check_data(_data_fingerprint(data),
-                       then=_data_fingerprint(ck.config.get("data")) if ck else None)
-        backend.seed(cfg.seed)
-        check_memory(cfg, len(corpus.vocab))
-        model = LanguageModel(**cfg.model_kwargs(len(corpus.vocab)), seed=cfg.seed)
-        optimizer = make_optimizer(cfg.optimizer, cfg.lr)
-        state = None
-        if ck is not None:
-            model.set_params(dict(zip(ck.model.param_names, ck.model.params, strict=True)))
-            optimizer.load_state_dict(ck.optimizer_state)
-            xp = backend.get_xp()
-            model.set_state([(None if h is None else xp.asarray(h, dtype=model.dtype),
-                              None if c is None else xp.asarray(c, dtype=model.dtype))
-                             for h, c in ck.rnn_state])
-            set_rng_state(ck.rng_state)
-            try:
-                state = TrainState.from_dict(ck.trainer_state, f"{ck.directory / 'state.json'}")
-            except ValueError as e:
-                raise ValueError(f"{e}; the checkpoint cannot be resumed") from None
-        with run.training():
-            return _run(cfg, model, optimizer, corpus, data, out, state, ck is not None,
-                        stream, run.on_step(on_step), wall0, comm)
-
-
-def check_memory(cfg: TrainConfig, vocab_size: int) -> None:
-    """Refuse a model that cannot fit in this machine's memory, with the estimate, before
-    anything is allocated."""
-    check_fits(estimate_memory(cfg, vocab_size),
-               f"parameters, gradients, optimizer state, activations of a {cfg.batch}x"
-               f"{cfg.bptt} batch", "--hidden, --embed, --layers, --batch or --bptt")
-
-
-def estimate_memory(cfg: TrainConfig, vocab_size: int) -> int:
-    """Bytes for parameters, gradients, two optimizer slots and the forward/backward arrays
-    of one (batch, bptt) step, from the settings alone."""
-    kw = cfg.model_kwargs(vocab_size)
-    V, D, H, L = vocab_size, kw["embed_size"], kw["hidden_size"], kw["num_layers"]
-    last = kw.get("last_hidden") or H
-    params = V * D + V + (0 if kw["tie_weights"] else last * V)
-    params += stack_params(kw["cell"], D, H, L, last_hidden=last)
-    acts = cfg.batch * cfg.bptt * (3 * V + 2 * get_cell(kw["cell"]).gates * H * L + D)
-    return training_bytes(params, acts, kw["dtype"])
-
-
-def _run(cfg: TrainConfig, model: LanguageModel, optimizer: Any, corpus: Corpus,
-         data: dict[str, Any], out: Path, state: TrainState | None, resumed: bool,
-         stream: TextIO | None, on_step: Callable[[Trainer], None], wall0: float,
-         comm: Any) -> dict[str, Any]:
-    position = state.learner.get("position", 0) if state is not None else 0
-    learner = LanguageModelLearner(model, corpus, cfg, position=position, data=data)
-    learner.optimizer_name = type(optimizer).__name__
-    tie = ", tied" if model.tie_weights else ""
-    drop = f", dropout {model.dropout:g}" if model.dropout else ""
-    title = (f"{corpus.name}: {model.num_layers}x{model.cell.upper()} "
-             f"D={model.embed_size} H={model.hidden_size}{drop}{tie}")
-
-    warned = []
-
-    def redraw(tr: Trainer, rec: dict[str, Any]) -> None:
-        if cfg.plot:  # redrawn at every evaluation: watch a long run
-            plot_history(tr.state.history, cfg.plot, title=title)
-        V = model.vocab_size
-        if not warned and rec.get("valid_ppl", 0) > V and not rec.get("partial"):
-            warned.append(True)  # once: worse than a uniform guess after a whole epoch
-            tr.progress.message(
-                f"bptt: warning: valid ppl {rec['valid_ppl']:,.0f} is worse than a uniform guess "
-                f"over the {V:,} tokens: the model is stuck (saturated units with tied weights "
-                f"and the book's initial weights, or too high an lr); try --init torch or a "
-                f"lower --lr")
-
-    settings = TrainerSettings(epochs=cfg.epochs, max_steps=cfg.max_steps,
-                               max_minutes=cfg.max_minutes, clip=cfg.clip or None,
-                               lr_decay=cfg.lr_decay, decay_after=cfg.decay_after,
-                               log_every=cfg.log_every, quiet=cfg.quiet)
-    trainer = Trainer(learner, optimizer, settings, out, state, stream, title,
-                      on_step=on_step, on_evaluate=redraw, comm=comm)
-    trainer.log.write("resume" if resumed else "start", step=trainer.state.step,
-                      config=cfg.to_dict(), model=model.config)
-    trainer.progress.message(
-        f"{'resuming' if resumed else 'training'} {model} on {corpus.name}: "
-        f"{len(corpus.train):,} train tokens, {trainer.iters:,} steps/epoch, "
-        f"{trainer.total_steps:,} steps ({cfg.preset} preset, {cfg.optimizer} lr {cfg.lr:g}) "
-        f"-> {out}")
-    stopped = trainer.fit()
-    st = trainer.state
-    if comm.rank != 0:
-        return {"rank": comm.rank, "stopped": stopped, "steps": st.step}
-    last_valid = st.history[-1]["valid_ppl"] if st.history else None
-    metrics: dict[str, Any] = {
-        "stopped": stopped, "steps": st.step, "epochs_completed": st.step // trainer.iters,
-        "epochs": round(st.step / trainer.iters, 4),
-        "valid_ppl": st.best if st.best is not None else last_valid,
-        "test_ppl": None, "best_epoch": st.best_epoch,
-        "final_valid_ppl": last_valid,
-        "final_train_ppl": st.history[-1]["train_ppl"] if st.history else None,
-        "train_tokens_per_sec": st.units / st.train_time if st.train_time else None,
-        "train_tokens": st.units, "train_time_s": round(st.train_time, 2),
-        "num_params": model.num_params(), "model": model.config,
-        "data": {"name": corpus.name, "level": corpus.level, "vocab_size": len(corpus.vocab),
-                 "train_tokens": len(corpus.train), "valid_tokens": len(corpus.valid),
-                 "test_tokens": None if corpus.test is None else len(corpus.test)},
-        "config": cfg.to_dict(), "best_checkpoint": str(out / "best"),
-    }
-    if stopped == "interrupted":
-        metrics["wall_time_s"] = round(time.perf_counter() - wall0, 2)
-        return metrics
-    if corpus.test is not None:
-        best = load_checkpoint(out / "best")  # test the model that eval/generate use
-        model.set_params(dict(zip(best.model.param_names, best.model.params, strict=True)))
-        metrics["test_ppl"] = perplexity(model, corpus.test, cfg.eval_batch, cfg.eval_bptt)
-    metrics["wall_time_s"] = round(time.perf_counter() - wall0, 2)
-    trainer.log.write("end", **{k: v for k, v in metrics.items() if k != "config"})
-    write_json_atomic(out / "metrics.json", metrics)
-    if cfg.plot:
-        plot_history(st.history, cfg.plot, title=title)
-    return metrics
-
-def evaluate(path: str | os.PathLike[str], data: str | None = None, split: str = "test",
-             level: str | None = None, batch_size: int | None = None,
-             time_size: int | None = None, book: bool = False,
-             progress: bool = False) -> dict[str, Any]:
-    """Perplexity of a saved model (``OUT`` or a checkpoint directory) on a split.
-
-    ``data`` defaults to the data the model was trained on; it is encoded with the model's
-    vocabulary (unseen tokens become ``<unk>``; ``unk_fraction`` says how many tokens are
-    ``<unk>``). Batch and time sizes default to the run's. ``book``: the book's
-    ``eval_perplexity`` (:func:`book_perplexity`: whole windows only) instead of every token.
-    """
-    ck = load_checkpoint(path)
-    tc = ck.train_config
-    spec = data if data is not None else tc.get("data")
-    level = level or ck.vocab.level
-    if split == "all" and spec is not None and Path(spec).is_file():  # a text of any length
-        ids, name = ck.vocab.encode(tokenize(read_text(spec), level)), Path(spec).name
-    else:
-        corpus = load_corpus(spec, level, vocab=ck.vocab)
-        ids, name = corpus.split(split), corpus.name
-    N = batch_size or tc.get("eval_batch", 10)
-    T = time_size or tc.get("eval_bptt", 35)
-    measure = book_perplexity if book else perplexity
-    ppl = measure(ck.model, ids, N, T, progress=progress)
-    unk = ck.vocab.unk_id  # unseen tokens count as <unk>: many of them make ppl meaningless
-    unk_fraction = float((ids == unk).mean()) if unk is not None and len(ids) else 0.0
-    streams = max(1, min(N, len(ids) - 1))  # eval_batches' streams
-    scored = N * T * ((len(ids) - 1) // (N * T)) if book else streams * ((len(ids) - 1)
-                                                                           // streams)
-    return {"perplexity": ppl, "split": split, "tokens": int(len(ids)),
-            "scored_tokens": int(scored), "method": "book" if book else "streams",
-            "unk_fraction": unk_fraction, "data": name, "checkpoint": str(ck.directory)}
+        return {"rng": self._epoch_start if self.k else self.rng.bit_generator.state,
+                "k": self.k}

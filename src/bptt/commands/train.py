@@ -1,9 +1,7 @@
-"""``bptt train``, ``bptt eval``, ``bptt generate``: language models from the command line.
+"""``bptt train``: train a language model from the command line.
 
     bptt train                                     # small LSTM on the built-in corpus, ~1 min
     bptt train --data ../shared/data/ptb --preset rnnlm --out runs/ptb
-    bptt eval runs/ptb --split test
-    bptt generate runs/ptb --start "the company" --length 30 --seed 1
 
 Numbers are parsed here (not by argparse) so a bad value is one clear line, not a usage dump.
 """
@@ -11,7 +9,6 @@ Numbers are parsed here (not by argparse) so a bad value is one clear line, not 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -19,8 +16,7 @@ from ..data.tokenizers import TOKENIZERS
 from ..models.rnnlm import INIT_SCHEMES
 from ..nn.registry import cell_names
 from ..train.config import OPTIMIZERS, PRESETS, TrainConfig
-from ..train.generate import generate_from_checkpoint
-from ..train.trainer import evaluate, train_language_model
+from ..train.language_model import train_language_model
 from .options import number
 
 _TRAIN_NUMBERS = {  # option dest -> (type, lower bound, inclusive)
@@ -38,11 +34,8 @@ _TRAIN_NUMBERS = {  # option dest -> (type, lower bound, inclusive)
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     _add_train(sub)
-    _add_eval(sub)
-    _add_generate(sub)
 
 
-# -- train --------------------------------------------------------------------------------------
 def preset_table() -> str:
     """What each preset sets, for ``bptt train --help``."""
     lines = ["presets (an option given on the command line wins):"]
@@ -172,65 +165,4 @@ def run_train(args: argparse.Namespace) -> int:
     print(f"model: {out}/best   metrics: {out}/metrics.json   try: bptt generate {out}")
     if m["config"].get("plot"):
         print(f"plot: {m['config']['plot']}")
-    return 0
-
-
-# -- eval ---------------------------------------------------------------------------------------
-def _add_eval(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="perplexity of a trained language model",
-                       description="Perplexity of the best model in DIR (a `bptt train --out` "
-                                   "directory or a checkpoint directory) on a split.")
-    p.add_argument("path", metavar="DIR")
-    p.add_argument("--data", default=None, metavar="ptb|PATH",
-                   help="default: the data the model was trained on")
-    p.add_argument("--split", choices=["train", "valid", "test", "all"], default="test",
-                   help="default test; 'all': every token (e.g. of another text file)")
-    p.add_argument("--batch", default=None, metavar="N", help="streams (default: the run's)")
-    p.add_argument("--bptt", default=None, metavar="T", help="chunk length (default: the run's)")
-    p.add_argument("--book", action="store_true",
-                   help="the book's eval_perplexity: whole N x T windows only, each stream's "
-                        "last tokens unscored (its Rnnlm.pkl: 136.08; default, every token: "
-                        "135.90)")
-    p.add_argument("--json", action="store_true", help="print a JSON object")
-    p.set_defaults(run=run_eval)
-
-
-def run_eval(args: argparse.Namespace) -> int:
-    r = evaluate(args.path, args.data, args.split,
-                 batch_size=number(args.batch, "--batch", int, 1),
-                 time_size=number(args.bptt, "--bptt", int, 1), book=args.book,
-                 progress=not args.json)
-    if args.json:
-        print(json.dumps(r))
-    else:
-        how = ", the book's evaluation" if args.book else ""
-        print(f"{r['split']} perplexity {r['perplexity']:.4f} ({r['scored_tokens']:,} of "
-              f"{r['tokens']:,} tokens of {r['data']} scored{how}, "
-              f"{100 * r['unk_fraction']:.1f}% <unk>, model {r['checkpoint']})")
-    return 0
-
-
-# -- generate -----------------------------------------------------------------------------------
-def _add_generate(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("generate", help="sample text from a trained language model",
-                       description="Sample text from the best model in DIR.")
-    p.add_argument("path", metavar="DIR")
-    p.add_argument("--start", default=None, metavar="TEXT", help="text to continue")
-    p.add_argument("--length", default="100", metavar="N", help="tokens to generate (100)")
-    p.add_argument("--temperature", default="1.0", metavar="X", help="> 0; lower is safer")
-    p.add_argument("--top-k", default=None, metavar="K", help="sample among the K best")
-    p.add_argument("--seed", default=None, metavar="N", help="make the sample reproducible")
-    p.add_argument("--greedy", action="store_true", help="always the most likely token")
-    p.add_argument("--skip", action="append", default=None, metavar="TOKEN",
-                   help="never generate TOKEN (repeatable; default <unk>)")
-    p.set_defaults(run=run_generate)
-
-
-def run_generate(args: argparse.Namespace) -> int:
-    text = generate_from_checkpoint(
-        args.path, start=args.start, length=number(args.length, "--length", int, 0),
-        temperature=number(args.temperature, "--temperature", float, positive=True),
-        top_k=number(args.top_k, "--top-k", int, 1), seed=number(args.seed, "--seed", int, 0),
-        skip=args.skip, greedy=args.greedy)
-    print(text)
     return 0
