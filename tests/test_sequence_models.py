@@ -92,12 +92,12 @@ def _model_gradcheck(model, X, y, lengths):
     model._build(xs.shape[2], n_out)
 
     def loss():
-        return float(model._loss_forward(model._scores(xs, lens), ts, lens))
+        return float(model._loss_forward(model.network_.forward(xs, lens), ts, lens))
 
     loss()
-    model._backward(model.loss_layer_.backward(1))
-    analytic = [g.copy() for g in model.encoder_.grads + model.head_.grads]
-    params = model.encoder_.params + model.head_.params
+    model.network_.backward(model.loss_layer_.backward(1))
+    analytic = [g.copy() for g in model.network_.encoder.grads + model.network_.head.grads]
+    params = model.network_.encoder.params + model.network_.head.params
     return max(relative_error(a, numerical_gradient(loss, p)) for a, p in
                zip(analytic, params, strict=True))
 
@@ -202,7 +202,7 @@ def test_binary_classifier_uses_one_sigmoid_logit():
     task = waveforms(n_train=600, n_valid=100, n_test=300, n_classes=2, seed=1)
     model = SequenceClassifier("gru", hidden_size=16, lr=0.01, seed=0)
     model.fit(*task.train, epochs=4, batch_size=32)
-    assert model.head_.params[0].shape[1] == 1
+    assert model.network_.head.params[0].shape[1] == 1
     assert model.predict_proba(task.X_test).shape == (300, 2)
     assert model.score(*task.test) >= 0.9
 

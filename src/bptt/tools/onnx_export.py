@@ -147,7 +147,8 @@ def export_estimator_onnx(estimator: Any, path: str | os.PathLike[str]) -> Path:
     onnx = _onnx()
     from onnx import TensorProto, helper, numpy_helper
 
-    stack = getattr(estimator, "encoder_", None)
+    network = getattr(estimator, "network_", None)
+    stack = getattr(network, "encoder", None)
     if stack is None or not hasattr(stack, "layers"):
         raise ValueError("export a fitted SequenceRegressor/Classifier built from a registered "
                          "cell (a custom layer object has no ONNX form)")
@@ -175,7 +176,7 @@ def export_estimator_onnx(estimator: Any, path: str | os.PathLike[str]) -> Path:
         nodes.append(helper.make_node("Transpose", [last_h], ["h_ndh"], perm=[1, 0, 2]))
         const("batch_rows", np.array([0, -1], dtype=np.int64))
         nodes.append(helper.make_node("Reshape", ["h_ndh", "batch_rows"], ["features"]))
-    W, b = (to_numpy(p).astype(np.float32) for p in estimator.head_.params)
+    W, b = (to_numpy(p).astype(np.float32) for p in network.head.params)
     nodes.append(helper.make_node("MatMul", ["features", const("head.W", W)], ["scores"]))
     nodes.append(helper.make_node("Add", ["scores", const("head.b", b)], ["outputs"]))
     out_shape = ["N", "T", K] if estimator.many_to_many else ["N", K]

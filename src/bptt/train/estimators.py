@@ -5,13 +5,10 @@
     model.predict(X_new)          # (N, K) or (N,) like y
     model.score(X_test, y_test)   # R^2 (classifier: accuracy)
 
-The network, built on the first ``fit`` from the shapes of X and y:
+The network (:class:`bptt.models.sequence.SequenceNetwork`: a recurrent stack, the last real
+step or every step, an affine head) is built on the first ``fit`` from the shapes of X and y;
+the estimator adds the loss:
 
-    xs (N, T, D) --recurrent stack--> hs (N, T, H)            rnn | lstm | gru, num_layers,
-                                                              bidirectional (H = 2 * hidden)
-    many-to-one:   h = LastStep(hs, lengths)      (N, H)     each sequence's last real step
-                   out = h @ W + b                (N, K)
-    many-to-many:  out = hs @ W + b               (N, T, K)  TimeAffine
     loss:  regression   MeanSquaredError(out, y)             (mask: padded steps ignored)
            2 classes    TimeSigmoidWithLoss(out, y)          (K = 1 logit)
            C classes    TimeSoftmaxWithLoss(out, y)          (K = C logits; -1 = ignored)
@@ -20,11 +17,8 @@ X is (N, T, D) float; y is (N, K) or (N,) for many-to-one, (N, T, K) or (N, T) f
 many-to-many. Sequences of different lengths are right-padded to T and given with
 ``lengths`` (N,) ints: the recurrent layers carry the state over padding and the loss skips it.
 
-``cell`` may also be a layer object of your own (e.g. the DIVER exercise's
-:class:`~bptt.nn.simple_rnn.SimpleRNN` with its initializer and optimizer): anything with
-``params``, ``grads``, ``forward(xs)`` returning (N, T, H) or (N, H), and ``backward``. A
-layer with its own ``optimizer`` updates itself in ``backward``; the estimator's optimizer
-updates the rest.
+``cell`` may also be a layer object of your own (the DIVER exercise's
+:class:`~bptt.nn.simple_rnn.SimpleRNN`, say; the contract is in :mod:`bptt.models.sequence`).
 
 Training runs in the one training loop (:class:`bptt.train.trainer.Trainer`): clipping, the
 divergence guard, early stopping, progress, and with ``fit(..., out=DIR)`` checkpoints in the
@@ -34,7 +28,6 @@ Ctrl-C saving and a JSON-lines log. ``save(DIR)`` / ``load(DIR)`` use the same f
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 from collections.abc import Callable
@@ -45,11 +38,10 @@ import numpy as np
 
 from .. import optim as _optim
 from ..backend import array_module, default_dtype, get_xp, to_device, to_numpy
-from ..initializers import xavier, zeros
+from ..models.sequence import SequenceNetwork, padding_mask
 from ..nn.registry import cell_names, get_cell
-from ..nn.sequence_layers import LastStep, MeanSquaredError
-from ..nn.stacks import make_recurrent_stack
-from ..nn.time_layers import TimeAffine, TimeSigmoidWithLoss, TimeSoftmaxWithLoss
+from ..nn.sequence_layers import MeanSquaredError
+from ..nn.time_layers import TimeSigmoidWithLoss, TimeSoftmaxWithLoss
 from .checkpoint import (
     FORMAT,
     VERSION,
@@ -58,12 +50,11 @@ from .checkpoint import (
     read_checkpoint,
     write_checkpoint,
 )
+from .sequence_learner import Past, SequenceLearner
 from .trainer import (
-    ShuffledBatches,
     Trainer,
     TrainerSettings,
     TrainState,
-    checked_rng_state,
     set_rng_state,
 )
 
@@ -71,16 +62,6 @@ __all__ = ["SequenceRegressor", "SequenceClassifier", "OPTIMIZERS"]
 
 OPTIMIZERS = _optim.OPTIMIZERS
 KINDS = {"SequenceRegressor": "sequence-regressor", "SequenceClassifier": "sequence-classifier"}
-
-
-def _set_training(obj: Any, training: bool) -> None:
-    """Switch dropout on (training) or off: ``train()``/``eval()`` when the layer has them
-    (TimeStack), else its ``train_flg``."""
-    method = getattr(obj, "train" if training else "eval", None)
-    if callable(method):
-        method()
-    elif hasattr(obj, "train_flg"):
-        obj.train_flg = training
 
 
 class _SequenceEstimator:
@@ -142,44 +123,16 @@ class _SequenceEstimator:
     # -- building ----------------------------------------------------------------------------
 
     def _build(self, n_features: int, n_outputs: int) -> None:
-        """Make the layers and the optimizer for inputs with D features and K outputs."""
+        """Make the network and the optimizer for inputs with D features and K outputs."""
         self.n_features_, self.n_outputs_ = int(n_features), int(n_outputs)
         gen = self._generator = get_xp().random.default_rng(self.seed)  # weights, dropout
-        self.encoder_ = self._make_encoder(n_features, gen)
-        probe = self._encode(get_xp().zeros((1, 1, n_features), dtype=self.dtype), None)
-        self._encoded_2d = probe.ndim == 2  # a custom layer returning only h_T
-        if self._encoded_2d and self.many_to_many:
-            raise ValueError("many_to_many needs a cell that returns every step (N, T, H); this "
-                             "layer returns (N, H) (SimpleRNN: pass return_sequences=True)")
-        H = probe.shape[-1]
-        reverse = H // 2 if (self.bidirectional and isinstance(self.cell, str)) else 0
-        self.readout_ = LastStep(reverse_units=reverse)
-        self.head_ = TimeAffine(xavier(H, n_outputs, dtype=self.dtype, generator=gen),
-                                zeros(n_outputs, dtype=self.dtype))
+        self.network_ = SequenceNetwork(self.cell, n_features, n_outputs, self.hidden_size,
+                                        self.num_layers, self.bidirectional, self.dropout,
+                                        self.many_to_many, self.dtype, gen)
+        self.params, self.grads = self.network_.params, self.network_.grads
         self.loss_layer_ = self._make_loss()
-        self._collect_params()
         self._make_optimizer()
         self._built = True
-
-    def _make_encoder(self, n_features: int, gen: Any) -> Any:
-        if not isinstance(self.cell, str):
-            params = self.cell.params
-            if params and params[0].shape[0] != n_features:
-                raise ValueError(f"the cell layer expects {params[0].shape[0]} input features "
-                                 f"(rows of its first weight) but X has {n_features}")
-            return self.cell
-        return make_recurrent_stack(self.cell, n_features, self.hidden_size,
-                                    num_layers=self.num_layers, bidirectional=self.bidirectional,
-                                    dropout=self.dropout, dtype=self.dtype, generator=gen)
-
-    def _collect_params(self) -> None:
-        """params/grads updated by the estimator's optimizer (self-updating layers excluded)."""
-        enc = self.encoder_
-        self_updating = getattr(enc, "optimizer", None) is not None
-        self.params: list[Any] = [] if self_updating else list(enc.params)
-        self.grads: list[Any] = [] if self_updating else list(enc.grads)
-        self.params += self.head_.params
-        self.grads += self.head_.grads
 
     def _make_optimizer(self) -> None:
         opt = self.optimizer
@@ -193,42 +146,6 @@ class _SequenceEstimator:
 
     def _make_loss(self) -> Any:  # pragma: no cover - overridden
         raise NotImplementedError
-
-    # -- forward / backward ----------------------------------------------------------------
-
-    def _encode(self, xs: Any, mask: Any) -> Any:
-        if mask is None:
-            return self.encoder_.forward(xs)
-        try:
-            return self.encoder_.forward(xs, mask=mask)
-        except TypeError as e:
-            if "mask" not in str(e):
-                raise
-            raise TypeError(f"the cell {type(self.encoder_).__name__} takes no mask; give "
-                            f"sequences of equal length (no lengths=)") from e
-
-    def _scores(self, xs: Any, lengths: Any) -> Any:
-        """Network output before the loss: (N, K) or (N, T, K)."""
-        mask = None if lengths is None else self._mask(lengths, xs.shape[1], xs)
-        hs = self._encode(xs, mask)
-        if self._encoded_2d:
-            h = hs
-        elif self.many_to_many:
-            h = hs
-        else:
-            h = self.readout_.forward(hs, lengths)  # (N, H)
-        return self.head_.forward(h)
-
-    def _backward(self, dout: Any) -> None:
-        dh = self.head_.backward(dout)
-        if not (self._encoded_2d or self.many_to_many):
-            dh = self.readout_.backward(dh)
-        self.encoder_.backward(dh)
-
-    @staticmethod
-    def _mask(lengths: Any, T: int, like: Any) -> Any:
-        xp = array_module(like)
-        return xp.arange(T)[None, :] < lengths[:, None]  # (N, T) bool
 
     # -- data checks -------------------------------------------------------------------------
 
@@ -323,7 +240,7 @@ class _SequenceEstimator:
             val = (vxs, vts, vlens)
         out_dir = Path(out) if out is not None else None
         state = self._resume_state(out_dir) if resume else None
-        learner = _SequenceLearner(self, xs, ts, lens, val, int(batch_size), shuffle,
+        learner = SequenceLearner(self, xs, ts, lens, val, int(batch_size), shuffle,
                                    state.learner if state is not None else None)
         settings = TrainerSettings(epochs=int(epochs), max_steps=max_steps, clip=self.clip,
                                    patience=early_stopping,
@@ -352,7 +269,7 @@ class _SequenceEstimator:
 
         if state is not None:  # the epochs trained before the resume, as they were
             for rec in state.history:
-                report(_Past(state), rec)
+                report(Past(state), rec)
         trainer = Trainer(learner, self.optimizer_, settings, out_dir, state,
                           stream if stream is not None else sys.stdout,
                           title=type(self).__name__, on_step=on_step, on_evaluate=report,
@@ -377,7 +294,7 @@ class _SequenceEstimator:
             raise CheckpointError(f"{e}; the checkpoint cannot be resumed") from None
 
     def _all_params(self) -> list[Any]:
-        return list(self.encoder_.params) + list(self.head_.params)
+        return self.network_.all_params
 
     def _loss_terms(self, ts: Any, lengths: Any) -> int:
         """How many terms the loss of a batch averages (a data-parallel rank's weight)."""
@@ -389,9 +306,9 @@ class _SequenceEstimator:
 
     def _forward_backward(self, xs: Any, ts: Any, lengths: Any) -> float:
         """The loss of one batch; its gradients in ``grads`` (the trainer updates)."""
-        out = self._scores(xs, lengths)
+        out = self.network_.forward(xs, lengths)
         loss = self._loss_forward(out, ts, lengths)
-        self._backward(self.loss_layer_.backward(1))
+        self.network_.backward(self.loss_layer_.backward(1))
         return float(loss)
 
     def _loss_forward(self, out: Any, ts: Any, lengths: Any) -> Any:
@@ -406,11 +323,11 @@ class _SequenceEstimator:
 
     def _raw(self, xs: Any, lengths: Any, batch_size: int = 1024) -> Any:
         """Scores for all of xs, in evaluation mode, in chunks: (N, K) or (N, T, K)."""
-        _set_training(self.encoder_, False)
+        self.network_.set_training(False)
         outs = []
         for s in range(0, xs.shape[0], batch_size):
             bl = None if lengths is None else lengths[s:s + batch_size]
-            outs.append(self._scores(xs[s:s + batch_size], bl))
+            outs.append(self.network_.forward(xs[s:s + batch_size], bl))
         xp = array_module(xs)
         if not outs:
             shape = (0, xs.shape[1], self.n_outputs_) if self.many_to_many else (0,
@@ -424,8 +341,7 @@ class _SequenceEstimator:
         return {"n_features": self.n_features_, "n_outputs": self.n_outputs_}
 
     def _param_names(self) -> list[str]:
-        enc = [f"encoder.p{i}" for i in range(len(self.encoder_.params))]
-        return enc + [f"head.{n}" for n in ("W", "b")]
+        return self.network_.param_names
 
     def _checkpoint_files(self) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
         params = {n: to_numpy(p) for n, p in zip(self._param_names(), self._all_params(),
@@ -471,7 +387,7 @@ class _SequenceEstimator:
         model._set_params(stored)
         history = stored.config.get("history")
         model.history_ = history if isinstance(history, dict) else {}
-        _set_training(model.encoder_, False)
+        model.network_.set_training(False)
         return model
 
     def _set_params(self, stored: Any) -> None:
@@ -537,7 +453,7 @@ class SequenceRegressor(_SequenceEstimator):
     def _loss_forward(self, out: Any, ts: Any, lengths: Any) -> Any:
         mask = None
         if self.many_to_many and lengths is not None:
-            mask = self._mask(lengths, out.shape[1], out)
+            mask = padding_mask(lengths, out.shape[1], out)
         return self.loss_layer_.forward(out, ts, mask)
 
     def predict(self, X: Any, lengths: Any = None) -> np.ndarray:
@@ -551,7 +467,7 @@ class SequenceRegressor(_SequenceEstimator):
         out = self._raw(xs, lengths)
         mask = None
         if self.many_to_many and lengths is not None:
-            mask = self._mask(lengths, out.shape[1], out)
+            mask = padding_mask(lengths, out.shape[1], out)
         mse = float(MeanSquaredError().forward(out, ts, mask))
         return {"loss": mse, "mse": mse, "r2": _r2(to_numpy(out), to_numpy(ts),
                                                    None if mask is None else to_numpy(mask))}
@@ -681,76 +597,3 @@ class SequenceClassifier(_SequenceEstimator):
 
     def _restore_meta(self, meta: dict[str, Any]) -> None:
         self.n_classes_ = int(meta["n_classes"])
-
-
-class _Past:
-    """A finished trainer's state, to replay the history of a resumed run."""
-
-    def __init__(self, state: TrainState) -> None:
-        self.state = state
-
-
-class _SequenceLearner:
-    """A sequence estimator on (xs, ts) for :class:`~bptt.train.trainer.Trainer`: shuffled
-    minibatches, one permutation per epoch from ``default_rng(seed + 1)`` (resumable: the
-    generator's state at the epoch's start and the batch index are saved)."""
-
-    unit = "seq"
-    loss_limit = math.inf  # a squared error may be large: only NaN and inf are divergence
-
-    def __init__(self, est: _SequenceEstimator, xs: Any, ts: Any, lens: Any, val: tuple | None,
-                 batch_size: int, shuffle: bool, position: dict[str, Any] | None) -> None:
-        self.est, self.xs, self.ts, self.lens, self.val = est, xs, ts, lens, val
-        self.params, self.grads = est.params, est.grads
-        self.kept_params = est._all_params()  # early stopping keeps these (a self-updating cell)
-        self.batches = ShuffledBatches(int(xs.shape[0]), batch_size, est.seed + 1, shuffle,
-                                       position)
-        self.steps_per_epoch = self.batches.steps_per_epoch
-        self.monitor = "val_loss" if val is not None else "loss"
-        self.monitor_label = "validation loss" if val is not None else "training loss"
-        if position and position.get("dropout_rng") is not None:
-            est._generator.bit_generator.state = checked_rng_state(
-                position["dropout_rng"], "state.json: field 'trainer.learner.dropout_rng'")
-
-    def shard(self, rank: int, size: int) -> None:
-        """Data-parallel: train on this rank's share of each batch."""
-        self.batches.shard(rank, size)
-
-    def train_step(self) -> tuple[float, int]:
-        share = self.batches.next()
-        idx = to_device(share)
-        bl = None if self.lens is None else self.lens[idx]
-        self.loss_weight = float(self.est._loss_terms(self.ts[idx], bl))
-        if not len(share):  # a last batch smaller than the ranks: nothing here this step
-            for g in self.grads:
-                g[...] = 0
-            return 0.0, 0
-        return self.est._forward_backward(self.xs[idx], self.ts[idx], bl), int(len(idx))
-
-    def evaluate(self, train_loss: float | None) -> dict[str, Any]:
-        row: dict[str, Any] = {"loss": train_loss}
-        if self.val is not None:
-            row.update({f"val_{k}": v for k, v in self.est._evaluate(*self.val).items()})
-        return row
-
-    def describe(self, rec: dict[str, Any]) -> str:
-        parts = [f"epoch {rec['epoch']:g}", f"loss {rec['loss']:.5f}"]
-        parts += [f"{k} {v:.5f}" for k, v in rec.items() if k.startswith("val_")]
-        return "  ".join(parts) + ("  *" if rec["best"] else "")
-
-    def position(self) -> dict[str, Any]:
-        return {**self.batches.position(),
-                "dropout_rng": _generator_state(self.est._generator)}
-
-    def checkpoint(self, resumable: bool) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-        return self.est._checkpoint_files()
-
-    def set_training(self, on: bool) -> None:
-        _set_training(self.est.encoder_, on)
-
-
-def _generator_state(gen: Any) -> dict[str, Any] | None:
-    try:
-        return gen.bit_generator.state
-    except AttributeError:  # pragma: no cover - CuPy generators keep no such state
-        return None
