@@ -17,12 +17,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bptt import load_checkpoint
 from bptt.cli import main
 from bptt.data.corpus import load_corpus
 from bptt.models.rnnlm import LanguageModel
 from bptt.tools.book_import import BookFileError, import_book, read_book_params
 from bptt.train.language_model import evaluate
-from bptt.train.lm_checkpoint import load_checkpoint
 from bptt.train.seq2seq import evaluate_seq2seq
 
 WORDS = ("the cat sat on the mat . a dog ran to the park . the bird sang in a tree . "

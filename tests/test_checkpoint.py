@@ -9,15 +9,12 @@ import os
 import numpy as np
 import pytest
 
+from bptt import load_checkpoint
 from bptt.data.corpus import Vocab
 from bptt.models.rnnlm import LanguageModel
 from bptt.optim import Adam
-from bptt.train.lm_checkpoint import (
-    CheckpointError,
-    find_checkpoint,
-    load_checkpoint,
-    save_checkpoint,
-)
+from bptt.train.checkpoint import CheckpointError, find_checkpoint
+from bptt.train.lm_checkpoint import save_checkpoint
 
 VOCAB = Vocab(["<unk>", "<eos>", "a", "b", "c", "d"])
 

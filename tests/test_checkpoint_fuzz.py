@@ -15,10 +15,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bptt import load_checkpoint
 from bptt.data.corpus import Vocab
 from bptt.models.rnnlm import LanguageModel
 from bptt.optim import Adam
-from bptt.train.lm_checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from bptt.train.checkpoint import CheckpointError
+from bptt.train.lm_checkpoint import save_checkpoint
 
 FILES = ["model.npz", "config.json", "vocab.json", "state.json", "optimizer.npz",
          "rnn_state.npz"]

@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from helpers import import_file
@@ -53,3 +54,36 @@ def test_runs_of_an_earlier_bptt_resume_and_are_refused_where_they_were(runs, ca
     assert main(["fit", "waveforms", "--epochs", "1", "--out",
                  str(runs / "fit-classifier")]) == 2
     assert "already holds a trained run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name, kind, model", [
+    ("lm", "language-model", "LanguageModel"), ("seq2seq", "seq2seq", "Seq2seqModel"),
+    ("attention", "seq2seq", "Seq2seqModel"),
+    ("fit-regressor", "sequence-regressor", "SequenceRegressor"),
+    ("fit-classifier", "sequence-classifier", "SequenceClassifier")])
+def test_load_checkpoint_opens_a_run_of_any_kind(name, kind, model):
+    """One loader for every kind: it reads the kind from the header and hands the folder to
+    that kind's loader; what it returns names its kind, folder, config and model."""
+    import bptt
+
+    ck = bptt.load_checkpoint(RUNS / name)
+    assert ck.kind == kind and type(ck.model).__name__ == model
+    assert ck.directory.parent == RUNS / name and ck.config["kind"] == kind
+    if kind == "seq2seq":
+        assert ck.pairs.start == "_"
+    if kind == "language-model":
+        assert len(ck.vocab) == ck.model.vocab_size
+
+
+def test_an_unknown_kind_is_one_line(runs):
+    import bptt
+    from bptt.train.checkpoint import CheckpointError, read_json, write_checkpoint
+
+    src = runs / "lm" / "best"
+    config = read_json(src / "config.json")
+    config["kind"] = "transformer"
+    write_checkpoint(runs / "odd", {"model.npz": {"w": np.zeros(2)}},
+                     {"config.json": config}, {"trainer": {}})
+    with pytest.raises(CheckpointError, match="holds a 'transformer' model, which this bptt "
+                                              "cannot open"):
+        bptt.load_checkpoint(runs / "odd")

@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 
 import bptt.train.checkpoint as store
+from bptt import load_checkpoint
 from bptt.data.make_builtin import compose
 from bptt.train import TrainConfig, TrainingDiverged, train_language_model
-from bptt.train.lm_checkpoint import CheckpointError, load_checkpoint
+from bptt.train.checkpoint import CheckpointError
 
 
 @pytest.fixture(scope="module")

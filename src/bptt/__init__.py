@@ -92,7 +92,8 @@ from .tools.torch_lm import from_state_dict, state_dict_of, torch_language_model
 from .data.corpus import Corpus, Vocab, load_builtin, load_corpus, load_ptb, load_text
 from .data.batching import StreamBatcher, eval_batches
 from .models.rnnlm import BetterRnnlm, LanguageModel, Rnnlm, SimpleRnnlm
-from .train.lm_checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .train.kinds import load_checkpoint
+from .train.lm_checkpoint import Checkpoint, load_language_model, save_checkpoint
 from .train import TrainConfig, TrainingDiverged, evaluate, perplexity, train_language_model
 from .train.generate import generate
 

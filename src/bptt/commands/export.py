@@ -19,7 +19,7 @@ from ..tools.onnx_export import OPSET, export_estimator_onnx, export_onnx
 from ..tools.torch_lm import state_dict_of
 from ..train.checkpoint import read_checkpoint
 from ..train.estimators import SequenceClassifier, SequenceRegressor
-from ..train.lm_checkpoint import load_checkpoint
+from ..train.lm_checkpoint import load_language_model
 
 ESTIMATORS = {"sequence-regressor": SequenceRegressor, "sequence-classifier": SequenceClassifier}
 
@@ -57,7 +57,7 @@ def run_export(args: argparse.Namespace) -> int:
               f"(opset {OPSET}); input X (N, T, {est.n_features_}), output outputs"
               + (" and probabilities" if kind == "sequence-classifier" else ""))
         return 0
-    ck = load_checkpoint(args.run_dir)
+    ck = load_language_model(args.run_dir)
     if args.onnx_out is not None:
         path = export_onnx(ck.model, args.onnx_out)
         print(f"wrote {path}: {ck.model} as ONNX (opset {OPSET}); inputs ids (N, T) and the "

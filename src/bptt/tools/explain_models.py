@@ -18,7 +18,7 @@ from ..models import rnnlm
 from ..models.mlp import TwoLayerNet
 from ..models.seq2seq import AttentionSeq2seq, PeekySeq2seq, Seq2seq
 from ..nn.registry import cell_names
-from ..train.lm_checkpoint import load_checkpoint
+from ..train.lm_checkpoint import load_language_model
 
 BOOK_MODELS = ("simple-rnnlm", "rnnlm", "better-rnnlm")
 SEQ2SEQ_MODELS = {"seq2seq": Seq2seq, "peeky-seq2seq": PeekySeq2seq,
@@ -113,7 +113,7 @@ def _from_checkpoint(path: Path, N: int | None, T: int | None,
                      text: str | None = None) -> tuple[Any, tuple, dict]:
     """A trained model from ``bptt train --out DIR`` (or DIR/best), on a random batch of ids
     or on ``text``."""
-    ck = load_checkpoint(path)
+    ck = load_language_model(path)
     model = ck.model
     cfg = model.config
     d = _dims(dict(N=2, T=5, V=int(cfg["vocab_size"]), D=int(cfg["embed_size"]),

@@ -25,7 +25,7 @@ import numpy as np
 from ..backend import array_module, to_device, to_numpy
 from ..figures import new_figure, require_matplotlib, save_figure  # noqa: F401 (re-exported)
 from ..train.generate import check_known, sample_ids
-from ..train.lm_checkpoint import load_checkpoint
+from ..train.lm_checkpoint import load_language_model
 from .explain_flow import recurrent_spec, step_cell
 from .explain_models import build
 from .explain_records import Tracer, model_layers
@@ -141,7 +141,7 @@ def load_text_model(name: str) -> tuple[Any, TextIds]:
     """A language model to draw: a checkpoint directory (with its vocabulary) or a built-in
     model name (untrained; word ids as text)."""
     if Path(name).is_dir():
-        ck = load_checkpoint(name)
+        ck = load_language_model(name)
         return ck.model, TextIds(ck.vocab, ck.model.vocab_size)
     model, _, d = build(name)
     if not hasattr(model, "predict"):

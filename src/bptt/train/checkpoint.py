@@ -174,6 +174,13 @@ def _follow_umask(d: Path) -> None:
         os.chmod(p, umask_mode())
 
 
+def header(kind: str, **fields: Any) -> dict[str, Any]:
+    """config.json of a checkpoint of ``kind``: the format, its version and the kind, then the
+    kind's own fields (its model's constructor arguments, its settings, ...). Every kind stamps
+    its checkpoints here; :mod:`bptt.train.kinds` opens them by this kind."""
+    return {"format": FORMAT, "version": VERSION, "kind": kind, **fields}
+
+
 REPLACED = ".replaced"  # a run's folder: where --overwrite keeps the earlier run (train/run.py)
 
 

@@ -43,10 +43,9 @@ from ..nn.registry import cell_names, get_cell
 from ..nn.sequence_layers import MeanSquaredError
 from ..nn.time_layers import TimeSigmoidWithLoss, TimeSoftmaxWithLoss
 from .checkpoint import (
-    FORMAT,
-    VERSION,
     CheckpointError,
     check_finite,
+    header,
     read_checkpoint,
     write_checkpoint,
 )
@@ -346,9 +345,8 @@ class _SequenceEstimator:
     def _checkpoint_files(self) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
         params = {n: to_numpy(p) for n, p in zip(self._param_names(), self._all_params(),
                                                  strict=True)}
-        cfg = {"format": FORMAT, "version": VERSION, "kind": KINDS[type(self).__name__],
-               "model": self.get_config(), "meta": self._meta(), "history": self.history_,
-               "train": getattr(self, "_run_config", {})}
+        cfg = header(KINDS[type(self).__name__], model=self.get_config(), meta=self._meta(),
+                     history=self.history_, train=getattr(self, "_run_config", {}))
         return {"model.npz": params}, {"config.json": cfg}
 
     def save(self, path: str | os.PathLike[str]) -> Path:

@@ -24,7 +24,7 @@ import numpy as np
 from ..backend import to_numpy
 from ..data.corpus import Vocab
 from ..models.rnnlm import LanguageModel
-from .lm_checkpoint import load_checkpoint
+from .lm_checkpoint import load_language_model
 
 MIN_TEMPERATURE = 1e-3
 
@@ -149,5 +149,5 @@ def check_known(vocab: Vocab, start: str, flag: str = "--start") -> None:
 
 def generate_from_checkpoint(path: Any, **kwargs: Any) -> str:
     """:func:`generate` with the model and vocabulary of a checkpoint (or training OUT dir)."""
-    ck = load_checkpoint(path)
+    ck = load_language_model(path)
     return generate(ck.model, ck.vocab, **kwargs)

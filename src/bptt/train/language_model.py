@@ -33,7 +33,7 @@ from ..nn.registry import get_cell
 from ..optim import make_optimizer
 from .comm import world
 from .config import RESUME_MAY_CHANGE, TrainConfig
-from .lm_checkpoint import language_model_files, load_checkpoint
+from .lm_checkpoint import language_model_files, load_language_model
 from .memory import check_fits, stack_params, training_bytes
 from .plot import plot_history, require_matplotlib
 from .progress import work_bar
@@ -257,7 +257,7 @@ def train_language_model(config: TrainConfig, explicit: set[str] | None = None,
              force=config.force, comm=comm) as run:
         ck = None
         if config.resume:
-            ck = load_checkpoint(out / "last")
+            ck = load_language_model(out / "last")
             if not ck.resumable:
                 raise ValueError(f"{ck.directory} has no optimizer state: it cannot be resumed")
             cfg = _resumed_config(config, explicit, ck, out)
@@ -377,7 +377,7 @@ def _run(cfg: TrainConfig, model: LanguageModel, optimizer: Any, corpus: Corpus,
         metrics["wall_time_s"] = round(time.perf_counter() - wall0, 2)
         return metrics
     if corpus.test is not None:
-        best = load_checkpoint(out / "best")  # test the model that eval/generate use
+        best = load_language_model(out / "best")  # test the model that eval/generate use
         model.set_params(dict(zip(best.model.param_names, best.model.params, strict=True)))
         metrics["test_ppl"] = perplexity(model, corpus.test, cfg.eval_batch, cfg.eval_bptt)
     metrics["wall_time_s"] = round(time.perf_counter() - wall0, 2)
@@ -398,7 +398,7 @@ def evaluate(path: str | os.PathLike[str], data: str | None = None, split: str =
     ``<unk>``). Batch and time sizes default to the run's. ``book``: the book's
     ``eval_perplexity`` (:func:`book_perplexity`: whole windows only) instead of every token.
     """
-    ck = load_checkpoint(path)
+    ck = load_language_model(path)
     tc = ck.train_config
     spec = data if data is not None else tc.get("data")
     level = level or ck.vocab.level

@@ -28,17 +28,16 @@ from ..data.corpus import Vocab
 from ..models.rnnlm import LanguageModel, model_from_config
 from ..nn.registry import cell_names
 from .checkpoint import (
-    FORMAT,
-    VERSION,
     CheckpointError,
     check_finite,
     find_checkpoint,
+    header,
     read_checkpoint,
     write_checkpoint,
 )
 
 __all__ = ["Checkpoint", "CheckpointError", "find_checkpoint", "language_model_files",
-           "load_checkpoint", "optimizer_arrays", "save_checkpoint"]
+           "load_language_model", "optimizer_arrays", "save_checkpoint"]
 
 KIND = "language-model"
 
@@ -65,9 +64,8 @@ def language_model_files(model: LanguageModel, vocab: Vocab, config: dict[str, A
             if c is not None:
                 carried[f"c{i}"] = to_numpy(c)
         arrays["rnn_state.npz"] = carried
-    cfg = {"format": FORMAT, "version": VERSION, "kind": KIND,
-           "model_class": type(model).__name__, "model": model.config, "train": config or {},
-           "optimizer": optimizer_name, "data": data or {}}
+    cfg = header(KIND, model_class=type(model).__name__, model=model.config,
+                 train=config or {}, optimizer=optimizer_name, data=data or {})
     return arrays, {"config.json": cfg, "vocab.json": vocab.to_dict()}
 
 
@@ -94,7 +92,7 @@ def save_checkpoint(directory: str | os.PathLike[str], model: LanguageModel, voc
 
 @dataclass
 class Checkpoint:
-    """What :func:`load_checkpoint` read. ``model`` holds the saved weights."""
+    """What :func:`load_language_model` read. ``model`` holds the saved weights."""
 
     directory: Path
     model: LanguageModel
@@ -105,6 +103,8 @@ class Checkpoint:
     optimizer_state: dict[str, Any] | None = None
     rnn_state: list[tuple[Any, Any]] | None = None
 
+    kind = KIND
+
     @property
     def train_config(self) -> dict[str, Any]:
         return self.config.get("train", {})
@@ -114,7 +114,7 @@ class Checkpoint:
         return self.optimizer_state is not None
 
 
-def load_checkpoint(path: str | os.PathLike[str], dtype: Any = None) -> Checkpoint:
+def load_language_model(path: str | os.PathLike[str], dtype: Any = None) -> Checkpoint:
     """Read a checkpoint (or the best one of a training output directory), checking each file.
 
     ``dtype`` overrides the saved parameter dtype (e.g. float64 for checks).

@@ -32,7 +32,7 @@ from ..atomic import write_json_atomic
 from ..data.pairs import BUILTIN, PairSet, load_pairs
 from ..models.seq2seq import Seq2seqModel
 from ..optim import make_optimizer
-from .checkpoint import FORMAT, VERSION, CheckpointError, check_finite, read_checkpoint
+from .checkpoint import CheckpointError, check_finite, header, read_checkpoint
 from .comm import world
 from .memory import check_fits, stack_params, step_activations, training_bytes
 from .progress import silent, work_bar
@@ -241,9 +241,8 @@ def seq2seq_files(model: Seq2seqModel, pairs: PairSet, train: dict[str, Any]
     it trained, whatever happens to the data file later)."""
     params = {n: backend.to_numpy(p) for n, p in zip(model.param_names, model.params,
                                                      strict=True)}
-    cfg = {"format": FORMAT, "version": VERSION, "kind": KIND, "model_class":
-           type(model).__name__, "model": model.config, "train": train,
-           "pairs": pairs.to_dict()}
+    cfg = header(KIND, model_class=type(model).__name__, model=model.config, train=train,
+                 pairs=pairs.to_dict())
     test = [[pairs.join(src), pairs.join(tgt)] for src, tgt in pairs.test]
     return {"model.npz": params}, {"config.json": cfg, TEST_PAIRS: {"pairs": test}}
 
@@ -264,6 +263,23 @@ def load_seq2seq(path: str | Path) -> tuple[Seq2seqModel, PairSet, Any]:
     except ValueError as e:
         raise CheckpointError(str(e)) from None
     return model, pairs, stored
+
+
+@dataclass
+class Seq2seqCheckpoint:
+    """A seq2seq checkpoint: the model, its pair symbols and vocabularies, its config."""
+
+    directory: Path
+    config: dict[str, Any]
+    model: Seq2seqModel
+    pairs: PairSet
+    kind: str = KIND
+
+
+def load_seq2seq_checkpoint(path: str | Path) -> Seq2seqCheckpoint:
+    """:func:`load_seq2seq` as one object (what ``bptt.load_checkpoint`` gives)."""
+    model, pairs, stored = load_seq2seq(path)
+    return Seq2seqCheckpoint(stored.directory, stored.config, model, pairs)
 
 
 # -- the three commands -----------------------------------------------------------------------
