@@ -31,7 +31,7 @@ def main() -> None:
     import numpy as np
 
     from bptt import mkl
-    from bptt.nn.time_recurrent import _small_input
+    from bptt.nn.cells.base import _small_input
 
     try:
         import torch

@@ -8,7 +8,7 @@ import pytest
 
 from bptt.backend import HUGE_PAGE, empty_work, matmul_into
 from bptt.cli import main
-from bptt.nn.time_recurrent import TimeGRU, TimeLSTM, TimeRNN
+from bptt.nn.cells import TimeGRU, TimeLSTM, TimeRNN
 from bptt.optim import clip_grads
 from bptt.tools.bench import (
     RECIPES,

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bptt.cli import main
-from bptt.nn import cells as recurrent
-from bptt.nn import layers, time_layers, time_recurrent
+from bptt.nn import layers, time_layers
+from bptt.nn.cells import gru, lstm, rnn
 from bptt.tools.equations import layer_equations, parse_docstring
 from bptt.tools.explain import explain, model_layers, trace
 from bptt.tools.explain_models import build
@@ -26,7 +26,7 @@ def _classes(mod):
             and hasattr(c, "forward") and hasattr(c, "backward")]
 
 
-LAYER_CLASSES = [c for m in (layers, time_layers, recurrent, time_recurrent) for c in _classes(m)]
+LAYER_CLASSES = [c for m in (layers, time_layers, rnn, lstm, gru) for c in _classes(m)]
 
 
 # -- equations: one source, the docstring ---------------------------------------------------------
@@ -96,12 +96,12 @@ def test_parse_docstring_header_over_two_lines_and_inline_qualifier():
 def test_explain_prints_the_docstring_equations_verbatim():
     ex = explain("simple-rnnlm")
     text = ex.to_text()
-    for cls in (time_layers.TimeEmbedding, time_recurrent.TimeRNN, time_layers.TimeAffine,
-                time_layers.TimeSoftmaxWithLoss, recurrent.RNN):
+    for cls in (time_layers.TimeEmbedding, rnn.TimeRNN, time_layers.TimeAffine,
+                time_layers.TimeSoftmaxWithLoss, rnn.RNN):
         eq = layer_equations(cls)
         for line in eq.backward:
             assert line in text, (cls.__name__, line)
-    for line in layer_equations(time_recurrent.TimeRNN).forward:
+    for line in layer_equations(rnn.TimeRNN).forward:
         assert line in text
 
 

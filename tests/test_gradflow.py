@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bptt.cli import main
-from bptt.nn.time_recurrent import TimeGRU, TimeLSTM, TimeRNN
+from bptt.nn.cells import TimeGRU, TimeLSTM, TimeRNN
 from bptt.tools.gradflow import (
     _forward_backward,
     adding_batch,

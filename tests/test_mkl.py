@@ -134,7 +134,7 @@ def test_packed_right_factor_is_the_same_product(dtype):
 
 @pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
 def test_time_layers_agree_with_and_without_mkl(kind):
-    from bptt.nn.time_recurrent import TimeGRU, TimeLSTM, TimeRNN
+    from bptt.nn.cells import TimeGRU, TimeLSTM, TimeRNN
 
     rng = np.random.default_rng(2)
     N, T, D, H = 5, 6, 3, 8

@@ -11,10 +11,15 @@ import numpy as np
 import pytest
 
 import bptt
-from bptt.nn.indrnn import TimeIndRNN
-from bptt.nn.lnlstm import TimeLayerNormLSTM, layer_norm, layer_norm_backward
-from bptt.nn.minimal import TimeMinGRU, TimeMinLSTM, scan_linear, scan_log
-from bptt.nn.peephole import TimePeepholeLSTM
+from bptt.nn.cells import (
+    TimeIndRNN,
+    TimeMinGRU,
+    TimeMinLSTM,
+    TimePeepholeLSTM,
+    scan_linear,
+    scan_log,
+)
+from bptt.nn.cells.lnlstm import TimeLayerNormLSTM, layer_norm, layer_norm_backward
 from bptt.nn.registry import get_cell, make_time_layer
 from bptt.nn.time_cell import TimeCell
 

@@ -195,7 +195,7 @@ def test_with_bptt_initializers_and_optimizer(rng):
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
 def test_equals_time_rnn(activation, rng):
     """SimpleRNN and TimeRNN compute the same states and gradients (same equations)."""
-    from bptt.nn.time_recurrent import TimeRNN
+    from bptt.nn.cells import TimeRNN
 
     layer = random_layer(rng, 3, 4, activation=activation, return_sequences=True)
     ref = TimeRNN(layer.W_x.copy(), layer.W_h.copy(), layer.B.copy(), nonlinearity=activation)

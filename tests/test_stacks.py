@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bptt.gradcheck import gradcheck
+from bptt.nn.cells import TimeGRU, TimeLSTM, TimeRNN
 from bptt.nn.stacks import (
     TimeBidirectional,
     TimeBiLSTM,
@@ -13,7 +14,6 @@ from bptt.nn.stacks import (
     make_recurrent_stack,
     reverse_index,
 )
-from bptt.nn.time_recurrent import TimeGRU, TimeLSTM, TimeRNN
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 

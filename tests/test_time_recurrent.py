@@ -366,7 +366,7 @@ def test_lstm_input_path_follows_the_sizes():
     """A seq2seq's embeddings (D 16, H 256) go into each step's product; a language model's
     D = H inputs are projected at once; both paths are checked above (kinds lstm and
     lstm_projected)."""
-    from bptt.nn.time_recurrent import _small_input
+    from bptt.nn.cells.base import _small_input
 
     assert _small_input(16, 256) and _small_input(16, 128) and _small_input(3, 4)
     assert not _small_input(650, 650) and not _small_input(200, 200)

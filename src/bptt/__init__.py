@@ -61,7 +61,7 @@ from .optim import (
 )
 
 # -- recurrent cells, the cell registry, Time RNN/LSTM/GRU and the generic TimeCell --
-from .nn.cells import GRU, LSTM, RNN
+from .nn.cells import GRU, LSTM, RNN, TimeGRU, TimeLSTM, TimeRNN
 from .nn.cell_spec import CellSpec, TorchLayout
 from .nn.registry import (
     cell_names,
@@ -71,7 +71,6 @@ from .nn.registry import (
     unregister_cell,
 )
 from .nn.time_cell import TimeCell
-from .nn.time_recurrent import TimeGRU, TimeLSTM, TimeRNN
 
 # -- other Time layers, SimpleRNN, stacks, bidirectional --
 from .nn.time_layers import (

@@ -22,13 +22,25 @@ from typing import Any
 
 from ..backend import get_xp
 from .cell_spec import CellSpec, OnnxLayout, TorchLayout
-from .cells import GRU, LSTM, RNN
-from .indrnn import IndRNN, TimeIndRNN
-from .lnlstm import LayerNormLSTM, TimeLayerNormLSTM
-from .minimal import MinGRU, MinLSTM, TimeMinGRU, TimeMinLSTM
-from .peephole import PeepholeLSTM, TimePeepholeLSTM
+from .cells import (
+    GRU,
+    LSTM,
+    RNN,
+    IndRNN,
+    LayerNormLSTM,
+    MinGRU,
+    MinLSTM,
+    PeepholeLSTM,
+    TimeGRU,
+    TimeIndRNN,
+    TimeLayerNormLSTM,
+    TimeLSTM,
+    TimeMinGRU,
+    TimeMinLSTM,
+    TimePeepholeLSTM,
+    TimeRNN,
+)
 from .time_cell import TimeCell
-from .time_recurrent import TimeGRU, TimeLSTM, TimeRNN
 
 ENTRY_POINT_GROUP = "bptt.cells"
 CELLS: dict[str, CellSpec] = {}  # name -> spec; register_cell adds to it, nothing else

@@ -18,9 +18,9 @@ from typing import Any
 
 from ..backend import array_module, default_dtype
 from ..initializers import Xavier, get_initializer
+from .cells.lstm import TimeLSTM
 from .registry import get_cell, make_time_layer
 from .time_layers import TimeDropout
-from .time_recurrent import TimeLSTM
 
 _MERGES = ("concat", "sum")
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..backend import array_module
 from .cell_spec import CellSpec, layer_param_names
-from .time_recurrent import TimeRecurrentBase
+from .cells.base import TimeRecurrentBase
 
 
 class TimeCell(TimeRecurrentBase):

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..backend import array_module
-from .cells import check_cell_params, check_state, check_step_input
-from .functions import sigmoid
-from .time_recurrent import TimeRecurrentBase
+from ...backend import array_module
+from ..functions import sigmoid
+from .base import TimeRecurrentBase, check_cell_params, check_state, check_step_input
 
 
 class PeepholeLSTM:

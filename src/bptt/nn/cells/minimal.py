@@ -44,42 +44,43 @@ need signs, as G can be negative). Then, per cell:
 Params: minGRU Wx (D, 2H) blocks z, h~ and b (2H,); minLSTM Wx (D, 3H) blocks f, i, h~ and
 b (3H,). No recurrent weight: the state enters only through a_t. Shape letters: N batch, T time
 steps, D input features, H hidden units.
+
+The two cells live in :mod:`bptt.nn.cells.mingru` and :mod:`bptt.nn.cells.minlstm`; this
+module holds what they share: the candidate g, the scans, the step and Time layer bases.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..backend import array_module
-from ..validate import check_float, check_ndim
-from .cells import check_state, check_step_input
-from .functions import sigmoid
-from .time_recurrent import TimeRecurrentBase
+from ...backend import array_module
+from ...validate import check_float, check_ndim
+from ..functions import sigmoid
+from .base import (
+    TimeRecurrentBase,
+    check_state,
+    check_step_input,
+)
 
 MODES = ("auto", "scan", "loop")
-
 
 def softplus(x: Any) -> Any:
     """log(1 + exp(x)), stable for any x."""
     return array_module(x).logaddexp(0.0, x)
 
-
 def candidate(k: Any) -> Any:
     """g(k) = k + 1/2 for k >= 0, sigmoid(k) below: positive, continuous, g(0) = 1/2."""
     return array_module(k).where(k >= 0, k + 0.5, sigmoid(k))
-
 
 def log_candidate(k: Any) -> Any:
     """log g(k) = log(k + 1/2) for k >= 0, -softplus(-k) below."""
     xp = array_module(k)
     return xp.where(k >= 0, xp.log(xp.maximum(k, 0) + 0.5), -softplus(-k))
 
-
 def candidate_grad(k: Any) -> Any:
     """g'(k) = 1 for k >= 0, sigmoid(k) (1 - sigmoid(k)) below."""
     s = sigmoid(k)
     return array_module(k).where(k >= 0, 1.0, s * (1 - s))
-
 
 class _MinimalGates:
     """The cell-specific part: k (..., G*H) -> a, b (linear or log) and dk from da, db."""
@@ -98,62 +99,6 @@ class _MinimalGates:
     def dk(da: Any, db: Any, saved: tuple, H: int) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
-
-class MinGRUGates(_MinimalGates):
-    """minGRU: a = 1 - z, b = z * h~ (see the module docstring)."""
-
-    gates = 2
-
-    @staticmethod
-    def coefficients(k: Any, H: int) -> tuple[Any, Any, tuple]:
-        z, h_tilde = sigmoid(k[..., :H]), candidate(k[..., H:])
-        return 1 - z, z * h_tilde, (z, h_tilde, k)
-
-    @staticmethod
-    def log_coefficients(k: Any, H: int) -> tuple[Any, Any]:
-        kz = k[..., :H]
-        return -softplus(kz), -softplus(-kz) + log_candidate(k[..., H:])
-
-    @staticmethod
-    def dk(da: Any, db: Any, saved: tuple, H: int) -> Any:
-        z, h_tilde, k = saved
-        xp = array_module(da)
-        dkz = z * (1 - z) * (db * h_tilde - da)
-        dkh = db * z * candidate_grad(k[..., H:])
-        return xp.concatenate([dkz, dkh], axis=-1)
-
-
-class MinLSTMGates(_MinimalGates):
-    """minLSTM: a = s = f / (f + i), b = (1 - s) * h~ (see the module docstring)."""
-
-    gates = 3
-
-    @staticmethod
-    def _u(k: Any, H: int) -> Any:
-        return softplus(-k[..., H:2 * H]) - softplus(-k[..., :H])  # log f - log i
-
-    @classmethod
-    def coefficients(cls, k: Any, H: int) -> tuple[Any, Any, tuple]:
-        s = sigmoid(cls._u(k, H))
-        h_tilde = candidate(k[..., 2 * H:])
-        return s, (1 - s) * h_tilde, (s, h_tilde, k)
-
-    @classmethod
-    def log_coefficients(cls, k: Any, H: int) -> tuple[Any, Any]:
-        u = cls._u(k, H)
-        return -softplus(-u), -softplus(u) + log_candidate(k[..., 2 * H:])
-
-    @staticmethod
-    def dk(da: Any, db: Any, saved: tuple, H: int) -> Any:
-        s, h_tilde, k = saved
-        xp = array_module(da)
-        du = s * (1 - s) * (da - db * h_tilde)
-        dkf = du * (1 - sigmoid(k[..., :H]))
-        dki = -du * (1 - sigmoid(k[..., H:2 * H]))
-        dkh = db * (1 - s) * candidate_grad(k[..., 2 * H:])
-        return xp.concatenate([dkf, dki, dkh], axis=-1)
-
-
 def _check_params(name: str, Wx: Any, b: Any, gates: int) -> tuple[int, int]:
     check_float(f"{name} parameter Wx", Wx)
     check_float(f"{name} parameter b", b)
@@ -165,11 +110,9 @@ def _check_params(name: str, Wx: Any, b: Any, gates: int) -> tuple[int, int]:
                          f"(D, {gates}H) and b ({gates}H,) of one dtype")
     return int(Wx.shape[0]), int(Wx.shape[1]) // gates
 
-
 def _init_params(cls: Any, D: int, H: int, init: Any) -> list[Any]:
     G = cls.rule.gates
     return [init.W(D, G * H), init.B(G * H)]
-
 
 class _MinimalCell:
     """One step of a minimal cell: h_next = a * h_prev + b (the module docstring)."""
@@ -206,22 +149,6 @@ class _MinimalCell:
         x, h_prev, a, saved = self.cache
         return {"a": a}
 
-
-class MinGRU(_MinimalCell):
-    """One step of minGRU: z = sigmoid(x Wx_z + b_z), h~ = g(x Wx_h + b_h),
-    h_next = (1 - z) * h_prev + z * h~. Params Wx (D, 2H) blocks z, h~; b (2H,)."""
-
-    rule = MinGRUGates
-
-
-class MinLSTM(_MinimalCell):
-    """One step of minLSTM: f, i = sigmoid(x Wx_f + b_f), sigmoid(x Wx_i + b_i), h~ = g(x Wx_h
-    + b_h), s = f / (f + i), h_next = s * h_prev + (1 - s) * h~. Params Wx (D, 3H) blocks f, i,
-    h~; b (3H,)."""
-
-    rule = MinLSTMGates
-
-
 def scan_log(log_a: Any, log_b: Any) -> tuple[Any, Any]:
     """Inclusive Hillis-Steele scan over axis 0 of the log-space pairs (the module docstring):
     returns (A_t, B_t) with A_t = sum_{k<=t} log a_k and B_t = log sum_{k<=t} exp(A_t - A_k +
@@ -235,7 +162,6 @@ def scan_log(log_a: Any, log_b: Any) -> tuple[Any, Any]:
         d *= 2
     return A, B
 
-
 def scan_linear(a: Any, b: Any) -> Any:
     """Inclusive scan over axis 0 of x_t = a_t x_{t-1} + b_t from x_{-1} = 0 (Hillis-Steele)."""
     A, B = a.copy(), b.copy()
@@ -245,7 +171,6 @@ def scan_linear(a: Any, b: Any) -> Any:
         A[d:] = A[d:] * A[:-d]
         d *= 2
     return B
-
 
 class _TimeMinimal(TimeRecurrentBase):
     """A minimal cell over T steps (module docstring); ``mode`` "scan" or "loop"."""
@@ -314,21 +239,3 @@ class _TimeMinimal(TimeRecurrentBase):
         self.grads[1][...] = dk_flat.sum(axis=0)
         dxs = (dk_flat @ self.params[0].T).reshape(T, N, self.D)
         return xp.ascontiguousarray(dxs.transpose(1, 0, 2))  # (N, T, D)
-
-
-class TimeMinGRU(_TimeMinimal):
-    """minGRU over T steps, by parallel scan (``mode="scan"``) or step by step (``"loop"``;
-    ``"auto"``: loop on NumPy, scan on CuPy).
-    xs (N, T, D) -> hs (N, T, H). Params: Wx (D, 2H), b (2H,)."""
-
-    name = "TimeMinGRU"
-    step = MinGRU
-
-
-class TimeMinLSTM(_TimeMinimal):
-    """minLSTM over T steps, by parallel scan (``mode="scan"``) or step by step (``"loop"``;
-    ``"auto"``: loop on NumPy, scan on CuPy).
-    xs (N, T, D) -> hs (N, T, H). Params: Wx (D, 3H), b (3H,)."""
-
-    name = "TimeMinLSTM"
-    step = MinLSTM

@@ -20,10 +20,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..backend import array_module
-from ..validate import check_float, check_ndim
-from .cells import check_state, check_step_input
-from .time_recurrent import TimeRecurrentBase
+from ...backend import array_module
+from ...validate import check_float, check_ndim
+from .base import TimeRecurrentBase, check_state, check_step_input
 
 
 def _check_params(name: str, Wx: Any, u: Any, b: Any) -> tuple[int, int]:
