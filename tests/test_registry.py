@@ -301,3 +301,22 @@ def test_no_cell_name_or_class_is_compared_outside_the_registry_and_the_cells():
             if pattern.search(line):
                 hits.append(f"{rel}:{k}: {line.strip()}")
     assert not hits, "\n".join(hits)
+
+
+def test_every_fact_of_a_cell_is_asked_of_its_spec():
+    """What weight drop and gradflow scale and what the gate pictures show come from the spec;
+    the step class is read there once."""
+    want = {"rnn": ("Wh",), "lstm": ("Wh",), "gru": ("Wh",), "indrnn": ("u",),
+            "mingru": (), "minlstm": ()}
+    for name, recurrent in want.items():
+        assert registry.get_cell(name).recurrent_params == recurrent, name
+    spec = registry.get_cell("lstm")
+    cell = spec.make_step(*spec.init_params(3, 2, registry._Constant(np)))
+    spec.forward(cell, np.ones((1, 3)), (np.zeros((1, 2)), np.zeros((1, 2))))
+    assert sorted(spec.activations(cell)) == ["f", "g", "i", "o"]
+    assert spec.activations(Minimal(*registry.get_cell("rnn").init_params(
+        3, 2, registry._Constant(np)))) == {}  # a cell that shows no gates
+    src = (ROOT / "src" / "bptt").rglob("*.py")
+    readers = [p.relative_to(ROOT / "src" / "bptt").as_posix() for p in src
+               if re.search(r"getattr\([^)]*\.step\b", p.read_text(encoding="utf-8"))]
+    assert readers == ["nn/cell_spec.py"]

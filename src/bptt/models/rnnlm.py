@@ -130,7 +130,7 @@ class LanguageModel:
         self.penalties: list[ActivationPenalty] = []
         if embed_dropout > 0:
             self.drop_layers.append(self.embed)
-        recurrent = getattr(spec.step, "recurrent_params", ("Wh",))
+        recurrent = spec.recurrent_params
         if weight_drop > 0 and not recurrent:
             raise ValueError(f"weight drop needs a recurrent weight, and the {cell!r} cell has "
                              f"none (its state enters without a weight); leave it 0")

@@ -65,12 +65,31 @@ class OnnxLayout:
 
 @dataclass(frozen=True)
 class CellSpec:
-    """Everything the rest of the library may ask about a cell (see the module docstring).
+    """Everything the rest of the library may ask about a cell (see the module docstring);
+    nothing outside ``nn/cells/`` and the registry reads the step class itself.
 
-    ``carry_gate``: (block, sign) of the gate whose bias sets how much of the state is carried
-    from step to step (LSTM's forget gate f: (0, +1); GRU's update gate z, carry = 1 - z:
-    (0, -1)); ``bptt gradflow`` sets that bias. ``options``: the keyword options the cell and
-    its Time layers take (``nonlinearity`` for the RNN, ``reset_after`` for the GRU).
+    Fields:
+
+    - ``name``: the registry's name, a command-line choice (``--cell NAME``).
+    - ``step``: the one-step class (the contract of the module docstring).
+    - ``gates``: G, the number of H-wide blocks of Wx, Wh and b (RNN 1, GRU 3, LSTM 4).
+    - ``has_cell_state``: the state is (h, c), not (h,).
+    - ``time_layer``: the fused (N, T, D) layer, tested equal to ``TimeCell`` over ``step``;
+      None: ``TimeCell`` runs the step T times.
+    - ``torch``, ``onnx``: the layouts of the equal PyTorch layer and ONNX operator (None:
+      none).
+    - ``carry_gate``: (block, sign) of the gate whose bias sets how much of the state is
+      carried from step to step (LSTM's forget gate f: (0, +1); GRU's update gate z, carry =
+      1 - z: (0, -1)); ``bptt gradflow`` sets that bias.
+    - ``options``: the keyword options the step and its Time layer take (``nonlinearity`` for
+      the RNN, ``reset_after`` for the GRU).
+    - ``source``: who registered it (for messages).
+
+    Read off the step class once, here: :attr:`param_names` (its ``param_names``, default
+    ``Wx, Wh, b``), :meth:`init_params` (its ``init_params`` classmethod, default Wx, Wh, b
+    drawn by the model's initializer), :attr:`recurrent_params` (its ``recurrent_params``:
+    the weights that multiply the previous state, default ``Wh`` when it has one) and
+    :meth:`activations` (its ``activations()``: the gates of its last step, for pictures).
     """
 
     name: str
@@ -93,6 +112,19 @@ class CellSpec:
     def param_names(self) -> tuple[str, ...]:
         """Names of the step's first parameters (its class may list more in ``param_names``)."""
         return tuple(getattr(self.step, "param_names", DEFAULT_PARAM_NAMES))
+
+    @property
+    def recurrent_params(self) -> tuple[str, ...]:
+        """The parameters that multiply the previous state (what weight drop drops and
+        ``bptt gradflow`` scales); () for a cell whose state enters without a weight."""
+        default = ("Wh",) if "Wh" in self.param_names else ()
+        return tuple(getattr(self.step, "recurrent_params", default))
+
+    def activations(self, cell: Any) -> dict[str, Any]:
+        """The named activations of ``cell``'s last forward step (gates f, i, o, g...), or {}
+        for a cell that shows none."""
+        shown = getattr(cell, "activations", None)
+        return dict(shown()) if callable(shown) else {}
 
     def forward(self, cell: Any, x: Any, state: tuple) -> tuple:
         """One step: ``state`` (h,) or (h, c) -> the next state, the same kind of tuple."""

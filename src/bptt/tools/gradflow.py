@@ -134,7 +134,7 @@ def init_params(cell: str, H: int, D: int = 2, scale: float = 1.0, init: str = "
     step = spec.make_step(*made)  # a cell may add parameters of its own (peepholes...)
     p = {k: np.array(a, dtype=np.float64)
          for k, a in zip(layer_param_names(step), step.params, strict=True)}
-    for name in getattr(spec.step, "recurrent_params", ("Wh",)):
+    for name in spec.recurrent_params:
         if name in p:
             p[name] = p[name] * scale
     b = p.get("b")

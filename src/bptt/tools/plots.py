@@ -198,7 +198,7 @@ def gate_activations(model: Any, ids: Sequence[int], layer: int = -1) -> dict[st
     for t in range(xs.shape[0]):
         cell = step_cell(spec, lay)
         state = spec.forward(cell, xs[t:t + 1], state)
-        acts = dict(cell.activations()) if hasattr(cell, "activations") else {}
+        acts = spec.activations(cell)
         if spec.has_cell_state:
             acts["c"] = state[1]
         acts["h"] = state[0]
