@@ -29,7 +29,7 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from bptt.tools.bench import RECIPES
+    from bptt.tools.speed.bench import RECIPES
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--models", nargs="+", default=list(RECIPES), choices=list(RECIPES))
@@ -65,7 +65,7 @@ def bench_training(names: list[str], steps: int | None, repeats: int, ceiling: f
                    ) -> list[dict]:
     from torch_models import torch_train_step_fn
 
-    from bptt.tools.bench import RECIPES, bptt_train_step_fn, random_batches, time_steps
+    from bptt.tools.speed.bench import RECIPES, bptt_train_step_fn, random_batches, time_steps
 
     rows = []
     for name in names:
@@ -90,7 +90,7 @@ def bench_training(names: list[str], steps: int | None, repeats: int, ceiling: f
 def bench_generation(names: list[str], n_tokens: int, repeats: int) -> list[dict]:
     from torch_models import torch_generate_fn
 
-    from bptt.tools.bench import RECIPES, bptt_generate_fn, time_generation
+    from bptt.tools.speed.bench import RECIPES, bptt_generate_fn, time_generation
 
     rows = []
     for name in names:
@@ -123,7 +123,7 @@ def _status_mb(field: str) -> float:
 
 
 def _memory_child(framework: str, name: str, steps: int) -> None:
-    from bptt.tools.bench import RECIPES, bptt_train_step_fn, random_batches
+    from bptt.tools.speed.bench import RECIPES, bptt_train_step_fn, random_batches
 
     r = RECIPES[name]
     batches = random_batches(r, steps)
@@ -157,7 +157,7 @@ def main() -> None:
 
     import torch
 
-    from bptt.tools.bench import environment, environment_lines, gemm_ceiling
+    from bptt.tools.speed.bench import environment, environment_lines, gemm_ceiling
 
     if a.threads is not None:
         torch.set_num_threads(a.threads)

@@ -4,11 +4,11 @@
     python benchmarks/profile_step.py better-rnnlm --steps 10 --threads 1 --clock cpu
     python benchmarks/profile_step.py better-rnnlm --steps 10 --threads 1 --batch 10
 
-Runs the recipe's training step (the calls of :func:`bptt.tools.bench.bptt_train_step_fn`) layer by
-layer, timing each call, and prints the median time per step of every (phase, layer) with its
-share, and the matrix-product FLOPs of that layer where it has some. ``--clock cpu`` uses the
-process CPU time (steadier on a busy machine, but it counts both BLAS threads when there are
-two), ``wall`` (default) the elapsed time.
+Runs the recipe's training step (the calls of :func:`bptt.tools.speed.bench.bptt_train_step_fn`)
+layer by layer, timing each call, and prints the median time per step of every (phase, layer)
+with its share, and the matrix-product FLOPs of that layer where it has some. ``--clock cpu``
+uses the process CPU time (steadier on a busy machine, but it counts both BLAS threads when
+there are two), ``wall`` (default) the elapsed time.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def main() -> None:
         os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(a.threads)
 
     from bptt.optim import SGD, clip_grads
-    from bptt.tools.bench import (
+    from bptt.tools.speed.bench import (
         RECIPES,
         environment,
         environment_lines,

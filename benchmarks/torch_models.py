@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bptt.tools.bench import Recipe
+from bptt.tools.speed.bench import Recipe
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 

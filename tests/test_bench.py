@@ -10,7 +10,7 @@ from bptt.backend import HUGE_PAGE, empty_work, matmul_into
 from bptt.cli import main
 from bptt.nn.cells import TimeGRU, TimeLSTM, TimeRNN
 from bptt.optim import clip_grads
-from bptt.tools.bench import (
+from bptt.tools.speed.bench import (
     RECIPES,
     Recipe,
     environment,

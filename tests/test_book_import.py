@@ -21,7 +21,7 @@ from bptt import load_checkpoint
 from bptt.cli import main
 from bptt.data.corpus import load_corpus
 from bptt.models.rnnlm import LanguageModel
-from bptt.tools.book_import import BookFileError, import_book, read_book_params
+from bptt.tools.exchange.book_import import BookFileError, import_book, read_book_params
 from bptt.train.language_model import evaluate
 from bptt.train.seq2seq import evaluate_seq2seq
 
@@ -233,7 +233,8 @@ def test_a_forged_dtype_state_is_refused_without_reaching_numpy(descr, state, tm
 
     pkl = tmp_path / "forged.pkl"
     pkl.write_bytes(_forged_dtype_state_pickle(descr, state))
-    code = ("import sys; from bptt.tools.book_import import read_book_params, BookFileError\n"
+    code = ("import sys\n"
+            "from bptt.tools.exchange.book_import import read_book_params, BookFileError\n"
             "try:\n    read_book_params(sys.argv[1])\nexcept BookFileError as e:\n"
             "    print('refused:', e)\nelse:\n    print('loaded')\n")
     r = subprocess.run([sys.executable, "-c", code, str(pkl)], capture_output=True, text=True,

@@ -12,8 +12,8 @@ import pytest
 import bptt
 from bptt.cli import main
 from bptt.nn.layers import Tanh
-from bptt.tools import gradcheck_suite
-from bptt.tools.gradcheck_suite import GradcheckCase, layer_cases, run_suite
+from bptt.tools.verification import gradcheck_suite
+from bptt.tools.verification.gradcheck_suite import GradcheckCase, layer_cases, run_suite
 
 
 def test_all_layers_pass(capsys):

@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from bptt.cli import main
 from bptt.nn import layers, time_layers
 from bptt.nn.cells import gru, lstm, rnn
-from bptt.tools.equations import layer_equations, parse_docstring
-from bptt.tools.explain import explain, model_layers, trace
-from bptt.tools.explain_models import build
-from bptt.tools.explain_records import letters_for
+from bptt.tools.explaining.equations import layer_equations, parse_docstring
+from bptt.tools.explaining.explain import explain, model_layers, trace
+from bptt.tools.explaining.models import build
+from bptt.tools.explaining.records import letters_for
 
 
 def _classes(mod):

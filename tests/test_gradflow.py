@@ -10,7 +10,7 @@ import pytest
 
 from bptt.cli import main
 from bptt.nn.cells import TimeGRU, TimeLSTM, TimeRNN
-from bptt.tools.gradflow import (
+from bptt.tools.explaining.gradflow import (
     _forward_backward,
     adding_batch,
     format_table,

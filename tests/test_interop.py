@@ -11,7 +11,7 @@ from bptt.nn.stacks import make_recurrent_stack
 
 torch = pytest.importorskip("torch")
 
-from bptt.tools.interop import from_torch, to_torch  # noqa: E402
+from bptt.tools.exchange.interop import from_torch, to_torch  # noqa: E402
 
 MODULES = {
     "rnn_tanh": lambda **kw: torch.nn.RNN(nonlinearity="tanh", **kw),
@@ -165,7 +165,8 @@ def test_errors():
 
 
 def test_import_bptt_does_not_import_torch():
-    code = "import sys, bptt, bptt.tools.interop; assert 'torch' not in sys.modules; print('ok')"
+    code = ("import sys, bptt, bptt.tools.exchange.interop; "
+            "assert 'torch' not in sys.modules; print('ok')")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60)
     assert res.returncode == 0 and "ok" in res.stdout, res.stderr
@@ -174,7 +175,7 @@ def test_import_bptt_does_not_import_torch():
 def test_without_torch_the_hint_names_the_cpu_build(monkeypatch):
     import sys
 
-    from bptt.tools.interop import import_torch
+    from bptt.tools.exchange.interop import import_torch
 
     monkeypatch.setitem(sys.modules, "torch", None)  # as if not installed
     with pytest.raises(ValueError, match=r"CPU build is enough: pip install torch "

@@ -10,7 +10,7 @@ import pytest
 
 from bptt.cli import main
 from bptt.models.rnnlm import LanguageModel
-from bptt.tools.onnx_export import export_onnx
+from bptt.tools.exchange.onnx_export import export_onnx
 
 onnx = pytest.importorskip("onnx", reason="needs the onnx extra: pip install 'bptt[onnx]'")
 ort = pytest.importorskip("onnxruntime", reason="needs the onnx extra (onnxruntime)")
@@ -116,7 +116,7 @@ def test_the_docs_generate_with_onnxruntime_alone(tmp_path, monkeypatch):
     (1, False, False), (2, True, False), (2, False, True), (1, True, True)])
 def test_sequence_regressors_export_equal(cell, layers, bidirectional, many_to_many, tmp_path):
     import bptt
-    from bptt.tools.onnx_export import export_estimator_onnx
+    from bptt.tools.exchange.onnx_export import export_estimator_onnx
 
     r = np.random.default_rng(0)
     X = r.standard_normal((30, 6, 3)).astype(np.float32)

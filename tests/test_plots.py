@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from bptt.cli import main
-from bptt.tools.explain_models import build
-from bptt.tools.gradflow import gradient_flow_study
-from bptt.tools.plots import gate_activations, hidden_states, pca_2d, require_matplotlib
+from bptt.tools.explaining.gradflow import gradient_flow_study
+from bptt.tools.explaining.models import build
+from bptt.tools.explaining.plots import gate_activations, hidden_states, pca_2d, require_matplotlib
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -78,7 +78,7 @@ def test_missing_matplotlib_names_the_extra(monkeypatch):
 
 def test_gradflow_png(tmp_path):
     pytest.importorskip("matplotlib")
-    from bptt.tools.plots import plot_gradient_flow
+    from bptt.tools.explaining.plots import plot_gradient_flow
 
     runs = gradient_flow_study(("rnn", "lstm"), (0.5, 2.0), T=30, H=8, N=4)
     w, h = _png_size(plot_gradient_flow(runs, tmp_path / "g.png"))
@@ -124,7 +124,7 @@ def test_plot_titles_and_labels_say_what_is_shown(tmp_path, monkeypatch):
     nearby states in the states plot are not drawn on top of each other."""
     pytest.importorskip("matplotlib")
     import bptt.commands.plot as cmd
-    from bptt.tools.plots import plot_states
+    from bptt.tools.explaining.plots import plot_states
     from bptt.train.fit import _plot_history
 
     seen = {}

@@ -20,8 +20,8 @@ import pytest
 
 from bptt import GRU, LSTM, RNN, TimeGRU, TimeLSTM, TimeRNN
 from bptt.gradcheck import relative_error
-from bptt.tools.interop import grads_to_torch as interop_grads_to_torch
-from bptt.tools.interop import params_from_torch
+from bptt.tools.exchange.interop import grads_to_torch as interop_grads_to_torch
+from bptt.tools.exchange.interop import params_from_torch
 
 torch = pytest.importorskip("torch")
 
@@ -73,7 +73,8 @@ def grads_to_torch(kind, grads):
 
 
 def test_mapping_written_out():
-    """bptt.tools.interop's mapping (used by the tests below) is the one of the module docstring."""
+    """bptt.tools.exchange.interop's mapping (used by the tests below) is the one of the module
+    docstring."""
     rng = np.random.default_rng(0)
     D, H = 3, 2
     for kind, G in (("rnn", 1), ("lstm", 4), ("gru", 3)):

@@ -17,10 +17,10 @@ import pytest
 import bptt
 from bptt import cli
 from bptt.nn import registry
-from bptt.tools.explain import explain
-from bptt.tools.gradcheck_suite import run_suite
-from bptt.tools.gradflow import gradient_flow
-from bptt.tools.plots import gate_activations
+from bptt.tools.explaining.explain import explain
+from bptt.tools.explaining.gradflow import gradient_flow
+from bptt.tools.explaining.plots import gate_activations
+from bptt.tools.verification.gradcheck_suite import run_suite
 from helpers import import_file
 
 ROOT = Path(__file__).resolve().parents[1]

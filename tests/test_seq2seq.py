@@ -287,7 +287,7 @@ def test_generated_dates_follow_the_books_distribution():
 
 @pytest.mark.parametrize("name", ["seq2seq", "peeky-seq2seq", "attention-seq2seq"])
 def test_explain_shows_encoder_attention_and_decoder(name):
-    from bptt.tools.explain import explain
+    from bptt.tools.explaining.explain import explain
 
     ex = explain(name)
     layers = [c.layer for c in ex.forward]

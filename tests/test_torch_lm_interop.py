@@ -9,8 +9,8 @@ import pytest
 
 from bptt.cli import main
 from bptt.models.rnnlm import LanguageModel
-from bptt.tools.interop import to_torch
-from bptt.tools.torch_lm import from_state_dict, state_dict_of, torch_language_model
+from bptt.tools.exchange.interop import to_torch
+from bptt.tools.exchange.torch_lm import from_state_dict, state_dict_of, torch_language_model
 
 torch = pytest.importorskip("torch")
 

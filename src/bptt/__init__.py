@@ -83,9 +83,9 @@ from .nn.time_layers import (
 from .nn.simple_rnn import SimpleRNN
 from .nn.attention import Attention, AttentionWeight, TimeAttention, WeightSum
 from .nn.stacks import TimeBidirectional, TimeBiLSTM, TimeStack, make_recurrent_stack
-from .tools.interop import from_torch, to_torch  # torch itself is imported only when called
-from .tools.onnx_export import export_estimator_onnx, export_onnx  # onnx: only when called
-from .tools.torch_lm import from_state_dict, state_dict_of, torch_language_model
+from .tools.exchange.interop import from_torch, to_torch  # torch: only when called
+from .tools.exchange.onnx_export import export_estimator_onnx, export_onnx  # onnx: only when called
+from .tools.exchange.torch_lm import from_state_dict, state_dict_of, torch_language_model
 
 # -- language models, corpora, trainer, generation --
 from .data.corpus import Corpus, Vocab, load_builtin, load_corpus, load_ptb, load_text
@@ -97,10 +97,10 @@ from .train import TrainConfig, TrainingDiverged, evaluate, perplexity, train_la
 from .train.generate import generate
 
 # -- learning tools: explain, gradient flow, pictures --
-from .tools.equations import Equations, layer_equations
-from .tools.explain import Explanation, explain, trace
-from .tools.gradflow import FlowRun, gradient_flow, gradient_flow_study
-from .tools.plots import (
+from .tools.explaining.equations import Equations, layer_equations
+from .tools.explaining.explain import Explanation, explain, trace
+from .tools.explaining.gradflow import FlowRun, gradient_flow, gradient_flow_study
+from .tools.explaining.plots import (
     gate_activations,
     hidden_states,
     pca_2d,

@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..tools.bench import RECIPES, bench_phases, format_report, run_bench
+from ..tools.speed.bench import RECIPES, bench_phases, format_report, run_bench
 from ..train.progress import work_bar
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..tools.explain import explain
-from ..tools.explain_models import model_names
+from ..tools.explaining.explain import explain
+from ..tools.explaining.models import model_names
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -14,9 +14,9 @@ import argparse
 from pathlib import Path
 
 from ..atomic import atomic_file
-from ..tools.interop import import_torch
-from ..tools.onnx_export import OPSET, export_estimator_onnx, export_onnx
-from ..tools.torch_lm import state_dict_of
+from ..tools.exchange.interop import import_torch
+from ..tools.exchange.onnx_export import OPSET, export_estimator_onnx, export_onnx
+from ..tools.exchange.torch_lm import state_dict_of
 from ..train.checkpoint import read_checkpoint
 from ..train.estimators import SequenceClassifier, SequenceRegressor
 from ..train.lm_checkpoint import load_language_model

@@ -5,7 +5,7 @@
 
 One row per layer with its worst relative error (float64, random upstream gradients) and
 PASS/FAIL; exit status 1 if any layer fails. The registry of layers is
-:func:`bptt.tools.gradcheck_suite.layer_cases`.
+:func:`bptt.tools.verification.gradcheck_suite.layer_cases`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from ..tools.gradcheck_suite import run_suite
+from ..tools.verification.gradcheck_suite import run_suite
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

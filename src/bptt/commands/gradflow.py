@@ -8,8 +8,8 @@ import sys
 
 from ..figures import require_matplotlib
 from ..nn.registry import cell_names
-from ..tools.gradflow import format_table, gradient_flow_study
-from ..tools.plots import plot_gradient_flow
+from ..tools.explaining.gradflow import format_table, gradient_flow_study
+from ..tools.explaining.plots import plot_gradient_flow
 
 
 def _floats(s: str) -> list[float]:

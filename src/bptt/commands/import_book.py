@@ -4,7 +4,7 @@
     bptt eval runs/book            # the book's eval_perplexity on the test split
 
 The file is read with an unpickler that accepts only NumPy arrays (see
-:mod:`bptt.tools.book_import`); anything else is refused before it can run.
+:mod:`bptt.tools.exchange.book_import`); anything else is refused before it can run.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..tools.book_import import BOOK_MODELS, import_book
+from ..tools.exchange.book_import import BOOK_MODELS, import_book
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

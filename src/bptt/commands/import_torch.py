@@ -14,8 +14,8 @@ import warnings
 from pathlib import Path
 
 from ..data.corpus import load_corpus
-from ..tools.interop import import_torch
-from ..tools.torch_lm import from_state_dict
+from ..tools.exchange.interop import import_torch
+from ..tools.exchange.torch_lm import from_state_dict
 from ..train.config import TrainConfig
 from ..train.lm_checkpoint import save_checkpoint
 

@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..tools.plots import (
+from ..tools.explaining.plots import (
     gate_activations,
     hidden_states,
     load_text_model,

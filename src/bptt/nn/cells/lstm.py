@@ -40,7 +40,7 @@ class LSTM:
         dx  = dA @ Wx.T   dh_prev = dA @ Wh.T    dc_prev = ds * f
 
     Params: Wx (D, 4H), Wh (H, 4H), b (4H,). x (N, D); h_*, c_* (N, H).
-    PyTorch orders the blocks i, f, g, o: see the mapping in :mod:`bptt.tools.interop`.
+    PyTorch orders the blocks i, f, g, o: see the mapping in :mod:`bptt.tools.exchange.interop`.
     """
 
     def __init__(self, Wx: Any, Wh: Any, b: Any) -> None:

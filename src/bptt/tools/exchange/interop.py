@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import to_numpy
-from ..nn.cell_spec import CellSpec, TorchLayout, option_values
-from ..nn.registry import CELLS, get_cell, make_time_layer, spec_of
-from ..nn.stacks import TimeBidirectional, TimeStack
+from ...backend import to_numpy
+from ...nn.cell_spec import CellSpec, TorchLayout, option_values
+from ...nn.registry import CELLS, get_cell, make_time_layer, spec_of
+from ...nn.stacks import TimeBidirectional, TimeStack
 
 TORCH_CPU = "pip install torch --index-url https://download.pytorch.org/whl/cpu"
 

@@ -30,13 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from ..data.corpus import load_corpus
-from ..data.pairs import load_pairs
-from ..models.rnnlm import LanguageModel
-from ..models.seq2seq import AttentionSeq2seq
-from ..train.checkpoint import write_checkpoint
-from ..train.lm_checkpoint import save_checkpoint
-from ..train.seq2seq import seq2seq_files
+from ...data.corpus import load_corpus
+from ...data.pairs import load_pairs
+from ...models.rnnlm import LanguageModel
+from ...models.seq2seq import AttentionSeq2seq
+from ...train.checkpoint import write_checkpoint
+from ...train.lm_checkpoint import save_checkpoint
+from ...train.seq2seq import seq2seq_files
 
 BOOK_MODELS = ("rnnlm", "better-rnnlm", "attention-seq2seq")
 _FLOATS = ("f2", "f4", "f8")  # the dtypes a parameter file may hold

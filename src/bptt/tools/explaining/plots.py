@@ -1,7 +1,8 @@
 """Pictures of what recurrent networks do, as PNG files.
 
 - :func:`plot_gradient_flow`: ||dL/dh_t|| against t for RNN/LSTM/GRU at several Wh scales
-  (the runs of :mod:`bptt.tools.gradflow`), and the parameter-gradient norm with/without clipping;
+  (the runs of :mod:`bptt.tools.explaining.gradflow`), and the parameter-gradient norm
+  with/without clipping;
 - :func:`gate_activations` + :func:`plot_gates`: an LSTM's gates f, i, o (and g, c, h) at every
   word of a sentence, one heatmap per gate (units x words);
 - :func:`hidden_states` + :func:`pca_2d` + :func:`plot_states`: the hidden state h_t of a
@@ -22,13 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import array_module, to_device, to_numpy
-from ..figures import new_figure, require_matplotlib, save_figure  # noqa: F401 (re-exported)
-from ..train.generate import check_known, sample_ids
-from ..train.lm_checkpoint import load_language_model
-from .explain_flow import recurrent_spec, step_cell
-from .explain_models import build
-from .explain_records import Tracer, model_layers
+from ...backend import array_module, to_device, to_numpy
+from ...figures import new_figure, require_matplotlib, save_figure  # noqa: F401 (re-exported)
+from ...train.generate import check_known, sample_ids
+from ...train.lm_checkpoint import load_language_model
+from .flow import recurrent_spec, step_cell
+from .models import build
+from .records import Tracer, model_layers
 
 
 # -- gradient flow --------------------------------------------------------------------------------

@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_file
-from ..backend import to_numpy
-from ..nn.cell_spec import option_values
-from ..nn.registry import CELLS, spec_of
+from ...atomic import atomic_file
+from ...backend import to_numpy
+from ...nn.cell_spec import option_values
+from ...nn.registry import CELLS, spec_of
 
 OPSET = 17
 

@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import to_device, to_numpy
-from ..gradcheck import gradcheck
-from ..nn.attention import Attention, AttentionWeight, TimeAttention, WeightSum
-from ..nn.cell_spec import CellSpec
-from ..nn.layers import (
+from ...backend import to_device, to_numpy
+from ...gradcheck import gradcheck
+from ...nn.attention import Attention, AttentionWeight, TimeAttention, WeightSum
+from ...nn.cell_spec import CellSpec
+from ...nn.layers import (
     AddLayer,
     Affine,
     Dropout,
@@ -32,8 +32,8 @@ from ..nn.layers import (
     SoftmaxWithLoss,
     Tanh,
 )
-from ..nn.registry import CELLS, make_time_layer
-from ..nn.time_layers import TimeAffine, TimeDropout, TimeEmbedding, TimeSoftmaxWithLoss
+from ...nn.registry import CELLS, make_time_layer
+from ...nn.time_layers import TimeAffine, TimeDropout, TimeEmbedding, TimeSoftmaxWithLoss
 
 __all__ = ["GradcheckCase", "SuiteResult", "layer_cases", "run_suite"]
 

@@ -2,8 +2,8 @@
 
 :class:`Tracer` wraps every layer's ``forward`` and ``backward`` for one run and keeps a
 :class:`Record` of each call (arguments, result, the state it started from); the other modules
-of ``bptt explain`` turn those into :class:`Call` lists (:mod:`bptt.tools.explain_flow`) and
-text (:mod:`bptt.tools.explain_report`).
+of ``bptt explain`` turn those into :class:`Call` lists (:mod:`bptt.tools.explaining.flow`) and
+text (:mod:`bptt.tools.explaining.report`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import to_numpy
+from ...backend import to_numpy
 
 # sizes of the built-in examples: all different, so every number names one letter
 DEFAULT_DIMS = {"N": 2, "T": 3, "V": 11, "D": 4, "H": 5}

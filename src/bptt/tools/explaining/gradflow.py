@@ -37,9 +37,9 @@ from typing import Any
 
 import numpy as np
 
-from ..nn.cell_spec import layer_param_names
-from ..nn.registry import get_cell
-from ..optim import clip_grads
+from ...nn.cell_spec import layer_param_names
+from ...nn.registry import get_cell
+from ...optim import clip_grads
 
 INITS = ("orthogonal", "normal")
 

@@ -12,13 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import seed as seed_backend
-from ..backend import to_device
-from ..models import rnnlm
-from ..models.mlp import TwoLayerNet
-from ..models.seq2seq import AttentionSeq2seq, PeekySeq2seq, Seq2seq
-from ..nn.registry import cell_names
-from ..train.lm_checkpoint import load_language_model
+from ...backend import seed as seed_backend
+from ...backend import to_device
+from ...models import rnnlm
+from ...models.mlp import TwoLayerNet
+from ...models.seq2seq import AttentionSeq2seq, PeekySeq2seq, Seq2seq
+from ...nn.registry import cell_names
+from ...train.lm_checkpoint import load_language_model
 
 BOOK_MODELS = ("simple-rnnlm", "rnnlm", "better-rnnlm")
 SEQ2SEQ_MODELS = {"seq2seq": Seq2seq, "peeky-seq2seq": PeekySeq2seq,

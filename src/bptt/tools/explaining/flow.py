@@ -1,4 +1,5 @@
-"""From the calls recorded by :func:`bptt.tools.explain.trace` to numbered forward/backward steps.
+"""From the calls recorded by :func:`bptt.tools.explaining.explain.trace` to numbered
+forward/backward steps.
 
 Where an array comes from is found by identity: an input of a forward call is the output
 (the very same array object) of an earlier call, or else a model input. A gradient returned
@@ -20,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import array_module, to_numpy
-from ..nn.cell_spec import CellSpec, option_values
-from ..nn.registry import spec_of
+from ...backend import array_module, to_numpy
+from ...nn.cell_spec import CellSpec, option_values
+from ...nn.registry import spec_of
 from .equations import layer_equations
-from .explain_records import (
+from .records import (
     ArrayInfo,
     Call,
     Flow,

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .explain_records import LETTER_MEANING, ArrayInfo, Call, Flow
+from .records import LETTER_MEANING, ArrayInfo, Call, Flow
 
 
 @dataclass

@@ -36,11 +36,11 @@ from typing import Any
 
 import numpy as np
 
-from .. import mkl
-from ..models.rnnlm import LanguageModel
-from ..nn.registry import get_cell
-from ..optim import SGD, clip_grads
-from ..train.generate import sample_ids
+from ... import mkl
+from ...models.rnnlm import LanguageModel
+from ...nn.registry import get_cell
+from ...optim import SGD, clip_grads
+from ...train.generate import sample_ids
 
 OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 

@@ -3,9 +3,9 @@
 For each layer, in the order ``forward`` calls them and then in the reversed order of
 ``backward``: the shapes that really flowed in and out (with the shape letters N, T, D, H, V),
 the forward and backward equations (parsed from the layer's docstring by
-:mod:`bptt.tools.equations`, so they are the ones the class documents), where each array came from
-and where its gradient goes. For the recurrent Time layers (TimeRNN, TimeLSTM, TimeGRU) the
-backward pass is also shown one time step at a time, numbered in execution order::
+:mod:`bptt.tools.explaining.equations`, so they are the ones the class documents), where each
+array came from and where its gradient goes. For the recurrent Time layers (TimeRNN, TimeLSTM,
+TimeGRU) the backward pass is also shown one time step at a time, numbered in execution order::
 
     (3) t=2  dh = dhs[:, 2] from (2) + dh_next from t=3 (zero: the window ends here)
              -> dxs[:, 2] to (6) TimeEmbedding,  dh_prev to (4) t=1
@@ -26,11 +26,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..backend import to_numpy
-from .explain_flow import build_calls
-from .explain_models import build
-from .explain_records import DEFAULT_DIMS, Tracer, model_layers
-from .explain_report import Explanation
+from ...backend import to_numpy
+from .flow import build_calls
+from .models import build
+from .records import DEFAULT_DIMS, Tracer, model_layers
+from .report import Explanation
 
 __all__ = ["DEFAULT_DIMS", "Explanation", "Tracer", "explain", "model_layers", "trace"]
 

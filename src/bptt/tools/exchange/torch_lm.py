@@ -5,7 +5,7 @@ PyTorch's example (``examples/word_language_model/model.py``, ``RNNModel``) name
 (nn.Linear, its weight the encoder's when tied), with dropout between them. The map:
 
     encoder.weight (V, D)          = embed.W
-    rnn.weight_ih_l{k}, ...        = rnn{k}.Wx, Wh, b  (blocks reordered: bptt.tools.interop)
+    rnn.weight_ih_l{k}, ...        = rnn{k}.Wx, Wh, b  (blocks reordered: tools.exchange.interop)
     decoder.weight (V, H)          = affine.W.T        (the encoder's weight when tied)
     decoder.bias (V,)              = affine.b
 
@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import to_numpy
-from ..models.rnnlm import LanguageModel
-from ..nn.registry import CELLS, get_cell
+from ...backend import to_numpy
+from ...models.rnnlm import LanguageModel
+from ...nn.registry import CELLS, get_cell
 from .interop import import_torch, params_from_torch, to_torch, torch_mode_of
 
 
