@@ -232,3 +232,32 @@ def test_affine_softmax_loss_gradients_any_shape(N, D, H, seed):
     t = r.integers(0, H, size=N)
     report = gradcheck(SoftmaxWithLoss(), [r.standard_normal((N, H)), t], seed=seed)
     assert report.worst < TOL, report
+
+
+def test_dropout_is_one_layer_under_the_books_two_names():
+    """DL1's Dropout and DL2's TimeDropout are the same class, with the book's parameter name."""
+    import bptt
+    from bptt.nn.time_layers import TimeDropout
+
+    assert TimeDropout is bptt.Dropout
+    layer = bptt.Dropout(dropout_ratio=0.25, generator=np.random.default_rng(0))
+    x = np.ones((4, 3, 2), dtype=np.float32)
+    out = layer.forward(x)
+    assert out.dtype == np.float32 and set(np.unique(out)) <= {0.0, np.float32(1 / 0.75)}
+    layer.eval()
+    assert layer.forward(x) is x
+
+
+def test_a_size_is_checked_once_with_one_message():
+    """The hidden size (and every other size) is refused in the same words wherever it is
+    given in the library."""
+    import bptt
+    from bptt.models.seq2seq import Seq2seqModel
+
+    makers = [lambda: bptt.LanguageModel(10, hidden_size=0),
+              lambda: bptt.make_recurrent_stack("lstm", 3, 0),
+              lambda: bptt.SequenceRegressor(hidden_size=0),
+              lambda: Seq2seqModel(5, 5, hidden_size=0)]
+    for make in makers:
+        with pytest.raises(ValueError, match=r"^hidden_size must be a positive integer, got 0$"):
+            make()

@@ -70,8 +70,8 @@ def test_multi_layer_net_dropout_gradient_with_fixed_mask():
         def __init__(self, seed):
             self.seed = seed
 
-        def random(self, shape):
-            return np.random.default_rng(self.seed).random(shape)
+        def random(self, shape, dtype=np.float64):
+            return np.random.default_rng(self.seed).random(shape, dtype=dtype)
 
     x, t = _data(n=6, d=5, c=4)
     net = MultiLayerNet(5, [8], 4, use_dropout=True, dropout_ratio=0.3, dtype=np.float64,

@@ -29,6 +29,7 @@ import math
 from typing import Any
 
 from .backend import array_module, default_dtype, get_xp, rng
+from .validate import check_sizes
 
 __all__ = [
     "normal", "xavier", "he", "orthogonal", "uniform", "zeros",
@@ -47,12 +48,6 @@ def _finish(a: Any, dtype: Any) -> Any:
     return get_xp().asarray(a, dtype=dtype if dtype is not None else default_dtype())
 
 
-def _check_sizes(**sizes: int) -> None:
-    for name, n in sizes.items():
-        if int(n) != n or n < 1:
-            raise ValueError(f"{name} must be a positive integer, got {n!r}")
-
-
 def normal(shape: int | Shape, std: float = 0.01, *, dtype: Any = None,
            generator: Any = None) -> Any:
     """Array of ``shape`` drawn from N(0, std^2)."""
@@ -66,13 +61,13 @@ def xavier(n_in: int, n_out: int, *, dtype: Any = None, generator: Any = None) -
     Note: Glorot & Bengio's own normal variant has std sqrt(2 / (n_in + n_out)); the books and
     most RNN code use 1 / sqrt(n_in), which is what this is.
     """
-    _check_sizes(n_in=n_in, n_out=n_out)
+    check_sizes(n_in=n_in, n_out=n_out)
     return normal((n_in, n_out), 1.0 / math.sqrt(n_in), dtype=dtype, generator=generator)
 
 
 def he(n_in: int, n_out: int, *, dtype: Any = None, generator: Any = None) -> Any:
     """(n_in, n_out) from N(0, 2/n_in) (He et al. 2015, for ReLU layers)."""
-    _check_sizes(n_in=n_in, n_out=n_out)
+    check_sizes(n_in=n_in, n_out=n_out)
     return normal((n_in, n_out), math.sqrt(2.0 / n_in), dtype=dtype, generator=generator)
 
 
@@ -88,7 +83,7 @@ def orthogonal(shape: int | Shape, gain: float = 1.0, *, dtype: Any = None,
     if len(shape) < 2:
         raise ValueError(f"orthogonal needs at least 2 dimensions, got shape {shape}")
     rows, cols = shape[0], math.prod(shape[1:])
-    _check_sizes(rows=rows, cols=cols)
+    check_sizes(rows=rows, cols=cols)
     a = _standard_normal((max(rows, cols), min(rows, cols)), generator)
     xp = array_module(a)
     q, r = xp.linalg.qr(a)                  # q (max, min) orthonormal columns
@@ -138,7 +133,7 @@ class Normal(_Initializer):
         self.std = float(std)
 
     def W(self, n_in: int, n_out: int) -> Any:
-        _check_sizes(n_in=n_in, n_out=n_out)
+        check_sizes(n_in=n_in, n_out=n_out)
         return normal((n_in, n_out), self.std, dtype=self.dtype, generator=self.generator)
 
     def B(self, n_out: int) -> Any:

@@ -11,6 +11,14 @@ from typing import Any
 from .backend import array_module
 
 
+def check_sizes(**sizes: Any) -> None:
+    """Each size (``hidden_size=H``, ...) is a positive integer, or a ValueError naming it: the
+    one check of sizes in the library (the command line names its flags instead)."""
+    for name, v in sizes.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+
+
 def check_float(name: str, x: Any) -> None:
     """Raise TypeError unless ``x`` is a floating-point array."""
     dtype = getattr(x, "dtype", None)

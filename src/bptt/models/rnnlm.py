@@ -47,13 +47,7 @@ from ..nn.cell_spec import layer_param_names
 from ..nn.registry import get_cell, make_time_layer
 from ..nn.regularizers import ActivationPenalty, EmbeddingDropout, WeightDrop
 from ..nn.time_layers import TimeAffine, TimeDropout, TimeEmbedding, TimeSoftmaxWithLoss
-from ..validate import check_ndim
-
-
-def _positive_int(name: str, v: Any) -> int:
-    if isinstance(v, bool) or int(v) != v or v < 1:
-        raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    return int(v)
+from ..validate import check_ndim, check_sizes
 
 
 class LanguageModel:
@@ -90,11 +84,11 @@ class LanguageModel:
                  seed: int | None = None, weight_drop: float = 0.0, embed_dropout: float = 0.0,
                  ar: float = 0.0, tar: float = 0.0, last_hidden: int | None = None,
                  init: str = "book", cell_options: dict[str, Any] | None = None) -> None:
-        V = _positive_int("vocab_size", vocab_size)
-        D = _positive_int("embed_size", embed_size)
-        H = _positive_int("hidden_size", hidden_size)
-        L = _positive_int("num_layers", num_layers)
-        H_last = H if last_hidden is None else _positive_int("last_hidden", last_hidden)
+        check_sizes(vocab_size=vocab_size, embed_size=embed_size, hidden_size=hidden_size,
+                    num_layers=num_layers)
+        V, D, H, L = int(vocab_size), int(embed_size), int(hidden_size), int(num_layers)
+        check_sizes(last_hidden=H if last_hidden is None else last_hidden)
+        H_last = H if last_hidden is None else int(last_hidden)
         spec = get_cell(cell)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")

@@ -34,6 +34,7 @@ from ..nn.cell_spec import layer_param_names
 from ..nn.registry import get_cell
 from ..nn.stacks import TimeBidirectional, make_recurrent_stack
 from ..nn.time_layers import TimeAffine, TimeEmbedding, TimeSoftmaxWithLoss
+from ..validate import check_sizes
 
 KINDS = ("plain", "peeky", "attention")
 
@@ -239,11 +240,8 @@ class Seq2seqModel:
                  hidden_size: int = 128, kind: str = "plain", cell: str = "lstm",
                  num_layers: int = 1, bidirectional: bool = False, score: str = "dot",
                  target_pad: int = 0, dtype: Any = None, seed: int | None = None) -> None:
-        for name, v in (("source_vocab_size", source_vocab_size),
-                        ("target_vocab_size", target_vocab_size), ("embed_size", embed_size),
-                        ("hidden_size", hidden_size), ("num_layers", num_layers)):
-            if isinstance(v, bool) or int(v) != v or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        check_sizes(source_vocab_size=source_vocab_size, target_vocab_size=target_vocab_size,
+                    embed_size=embed_size, hidden_size=hidden_size, num_layers=num_layers)
         if kind not in KINDS:
             raise ValueError(f"unknown model {kind!r}: choose one of {', '.join(KINDS)}")
         if score not in SCORES:

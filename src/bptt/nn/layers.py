@@ -221,23 +221,31 @@ class SoftmaxWithLoss:
 
 
 class Dropout:
-    """Inverted dropout: scale at training time, identity at evaluation.
+    """Inverted dropout: scale at training time, identity at evaluation, on arrays of any shape
+    (the book's ``Dropout`` of DL1 and ``TimeDropout`` of DL2 are this one layer).
 
-        forward (train): mask = (u > ratio) / (1 - ratio), u ~ U[0, 1)    out = x * mask
+        forward (train): mask = (u > dropout_ratio) / (1 - dropout_ratio), u ~ U[0, 1)
+                         out = x * mask
+                         u has the shape of x, or (N, 1, D) for x (N, T, D) when
+                         ``variational`` (one mask for all time steps, Gal & Ghahramani 2016)
         forward (eval):  out = x
         backward:        dx = dout * mask    (dout in eval)
 
-    ``train_flg`` (the book's name) or ``train()``/``eval()`` switch the mode.
+    ``train()``/``eval()`` switch the mode (``train_flg``, the book's name, is the flag they
+    set). Masks come from ``generator`` if given, else from ``bptt.backend.rng()`` (seeded by
+    ``bptt.seed``).
     """
 
-    def __init__(self, ratio: float = 0.5, generator: Any = None) -> None:
-        if not 0.0 <= ratio < 1.0:
-            raise ValueError(f"dropout ratio must be in [0, 1), got {ratio}")
+    def __init__(self, dropout_ratio: float = 0.5, variational: bool = False,
+                 generator: Any = None) -> None:
+        if not 0.0 <= dropout_ratio < 1.0:
+            raise ValueError(f"dropout ratio must be in [0, 1), got {dropout_ratio}")
         self.params: list[Any] = []
         self.grads: list[Any] = []
-        self.ratio = ratio
-        self.train_flg = True
+        self.dropout_ratio = dropout_ratio
+        self.variational = variational
         self.generator = generator
+        self.train_flg = True
         self.mask = None
 
     def train(self) -> None:
@@ -247,13 +255,21 @@ class Dropout:
         self.train_flg = False
 
     def forward(self, x: Any) -> Any:
-        if not self.train_flg or self.ratio == 0.0:
+        if not self.train_flg or self.dropout_ratio == 0.0:
             self.mask = None
             return x
+        check_float("Dropout input x", x)
+        shape = x.shape
+        if self.variational:
+            if x.ndim != 3:
+                raise ValueError(f"variational dropout needs x of shape (N, T, D), got "
+                                 f"{tuple(x.shape)}")
+            shape = (x.shape[0], 1, x.shape[2])  # one mask per sequence, all t
         g = self.generator if self.generator is not None else rng()
-        keep = g.random(x.shape) > self.ratio
-        self.mask = keep.astype(x.dtype) * (1.0 / (1.0 - self.ratio))
-        return x * self.mask
+        mask = (g.random(shape, dtype=x.dtype) > self.dropout_ratio).astype(x.dtype)
+        mask *= 1.0 / (1.0 - self.dropout_ratio)
+        self.mask = mask
+        return x * mask
 
     def backward(self, dout: Any) -> Any:
         return dout if self.mask is None else dout * self.mask

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..backend import array_module, default_dtype
 from ..initializers import Xavier, get_initializer
+from ..validate import check_sizes
 from .cells.lstm import TimeLSTM
 from .registry import get_cell, make_time_layer
 from .time_layers import TimeDropout
@@ -271,10 +272,7 @@ def make_recurrent_stack(cell: str = "lstm", input_size: int = 1, hidden_size: i
     spec = get_cell(cell)
     options = _cell_options(spec, {"nonlinearity": (nonlinearity, "tanh"),
                                    "reset_after": (reset_after, False)}, cell_options)
-    for name, v in (("input_size", input_size), ("hidden_size", hidden_size),
-                    ("num_layers", num_layers)):
-        if int(v) != v or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    check_sizes(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers)
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     dtype = default_dtype() if dtype is None else dtype

@@ -8,16 +8,18 @@ softmax over (N*T, V). Shape letters: N batch, T time steps, D features, V vocab
 - :class:`TimeAffine`: (N, T, D) -> (N, T, V), one GEMM
 - :class:`TimeSoftmaxWithLoss`: mean cross-entropy over the tokens, padding ignored
 - :class:`TimeSigmoidWithLoss`: mean binary cross-entropy with logits, padding ignored
-- :class:`TimeDropout`: inverted dropout, optionally one mask for all time steps (variational)
+- ``TimeDropout``: the book's name for :class:`bptt.nn.layers.Dropout` (any shape; optionally
+  one mask for all time steps, variational)
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..backend import array_module, matmul_into, rng, scatter_add_rows
+from ..backend import array_module, matmul_into, scatter_add_rows
 from ..validate import check_float, check_labels, check_last_dim, check_same_shape
 from .functions import sigmoid
+from .layers import Dropout
 
 
 class TimeEmbedding:
@@ -264,54 +266,5 @@ class TimeSigmoidWithLoss:
         return dx
 
 
-class TimeDropout:
-    """Inverted dropout on (N, T, D); identity at evaluation.
-
-        forward (train): mask = (u > ratio) / (1 - ratio), u ~ U[0, 1)     out = xs * mask
-                         u has shape (N, T, D), or (N, 1, D) when ``variational`` (one mask for
-                         all time steps, Gal & Ghahramani 2016)
-        forward (eval):  out = xs
-        backward:        dxs = dout * mask    (dout in eval)
-
-    ``train_flg`` (the book's name) or ``train()``/``eval()`` switch the mode. Masks come from
-    ``generator`` if given, else from ``bptt.backend.rng()`` (seeded by ``bptt.seed``).
-    """
-
-    def __init__(self, dropout_ratio: float = 0.5, variational: bool = False,
-                 generator: Any = None) -> None:
-        if not 0.0 <= dropout_ratio < 1.0:
-            raise ValueError(f"dropout ratio must be in [0, 1), got {dropout_ratio}")
-        self.params: list[Any] = []
-        self.grads: list[Any] = []
-        self.dropout_ratio = dropout_ratio
-        self.variational = variational
-        self.generator = generator
-        self.train_flg = True
-        self.mask = None
-
-    def train(self) -> None:
-        self.train_flg = True
-
-    def eval(self) -> None:
-        self.train_flg = False
-
-    def forward(self, xs: Any) -> Any:
-        if not self.train_flg or self.dropout_ratio == 0.0:
-            self.mask = None
-            return xs
-        check_float("TimeDropout input xs", xs)
-        shape = xs.shape
-        if self.variational:
-            if xs.ndim != 3:
-                raise ValueError(f"variational TimeDropout needs xs of shape (N, T, D), "
-                                 f"got {tuple(xs.shape)}")
-            shape = (xs.shape[0], 1, xs.shape[2])  # one mask per sequence, all t
-        g = self.generator if self.generator is not None else rng()
-        u = g.random(shape, dtype=xs.dtype)
-        mask = (u > self.dropout_ratio).astype(xs.dtype)
-        mask *= 1.0 / (1.0 - self.dropout_ratio)
-        self.mask = mask
-        return xs * mask
-
-    def backward(self, dout: Any) -> Any:
-        return dout if self.mask is None else dout * self.mask
+# DL2's name for dropout over (N, T, D): the same layer (one class, one parameter name)
+TimeDropout = Dropout

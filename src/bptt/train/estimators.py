@@ -42,6 +42,7 @@ from ..models.sequence import SequenceNetwork, padding_mask
 from ..nn.registry import cell_names, get_cell
 from ..nn.sequence_layers import MeanSquaredError
 from ..nn.time_layers import TimeSigmoidWithLoss, TimeSoftmaxWithLoss
+from ..validate import check_sizes
 from .checkpoint import (
     CheckpointError,
     check_finite,
@@ -79,9 +80,7 @@ class _SequenceEstimator:
             raise TypeError(f"cell must be a registered cell name ({', '.join(cell_names())}) "
                             f"or a layer with params, grads, forward and backward; got "
                             f"{type(cell).__name__}")
-        for name, v in (("hidden_size", hidden_size), ("num_layers", num_layers)):
-            if int(v) != v or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        check_sizes(hidden_size=hidden_size, num_layers=num_layers)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         if clip is not None and not clip > 0:

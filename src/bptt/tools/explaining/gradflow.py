@@ -40,6 +40,7 @@ import numpy as np
 from ...nn.cell_spec import layer_param_names
 from ...nn.registry import get_cell
 from ...optim import clip_grads
+from ...validate import check_sizes
 
 INITS = ("orthogonal", "normal")
 
@@ -184,9 +185,7 @@ def gradient_flow(cell: str = "rnn", scale: float = 1.0, *, T: int = 100, H: int
                   N: int = 16, init: str = "orthogonal", carry_bias: float = 1.0,
                   max_norm: float = 1.0, lr: float = 0.1, seed: int = 0) -> FlowRun:
     """||dL/dh_t|| for t = 0..T-1 of one cell with Wh scaled by ``scale`` (see the module doc)."""
-    for name, v in (("T", T), ("H", H), ("N", N)):
-        if int(v) != v or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    check_sizes(T=T, H=H, N=N)
     x, y = adding_batch(N, T, seed)
     p = init_params(cell, H, 2, scale, init, carry_bias, seed + 1)
     with np.errstate(over="ignore", invalid="ignore"):
