@@ -141,3 +141,67 @@ def test_a_tiny_temperature_is_the_greedy_choice_not_an_error():
     vocab, model = _tiny()
     g = generate(model, vocab, start="a b", length=8, greedy=True)
     assert generate(model, vocab, start="a b", length=8, temperature=1e-310, seed=1) == g
+
+
+@pytest.mark.parametrize("vocab, start", [(WORDS, None), (WORDS, "the cat"), (CHARS, None),
+                                          (CHARS, "ab")])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_pieces_as_they_come_are_the_text(vocab, start, seed):
+    """generate_tokens yields the start, then each token's text as it is drawn; joined, the
+    pieces are generate's text, which is the vocabulary's decoding of the ids."""
+    from bptt import generate_tokens
+    from bptt.train.generate import iter_sample_ids
+
+    m = model_for(vocab, scale=2.0)
+    pieces = list(generate_tokens(m, vocab, start, length=12, seed=seed))
+    text = generate(m, vocab, start, length=12, seed=seed)
+    assert "".join(pieces) == text
+    assert len(pieces) == 12 + (0 if not start else 1 if vocab is CHARS else len(start.split()))
+    ids = list(iter_sample_ids(m, [vocab.stoi["the"]] if vocab is WORDS and start else [1], 5,
+                               seed=seed))
+    assert ids == sample_ids(m, [vocab.stoi["the"]] if vocab is WORDS and start else [1], 5,
+                             seed=seed)
+
+
+def test_generate_tokens_checks_its_arguments_before_the_first_piece():
+    from bptt import generate_tokens
+
+    m = model_for(WORDS)
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        generate_tokens(m, WORDS, temperature=0)  # no iteration needed
+
+
+def test_bptt_generate_writes_each_token_as_it_is_sampled_and_ctrl_c_keeps_it(tmp_path):
+    """Read the output while the process still runs (a length it could not finish), then
+    interrupt it: what was written stays, one line says so, exit 130."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from bptt.train import TrainConfig, train_language_model
+
+    text = tmp_path / "t.txt"
+    text.write_text("the cat sat on the mat .\nthe dog sat on the log .\n" * 30)
+    run = tmp_path / "lm"
+    train_language_model(TrainConfig(data=str(text), out=str(run), embed=4, hidden=4, batch=2,
+                                     bptt=5, max_steps=2, quiet=True))
+    proc = subprocess.Popen([sys.executable, "-m", "bptt", "generate", str(run), "--length",
+                             "100000000", "--seed", "1"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        first = b""
+        while len(first) < 200:  # the text arrives while the process runs
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            assert chunk, proc.stderr.read().decode()
+            first += chunk
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert err.decode().strip() == "bptt generate: interrupted; the text written so far stays"
+    words = set((first + rest).decode().split())
+    assert words and words <= {"the", "cat", "sat", "on", "mat", ".", "dog", "log"}

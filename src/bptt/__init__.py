@@ -94,7 +94,7 @@ from .models.rnnlm import BetterRnnlm, LanguageModel, Rnnlm, SimpleRnnlm
 from .train.kinds import load_checkpoint
 from .train.lm_checkpoint import Checkpoint, load_language_model, save_checkpoint
 from .train import TrainConfig, TrainingDiverged, evaluate, perplexity, train_language_model
-from .train.generate import generate
+from .train.generate import generate, generate_tokens
 
 # -- learning tools: explain, gradient flow, pictures --
 from .tools.explaining.equations import Equations, layer_equations

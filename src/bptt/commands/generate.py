@@ -1,13 +1,17 @@
-"""``bptt generate``: sample text from a trained language model.
+"""``bptt generate``: sample text from a trained language model, written as it is sampled.
 
     bptt generate runs/ptb --start "the company" --length 30 --seed 1
+
+Each token is written (and flushed) as soon as it is drawn; Ctrl-C stops at once and keeps
+what was written.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 
-from ..train.generate import generate_from_checkpoint
+from ..train.generate import tokens_from_checkpoint
 from .options import number
 
 
@@ -31,10 +35,18 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    text = generate_from_checkpoint(
+    pieces = tokens_from_checkpoint(
         args.path, start=args.start, length=number(args.length, "--length", int, 0),
         temperature=number(args.temperature, "--temperature", float, positive=True),
         top_k=number(args.top_k, "--top-k", int, 1), seed=number(args.seed, "--seed", int, 0),
         skip=args.skip, greedy=args.greedy)
-    print(text)
+    try:
+        for piece in pieces:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        print(flush=True)
+        print("bptt generate: interrupted; the text written so far stays", file=sys.stderr)
+        return 130
+    print(flush=True)
     return 0

@@ -11,18 +11,23 @@ drawn from the model's next-token distribution and fed back with T = 1, batch 1:
 The Time layers with T = 1 run exactly the same arithmetic as during training (no separate
 step path to keep in sync), and at batch 1 the per-call cost is microseconds beside the
 (H, V) output product. A ``seed`` makes the draw reproducible.
+
+:func:`generate_tokens` yields the text piece by piece as each token is drawn (``bptt
+generate`` writes them as they come; in a notebook, ``for piece in generate_tokens(...)``);
+:func:`generate` joins them.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from ..backend import to_numpy
 from ..data.corpus import Vocab
+from ..data.tokenizers import word_joiner
 from ..models.rnnlm import LanguageModel
 from .lm_checkpoint import load_language_model
 
@@ -63,6 +68,17 @@ def sample_ids(model: LanguageModel, start_ids: Sequence[int], length: int,
     before and after. ``after``: first draw (and drop) tokens until this id comes (at most
     ``burn_in``), so the result starts where the model itself ends a sentence, with the state
     it has there (a zero state is not where any sentence of the training text began)."""
+    return list(iter_sample_ids(model, start_ids, length, temperature, top_k, seed, skip_ids,
+                                greedy, after, burn_in))
+
+
+def iter_sample_ids(model: LanguageModel, start_ids: Sequence[int], length: int,
+                    temperature: float = 1.0, top_k: int | None = None,
+                    seed: int | None = None, skip_ids: Sequence[int] = (),
+                    greedy: bool = False, after: int | None = None,
+                    burn_in: int = 200) -> Iterator[int]:
+    """:func:`sample_ids` one id at a time, as each is drawn (the model's state is reset when
+    the iterator ends or is closed)."""
     if len(start_ids) == 0:
         raise ValueError("generation needs at least one start token")
     rng = np.random.default_rng(seed)
@@ -75,15 +91,32 @@ def sample_ids(model: LanguageModel, start_ids: Sequence[int], length: int,
                 logits = _next_logits(model, [i])
                 if i == after:
                     break
-        out: list[int] = []
-        for _ in range(length):
+        for k in range(length):
             i = pick_token(logits, rng, temperature, top_k, skip_ids, greedy)
-            out.append(i)
-            if len(out) < length:
+            yield i
+            if k + 1 < length:
                 logits = _next_logits(model, [i])
     finally:
         model.reset_state()
-    return out
+
+
+def text_pieces(vocab: Vocab, ids: Iterator[int] | Sequence[int]) -> Iterator[str]:
+    """The text of ``ids`` piece by piece: joined, the pieces are ``vocab.decode(ids)`` (a
+    word after the first of its line brings its space; ``<eos>`` is a line break)."""
+    if vocab.level == "char":
+        for i in ids:
+            yield vocab.itos[int(i)]
+        return
+    join = word_joiner(vocab.tokenizer)
+    line_start = True
+    for i in ids:
+        t = vocab.tokens([i])[0]
+        if t == vocab.eos:
+            line_start = True
+            yield "\n"
+        else:
+            yield t if line_start else join + t
+            line_start = False
 
 
 def generate(model: LanguageModel, vocab: Vocab, start: str | None = None, length: int = 100,
@@ -92,14 +125,25 @@ def generate(model: LanguageModel, vocab: Vocab, start: str | None = None, lengt
     """Text continuing ``start`` (word or character level, as the vocabulary).
 
     Args:
-        start: text to begin with (its unknown words become ``<unk>``); None starts a new line
-            (after ``<eos>`` or ``"\\n"``). The result begins with it.
+        start: text to begin with (every word must be in the vocabulary); None starts a new
+            line (after ``<eos>`` or ``"\\n"``). The result begins with it.
         length: tokens to generate (words or characters).
         temperature: > 0; below 1 sharper, above 1 flatter (below 1e-3: the most likely
             token, as ``greedy``). top_k: sample among the k best.
         seed: of the draw (None: a fresh one). greedy: always the most likely token.
         skip: tokens never generated; default ``[<unk>]`` (e.g. add ``N`` for the PTB).
     """
+    return "".join(generate_tokens(model, vocab, start, length, temperature, top_k, seed, skip,
+                                   greedy))
+
+
+def generate_tokens(model: LanguageModel, vocab: Vocab, start: str | None = None,
+                    length: int = 100, temperature: float = 1.0, top_k: int | None = None,
+                    seed: int | None = None, skip: Sequence[str] | None = None,
+                    greedy: bool = False) -> Iterator[str]:
+    """:func:`generate` piece by piece: the start text, then each token's text as soon as it
+    is drawn (joined, the pieces are :func:`generate`'s text). The arguments are checked
+    before the first piece."""
     if len(vocab) != model.vocab_size:
         raise ValueError(f"the vocabulary has {len(vocab)} tokens but the model predicts "
                          f"{model.vocab_size}")
@@ -123,11 +167,24 @@ def generate(model: LanguageModel, vocab: Vocab, start: str | None = None, lengt
         newline = vocab.eos if vocab.level == "word" else "\n"
         context = [vocab.stoi[newline]] if newline in vocab else [0]
         after = vocab.stoi.get(newline)
-    new = sample_ids(model, context, length, temperature, top_k, seed, skip_ids, greedy,
-                     after=after)
+    new = iter_sample_ids(model, context, length, temperature, top_k, seed, skip_ids, greedy,
+                          after=after)
+    return _pieces(vocab, start, start_ids, new)
+
+
+def _pieces(vocab: Vocab, start: str | None, start_ids: list[int],
+            new: Iterator[int]) -> Iterator[str]:
     if vocab.level == "char":
-        return (start or "") + vocab.decode(new)
-    return vocab.decode(start_ids + new)
+        if start:
+            yield start
+        yield from text_pieces(vocab, new)
+        return
+    yield from text_pieces(vocab, _chain(start_ids, new))
+
+
+def _chain(first: list[int], rest: Iterator[int]) -> Iterator[int]:
+    yield from first
+    yield from rest
 
 
 def check_known(vocab: Vocab, start: str, flag: str = "--start") -> None:
@@ -149,5 +206,10 @@ def check_known(vocab: Vocab, start: str, flag: str = "--start") -> None:
 
 def generate_from_checkpoint(path: Any, **kwargs: Any) -> str:
     """:func:`generate` with the model and vocabulary of a checkpoint (or training OUT dir)."""
+    return "".join(tokens_from_checkpoint(path, **kwargs))
+
+
+def tokens_from_checkpoint(path: Any, **kwargs: Any) -> Iterator[str]:
+    """:func:`generate_tokens` with the model and vocabulary of a checkpoint (or run)."""
     ck = load_language_model(path)
-    return generate(ck.model, ck.vocab, **kwargs)
+    return generate_tokens(ck.model, ck.vocab, **kwargs)
