@@ -87,3 +87,26 @@ def test_an_unknown_kind_is_one_line(runs):
     with pytest.raises(CheckpointError, match="holds a 'transformer' model, which this bptt "
                                               "cannot open"):
         bptt.load_checkpoint(runs / "odd")
+
+
+def test_every_kind_names_its_parameters_one_way(tmp_path):
+    """Layer path, then the layer's own name: rnn{k}[_reverse].Wx for every recurrent stack,
+    whatever model holds it; an estimator saved by bptt 0.1 (encoder.p0...) still loads."""
+    import bptt
+    from bptt.models.seq2seq import Seq2seqModel
+
+    lm = bptt.LanguageModel(10, 4, 4, num_layers=2)
+    s2s = Seq2seqModel(5, 5, 3, 4, "plain", num_layers=2, bidirectional=True)
+    est = bptt.SequenceRegressor(hidden_size=3, num_layers=2, bidirectional=True)
+    est.fit(np.zeros((4, 3, 2)), np.zeros(4), epochs=1)
+    stack = ["rnn0.Wx", "rnn0.Wh", "rnn0.b", "rnn1.Wx", "rnn1.Wh", "rnn1.b"]
+    assert lm.param_names == ["embed.W", *stack, "affine.W", "affine.b"]
+    assert [n for n in s2s.param_names if n.startswith("decoder.rnn")] == \
+        [f"decoder.{n}" for n in stack]
+    assert est._param_names()[:3] == ["encoder.rnn0.Wx", "encoder.rnn0.Wh", "encoder.rnn0.b"]
+    assert "encoder.rnn0_reverse.Wx" in est._param_names()
+    path = est.save(tmp_path / "m")
+    with np.load(path / "model.npz") as z:
+        assert sorted(z.files) == sorted(est._param_names())
+    with np.load(RUNS / "fit-regressor" / "model" / "model.npz") as z:
+        assert "encoder.p0" in z.files  # the fixture's names, loaded by the answers test

@@ -30,24 +30,12 @@ import numpy as np
 from ..backend import array_module, default_dtype, reused, to_numpy
 from ..initializers import normal, xavier, zeros
 from ..nn.attention import SCORES, TimeAttention
-from ..nn.cell_spec import layer_param_names
 from ..nn.registry import get_cell
-from ..nn.stacks import TimeBidirectional, make_recurrent_stack
+from ..nn.stacks import make_recurrent_stack
 from ..nn.time_layers import TimeAffine, TimeEmbedding, TimeSoftmaxWithLoss
 from ..validate import check_sizes
 
 KINDS = ("plain", "peeky", "attention")
-
-
-def _stack_param_names(stack: Any) -> list[str]:
-    """rnn0.Wx, rnn0.Wh, ... (rnn0_reverse.* for a backward direction)."""
-    names = []
-    for k, layer in enumerate(stack.layers):
-        dirs = ([("", layer.forward_layer), ("_reverse", layer.backward_layer)]
-                if isinstance(layer, TimeBidirectional) else [("", layer)])
-        for suffix, lay in dirs:
-            names += [f"rnn{k}{suffix}.{n}" for n in layer_param_names(lay)]
-    return names
 
 
 class Encoder:
@@ -74,7 +62,7 @@ class Encoder:
         self._scratch: dict[str, Any] = {}
         self.params = self.embed.params + self.rnn.params
         self.grads = self.embed.grads + self.rnn.grads
-        self.param_names = ["embed.W"] + _stack_param_names(self.rnn)
+        self.param_names = ["embed.W"] + self.rnn.param_names
         self.cache: tuple | None = None
 
     def forward(self, xs: Any, lengths: Any = None) -> tuple[Any, Any]:
@@ -154,7 +142,7 @@ class Decoder:
                        + self.affine.params)
         self.grads = (self.embed.grads + self.rnn.grads + (att.grads if att else [])
                       + self.affine.grads)
-        self.param_names = (["embed.W"] + _stack_param_names(self.rnn)
+        self.param_names = (["embed.W"] + self.rnn.param_names
                             + [f"attention.{n}" for n in (att.param_names if att else ())]
                             + ["affine.W", "affine.b"])
         self.h: Any = None

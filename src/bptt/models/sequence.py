@@ -21,6 +21,7 @@ from typing import Any
 
 from ..backend import array_module, get_xp
 from ..initializers import xavier, zeros
+from ..nn.cell_spec import layer_param_names
 from ..nn.sequence_layers import LastStep
 from ..nn.stacks import make_recurrent_stack
 from ..nn.time_layers import TimeAffine
@@ -87,6 +88,16 @@ class SequenceNetwork:
 
     @property
     def param_names(self) -> list[str]:
+        """The one scheme of every model: ``encoder.rnn{k}[_reverse].{name}`` (a custom layer:
+        ``encoder.{its names}``), then ``head.W``, ``head.b``."""
+        names = getattr(self.encoder, "param_names", None)
+        if not isinstance(names, list) or len(names) != len(self.encoder.params):
+            names = layer_param_names(self.encoder)
+        return [f"encoder.{n}" for n in names] + ["head.W", "head.b"]
+
+    @property
+    def legacy_param_names(self) -> list[str]:
+        """The names bptt 0.1 gave (``encoder.p0``...): checkpoints written then still load."""
         return [f"encoder.p{i}" for i in range(len(self.encoder.params))] + ["head.W", "head.b"]
 
     def encode(self, xs: Any, mask: Any) -> Any:

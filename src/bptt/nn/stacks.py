@@ -19,6 +19,7 @@ from typing import Any
 from ..backend import array_module, default_dtype
 from ..initializers import Xavier, get_initializer
 from ..validate import check_sizes
+from .cell_spec import layer_param_names
 from .cells.lstm import TimeLSTM
 from .registry import get_cell, make_time_layer
 from .time_layers import TimeDropout
@@ -172,6 +173,19 @@ class TimeStack:
     @property
     def num_layers(self) -> int:
         return len(self.layers)
+
+    @property
+    def param_names(self) -> list[str]:
+        """The names of ``params``, the one scheme of every model: ``rnn{k}.{name}`` for layer
+        k (``rnn{k}_reverse.{name}`` for its backward direction), the name from the layer
+        (``Wx``, ``Wh``, ``b``, or its own ``param_names``)."""
+        names = []
+        for k, layer in enumerate(self.layers):
+            dirs = ([("", layer.forward_layer), ("_reverse", layer.backward_layer)]
+                    if isinstance(layer, TimeBidirectional) else [("", layer)])
+            for suffix, lay in dirs:
+                names += [f"rnn{k}{suffix}.{n}" for n in layer_param_names(lay)]
+        return names
 
     @property
     def num_directions(self) -> int:

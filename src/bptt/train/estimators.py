@@ -392,6 +392,8 @@ class _SequenceEstimator:
         source = stored.directory / "model.npz"
         check_finite(source, arrays)
         names = self._param_names()
+        if sorted(arrays) == sorted(self.network_.legacy_param_names):
+            names = self.network_.legacy_param_names  # written by bptt 0.1
         if sorted(arrays) != sorted(names):
             raise CheckpointError(f"{source} does not match this model: it holds "
                                   f"{len(arrays)} arrays, the model {len(names)} parameters")
