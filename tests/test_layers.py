@@ -261,3 +261,32 @@ def test_a_size_is_checked_once_with_one_message():
     for make in makers:
         with pytest.raises(ValueError, match=r"^hidden_size must be a positive integer, got 0$"):
             make()
+
+
+def test_train_and_eval_are_the_one_way_to_switch_the_mode():
+    """Every model with training-only layers switches them with train()/eval(); nothing else
+    in the library sets a layer's flag."""
+    import re
+    from pathlib import Path
+
+    import bptt
+    from bptt.models.sequence import SequenceNetwork
+
+    lm = bptt.LanguageModel(20, 6, 6, num_layers=2, dropout=0.3, weight_drop=0.2,
+                            embed_dropout=0.1, ar=1.0, tar=1.0, tie_weights=True)
+    mlp = bptt.MultiLayerNet(4, [5], 3, use_dropout=True)
+    net = SequenceNetwork("lstm", 2, 1, 4, num_layers=2, dropout=0.3)
+    layers = {"lm": lm.drop_layers,
+              "mlp": [v for v in mlp.layers.values() if isinstance(v, bptt.Dropout)],
+              "net": [d for d in net.encoder.dropouts if d is not None]}
+    for name, model in (("lm", lm), ("mlp", mlp), ("net", net)):
+        assert len(layers[name]) >= 1, name
+        model.eval()
+        assert not any(d.train_flg for d in layers[name]), name
+        model.train()
+        assert all(d.train_flg for d in layers[name]), name
+    src = Path(bptt.__file__).parent
+    setters = [f"{p.name}:{k}" for p in src.rglob("*.py")
+               for k, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+               if re.search(r"\w\.train_flg = ", line) and "self.train_flg = " not in line]
+    assert setters == []

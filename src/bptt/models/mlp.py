@@ -19,7 +19,7 @@ from typing import Any
 
 from ..gradcheck import numerical_gradient as _numgrad
 from ..initializers import get_initializer, normal, zeros
-from ..nn.layers import Affine, Dropout, ReLU, Sigmoid, SoftmaxWithLoss, Tanh
+from ..nn.layers import Affine, Dropout, ReLU, Sigmoid, SoftmaxWithLoss, Tanh, TrainMode
 
 __all__ = ["TwoLayerNet", "MultiLayerNet", "accuracy"]
 
@@ -42,11 +42,23 @@ class _Classifier:
     params: dict[str, Any]
     grads: dict[str, Any]
 
-    def predict(self, x: Any, train_flg: bool = False) -> Any:
-        """Scores before the softmax: x (N, D) -> (N, C). Dropout is active only in training."""
+    def train(self) -> None:
+        """Training mode: dropout acts."""
         for layer in self.layers.values():
-            if isinstance(layer, Dropout):
-                layer.train_flg = train_flg
+            if isinstance(layer, TrainMode):
+                layer.train()
+
+    def eval(self) -> None:
+        """Evaluation mode: dropout does not."""
+        for layer in self.layers.values():
+            if isinstance(layer, TrainMode):
+                layer.eval()
+
+    def predict(self, x: Any, train_flg: bool = False) -> Any:
+        """Scores before the softmax: x (N, D) -> (N, C); ``train_flg`` (the book's argument)
+        sets the mode first."""
+        self.train() if train_flg else self.eval()
+        for layer in self.layers.values():
             x = layer.forward(x)
         return x
 

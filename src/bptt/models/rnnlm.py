@@ -204,14 +204,20 @@ class LanguageModel:
         check_ndim(name, a, 2, "N, T")
         return a
 
-    def set_train(self, train_flg: bool) -> None:
-        """Switch the dropout layers on (training) or off (evaluation)."""
+    def train(self) -> None:
+        """Training mode: dropout, weight drop and the AR/TAR penalties act."""
         for d in self.drop_layers:
-            d.train_flg = train_flg
+            d.train()
+
+    def eval(self) -> None:
+        """Evaluation mode: they do not."""
+        for d in self.drop_layers:
+            d.eval()
 
     def predict(self, xs: Any, train_flg: bool = False) -> Any:
-        """Scores (N, T, V) of the next token after each position of xs (N, T), stateful."""
-        self.set_train(train_flg)
+        """Scores (N, T, V) of the next token after each position of xs (N, T), stateful;
+        ``train_flg`` (the book's argument) sets the mode first."""
+        self.train() if train_flg else self.eval()
         out = self._ids(xs, "language model input xs")
         for layer in self.layers:
             out = layer.forward(out)

@@ -19,22 +19,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..backend import array_module, get_xp
+from ..backend import array_module, default_dtype, get_xp
 from ..initializers import xavier, zeros
 from ..nn.cell_spec import layer_param_names
 from ..nn.sequence_layers import LastStep
 from ..nn.stacks import make_recurrent_stack
 from ..nn.time_layers import TimeAffine
-
-
-def set_training(layer: Any, training: bool) -> None:
-    """Switch dropout on (training) or off: ``train()``/``eval()`` when the layer has them
-    (TimeStack), else its ``train_flg``."""
-    method = getattr(layer, "train" if training else "eval", None)
-    if callable(method):
-        method()
-    elif hasattr(layer, "train_flg"):
-        layer.train_flg = training
 
 
 def padding_mask(lengths: Any, T: int, like: Any) -> Any:
@@ -55,6 +45,7 @@ class SequenceNetwork:
                  many_to_many: bool = False, dtype: Any = None, generator: Any = None) -> None:
         self.n_features, self.n_outputs = int(n_features), int(n_outputs)
         self.many_to_many = bool(many_to_many)
+        dtype = default_dtype() if dtype is None else dtype
         if isinstance(cell, str):
             self.encoder = make_recurrent_stack(cell, n_features, hidden_size,
                                                 num_layers=num_layers,
@@ -126,5 +117,12 @@ class SequenceNetwork:
             dh = self.readout.backward(dh)
         self.encoder.backward(dh)
 
-    def set_training(self, training: bool) -> None:
-        set_training(self.encoder, training)
+    def train(self) -> None:
+        """Training mode: the stack's dropout acts (a custom layer: its own ``train()``)."""
+        if callable(getattr(self.encoder, "train", None)):
+            self.encoder.train()
+
+    def eval(self) -> None:
+        """Evaluation mode."""
+        if callable(getattr(self.encoder, "eval", None)):
+            self.encoder.eval()

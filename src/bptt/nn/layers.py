@@ -220,7 +220,21 @@ class SoftmaxWithLoss:
         return dx.reshape(self.x_shape)
 
 
-class Dropout:
+class TrainMode:
+    """The one way to switch what a layer or a model does only in training (dropout, weight
+    drop, activation penalties): ``train()`` and ``eval()``. ``train_flg``, the book's name,
+    is the flag they set; the book's ``forward(..., train_flg)`` arguments call them."""
+
+    train_flg = True
+
+    def train(self) -> None:
+        self.train_flg = True
+
+    def eval(self) -> None:
+        self.train_flg = False
+
+
+class Dropout(TrainMode):
     """Inverted dropout: scale at training time, identity at evaluation, on arrays of any shape
     (the book's ``Dropout`` of DL1 and ``TimeDropout`` of DL2 are this one layer).
 
@@ -231,9 +245,8 @@ class Dropout:
         forward (eval):  out = x
         backward:        dx = dout * mask    (dout in eval)
 
-    ``train()``/``eval()`` switch the mode (``train_flg``, the book's name, is the flag they
-    set). Masks come from ``generator`` if given, else from ``bptt.backend.rng()`` (seeded by
-    ``bptt.seed``).
+    ``train()``/``eval()`` switch the mode (:class:`TrainMode`). Masks come from ``generator``
+    if given, else from ``bptt.backend.rng()`` (seeded by ``bptt.seed``).
     """
 
     def __init__(self, dropout_ratio: float = 0.5, variational: bool = False,
@@ -247,12 +260,6 @@ class Dropout:
         self.generator = generator
         self.train_flg = True
         self.mask = None
-
-    def train(self) -> None:
-        self.train_flg = True
-
-    def eval(self) -> None:
-        self.train_flg = False
 
     def forward(self, x: Any) -> Any:
         if not self.train_flg or self.dropout_ratio == 0.0:

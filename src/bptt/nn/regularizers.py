@@ -35,6 +35,7 @@ from typing import Any
 
 from ..backend import array_module, rng, scatter_add_rows
 from ..validate import check_labels
+from .layers import TrainMode
 
 
 def _check_ratio(name: str, p: float) -> float:
@@ -50,7 +51,7 @@ def _keep_mask(generator: Any, shape: tuple[int, ...], p: float, dtype: Any) -> 
     return mask
 
 
-class WeightDrop:
+class WeightDrop(TrainMode):
     """DropConnect on the recurrent weight of a Time layer (module docstring).
 
     Wraps ``layer`` (a fused Time layer or a TimeCell): ``params`` are the layer's with the
@@ -126,7 +127,7 @@ class WeightDrop:
         self.layer.reset_state()
 
 
-class EmbeddingDropout:
+class EmbeddingDropout(TrainMode):
     """A TimeEmbedding whose words are dropped whole (module docstring). Params: W (V, D)."""
 
     param_names = ("W",)
@@ -162,7 +163,7 @@ class EmbeddingDropout:
         return None
 
 
-class ActivationPenalty:
+class ActivationPenalty(TrainMode):
     """Identity on hs (N, T, H) that adds the AR and TAR gradients in backward (module
     docstring). ``alpha`` (AR) and ``beta`` (TAR) >= 0; off at evaluation."""
 

@@ -321,7 +321,7 @@ class _SequenceEstimator:
 
     def _raw(self, xs: Any, lengths: Any, batch_size: int = 1024) -> Any:
         """Scores for all of xs, in evaluation mode, in chunks: (N, K) or (N, T, K)."""
-        self.network_.set_training(False)
+        self.network_.eval()
         outs = []
         for s in range(0, xs.shape[0], batch_size):
             bl = None if lengths is None else lengths[s:s + batch_size]
@@ -384,7 +384,7 @@ class _SequenceEstimator:
         model._set_params(stored)
         history = stored.config.get("history")
         model.history_ = history if isinstance(history, dict) else {}
-        model.network_.set_training(False)
+        model.network_.eval()
         return model
 
     def _set_params(self, stored: Any) -> None:

@@ -74,7 +74,7 @@ class SequenceLearner:
         return self.est._checkpoint_files()
 
     def set_training(self, on: bool) -> None:
-        self.est.network_.set_training(on)
+        self.est.network_.train() if on else self.est.network_.eval()
 
 
 def _generator_state(gen: Any) -> dict[str, Any] | None:
