@@ -44,8 +44,9 @@ from ..atomic import atomic_file, read_npz
 from ..backend import array_module, default_dtype, to_numpy
 from ..initializers import Recurrent, Uniform, Xavier, normal, uniform, xavier, zeros
 from ..nn.cell_spec import layer_param_names
-from ..nn.registry import get_cell, make_time_layer
+from ..nn.registry import get_cell
 from ..nn.regularizers import ActivationPenalty, EmbeddingDropout, WeightDrop
+from ..nn.stacks import recurrent_layer
 from ..nn.time_layers import TimeAffine, TimeDropout, TimeEmbedding, TimeSoftmaxWithLoss
 from ..validate import check_ndim, check_sizes
 
@@ -133,8 +134,8 @@ class LanguageModel:
                 self._add_dropout()
             d_in = D if i == 0 else H
             h_out = H_last if i == L - 1 else H
-            params = spec.init_params(d_in, h_out, _layer_init(init, h_out, kw))
-            rnn = make_time_layer(spec, *params, stateful=True, **options)  # Wx, Wh, b...
+            rnn = recurrent_layer(spec, d_in, h_out, _layer_init(init, h_out, kw), stateful=True,
+                                  **options)  # Wx, Wh, b...
             if init == "orthogonal":
                 _open_carry_gate(rnn, spec, h_out)
             if weight_drop > 0:

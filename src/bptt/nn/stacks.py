@@ -300,14 +300,27 @@ def make_recurrent_stack(cell: str = "lstm", input_size: int = 1, hidden_size: i
     nd = 2 if bidirectional else 1
 
     def one(D: int) -> Any:
-        params = [p.astype(dtype, copy=False) for p in spec.init_params(D, H, init)]
-        return make_time_layer(spec, *params, stateful=stateful, fused=fused, **options)
+        return recurrent_layer(spec, D, H, init, stateful=stateful, fused=fused, dtype=dtype,
+                               **options)
 
     layers = []
     for k in range(num_layers):
         D = input_size if k == 0 else H * nd
         layers.append(TimeBidirectional(one(D), one(D)) if bidirectional else one(D))
     return TimeStack(layers, dropout=dropout, generator=generator)
+
+
+def recurrent_layer(spec: Any, input_size: int, hidden_size: int, init: Any, *,
+                    stateful: bool = False, fused: bool = True, dtype: Any = None,
+                    **options: Any) -> Any:
+    """One recurrent Time layer of the cell ``spec``, its parameters drawn by ``init`` (an
+    object with ``W(n_in, n_out)`` and ``B(n)``): the one place a recurrent layer is built,
+    for :func:`make_recurrent_stack` and for the language models (which add their own
+    dropout, weight drop and penalties around the layers)."""
+    params = spec.init_params(input_size, hidden_size, init)
+    if dtype is not None:
+        params = [p.astype(dtype, copy=False) for p in params]
+    return make_time_layer(spec, *params, stateful=stateful, fused=fused, **options)
 
 
 def _cell_options(spec: Any, named: dict[str, tuple[Any, Any]], extra: dict[str, Any]
