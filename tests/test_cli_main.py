@@ -91,3 +91,24 @@ def test_a_ctrl_c_while_the_command_imports_is_one_line():
             module=module)], capture_output=True, text=True, timeout=120)
         assert done.returncode == 130, (module, done.stderr)
         assert done.stderr == "bptt: interrupted\n", (module, done.stderr)
+
+
+def test_a_model_size_is_checked_once_and_named_by_its_flag(tmp_path, capsys):
+    """The library checks a size once, in its own names (hidden_size...); every command says
+    it with the flag that sets it, in the same words."""
+    import pytest
+
+    import bptt
+    from bptt.cli import main
+
+    with pytest.raises(ValueError, match="^hidden_size must be a positive integer, got 0$"):
+        bptt.LanguageModel(10, hidden_size=0)
+    for argv, flag in ((["train", "--hidden", "0"], "--hidden"),
+                       (["fit", "sine", "--layers", "0"], "--layers"),
+                       (["seq2seq", "train", "--embed", "-1"], "--embed"),
+                       (["train", "--last-hidden", "0"], "--last-hidden")):
+        assert main([*argv, "--out", str(tmp_path / "r")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.endswith(f"error: {flag} must be a positive integer, got "
+                            f"{argv[-1]}"), err
+        assert not (tmp_path / "r").exists()

@@ -26,6 +26,19 @@ COMMANDS = ["gradcheck", "explain", "gradflow", "plot", "train", "evaluate", "ge
             "seq2seq", "bench", "import_book", "export", "import_torch"]
 
 
+# the library's names of the values the commands' flags set: its one check of a value names
+# the field, and the command line names the flag instead
+FLAGS = {"hidden_size": "--hidden", "embed_size": "--embed", "num_layers": "--layers",
+         "last_hidden": "--last-hidden"}
+_FIELD = re.compile(r"^(" + "|".join(FLAGS) + r")\b")
+
+
+def flag_names(message: str) -> str:
+    """An error of the library as the command line says it: a field name it begins with
+    becomes the flag that sets it (``hidden_size must be ...`` -> ``--hidden must be ...``)."""
+    return _FIELD.sub(lambda m: FLAGS[m.group(1)], message)
+
+
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors (a bad int, an unknown option) are one line, not a usage
     dump; its subcommand parsers are of the same class."""
@@ -115,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError, OSError, RuntimeError, KeyError) as e:
         if not _reports():
             return 2
-        msg = str(e) or type(e).__name__
+        msg = flag_names(str(e) or type(e).__name__)
         if isinstance(e, OSError) and e.strerror and e.filename:
             msg = f"{e.strerror}: {e.filename}"  # the library's own text, without [Errno N]
         print(f"bptt {args.command}: error: {msg}", file=sys.stderr)

@@ -19,8 +19,9 @@ from ..train.config import OPTIMIZERS, PRESETS, TrainConfig
 from ..train.language_model import train_language_model
 from .options import number
 
-_TRAIN_NUMBERS = {  # option dest -> (type, lower bound, inclusive)
-    "layers": (int, 1), "embed": (int, 1), "hidden": (int, 1), "last_hidden": (int, 1),
+_TRAIN_NUMBERS = {  # option dest -> (type, lower bound); the model's sizes: the library's check
+    "layers": (int, None), "embed": (int, None), "hidden": (int, None),
+    "last_hidden": (int, None),
     "batch": (int, 1),
     "bptt": (int, 1), "epochs": (int, 1), "max_steps": (int, 1), "seed": (int, 0),
     "min_freq": (int, 1), "max_size": (int, 2), "log_every": (int, 1),

@@ -21,6 +21,7 @@ from .. import optim as _optim
 from ..data.tokenizers import check_tokenizer
 from ..models.rnnlm import INIT_SCHEMES
 from ..nn.registry import cell_names
+from ..validate import check_sizes
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(cell="lstm", layers=1, embed=64, hidden=128, dropout=0.0, tie=False, batch=20,
@@ -140,13 +141,17 @@ class TrainConfig:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}: choose one of "
                              f"{', '.join(OPTIMIZERS)}")
-        for name in ("layers", "embed", "hidden", "batch", "bptt", "epochs", "eval_batch",
-                     "eval_bptt", "min_freq", "log_every"):
+        # the model's sizes: checked by the library's one check, in its names (the command
+        # line names the flags: bptt.cli.FLAGS)
+        check_sizes(embed_size=self.embed, hidden_size=self.hidden, num_layers=self.layers,
+                    **({} if self.last_hidden is None else {"last_hidden": self.last_hidden}))
+        for name in ("batch", "bptt", "epochs", "eval_batch", "eval_bptt", "min_freq",
+                     "log_every"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, "
                                  f"got {v!r}")
-        for name in ("max_steps", "max_size", "decay_after", "last_hidden"):
+        for name in ("max_steps", "max_size", "decay_after"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v < 1):
                 raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, "

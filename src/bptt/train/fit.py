@@ -20,6 +20,7 @@ import numpy as np
 from ..atomic import write_json_atomic
 from ..data.tasks import TASKS, Task, load_series, make_task, series_task
 from ..figures import new_figure, save_figure
+from ..validate import check_sizes
 from .checkpoint import CheckpointError, read_checkpoint
 from .comm import world
 from .estimators import SequenceClassifier, SequenceRegressor
@@ -75,8 +76,9 @@ class FitConfig:
 
     def check(self) -> None:
         """Raise ValueError naming the first option out of range (before any work is done)."""
-        for name in ("hidden", "layers", "seq_len", "epochs", "batch", "patience", "n_train",
-                     "window", "horizon", "max_steps"):
+        check_sizes(hidden_size=self.hidden, num_layers=self.layers)
+        for name in ("seq_len", "epochs", "batch", "patience", "n_train", "window", "horizon",
+                     "max_steps"):
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, "

@@ -32,6 +32,7 @@ from ..atomic import write_json_atomic
 from ..data.pairs import BUILTIN, PairSet, load_pairs
 from ..models.seq2seq import Seq2seqModel
 from ..optim import make_optimizer
+from ..validate import check_sizes
 from .checkpoint import CheckpointError, check_finite, header, read_checkpoint
 from .comm import world
 from .memory import check_fits, stack_params, step_activations, training_bytes
@@ -82,8 +83,8 @@ class Seq2seqConfig:
     log_every: int = 50
 
     def check(self) -> None:
-        for name in ("embed", "hidden", "layers", "batch", "epochs", "pairs", "eval_size",
-                     "max_steps", "log_every"):
+        check_sizes(embed_size=self.embed, hidden_size=self.hidden, num_layers=self.layers)
+        for name in ("batch", "epochs", "pairs", "eval_size", "max_steps", "log_every"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or int(v) != v or v < 1):
                 raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, "
