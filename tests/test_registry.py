@@ -236,8 +236,18 @@ def test_interop_refuses_a_cell_without_a_pytorch_counterpart(registered):
 
 
 def test_options_a_cell_does_not_take_are_refused():
-    with pytest.raises(ValueError, match="nonlinearity='relu' is not an option of the 'lstm'"):
+    """A cell's options travel as one dict, checked by its spec, whether a stack's torch-like
+    keywords or a model's cell_options bring them: the same words everywhere."""
+    msg = "nonlinearity='relu' is not an option of the 'lstm' cell"
+    with pytest.raises(ValueError, match=msg):
         bptt.make_recurrent_stack("lstm", 3, 4, nonlinearity="relu")
+    with pytest.raises(ValueError, match=msg):
+        bptt.LanguageModel(10, 4, 4, cell="lstm", cell_options={"nonlinearity": "relu"})
+    with pytest.raises(ValueError, match="colour='red' is not an option of the 'gru' cell"):
+        bptt.make_recurrent_stack("gru", 3, 4, colour="red")  # was a TypeError deep inside
+    stack = bptt.make_recurrent_stack("gru", 3, 4, reset_after=True)
+    model = bptt.LanguageModel(10, 4, 4, cell="gru", cell_options={"reset_after": True})
+    assert stack.layers[0].reset_after and model.rnn_layers[0].reset_after
 
 
 # -- plugins through entry points ----------------------------------------------------------------

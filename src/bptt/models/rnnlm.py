@@ -93,11 +93,7 @@ class LanguageModel:
         spec = get_cell(cell)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        options = dict(cell_options or {})
-        unknown = sorted(set(options) - set(spec.options))
-        if unknown:
-            raise ValueError(f"{', '.join(unknown)} is not an option of the {cell!r} cell (its "
-                             f"options: {', '.join(spec.options) or 'none'})")
+        options = spec.checked_options(cell_options)
         if init not in INIT_SCHEMES:
             raise ValueError(f"unknown init {init!r}: choose one of {', '.join(INIT_SCHEMES)}")
         if tie_weights and D != H_last:

@@ -113,6 +113,21 @@ class CellSpec:
         """Names of the step's first parameters (its class may list more in ``param_names``)."""
         return tuple(getattr(self.step, "param_names", DEFAULT_PARAM_NAMES))
 
+    def checked_options(self, options: dict[str, Any] | None,
+                        defaults: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The cell's options, as one dict (the one way they travel: a model's
+        ``cell_options``, or ``make_recurrent_stack``'s torch-like keywords gathered into it):
+        each must be one the cell takes; one left at its value in ``defaults`` is dropped
+        when the cell does not take it."""
+        out = {}
+        for key, value in (options or {}).items():
+            if key in self.options:
+                out[key] = value
+            elif not (defaults and key in defaults and value == defaults[key]):
+                raise ValueError(f"{key}={value!r} is not an option of the {self.name!r} cell "
+                                 f"(its options: {', '.join(self.options) or 'none'})")
+        return out
+
     @property
     def recurrent_params(self) -> tuple[str, ...]:
         """The parameters that multiply the previous state (what weight drop drops and

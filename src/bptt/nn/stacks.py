@@ -284,8 +284,9 @@ def make_recurrent_stack(cell: str = "lstm", input_size: int = 1, hidden_size: i
     generic :class:`~bptt.nn.time_cell.TimeCell` (the same numbers, slower).
     """
     spec = get_cell(cell)
-    options = _cell_options(spec, {"nonlinearity": (nonlinearity, "tanh"),
-                                   "reset_after": (reset_after, False)}, cell_options)
+    options = spec.checked_options({"nonlinearity": nonlinearity, "reset_after": reset_after,
+                                    **cell_options},
+                                   defaults={"nonlinearity": "tanh", "reset_after": False})
     check_sizes(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers)
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
@@ -321,18 +322,3 @@ def recurrent_layer(spec: Any, input_size: int, hidden_size: int, init: Any, *,
     if dtype is not None:
         params = [p.astype(dtype, copy=False) for p in params]
     return make_time_layer(spec, *params, stateful=stateful, fused=fused, **options)
-
-
-def _cell_options(spec: Any, named: dict[str, tuple[Any, Any]], extra: dict[str, Any]
-                  ) -> dict[str, Any]:
-    """The options of ``spec``'s constructor: named ones it takes, and every extra one.
-
-    A named option the cell does not take is an error unless left at its default."""
-    options = dict(extra)
-    for key, (value, default) in named.items():
-        if key in spec.options:
-            options[key] = value
-        elif value != default:
-            raise ValueError(f"{key}={value!r} is not an option of the {spec.name!r} cell "
-                             f"(its options: {', '.join(spec.options) or 'none'})")
-    return options
