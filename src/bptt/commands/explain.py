@@ -7,6 +7,7 @@ import sys
 
 from ..tools.explaining.explain import explain
 from ..tools.explaining.models import model_names
+from ..tools.explaining.page import explainer_page
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,6 +31,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--text", default=None,
                    help="a checkpoint only: run on this sentence (N=1) instead of random ids")
     p.add_argument("-o", "--out", default=None, help="write to this file instead of stdout")
+    p.add_argument("--html", default=None, metavar="PAGE.html",
+                   help="write the explainer page instead: the unrolled graph, a step-through "
+                        "of forward and backward, every node's value and gradient (one "
+                        "self-contained file; language models)")
     p.set_defaults(run=run)
 
 
@@ -44,6 +49,13 @@ def _sizes(items: list[str]) -> dict[str, int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.html:
+        if args.size:
+            raise ValueError("--html draws the model at its own sizes; drop --size")
+        path = explainer_page(args.model, N=args.N, T=args.T, seed=args.seed,
+                              text=args.text).save(args.html)
+        print(f"wrote {path}: open it in a browser (it needs no network)", file=sys.stderr)
+        return 0
     ex = explain(args.model, N=args.N, T=args.T, dims=_sizes(args.size), seed=args.seed,
                  text=args.text)
     text = ex.render(args.format)

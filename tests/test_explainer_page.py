@@ -1,0 +1,143 @@
+"""The explainer page (`bptt explain MODEL --html PAGE`): its numbers are the library's, it is
+one self-contained file, and in a real headless Chromium it loads with no console error and no
+request, the step-through moves, and the numbers read back from the page equal the library's.
+
+The browser tests need Chromium (Debian's `chromium` package) and Playwright for Python (the
+`browser` extra); they skip with the reason where either is missing, and CI installs both.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import bptt
+from bptt.cli import main
+from bptt.tools.explaining.models import build
+from bptt.tools.explaining.page import explainer_page, page_data
+
+
+def library_pass(name, T=3, seed=0):
+    """The model's own forward and backward (not the page's code): the top recurrent layer's
+    states, the gradient it receives from above, its input gradient and its dh."""
+    model, (xs, ts), _ = build(name, T=T, seed=seed)
+    model.eval()
+    model.reset_state()
+    loss = float(model.forward(xs, ts, train_flg=False))
+    model.backward()
+    rnn = model.rnn_layers[-1]
+    return loss, rnn
+
+
+@pytest.mark.parametrize("name", ["rnn", "lstm", "gru", "rnnlm", "simple-rnnlm"])
+def test_the_pages_numbers_are_the_librarys(name):
+    data = page_data(name)
+    loss, rnn = library_pass(name)
+    assert data["loss"] == pytest.approx(loss, rel=1e-6)
+    rep = data["replay"]
+    assert rep["replay_ok"]
+    np.testing.assert_allclose(rep["dh0"], bptt.to_numpy(rnn.dh), atol=1e-6)
+    T = data["T"]
+    for t in range(T):  # total = from the loss + from h_{t+1}; the last step gets nothing after
+        np.testing.assert_allclose(np.add(rep["from_loss"][t], rep["from_next"][t]),
+                                   rep["total"][t], atol=1e-12)
+    assert not np.any(rep["from_next"][T - 1])
+    top = [r for r in data["rows"] if r["key"].startswith("h")][-1]
+    h_last = bptt.to_numpy(rnn.h)  # the layer's state after the last step
+    np.testing.assert_allclose(top["value"][T - 1], h_last, atol=1e-6)
+    assert top["grad"] == rep["total"]  # a node's gradient is the whole dL/dh_t
+
+
+def test_the_page_is_one_file_that_asks_for_nothing(tmp_path):
+    page = explainer_page("lstm")
+    html = page.html
+    assert len(html.encode()) < 2_000_000
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", html)
+    assert "default-src 'none'" in html  # the page may fetch nothing, by its own policy
+    assert page.save(tmp_path / "p.html").read_text(encoding="utf-8") == html
+    assert "<iframe srcdoc=" in page._repr_html_()  # inline in Jupyter
+
+
+def test_bptt_explain_html_writes_the_page_and_refuses_what_it_cannot_draw(tmp_path, capsys):
+    out = tmp_path / "rnn.html"
+    assert main(["explain", "rnn", "--html", str(out)]) == 0
+    assert out.exists() and "wrote" in capsys.readouterr().err
+    assert main(["explain", "two-layer-net", "--html", str(tmp_path / "x.html")]) == 2
+    assert "draws language models" in capsys.readouterr().err
+
+
+# -- in a real browser ------------------------------------------------------------------------
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.skip("no Chromium found (apt-get install chromium)")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="needs Playwright for Python (pip install playwright)")
+    executable = chromium()
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=executable, headless=True,
+                              args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+def open_page(browser, path: Path):
+    page = browser.new_page()
+    errors, requests = [], []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    def route(r):
+        requests.append(r.request.url)
+        if r.request.url.startswith("file:"):
+            r.continue_()
+        else:
+            r.abort()
+
+    page.route("**/*", route)
+    page.goto(path.as_uri())
+    return page, errors, requests
+
+
+@pytest.mark.parametrize("name", ["rnn", "lstm"])
+def test_in_chromium_the_step_through_walks_back_with_the_librarys_numbers(browser, name,
+                                                                         tmp_path):
+    path = explainer_page(name).save(tmp_path / f"{name}.html")
+    _, rnn = library_pass(name)
+    page, errors, requests = open_page(browser, path)
+    assert page.locator("svg .node").count() == 5 * 3  # rows x, e, h, s, L by T = 3 steps
+    label = page.locator("#step-label")
+    assert label.get_attribute("data-phase") == "forward" and label.get_attribute("data-t") == "0"
+    assert page.locator('[data-node="h0_0"].active').count() == 1
+    page.locator("#step").fill("5")  # the last position: backward at t = 0
+    assert label.get_attribute("data-phase") == "backward" and label.get_attribute("data-t") == "0"
+    assert page.locator('[data-node="h0_0"].grad').count() == 1
+    cells = page.locator('table[data-name^="dh (the initial"] td')
+    shown = np.array([float(c.get_attribute("data-value")) for c in cells.all()])
+    np.testing.assert_allclose(shown, bptt.to_numpy(rnn.dh).ravel(), atol=1e-6)
+    page.locator("#prev").click()  # backward at t = 1: two gradients meet, then their sum
+    assert label.get_attribute("data-t") == "1"
+    tables = page.locator("#step-panel table")
+    assert tables.count() == 3
+    values = [np.array([float(c.get_attribute("data-value")) for c in tables.nth(k)
+                        .locator("td").all()]) for k in range(3)]
+    np.testing.assert_allclose(values[0] + values[1], values[2], atol=1e-9)
+    page.locator('[data-node="e_2"]').click()  # a node: its value and its gradient
+    assert page.locator("#node-panel").get_attribute("data-node") == "e_2"
+    assert page.locator("#node-panel table").count() == 2
+    assert "out[n, t] = W[xs[n, t]]" in page.locator("#node-panel pre").inner_text()
+    shot = tmp_path / f"{name}.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000  # not blank
+    assert errors == [] and requests == [path.as_uri()]
+    page.close()
