@@ -122,7 +122,7 @@ def test_in_chromium_the_step_through_walks_back_with_the_librarys_numbers(brows
     page.locator("#step").fill("5")  # the last position: backward at t = 0
     assert label.get_attribute("data-phase") == "backward" and label.get_attribute("data-t") == "0"
     assert page.locator('[data-node="h0_0"].grad').count() == 1
-    cells = page.locator('table[data-name^="dh (the initial"] td')
+    cells = page.locator('table[data-key="dh0"] td')
     shown = np.array([float(c.get_attribute("data-value")) for c in cells.all()])
     np.testing.assert_allclose(shown, bptt.to_numpy(rnn.dh).ravel(), atol=1e-6)
     page.locator("#prev").click()  # backward at t = 1: two gradients meet, then their sum
@@ -139,5 +139,23 @@ def test_in_chromium_the_step_through_walks_back_with_the_librarys_numbers(brows
     shot = tmp_path / f"{name}.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000  # not blank
+    assert errors == [] and requests == [path.as_uri()]
+    page.close()
+
+
+def test_in_chromium_the_japanese_page_speaks_japanese_and_switches(browser, tmp_path):
+    path = explainer_page("rnn", lang="ja").save(tmp_path / "ja.html")
+    page, errors, requests = open_page(browser, path)
+    assert page.locator("html").get_attribute("lang") == "ja"
+    assert "順伝播" in page.locator("#step-label").inner_text()
+    assert "時間方向" in page.locator("#title").inner_text()
+    assert "計算グラフ" in page.locator("#graph-view h2").inner_text()
+    page.locator("#step").fill("4")
+    assert "逆伝播" in page.locator("#step-label").inner_text()
+    assert "損失" in page.locator('table[data-key="from-loss"]').get_attribute("data-name")
+    page.locator("#lang").click()  # to English, where the reader was
+    assert page.locator("html").get_attribute("lang") == "en"
+    assert page.locator("#step-label").inner_text() == "backward, t = 1"
+    assert page.locator("#lang").inner_text() == "日本語"
     assert errors == [] and requests == [path.as_uri()]
     page.close()

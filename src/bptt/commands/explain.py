@@ -35,6 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="write the explainer page instead: the unrolled graph, a step-through "
                         "of forward and backward, every node's value and gradient (one "
                         "self-contained file; language models)")
+    p.add_argument("--lang", choices=["en", "ja"], default="en",
+                   help="the explainer page's language (a button on the page switches)")
     p.set_defaults(run=run)
 
 
@@ -53,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         if args.size:
             raise ValueError("--html draws the model at its own sizes; drop --size")
         path = explainer_page(args.model, N=args.N, T=args.T, seed=args.seed,
-                              text=args.text).save(args.html)
+                              text=args.text, lang=args.lang).save(args.html)
         print(f"wrote {path}: open it in a browser (it needs no network)", file=sys.stderr)
         return 0
     ex = explain(args.model, N=args.N, T=args.T, dims=_sizes(args.size), seed=args.seed,

@@ -12,6 +12,8 @@ model allows it):
   scores s_t and the loss terms L_t, one column per time step; a click on a node shows its
   layer's equations (parsed from the docstring, as ``bptt explain`` does), its value and its
   gradient dL/d(node) as small heatmaps, each entry readable on hover;
+- labels in English or Japanese (the books' terms: 順伝播, 逆伝播, 勾配, 時間方向の誤差逆伝播),
+  switched by a button on the page;
 - a step-through: forward t = 0..T-1, then backward t = T-1..0. At each h_t of the top
   recurrent layer the gradient from the loss at t (through the scores) and the gradient from
   h_{t+1} are shown apart, then summed: dh_t = dhs[:, t] + dh_next. The gradient that leaves
@@ -177,14 +179,22 @@ def _asset(name: str) -> str:
         encoding="utf-8")
 
 
+LANGUAGES = ("en", "ja")
+
+
 def explainer_page(model: str | os.PathLike[str], N: int | None = None, T: int | None = None,
-                   seed: int = 0, text: str | None = None) -> ExplainerPage:
-    """The explainer page of ``model`` (module docstring)."""
+                   seed: int = 0, text: str | None = None, lang: str = "en") -> ExplainerPage:
+    """The explainer page of ``model`` (module docstring), its labels in English or Japanese
+    (``lang``; a button on the page switches)."""
+    if lang not in LANGUAGES:
+        raise ValueError(f"unknown language {lang!r}: choose one of {', '.join(LANGUAGES)}")
     data = page_data(model, N=N, T=T, seed=seed, text=text)
+    data["lang"] = lang
     payload = json.dumps(data, allow_nan=False).replace("</", "<\\/")  # safe inside <script>
     title = f"bptt: backprop through time in {html.escape(Path(str(model)).name)}"
     page = (_asset("explainer.html")
             .replace("{{title}}", title)
+            .replace("{{lang}}", lang)
             .replace("{{style}}", _asset("explainer.css"))
             .replace("{{data}}", payload)
             .replace("{{script}}", _asset("explainer.js")))

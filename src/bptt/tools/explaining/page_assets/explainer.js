@@ -4,19 +4,78 @@
 "use strict";
 (function () {
   const data = JSON.parse(document.getElementById("bptt-data").textContent);
+  const I18N = {
+    en: {
+      title: "bptt: backprop through time in {model}",
+      graph: "The unrolled graph",
+      graphHint: "Click a node: its layer's equations, its value and its gradient dL/d(node).",
+      steps: "Step through",
+      node: "A node",
+      noNode: "No node chosen yet.",
+      lang: "日本語",
+      summary: "{model}: batch N = {N}, T = {T} steps; loss {loss} (mean cross-entropy of the next word); the {cell} cell replayed step by step {replay}.",
+      replayOk: "gives the layer's own numbers back",
+      replayBad: "DIFFERS from the layer",
+      forwardAt: "forward, t = {t}",
+      backwardAt: "backward, t = {t}",
+      computedFrom: "{h}{t} is computed from x{t} and {h}{p}.",
+      computedFirst: "{h}0 is computed from x0 and the initial state (zeros).",
+      fromLoss: "from the loss at {t}: dhs[:, {t}]",
+      fromNext: "from {h}{n}: dh_next",
+      fromNone: "from the future: 0 (last step)",
+      total: "dL/d{h}{t}",
+      initial: "dh (the initial state's gradient)",
+      nodeTitle: "{label}: {layer}, t = {t}, shape {shape}",
+      grad: "dL/d{label}",
+      forward: "forward:", oneStep: "one step ({cell}):", backward: "backward:",
+      ids: "ids",
+    },
+    ja: {
+      title: "bptt: {model} の時間方向の誤差逆伝播",
+      graph: "時間方向に展開した計算グラフ",
+      graphHint: "ノードをクリックすると、そのレイヤの式、値、勾配 dL/d(ノード) が表示されます。",
+      steps: "一歩ずつ見る",
+      node: "ノード",
+      noNode: "ノードはまだ選ばれていません。",
+      lang: "English",
+      summary: "{model}: バッチ N = {N}, T = {T} ステップ; 損失 {loss} (次の単語の平均交差エントロピー誤差); {cell} セルを1ステップずつ再実行した結果は{replay}。",
+      replayOk: "レイヤ自身の数値と一致します",
+      replayBad: "レイヤの数値と一致しません",
+      forwardAt: "順伝播, t = {t}",
+      backwardAt: "逆伝播, t = {t}",
+      computedFrom: "{h}{t} は x{t} と {h}{p} から計算されます。",
+      computedFirst: "{h}0 は x0 と初期状態 (ゼロ) から計算されます。",
+      fromLoss: "時刻 {t} の損失からの勾配: dhs[:, {t}]",
+      fromNext: "{h}{n} からの勾配: dh_next",
+      fromNone: "未来からの勾配: 0 (最後のステップ)",
+      total: "dL/d{h}{t} (勾配の和)",
+      initial: "dh (初期状態の勾配)",
+      nodeTitle: "{label}: {layer}, t = {t}, 形状 {shape}",
+      grad: "dL/d{label} (勾配)",
+      forward: "順伝播:", oneStep: "1ステップ ({cell}):", backward: "逆伝播:",
+      ids: "単語ID",
+    },
+  };
+  let lang = data.lang === "ja" ? "ja" : "en";
+  const tr = (key, args) => I18N[lang][key].replace(/\{(\w+)\}/g, (_, k) => String(args[k]));
   const T = data.T;
   const rows = data.rows;
   const svgNS = "http://www.w3.org/2000/svg";
   const top = rows.filter(r => r.key.startsWith("h")).slice(-1)[0];
   const fmt = v => (Math.abs(v) >= 1e-3 || v === 0 ? v.toFixed(4) : v.toExponential(3));
 
-  document.getElementById("summary").textContent =
-    `${data.model}: batch N = ${data.dims.N}, T = ${T} steps; loss ${fmt(data.loss)} ` +
-    `(mean cross-entropy of the next word); the ${data.replay.cell} cell replayed step by ` +
-    `step ${data.replay.replay_ok ? "gives the layer's own numbers back" : "DIFFERS from the layer"}.`;
+  function texts() {
+    document.documentElement.lang = lang;
+    document.title = tr("title", {model: data.model});
+    document.getElementById("title").textContent = document.title;
+    document.querySelectorAll("[data-i18n]").forEach(e => { e.textContent = tr(e.dataset.i18n, {}); });
+    document.getElementById("summary").textContent = tr("summary", {
+      model: data.model, N: data.dims.N, T: T, loss: fmt(data.loss), cell: data.replay.cell,
+      replay: tr(data.replay.replay_ok ? "replayOk" : "replayBad", {})});
+  }
 
   // -- heatmaps: one table per (N, width) array, each entry on hover and in data-value -------
-  function heat(name, matrix) {
+  function heat(name, matrix, key) {
     const wrap = document.createElement("div");
     const title = document.createElement("div");
     title.className = "heat-title";
@@ -25,6 +84,7 @@
     const table = document.createElement("table");
     table.className = "heat";
     table.dataset.name = name;
+    table.dataset.key = key || name;
     let most = 0;
     matrix.forEach(row => row.forEach(v => { most = Math.max(most, Math.abs(v)); }));
     matrix.forEach((row, n) => {
@@ -81,7 +141,8 @@
     const label = document.createElementNS(svgNS, "text");
     label.setAttribute("x", 6);
     label.setAttribute("y", pos(r, 0)[1] + 4);
-    label.textContent = row.layer === "input" ? "ids" : row.layer;
+    label.textContent = row.layer === "input" ? tr("ids", {}) : row.layer;
+    if (row.layer === "input") label.dataset.i18n = "ids";
     label.setAttribute("font-size", "10");
     svg.appendChild(label);
     for (let t = 0; t < T; t++) {
@@ -105,12 +166,14 @@
   document.getElementById("graph").appendChild(svg);
 
   // -- one node: equations, value, gradient ---------------------------------------------------
+  let chosen = null;
   function choose(r, t) {
+    chosen = [r, t];
     const row = rows[r];
     Object.values(nodes).forEach(n => n.classList.remove("chosen"));
     nodes[`${row.key}_${t}`].classList.add("chosen");
     document.getElementById("node-title").textContent =
-      `${row.label}${t}: ${row.layer}, t = ${t}, shape ${row.shape}`;
+      tr("nodeTitle", {label: `${row.label}${t}`, layer: row.layer, t: t, shape: row.shape});
     const panel = document.getElementById("node-panel");
     panel.innerHTML = "";
     panel.dataset.node = `${row.key}_${t}`;
@@ -119,14 +182,14 @@
       const pre = document.createElement("pre");
       pre.className = "eq";
       const cell = row.cell_equations;
-      const lines = ["forward:", ...eq.forward.map(l => "  " + l)];
-      if (cell) lines.push(`one step (${cell.layer}):`, ...cell.forward.map(l => "  " + l));
-      lines.push("backward:", ...(cell ? cell.backward : eq.backward).map(l => "  " + l));
+      const lines = [tr("forward", {}), ...eq.forward.map(l => "  " + l)];
+      if (cell) lines.push(tr("oneStep", {cell: cell.layer}), ...cell.forward.map(l => "  " + l));
+      lines.push(tr("backward", {}), ...(cell ? cell.backward : eq.backward).map(l => "  " + l));
       pre.textContent = lines.join("\n");
       panel.appendChild(pre);
     }
-    panel.appendChild(heat(`${row.label}${t}`, row.value[t]));
-    if (row.grad) panel.appendChild(heat(`dL/d${row.label}${t}`, row.grad[t]));
+    panel.appendChild(heat(`${row.label}${t}`, row.value[t], "value"));
+    if (row.grad) panel.appendChild(heat(tr("grad", {label: `${row.label}${t}`}), row.grad[t], "grad"));
   }
 
   // -- the step-through: forward t = 0..T-1, then backward t = T-1..0 ------------------------
@@ -138,7 +201,7 @@
     const forward = k < T;
     const t = forward ? k : 2 * T - 1 - k;
     const label = document.getElementById("step-label");
-    label.textContent = forward ? `forward, t = ${t}` : `backward, t = ${t}`;
+    label.textContent = tr(forward ? "forwardAt" : "backwardAt", {t: t});
     label.dataset.phase = forward ? "forward" : "backward";
     label.dataset.t = String(t);
     Object.values(nodes).forEach(n => n.classList.remove("active", "grad"));
@@ -153,11 +216,11 @@
         const to = e.dataset.to.split("_")[1];
         if (Number(to) === t) e.classList.add("active");
       });
-      panel.appendChild(heat(`${top.label}${t}`, top.value[t]));
+      panel.appendChild(heat(`${top.label}${t}`, top.value[t], "value"));
       const p = document.createElement("p");
       p.className = "hint";
-      p.textContent = t > 0 ? `${top.label}${t} is computed from x${t} and ${top.label}${t - 1}.` :
-        `${top.label}0 is computed from x0 and the initial state (zeros).`;
+      p.textContent = t > 0 ? tr("computedFrom", {h: top.label, t: t, p: t - 1}) :
+        tr("computedFirst", {h: top.label});
       panel.appendChild(p);
       return;
     }
@@ -172,21 +235,29 @@
     });
     const sum = document.createElement("div");
     sum.className = "sum";
-    sum.appendChild(heat(`from the loss at ${t}: dhs[:, ${t}]`, rep.from_loss[t]));
+    sum.appendChild(heat(tr("fromLoss", {t: t}), rep.from_loss[t], "from-loss"));
     const plus = document.createElement("span"); plus.className = "op"; plus.textContent = "+";
     sum.appendChild(plus);
-    sum.appendChild(heat(t + 1 < T ? `from ${top.label}${t + 1}: dh_next` : "from the future: 0 (last step)", rep.from_next[t]));
+    sum.appendChild(heat(t + 1 < T ? tr("fromNext", {h: top.label, n: t + 1}) : tr("fromNone", {}),
+                         rep.from_next[t], "from-next"));
     const eqs = document.createElement("span"); eqs.className = "op"; eqs.textContent = "=";
     sum.appendChild(eqs);
-    sum.appendChild(heat(`dL/d${top.label}${t}`, rep.total[t]));
+    sum.appendChild(heat(tr("total", {h: top.label, t: t}), rep.total[t], "total"));
     panel.appendChild(sum);
     if (t === 0) {
-      panel.appendChild(heat("dh (the initial state's gradient)", rep.dh0));
+      panel.appendChild(heat(tr("initial", {}), rep.dh0, "dh0"));
     }
   }
   slider.addEventListener("input", () => show(Number(slider.value)));
   document.getElementById("prev").addEventListener("click", () => show(Number(slider.value) - 1));
   document.getElementById("next").addEventListener("click", () => show(Number(slider.value) + 1));
+  document.getElementById("lang").addEventListener("click", () => {
+    lang = lang === "ja" ? "en" : "ja";
+    texts();
+    show(Number(slider.value));
+    if (chosen) choose(chosen[0], chosen[1]);
+  });
+  texts();
   show(0);
   choose(rows.findIndex(r => r === top), 0);
 })();
