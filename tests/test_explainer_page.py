@@ -159,3 +159,45 @@ def test_in_chromium_the_japanese_page_speaks_japanese_and_switches(browser, tmp
     assert page.locator("#lang").inner_text() == "日本語"
     assert errors == [] and requests == [path.as_uri()]
     page.close()
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_connectivity_is_the_gradient_a_loss_sends_back(cell):
+    """An entry of the connectivity view is the norm of dL_t/dx_{t-k}: checked against central
+    differences on the same layer and inputs, one sequence at a time."""
+    from bptt.nn.stacks import make_recurrent_stack
+    from bptt.tools.explaining.page import connectivity
+
+    T, D, H, N, t, k = 5, 3, 4, 2, 4, 2
+    m = connectivity(cell, T=T, D=D, H=H, N=N, seed=3)
+    assert all(m[r][c] is None for r in range(T) for c in range(r + 1, T))
+    g = np.random.default_rng(3)  # the same draws, in the same order, as connectivity's
+    layer = make_recurrent_stack(cell, D, H, dtype=np.float64, generator=g).layers[0]
+    xs = g.standard_normal((N, T, D))
+    u = g.standard_normal(H)
+    u /= np.linalg.norm(u)
+    norms = []
+    for n in range(N):
+        x = xs[n:n + 1].copy()
+
+        def loss():
+            layer.reset_state()
+            return float(layer.forward(x)[0, t] @ u)
+
+        grad = bptt.numerical_gradient(loss, x)  # (1, T, D)
+        norms.append(np.linalg.norm(grad[0, t - k]))
+    assert m[t][k] == pytest.approx(np.mean(norms), rel=1e-6)
+
+
+def test_in_chromium_the_connectivity_view_shows_every_cell(browser, tmp_path):
+    page_obj = explainer_page("gru")
+    path = page_obj.save(tmp_path / "gru.html")
+    page, errors, _ = open_page(browser, path)
+    cells = page_obj.data["connectivity"]["cells"]
+    assert list(cells) == ["gru", "rnn", "lstm"]
+    for cell, m in cells.items():
+        shown = [float(v) for v in page.locator(f'table[data-key="conn-{cell}"] td[data-value]')
+                 .evaluate_all("tds => tds.map(td => td.dataset.value)")]
+        assert np.allclose(shown, [v for row in m for v in row if v is not None], rtol=1e-12)
+    assert errors == []
+    page.close()

@@ -19,6 +19,10 @@ model allows it):
   h_{t+1} are shown apart, then summed: dh_t = dhs[:, t] + dh_next. The gradient that leaves
   t = 0 is the layer's ``dh``, the gradient of the initial state.
 
+- gradient connectivity: |dL_t/dx_{t-k}| as a matrix over t and k for the model's cell and
+  for RNN, LSTM and GRU side by side (fresh layers of the same sizes): how far back a loss
+  reaches, the vanishing gradient seen.
+
 The per-step gradients come from replaying the layer's one-step cell over the same inputs
 (the cell the fused Time layer is tested equal to); the page records that the replay gave the
 layer's own states and ``dh`` back. The data sits in the page as JSON; the script and the style
@@ -41,6 +45,7 @@ import numpy as np
 from ...atomic import atomic_file
 from ...backend import to_numpy
 from ...nn.registry import spec_of
+from ...nn.stacks import make_recurrent_stack
 from .equations import layer_equations
 from .flow import step_cell
 from .models import build
@@ -149,9 +154,38 @@ def page_data(model: str | os.PathLike[str], N: int | None = None, T: int | None
                                             for t in range(nT)],
                  "grad": None, "equations": _equations(obj.loss_layer)})
     obj.reset_state()
-    return {"model": str(model), "dims": {k: int(v) for k, v in dims.items()}, "T": nT,
+    cells = list(dict.fromkeys([spec_of(obj.rnn_layers[-1]).name, "rnn", "lstm", "gru"]))
+    return {"connectivity": {"sizes": CONNECTIVITY,
+                             "cells": {c: connectivity(c, **CONNECTIVITY) for c in cells}},
+            "model": str(model), "dims": {k: int(v) for k, v in dims.items()}, "T": nT,
             "loss": loss, "xs": to_numpy(xs).tolist(), "ts": t_ids.tolist(), "rows": rows,
             "replay": replays[-1], "replays": replays}
+
+
+CONNECTIVITY = {"T": 12, "D": 8, "H": 8, "N": 4}  # sizes of the connectivity view's layers
+
+
+def connectivity(cell: str, T: int = 12, D: int = 8, H: int = 8, N: int = 4,
+                 seed: int = 0) -> list[list[float | None]]:
+    """|dL_t/dx_{t-k}| for one fresh layer of ``cell`` (Xavier weights, ``seed``) on random
+    inputs: row t, column k = 0..t, the mean over N sequences of the 2-norm of the gradient of
+    L_t = u . h_t (u a fixed unit vector) with respect to the input k steps earlier; None
+    where k > t. float64. How far back a loss reaches, in numbers."""
+    g = np.random.default_rng(seed)
+    layer = make_recurrent_stack(cell, D, H, dtype=np.float64, generator=g).layers[0]
+    xs = g.standard_normal((N, T, D))
+    u = g.standard_normal(H)
+    u /= np.linalg.norm(u)
+    out: list[list[float | None]] = []
+    for t in range(T):
+        layer.reset_state()
+        hs = layer.forward(xs)  # a fresh forward each time: a backward may use up its caches
+        dhs = np.zeros_like(to_numpy(hs))
+        dhs[:, t] = u
+        dxs = to_numpy(layer.backward(dhs))
+        out.append([float(np.linalg.norm(dxs[:, t - k], axis=1).mean()) if k <= t else None
+                    for k in range(T)])
+    return out
 
 
 @dataclass

@@ -29,6 +29,9 @@
       grad: "dL/d{label}",
       forward: "forward:", oneStep: "one step ({cell}):", backward: "backward:",
       ids: "ids",
+      conn: "Gradient connectivity",
+      connHint: "|dL_t / dx_(t-k)|: row t (the loss at step t), column k (how many steps back the input is), for one fresh layer of each cell ({T} steps, D = {D}, H = {H}, mean over {N} sequences). Darker is larger, on one logarithmic scale for all (three decades); hover for the number. Where a row fades, the gradient vanishes.",
+      connEntry: "{cell}: t = {t}, k = {k}: {v}",
     },
     ja: {
       title: "bptt: {model} の時間方向の誤差逆伝播",
@@ -54,6 +57,9 @@
       grad: "dL/d{label} (勾配)",
       forward: "順伝播:", oneStep: "1ステップ ({cell}):", backward: "逆伝播:",
       ids: "単語ID",
+      conn: "勾配の伝わり方",
+      connHint: "|dL_t / dx_(t-k)|: 行 t は時刻 t の損失、列 k は何ステップ前の入力か。各セルの新しいレイヤ1層 ({T} ステップ, D = {D}, H = {H}, {N} 系列の平均)。濃いほど大きく (全セル共通の対数目盛, 3桁)、マウスを重ねると数値が出ます。行が薄れていくところで勾配が消失しています。",
+      connEntry: "{cell}: t = {t}, k = {k}: {v}",
     },
   };
   let lang = data.lang === "ja" ? "ja" : "en";
@@ -192,6 +198,49 @@
     if (row.grad) panel.appendChild(heat(tr("grad", {label: `${row.label}${t}`}), row.grad[t], "grad"));
   }
 
+  // -- gradient connectivity: |dL_t/dx_{t-k}| for each cell, side by side ----------------------
+  function connectivity() {
+    const c = data.connectivity;
+    document.getElementById("conn-hint").textContent = tr("connHint", c.sizes);
+    const box = document.getElementById("connectivity");
+    box.innerHTML = "";
+    // one scale for every cell (log, three decades), so the cells compare at a glance
+    const most = Math.max(...Object.values(c.cells).map(m => Math.max(...m.flat().filter(v => v !== null))));
+    Object.entries(c.cells).forEach(([cell, m]) => {
+      const wrap = document.createElement("div");
+      const title = document.createElement("div");
+      title.className = "heat-title";
+      title.textContent = cell.toUpperCase();
+      wrap.appendChild(title);
+      const table = document.createElement("table");
+      table.className = "conn";
+      table.dataset.key = `conn-${cell}`;
+      const head = document.createElement("tr");
+      head.appendChild(document.createElement("th"));
+      m.forEach((_, k) => { const th = document.createElement("th"); th.textContent = `k${k}`; head.appendChild(th); });
+      table.appendChild(head);
+      m.forEach((row, t) => {
+        const tr_ = document.createElement("tr");
+        const th = document.createElement("th");
+        th.textContent = `t${t}`;
+        tr_.appendChild(th);
+        row.forEach((v, k) => {
+          const td = document.createElement("td");
+          if (v !== null) {
+            const a = v > 0 && most > 0 ? Math.max(0.03, 1 + Math.log10(v / most) / 3) : 0;
+            td.style.background = `rgba(120, 60, 170, ${a})`;
+            td.dataset.value = String(v);
+            td.title = tr("connEntry", {cell: cell, t: t, k: k, v: v.toExponential(3)});
+          }
+          tr_.appendChild(td);
+        });
+        table.appendChild(tr_);
+      });
+      wrap.appendChild(table);
+      box.appendChild(wrap);
+    });
+  }
+
   // -- the step-through: forward t = 0..T-1, then backward t = T-1..0 ------------------------
   const slider = document.getElementById("step");
   slider.max = String(2 * T - 1);
@@ -254,10 +303,12 @@
   document.getElementById("lang").addEventListener("click", () => {
     lang = lang === "ja" ? "en" : "ja";
     texts();
+    connectivity();
     show(Number(slider.value));
     if (chosen) choose(chosen[0], chosen[1]);
   });
   texts();
+  connectivity();
   show(0);
   choose(rows.findIndex(r => r === top), 0);
 })();
