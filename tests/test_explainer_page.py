@@ -201,3 +201,64 @@ def test_in_chromium_the_connectivity_view_shows_every_cell(browser, tmp_path):
         assert np.allclose(shown, [v for row in m for v in row if v is not None], rtol=1e-12)
     assert errors == []
     page.close()
+
+
+# -- bptt report: a trained run of any kind ---------------------------------------------------
+RUNS = Path(__file__).parent / "fixtures" / "runs-0.1"
+
+
+@pytest.mark.parametrize("run, kind, views", [
+    ("lm", "language-model", {"curves", "graph", "step", "connectivity"}),
+    ("seq2seq", "seq2seq", {"curves"}),
+    ("attention", "seq2seq", {"curves", "attention"}),
+    ("fit-regressor", "sequence-regressor", {"curves"}),
+    ("fit-classifier", "sequence-classifier", {"curves"}),
+])
+def test_bptt_report_writes_the_page_of_a_run_of_every_kind(run, kind, views, tmp_path,
+                                                            capsys):
+    from bptt.train.progress import read_jsonl
+
+    out = tmp_path / f"{run}.html"
+    assert main(["report", str(RUNS / run), "--html", str(out)]) == 0
+    assert "wrote" in capsys.readouterr().err
+    from bptt.tools.explaining.page import report_data
+
+    data = report_data(RUNS / run)
+    assert data["report"]["kind"] == kind and data["model"] == run
+    epochs = [r for r in read_jsonl(RUNS / run / "log.jsonl") if r["event"] == "epoch"]
+    curves = {c["key"]: c["points"] for c in data["report"]["curves"]}
+    metric = {"language-model": "valid_ppl", "seq2seq": "test_acc"}.get(kind, "val_loss")
+    assert curves[metric] == [[r["step"], r[metric]] for r in epochs]
+    assert ("rows" in data) == ("graph" in views)
+    assert (data["report"]["attention"] is not None) == ("attention" in views)
+    if "attention" in views:
+        w = np.array(data["report"]["attention"]["weights"])
+        np.testing.assert_allclose(w.sum(axis=1), 1.0, atol=1e-5)  # a distribution per row
+
+
+@pytest.mark.parametrize("run, shown, hidden", [
+    ("attention", ["curves-view", "attention-view"], ["graph-view", "step-view"]),
+    ("lm", ["curves-view", "graph-view", "step-view", "connectivity-view"], ["attention-view"]),
+])
+def test_in_chromium_a_report_shows_its_views_and_its_numbers(browser, run, shown, hidden,
+                                                             tmp_path):
+    from bptt.tools.explaining.page import report_page
+
+    page_obj = report_page(RUNS / run, lang="ja")
+    path = page_obj.save(tmp_path / f"{run}.html")
+    page, errors, requests = open_page(browser, path)
+    for view in shown:
+        assert page.locator(f"#{view}").is_visible(), view
+    for view in hidden:
+        assert not page.locator(f"#{view}").is_visible(), view
+    assert "学習曲線" in page.locator("#curves-view h2").inner_text()
+    for curve in page_obj.data["report"]["curves"]:
+        ys = page.locator(f'svg[data-key="curve-{curve["key"]}"] circle').evaluate_all(
+            "cs => cs.map(c => Number(c.dataset.y))")
+        assert np.allclose(ys, [p[1] for p in curve["points"]])
+    if page_obj.data["report"]["attention"]:
+        weights = page.locator('table[data-key="attention"] td').evaluate_all(
+            "tds => tds.map(td => Number(td.dataset.value))")
+        assert np.allclose(weights, np.ravel(page_obj.data["report"]["attention"]["weights"]))
+    assert errors == [] and requests == [path.as_uri()]
+    page.close()

@@ -23,7 +23,7 @@ from .train.memory import ModelTooLarge
 
 # modules under bptt.commands, in the order `bptt --help` lists them
 COMMANDS = ["gradcheck", "explain", "gradflow", "plot", "train", "evaluate", "generate", "fit",
-            "seq2seq", "bench", "import_book", "export", "import_torch"]
+            "seq2seq", "report", "bench", "import_book", "export", "import_torch"]
 
 
 # the library's names of the values the commands' flags set: its one check of a value names

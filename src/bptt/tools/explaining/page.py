@@ -46,6 +46,10 @@ from ...atomic import atomic_file
 from ...backend import to_numpy
 from ...nn.registry import spec_of
 from ...nn.stacks import make_recurrent_stack
+from ...train.checkpoint import read_checkpoint
+from ...train.kinds import load_checkpoint
+from ...train.progress import read_jsonl
+from ...train.seq2seq import attention_map
 from .equations import layer_equations
 from .flow import step_cell
 from .models import build
@@ -214,6 +218,51 @@ def _asset(name: str) -> str:
 
 
 LANGUAGES = ("en", "ja")
+# what an "epoch" record of log.jsonl holds besides the metrics
+_NOT_METRICS = {"event", "time", "epoch", "step", "lr", "best", "partial", "train_time_s",
+                "eval_time_s"}
+
+
+def training_curves(log: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The curves of a run's ``log.jsonl``: the training loss of every logged window (x: the
+    step), then each metric of the evaluations (the loss, perplexities, accuracies...)."""
+    records = read_jsonl(log)
+    curves: dict[str, list[list[float]]] = {}
+    for r in records:
+        if r.get("event") == "train" and isinstance(r.get("loss"), (int, float)):
+            curves.setdefault("train loss (window)", []).append([r["step"], r["loss"]])
+        elif r.get("event") == "epoch":
+            for k, v in r.items():
+                if k not in _NOT_METRICS and isinstance(v, (int, float)) \
+                        and not isinstance(v, bool) and math.isfinite(v):
+                    curves.setdefault(k, []).append([r["step"], v])
+    return [{"key": k, "points": pts} for k, pts in curves.items()]
+
+
+def report_data(run: str | os.PathLike[str]) -> dict[str, Any]:
+    """What ``bptt report RUN --html`` shows: the training curves of any run, the explainer
+    views of a language model, the attention of an attention seq2seq model."""
+    run = Path(run)
+    ck = load_checkpoint(run)
+    log = run / "log.jsonl"
+    curves = training_curves(log) if log.exists() else []
+    data: dict[str, Any] = {}
+    if ck.kind == "language-model":
+        data = page_data(run)
+    report: dict[str, Any] = {"kind": ck.kind, "run": str(run), "curves": curves,
+                              "attention": None}
+    if ck.kind == "seq2seq" and ck.model.kind == "attention":
+        stored = read_checkpoint(ck.directory, kind="seq2seq")
+        test = stored.document("test_pairs.json")["pairs"] if stored.has(
+            "test_pairs.json") else []
+        text = (test[0][0] if test else "").strip()
+        if text:
+            source, output, weights = attention_map(ck.directory, text)
+            report["attention"] = {"text": text, "source": source, "output": output,
+                                   "weights": _array(weights)}
+    data["report"] = report
+    data["model"] = run.name or str(run)
+    return data
 
 
 def explainer_page(model: str | os.PathLike[str], N: int | None = None, T: int | None = None,
@@ -223,6 +272,17 @@ def explainer_page(model: str | os.PathLike[str], N: int | None = None, T: int |
     if lang not in LANGUAGES:
         raise ValueError(f"unknown language {lang!r}: choose one of {', '.join(LANGUAGES)}")
     data = page_data(model, N=N, T=T, seed=seed, text=text)
+    return _page(data, str(model), lang)
+
+
+def report_page(run: str | os.PathLike[str], lang: str = "en") -> ExplainerPage:
+    """``bptt report RUN --html``: the page of a trained run of any kind (:func:`report_data`)."""
+    if lang not in LANGUAGES:
+        raise ValueError(f"unknown language {lang!r}: choose one of {', '.join(LANGUAGES)}")
+    return _page(report_data(run), str(run), lang)
+
+
+def _page(data: dict[str, Any], model: str, lang: str) -> ExplainerPage:
     data["lang"] = lang
     payload = json.dumps(data, allow_nan=False).replace("</", "<\\/")  # safe inside <script>
     title = f"bptt: backprop through time in {html.escape(Path(str(model)).name)}"
@@ -232,5 +292,4 @@ def explainer_page(model: str | os.PathLike[str], N: int | None = None, T: int |
             .replace("{{style}}", _asset("explainer.css"))
             .replace("{{data}}", payload)
             .replace("{{script}}", _asset("explainer.js")))
-    assert math.isfinite(data["loss"])
     return ExplainerPage(page, data)

@@ -29,6 +29,15 @@
       grad: "dL/d{label}",
       forward: "forward:", oneStep: "one step ({cell}):", backward: "backward:",
       ids: "ids",
+      reportTitle: "bptt: the run {model}",
+      reportSummary: "{run}: a {kind} run.",
+      curves: "Training curves",
+      curvesHint: "From the run's log.jsonl: each logged window and each evaluation; hover a point for its numbers.",
+      step: "step {x0} .. {x1}",
+      pointTip: "step {x}: {key} {y}",
+      attentionView: "Attention",
+      attentionHint: "The weights the decoder gave each source character while it wrote each output character, for \"{text}\" (a test source of the run); hover a cell for its weight.",
+      weightTip: "{out} <- {src}: {v}",
       conn: "Gradient connectivity",
       connHint: "|dL_t / dx_(t-k)|: row t (the loss at step t), column k (how many steps back the input is), for one fresh layer of each cell ({T} steps, D = {D}, H = {H}, mean over {N} sequences). Darker is larger, on one logarithmic scale for all (three decades); hover for the number. Where a row fades, the gradient vanishes.",
       connEntry: "{cell}: t = {t}, k = {k}: {v}",
@@ -57,6 +66,15 @@
       grad: "dL/d{label} (勾配)",
       forward: "順伝播:", oneStep: "1ステップ ({cell}):", backward: "逆伝播:",
       ids: "単語ID",
+      reportTitle: "bptt: 学習済みの {model}",
+      reportSummary: "{run}: {kind} の学習結果。",
+      curves: "学習曲線",
+      curvesHint: "この学習の log.jsonl から: 記録された区間ごとの損失と各評価。点にマウスを重ねると数値が出ます。",
+      step: "ステップ {x0} .. {x1}",
+      pointTip: "ステップ {x}: {key} {y}",
+      attentionView: "Attention (注意)",
+      attentionHint: "デコーダが出力の各文字を書くときに入力の各文字へ与えた重み (テスト用の入力 \"{text}\")。セルにマウスを重ねると重みが出ます。",
+      weightTip: "{out} <- {src}: {v}",
       conn: "勾配の伝わり方",
       connHint: "|dL_t / dx_(t-k)|: 行 t は時刻 t の損失、列 k は何ステップ前の入力か。各セルの新しいレイヤ1層 ({T} ステップ, D = {D}, H = {H}, {N} 系列の平均)。濃いほど大きく (全セル共通の対数目盛, 3桁)、マウスを重ねると数値が出ます。行が薄れていくところで勾配が消失しています。",
       connEntry: "{cell}: t = {t}, k = {k}: {v}",
@@ -64,20 +82,20 @@
   };
   let lang = data.lang === "ja" ? "ja" : "en";
   const tr = (key, args) => I18N[lang][key].replace(/\{(\w+)\}/g, (_, k) => String(args[k]));
-  const T = data.T;
-  const rows = data.rows;
   const svgNS = "http://www.w3.org/2000/svg";
-  const top = rows.filter(r => r.key.startsWith("h")).slice(-1)[0];
   const fmt = v => (Math.abs(v) >= 1e-3 || v === 0 ? v.toFixed(4) : v.toExponential(3));
 
   function texts() {
     document.documentElement.lang = lang;
-    document.title = tr("title", {model: data.model});
+    document.title = tr(data.report ? "reportTitle" : "title", {model: data.model});
     document.getElementById("title").textContent = document.title;
     document.querySelectorAll("[data-i18n]").forEach(e => { e.textContent = tr(e.dataset.i18n, {}); });
-    document.getElementById("summary").textContent = tr("summary", {
-      model: data.model, N: data.dims.N, T: T, loss: fmt(data.loss), cell: data.replay.cell,
-      replay: tr(data.replay.replay_ok ? "replayOk" : "replayBad", {})});
+    const parts = [];
+    if (data.report) parts.push(tr("reportSummary", {run: data.report.run, kind: data.report.kind}));
+    if (data.rows) parts.push(tr("summary", {
+      model: data.model, N: data.dims.N, T: data.T, loss: fmt(data.loss), cell: data.replay.cell,
+      replay: tr(data.replay.replay_ok ? "replayOk" : "replayBad", {})}));
+    document.getElementById("summary").textContent = parts.join(" ");
   }
 
   // -- heatmaps: one table per (N, width) array, each entry on hover and in data-value -------
@@ -108,94 +126,6 @@
     });
     wrap.appendChild(table);
     return wrap;
-  }
-
-  // -- the unrolled graph ------------------------------------------------------------------
-  const W = 110, Hgap = 70, left = 170, topPad = 30, boxW = 54, boxH = 28;
-  const svg = document.createElementNS(svgNS, "svg");
-  const height = topPad + rows.length * Hgap;
-  svg.setAttribute("width", left + T * W + 40);
-  svg.setAttribute("height", height);
-  svg.setAttribute("viewBox", `0 0 ${left + T * W + 40} ${height}`);
-  const defs = document.createElementNS(svgNS, "defs");
-  defs.innerHTML = '<marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" ' +
-    'markerWidth="7" markerHeight="7" orient="auto-start-reverse">' +
-    '<path d="M 0 0 L 10 5 L 0 10 z" fill="#9aa3b2"/></marker>';
-  svg.appendChild(defs);
-  const pos = (r, t) => [left + t * W + W / 2, height - topPad / 2 - (r + 0.5) * Hgap];
-  const edges = [];
-  function edge(r1, t1, r2, t2, cls) {
-    const [x1, y1] = pos(r1, t1), [x2, y2] = pos(r2, t2);
-    const line = document.createElementNS(svgNS, "line");
-    const horizontal = r1 === r2;
-    line.setAttribute("x1", horizontal ? x1 + boxW / 2 : x1);
-    line.setAttribute("y1", horizontal ? y1 : y1 - boxH / 2);
-    line.setAttribute("x2", horizontal ? x2 - boxW / 2 - 2 : x2);
-    line.setAttribute("y2", horizontal ? y2 : y2 + boxH / 2 + 2);
-    line.setAttribute("class", "edge" + (cls ? " " + cls : ""));
-    line.dataset.from = `${rows[r1].key}_${t1}`;
-    line.dataset.to = `${rows[r2].key}_${t2}`;
-    svg.appendChild(line);
-    edges.push(line);
-  }
-  for (let t = 0; t < T; t++) {
-    for (let r = 0; r + 1 < rows.length; r++) edge(r, t, r + 1, t, "");
-    rows.forEach((row, r) => { if (row.key.startsWith("h") && t > 0) edge(r, t - 1, r, t, "recurrent"); });
-  }
-  const nodes = {};
-  rows.forEach((row, r) => {
-    const label = document.createElementNS(svgNS, "text");
-    label.setAttribute("x", 6);
-    label.setAttribute("y", pos(r, 0)[1] + 4);
-    label.textContent = row.layer === "input" ? tr("ids", {}) : row.layer;
-    if (row.layer === "input") label.dataset.i18n = "ids";
-    label.setAttribute("font-size", "10");
-    svg.appendChild(label);
-    for (let t = 0; t < T; t++) {
-      const [x, y] = pos(r, t);
-      const g = document.createElementNS(svgNS, "g");
-      g.setAttribute("class", "node");
-      g.dataset.node = `${row.key}_${t}`;
-      const rect = document.createElementNS(svgNS, "rect");
-      rect.setAttribute("x", x - boxW / 2); rect.setAttribute("y", y - boxH / 2);
-      rect.setAttribute("width", boxW); rect.setAttribute("height", boxH); rect.setAttribute("rx", 6);
-      const text = document.createElementNS(svgNS, "text");
-      text.setAttribute("x", x); text.setAttribute("y", y + 4);
-      text.setAttribute("text-anchor", "middle");
-      text.textContent = `${row.label}${t}`;
-      g.appendChild(rect); g.appendChild(text);
-      g.addEventListener("click", () => choose(r, t));
-      svg.appendChild(g);
-      nodes[`${row.key}_${t}`] = g;
-    }
-  });
-  document.getElementById("graph").appendChild(svg);
-
-  // -- one node: equations, value, gradient ---------------------------------------------------
-  let chosen = null;
-  function choose(r, t) {
-    chosen = [r, t];
-    const row = rows[r];
-    Object.values(nodes).forEach(n => n.classList.remove("chosen"));
-    nodes[`${row.key}_${t}`].classList.add("chosen");
-    document.getElementById("node-title").textContent =
-      tr("nodeTitle", {label: `${row.label}${t}`, layer: row.layer, t: t, shape: row.shape});
-    const panel = document.getElementById("node-panel");
-    panel.innerHTML = "";
-    panel.dataset.node = `${row.key}_${t}`;
-    const eq = row.equations;
-    if (eq) {
-      const pre = document.createElement("pre");
-      pre.className = "eq";
-      const cell = row.cell_equations;
-      const lines = [tr("forward", {}), ...eq.forward.map(l => "  " + l)];
-      if (cell) lines.push(tr("oneStep", {cell: cell.layer}), ...cell.forward.map(l => "  " + l));
-      lines.push(tr("backward", {}), ...(cell ? cell.backward : eq.backward).map(l => "  " + l));
-      pre.textContent = lines.join("\n");
-      panel.appendChild(pre);
-    }
-    panel.appendChild(heat(`${row.label}${t}`, row.value[t], "value"));
-    if (row.grad) panel.appendChild(heat(tr("grad", {label: `${row.label}${t}`}), row.grad[t], "grad"));
   }
 
   // -- gradient connectivity: |dL_t/dx_{t-k}| for each cell, side by side ----------------------
@@ -241,74 +171,256 @@
     });
   }
 
-  // -- the step-through: forward t = 0..T-1, then backward t = T-1..0 ------------------------
-  const slider = document.getElementById("step");
-  slider.max = String(2 * T - 1);
-  function show(k) {
-    k = Math.max(0, Math.min(2 * T - 1, k));
-    slider.value = String(k);
-    const forward = k < T;
-    const t = forward ? k : 2 * T - 1 - k;
-    const label = document.getElementById("step-label");
-    label.textContent = tr(forward ? "forwardAt" : "backwardAt", {t: t});
-    label.dataset.phase = forward ? "forward" : "backward";
-    label.dataset.t = String(t);
-    Object.values(nodes).forEach(n => n.classList.remove("active", "grad"));
-    edges.forEach(e => e.classList.remove("active", "grad"));
-    const panel = document.getElementById("step-panel");
-    panel.innerHTML = "";
-    panel.dataset.t = String(t);
-    panel.dataset.phase = label.dataset.phase;
-    if (forward) {
-      rows.forEach(row => nodes[`${row.key}_${t}`].classList.add("active"));
-      edges.forEach(e => {
-        const to = e.dataset.to.split("_")[1];
-        if (Number(to) === t) e.classList.add("active");
-      });
-      panel.appendChild(heat(`${top.label}${t}`, top.value[t], "value"));
-      const p = document.createElement("p");
-      p.className = "hint";
-      p.textContent = t > 0 ? tr("computedFrom", {h: top.label, t: t, p: t - 1}) :
-        tr("computedFirst", {h: top.label});
-      panel.appendChild(p);
-      return;
+  // -- the explainer views of a language model: graph, node, step-through --------------------
+  let refresh = () => {};
+  function explainer() {
+    const T = data.T;
+    const rows = data.rows;
+    const top = rows.filter(r => r.key.startsWith("h")).slice(-1)[0];
+    // -- the unrolled graph ------------------------------------------------------------------
+    const W = 110, Hgap = 70, left = 170, topPad = 30, boxW = 54, boxH = 28;
+    const svg = document.createElementNS(svgNS, "svg");
+    const height = topPad + rows.length * Hgap;
+    svg.setAttribute("width", left + T * W + 40);
+    svg.setAttribute("height", height);
+    svg.setAttribute("viewBox", `0 0 ${left + T * W + 40} ${height}`);
+    const defs = document.createElementNS(svgNS, "defs");
+    defs.innerHTML = '<marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" ' +
+      'markerWidth="7" markerHeight="7" orient="auto-start-reverse">' +
+      '<path d="M 0 0 L 10 5 L 0 10 z" fill="#9aa3b2"/></marker>';
+    svg.appendChild(defs);
+    const pos = (r, t) => [left + t * W + W / 2, height - topPad / 2 - (r + 0.5) * Hgap];
+    const edges = [];
+    function edge(r1, t1, r2, t2, cls) {
+      const [x1, y1] = pos(r1, t1), [x2, y2] = pos(r2, t2);
+      const line = document.createElementNS(svgNS, "line");
+      const horizontal = r1 === r2;
+      line.setAttribute("x1", horizontal ? x1 + boxW / 2 : x1);
+      line.setAttribute("y1", horizontal ? y1 : y1 - boxH / 2);
+      line.setAttribute("x2", horizontal ? x2 - boxW / 2 - 2 : x2);
+      line.setAttribute("y2", horizontal ? y2 : y2 + boxH / 2 + 2);
+      line.setAttribute("class", "edge" + (cls ? " " + cls : ""));
+      line.dataset.from = `${rows[r1].key}_${t1}`;
+      line.dataset.to = `${rows[r2].key}_${t2}`;
+      svg.appendChild(line);
+      edges.push(line);
     }
-    // backward at t: the two gradients that meet at h_t, then their sum
-    const rep = data.replay;
-    nodes[`${top.key}_${t}`].classList.add("grad");
-    nodes[`s_${t}`].classList.add("grad");
-    if (t + 1 < T) nodes[`${top.key}_${t + 1}`].classList.add("grad");
-    edges.forEach(e => {
-      if (e.dataset.to === `${top.key}_${t + 1}` && e.dataset.from === `${top.key}_${t}`) e.classList.add("grad");
-      if (e.dataset.from === `${top.key}_${t}` && e.dataset.to.startsWith("s_")) e.classList.add("grad");
+    for (let t = 0; t < T; t++) {
+      for (let r = 0; r + 1 < rows.length; r++) edge(r, t, r + 1, t, "");
+      rows.forEach((row, r) => { if (row.key.startsWith("h") && t > 0) edge(r, t - 1, r, t, "recurrent"); });
+    }
+    const nodes = {};
+    rows.forEach((row, r) => {
+      const label = document.createElementNS(svgNS, "text");
+      label.setAttribute("x", 6);
+      label.setAttribute("y", pos(r, 0)[1] + 4);
+      label.textContent = row.layer === "input" ? tr("ids", {}) : row.layer;
+      if (row.layer === "input") label.dataset.i18n = "ids";
+      label.setAttribute("font-size", "10");
+      svg.appendChild(label);
+      for (let t = 0; t < T; t++) {
+        const [x, y] = pos(r, t);
+        const g = document.createElementNS(svgNS, "g");
+        g.setAttribute("class", "node");
+        g.dataset.node = `${row.key}_${t}`;
+        const rect = document.createElementNS(svgNS, "rect");
+        rect.setAttribute("x", x - boxW / 2); rect.setAttribute("y", y - boxH / 2);
+        rect.setAttribute("width", boxW); rect.setAttribute("height", boxH); rect.setAttribute("rx", 6);
+        const text = document.createElementNS(svgNS, "text");
+        text.setAttribute("x", x); text.setAttribute("y", y + 4);
+        text.setAttribute("text-anchor", "middle");
+        text.textContent = `${row.label}${t}`;
+        g.appendChild(rect); g.appendChild(text);
+        g.addEventListener("click", () => choose(r, t));
+        svg.appendChild(g);
+        nodes[`${row.key}_${t}`] = g;
+      }
     });
-    const sum = document.createElement("div");
-    sum.className = "sum";
-    sum.appendChild(heat(tr("fromLoss", {t: t}), rep.from_loss[t], "from-loss"));
-    const plus = document.createElement("span"); plus.className = "op"; plus.textContent = "+";
-    sum.appendChild(plus);
-    sum.appendChild(heat(t + 1 < T ? tr("fromNext", {h: top.label, n: t + 1}) : tr("fromNone", {}),
-                         rep.from_next[t], "from-next"));
-    const eqs = document.createElement("span"); eqs.className = "op"; eqs.textContent = "=";
-    sum.appendChild(eqs);
-    sum.appendChild(heat(tr("total", {h: top.label, t: t}), rep.total[t], "total"));
-    panel.appendChild(sum);
-    if (t === 0) {
-      panel.appendChild(heat(tr("initial", {}), rep.dh0, "dh0"));
+    document.getElementById("graph").appendChild(svg);
+
+    // -- one node: equations, value, gradient ---------------------------------------------------
+    let chosen = null;
+    function choose(r, t) {
+      chosen = [r, t];
+      const row = rows[r];
+      Object.values(nodes).forEach(n => n.classList.remove("chosen"));
+      nodes[`${row.key}_${t}`].classList.add("chosen");
+      document.getElementById("node-title").textContent =
+        tr("nodeTitle", {label: `${row.label}${t}`, layer: row.layer, t: t, shape: row.shape});
+      const panel = document.getElementById("node-panel");
+      panel.innerHTML = "";
+      panel.dataset.node = `${row.key}_${t}`;
+      const eq = row.equations;
+      if (eq) {
+        const pre = document.createElement("pre");
+        pre.className = "eq";
+        const cell = row.cell_equations;
+        const lines = [tr("forward", {}), ...eq.forward.map(l => "  " + l)];
+        if (cell) lines.push(tr("oneStep", {cell: cell.layer}), ...cell.forward.map(l => "  " + l));
+        lines.push(tr("backward", {}), ...(cell ? cell.backward : eq.backward).map(l => "  " + l));
+        pre.textContent = lines.join("\n");
+        panel.appendChild(pre);
+      }
+      panel.appendChild(heat(`${row.label}${t}`, row.value[t], "value"));
+      if (row.grad) panel.appendChild(heat(tr("grad", {label: `${row.label}${t}`}), row.grad[t], "grad"));
     }
+
+    // -- the step-through: forward t = 0..T-1, then backward t = T-1..0 ------------------------
+    const slider = document.getElementById("step");
+    slider.max = String(2 * T - 1);
+    function show(k) {
+      k = Math.max(0, Math.min(2 * T - 1, k));
+      slider.value = String(k);
+      const forward = k < T;
+      const t = forward ? k : 2 * T - 1 - k;
+      const label = document.getElementById("step-label");
+      label.textContent = tr(forward ? "forwardAt" : "backwardAt", {t: t});
+      label.dataset.phase = forward ? "forward" : "backward";
+      label.dataset.t = String(t);
+      Object.values(nodes).forEach(n => n.classList.remove("active", "grad"));
+      edges.forEach(e => e.classList.remove("active", "grad"));
+      const panel = document.getElementById("step-panel");
+      panel.innerHTML = "";
+      panel.dataset.t = String(t);
+      panel.dataset.phase = label.dataset.phase;
+      if (forward) {
+        rows.forEach(row => nodes[`${row.key}_${t}`].classList.add("active"));
+        edges.forEach(e => {
+          const to = e.dataset.to.split("_")[1];
+          if (Number(to) === t) e.classList.add("active");
+        });
+        panel.appendChild(heat(`${top.label}${t}`, top.value[t], "value"));
+        const p = document.createElement("p");
+        p.className = "hint";
+        p.textContent = t > 0 ? tr("computedFrom", {h: top.label, t: t, p: t - 1}) :
+          tr("computedFirst", {h: top.label});
+        panel.appendChild(p);
+        return;
+      }
+      // backward at t: the two gradients that meet at h_t, then their sum
+      const rep = data.replay;
+      nodes[`${top.key}_${t}`].classList.add("grad");
+      nodes[`s_${t}`].classList.add("grad");
+      if (t + 1 < T) nodes[`${top.key}_${t + 1}`].classList.add("grad");
+      edges.forEach(e => {
+        if (e.dataset.to === `${top.key}_${t + 1}` && e.dataset.from === `${top.key}_${t}`) e.classList.add("grad");
+        if (e.dataset.from === `${top.key}_${t}` && e.dataset.to.startsWith("s_")) e.classList.add("grad");
+      });
+      const sum = document.createElement("div");
+      sum.className = "sum";
+      sum.appendChild(heat(tr("fromLoss", {t: t}), rep.from_loss[t], "from-loss"));
+      const plus = document.createElement("span"); plus.className = "op"; plus.textContent = "+";
+      sum.appendChild(plus);
+      sum.appendChild(heat(t + 1 < T ? tr("fromNext", {h: top.label, n: t + 1}) : tr("fromNone", {}),
+                           rep.from_next[t], "from-next"));
+      const eqs = document.createElement("span"); eqs.className = "op"; eqs.textContent = "=";
+      sum.appendChild(eqs);
+      sum.appendChild(heat(tr("total", {h: top.label, t: t}), rep.total[t], "total"));
+      panel.appendChild(sum);
+      if (t === 0) {
+        panel.appendChild(heat(tr("initial", {}), rep.dh0, "dh0"));
+      }
+    }
+    slider.addEventListener("input", () => show(Number(slider.value)));
+    document.getElementById("prev").addEventListener("click", () => show(Number(slider.value) - 1));
+    document.getElementById("next").addEventListener("click", () => show(Number(slider.value) + 1));
+    refresh = () => { show(Number(slider.value)); if (chosen) choose(chosen[0], chosen[1]); };
+    show(0);
+    choose(rows.findIndex(r => r === top), 0);
   }
-  slider.addEventListener("input", () => show(Number(slider.value)));
-  document.getElementById("prev").addEventListener("click", () => show(Number(slider.value) - 1));
-  document.getElementById("next").addEventListener("click", () => show(Number(slider.value) + 1));
+
+  // -- a run's report: training curves, attention ------------------------------------------
+  function curves() {
+    const box = document.getElementById("curves");
+    box.innerHTML = "";
+    document.getElementById("curves-hint").textContent = tr("curvesHint", {});
+    data.report.curves.forEach(curve => {
+      const w = 360, h = 190, pad = 42;
+      const xs = curve.points.map(p => p[0]), ys = curve.points.map(p => p[1]);
+      const x0 = Math.min(...xs), x1 = Math.max(...xs), y0 = Math.min(...ys), y1 = Math.max(...ys);
+      const sx = v => pad + (x1 > x0 ? (v - x0) / (x1 - x0) : 0.5) * (w - pad - 10);
+      const sy = v => h - 24 - (y1 > y0 ? (v - y0) / (y1 - y0) : 0.5) * (h - 40);
+      const svg = document.createElementNS(svgNS, "svg");
+      svg.setAttribute("width", w); svg.setAttribute("height", h);
+      svg.dataset.key = `curve-${curve.key}`;
+      const title = document.createElementNS(svgNS, "text");
+      title.setAttribute("x", pad); title.setAttribute("y", 12); title.textContent = curve.key;
+      svg.appendChild(title);
+      [[y1, sy(y1)], [y0, sy(y0)]].forEach(([v, y]) => {
+        const t = document.createElementNS(svgNS, "text");
+        t.setAttribute("x", 2); t.setAttribute("y", y + 4); t.setAttribute("font-size", "10");
+        t.textContent = fmt(v);
+        svg.appendChild(t);
+      });
+      const axis = document.createElementNS(svgNS, "text");
+      axis.setAttribute("x", w - 10); axis.setAttribute("y", h - 6);
+      axis.setAttribute("text-anchor", "end"); axis.setAttribute("font-size", "10");
+      axis.textContent = tr("step", {x0: x0, x1: x1});
+      svg.appendChild(axis);
+      const line = document.createElementNS(svgNS, "polyline");
+      line.setAttribute("points", curve.points.map(p => `${sx(p[0])},${sy(p[1])}`).join(" "));
+      line.setAttribute("class", "curve");
+      svg.appendChild(line);
+      curve.points.forEach(p => {
+        const c = document.createElementNS(svgNS, "circle");
+        c.setAttribute("cx", sx(p[0])); c.setAttribute("cy", sy(p[1])); c.setAttribute("r", 3.2);
+        c.setAttribute("class", "point");
+        c.dataset.x = String(p[0]); c.dataset.y = String(p[1]);
+        const tip = document.createElementNS(svgNS, "title");
+        tip.textContent = tr("pointTip", {x: p[0], key: curve.key, y: p[1]});
+        c.appendChild(tip);
+        svg.appendChild(c);
+      });
+      box.appendChild(svg);
+    });
+  }
+
+  function attention() {
+    const a = data.report.attention;
+    document.getElementById("attention-hint").textContent = tr("attentionHint", {text: a.text});
+    const box = document.getElementById("attention");
+    box.innerHTML = "";
+    const table = document.createElement("table");
+    table.className = "heat attention";
+    table.dataset.key = "attention";
+    const head = document.createElement("tr");
+    head.appendChild(document.createElement("th"));
+    a.source.forEach(tok => { const th = document.createElement("th"); th.textContent = tok === " " ? "␣" : tok; head.appendChild(th); });
+    table.appendChild(head);
+    a.weights.forEach((row, i) => {
+      const tr_ = document.createElement("tr");
+      const th = document.createElement("th");
+      th.textContent = a.output[i] === " " ? "␣" : a.output[i];
+      tr_.appendChild(th);
+      row.forEach((v, j) => {
+        const td = document.createElement("td");
+        td.style.background = `rgba(214, 96, 77, ${v})`;
+        td.dataset.value = String(v);
+        td.title = tr("weightTip", {out: a.output[i], src: a.source[j], v: v.toFixed(4)});
+        tr_.appendChild(td);
+      });
+      table.appendChild(tr_);
+    });
+    box.appendChild(table);
+  }
+
+  // -- which views this page has ----------------------------------------------------------
+  const views = {"graph-view": !!data.rows, "step-view": !!data.rows, "node-view": !!data.rows,
+                 "connectivity-view": !!data.connectivity,
+                 "curves-view": !!(data.report && data.report.curves.length),
+                 "attention-view": !!(data.report && data.report.attention)};
+  Object.entries(views).forEach(([id, on]) => { document.getElementById(id).hidden = !on; });
   document.getElementById("lang").addEventListener("click", () => {
     lang = lang === "ja" ? "en" : "ja";
-    texts();
-    connectivity();
-    show(Number(slider.value));
-    if (chosen) choose(chosen[0], chosen[1]);
+    render();
   });
-  texts();
-  connectivity();
-  show(0);
-  choose(rows.findIndex(r => r === top), 0);
+  function render() {
+    texts();
+    if (views["connectivity-view"]) connectivity();
+    if (views["curves-view"]) curves();
+    if (views["attention-view"]) attention();
+    refresh();
+  }
+  if (data.rows) explainer();
+  render();
 })();
