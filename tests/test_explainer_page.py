@@ -262,3 +262,27 @@ def test_in_chromium_a_report_shows_its_views_and_its_numbers(browser, run, show
         assert np.allclose(weights, np.ravel(page_obj.data["report"]["attention"]["weights"]))
     assert errors == [] and requests == [path.as_uri()]
     page.close()
+
+
+def test_in_chromium_a_unit_is_coloured_over_the_models_own_text(browser, tmp_path):
+    """Pick a gate and a unit: each word shows that unit's value there, the library's (the
+    replay of the trained layer by gate_activations)."""
+    from bptt import load_checkpoint
+    from bptt.tools.explaining.page import report_page
+    from bptt.tools.explaining.plots import gate_activations
+
+    page_obj = report_page(RUNS / "lm")
+    units = page_obj.data["report"]["units"]
+    ck = load_checkpoint(RUNS / "lm")
+    acts = gate_activations(ck.model, [ck.vocab.stoi[t] for t in units["tokens"]])
+    path = page_obj.save(tmp_path / "lm.html")
+    page, errors, _ = open_page(browser, path)
+    assert page.locator("#units-view").is_visible()
+    page.locator("#unit-gate").select_option("f")
+    page.locator("#unit").select_option("3")
+    assert page.locator("#unit-text").get_attribute("data-gate") == "f"
+    shown = page.locator("#unit-text .tok").evaluate_all(
+        "ts => ts.map(t => Number(t.dataset.value))")
+    np.testing.assert_allclose(shown, acts["f"][:, 3], atol=1e-9)
+    assert errors == []
+    page.close()

@@ -47,12 +47,14 @@ from ...backend import to_numpy
 from ...nn.registry import spec_of
 from ...nn.stacks import make_recurrent_stack
 from ...train.checkpoint import read_checkpoint
+from ...train.generate import sample_ids
 from ...train.kinds import load_checkpoint
 from ...train.progress import read_jsonl
 from ...train.seq2seq import attention_map
 from .equations import layer_equations
 from .flow import step_cell
 from .models import build
+from .plots import gate_activations
 
 
 def _array(a: Any) -> list:
@@ -239,6 +241,20 @@ def training_curves(log: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return [{"key": k, "points": pts} for k, pts in curves.items()]
 
 
+def units_over_text(ck: Any, length: int = 40, seed: int = 1) -> dict[str, Any]:
+    """The gates and states of a trained language model's last recurrent layer at every word of
+    a text it writes itself (``length`` tokens after an end of line, ``seed``): for the page's
+    unit picker."""
+    vocab = ck.vocab
+    newline = vocab.eos if vocab.level == "word" else "\n"
+    first = vocab.stoi[newline] if newline in vocab else 0
+    skip = [vocab.stoi[vocab.unk]] if vocab.unk in vocab else []
+    ids = [first] + sample_ids(ck.model, [first], length, seed=seed, skip_ids=skip)
+    acts = gate_activations(ck.model, ids)
+    ck.model.reset_state()
+    return {"tokens": vocab.tokens(ids), "acts": {k: _array(v) for k, v in acts.items()}}
+
+
 def report_data(run: str | os.PathLike[str]) -> dict[str, Any]:
     """What ``bptt report RUN --html`` shows: the training curves of any run, the explainer
     views of a language model, the attention of an attention seq2seq model."""
@@ -247,10 +263,11 @@ def report_data(run: str | os.PathLike[str]) -> dict[str, Any]:
     log = run / "log.jsonl"
     curves = training_curves(log) if log.exists() else []
     data: dict[str, Any] = {}
+    report: dict[str, Any] = {"kind": ck.kind, "run": str(run), "curves": curves,
+                              "attention": None, "units": None}
     if ck.kind == "language-model":
         data = page_data(run)
-    report: dict[str, Any] = {"kind": ck.kind, "run": str(run), "curves": curves,
-                              "attention": None}
+        report["units"] = units_over_text(ck)
     if ck.kind == "seq2seq" and ck.model.kind == "attention":
         stored = read_checkpoint(ck.directory, kind="seq2seq")
         test = stored.document("test_pairs.json")["pairs"] if stored.has(

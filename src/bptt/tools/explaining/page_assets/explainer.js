@@ -38,6 +38,11 @@
       attentionView: "Attention",
       attentionHint: "The weights the decoder gave each source character while it wrote each output character, for \"{text}\" (a test source of the run); hover a cell for its weight.",
       weightTip: "{out} <- {src}: {v}",
+      units: "Units over a text",
+      unitsHint: "A text the trained model writes itself, each word coloured by one unit of its last recurrent layer (a gate f, i, o, g, the cell state c or the state h): red positive, blue negative. Pick a unit and see where it fires; hover a word for the number.",
+      unitTip: "{gate}[{unit}] at t = {t}: {v}",
+      gateLabel: "gate or state",
+      unitLabel: "unit",
       conn: "Gradient connectivity",
       connHint: "|dL_t / dx_(t-k)|: row t (the loss at step t), column k (how many steps back the input is), for one fresh layer of each cell ({T} steps, D = {D}, H = {H}, mean over {N} sequences). Darker is larger, on one logarithmic scale for all (three decades); hover for the number. Where a row fades, the gradient vanishes.",
       connEntry: "{cell}: t = {t}, k = {k}: {v}",
@@ -75,6 +80,11 @@
       attentionView: "Attention (注意)",
       attentionHint: "デコーダが出力の各文字を書くときに入力の各文字へ与えた重み (テスト用の入力 \"{text}\")。セルにマウスを重ねると重みが出ます。",
       weightTip: "{out} <- {src}: {v}",
+      units: "テキスト上のユニット",
+      unitsHint: "学習済みモデル自身が書いた文章。各単語を最後の再帰レイヤの1ユニット (ゲート f, i, o, g、記憶セル c、隠れ状態 h) の値で色付けします: 赤は正、青は負。ユニットを選んで、どこで発火するかを見てください。単語にマウスを重ねると数値が出ます。",
+      unitTip: "{gate}[{unit}] (t = {t}): {v}",
+      gateLabel: "ゲート・状態",
+      unitLabel: "ユニット",
       conn: "勾配の伝わり方",
       connHint: "|dL_t / dx_(t-k)|: 行 t は時刻 t の損失、列 k は何ステップ前の入力か。各セルの新しいレイヤ1層 ({T} ステップ, D = {D}, H = {H}, {N} 系列の平均)。濃いほど大きく (全セル共通の対数目盛, 3桁)、マウスを重ねると数値が出ます。行が薄れていくところで勾配が消失しています。",
       connEntry: "{cell}: t = {t}, k = {k}: {v}",
@@ -375,6 +385,41 @@
     });
   }
 
+  function units() {
+    const u = data.report.units;
+    document.getElementById("units-hint").textContent = tr("unitsHint", {});
+    const gate = document.getElementById("unit-gate"), unit = document.getElementById("unit");
+    if (!gate.options.length) {
+      Object.keys(u.acts).forEach(k => gate.add(new Option(k, k)));
+      gate.value = "h";
+      u.acts.h[0].forEach((_, j) => unit.add(new Option(String(j), String(j))));
+      gate.addEventListener("change", paint);
+      unit.addEventListener("change", paint);
+    }
+    paint();
+  }
+
+  function paint() {
+    const u = data.report.units;
+    const g = document.getElementById("unit-gate").value, j = Number(document.getElementById("unit").value);
+    const text = document.getElementById("unit-text");
+    text.innerHTML = "";
+    text.dataset.gate = g;
+    text.dataset.unit = String(j);
+    u.tokens.forEach((tok, t) => {
+      const v = u.acts[g][t][j];
+      const span = document.createElement("span");
+      span.className = "tok";
+      span.textContent = tok === "<eos>" ? "⏎" : tok;
+      span.dataset.value = String(v);
+      span.style.background = v >= 0 ? `rgba(214, 96, 77, ${Math.min(1, Math.abs(v))})` :
+        `rgba(67, 147, 195, ${Math.min(1, Math.abs(v))})`;
+      span.title = tr("unitTip", {gate: g, unit: j, t: t, v: v.toFixed(4)});
+      text.appendChild(span);
+      if (tok === "<eos>" && t > 0) text.appendChild(document.createElement("br"));
+    });
+  }
+
   function attention() {
     const a = data.report.attention;
     document.getElementById("attention-hint").textContent = tr("attentionHint", {text: a.text});
@@ -408,7 +453,8 @@
   const views = {"graph-view": !!data.rows, "step-view": !!data.rows, "node-view": !!data.rows,
                  "connectivity-view": !!data.connectivity,
                  "curves-view": !!(data.report && data.report.curves.length),
-                 "attention-view": !!(data.report && data.report.attention)};
+                 "attention-view": !!(data.report && data.report.attention),
+                 "units-view": !!(data.report && data.report.units && data.report.units.tokens.length)};
   Object.entries(views).forEach(([id, on]) => { document.getElementById(id).hidden = !on; });
   document.getElementById("lang").addEventListener("click", () => {
     lang = lang === "ja" ? "en" : "ja";
@@ -419,6 +465,7 @@
     if (views["connectivity-view"]) connectivity();
     if (views["curves-view"]) curves();
     if (views["attention-view"]) attention();
+    if (views["units-view"]) units();
     refresh();
   }
   if (data.rows) explainer();
