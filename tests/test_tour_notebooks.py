@@ -55,4 +55,7 @@ def test_the_notebook_runs(page, tmp_path):
                                         flags=re.S) if not slow]
     pictures = [n for b in runs for n in make.PICTURE.findall(b)]
     assert sum("image/png" in o.get("data", {}) for o in outputs) == len(pictures)
+    pages = [n for b in runs for n in make.PAGE.findall(b)]  # explainer pages, inline
+    assert sum("<iframe srcdoc=" in o.get("data", {}).get("text/html", "")
+               for o in outputs) == len(pages)
     assert not list(folder.iterdir()), "the notebook wrote into its own folder"

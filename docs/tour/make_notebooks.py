@@ -39,6 +39,7 @@ os.chdir(tempfile.mkdtemp(prefix="bptt-tour-"))
 print("working in", os.getcwd())"""
 
 PICTURE = re.compile(r"--(?:plot|out)\s+(\S+\.png)\b")
+PAGE = re.compile(r"--html\s+(\S+\.html)\b")
 
 
 def _cells_of_doctest(block: str) -> list[str]:
@@ -58,13 +59,22 @@ def _cells_of_doctest(block: str) -> list[str]:
 
 
 def _pictures_of_console(block: str) -> str | None:
-    """A cell showing the pictures a console block's commands write, or None."""
-    names = [name for line in block.splitlines() if line.startswith("$ ")
-             for name in PICTURE.findall(line)]
-    if not names:
+    """A cell showing the pictures and pages a console block's commands write, or None (a page
+    in a sandboxed frame: its script runs in its own document)."""
+    commands = [line for line in block.splitlines() if line.startswith("$ ")]
+    names = [name for line in commands for name in PICTURE.findall(line)]
+    pages = [name for line in commands for name in PAGE.findall(line)]
+    if not names and not pages:
         return None
-    return "\n".join(["from IPython.display import Image, display", ""]
-                     + [f"display(Image({name!r}))" for name in names])
+    lines = ["from IPython.display import HTML, Image, display"]
+    if pages:
+        lines = ["import html", "", *lines]
+    lines.append("")
+    lines += [f"display(Image({name!r}))" for name in names]
+    lines += [f"display(HTML('<iframe srcdoc=\"' + html.escape(open({name!r}, encoding='utf-8')"
+              f".read(), quote=True) + '\" style=\"width:100%;height:760px;border:0\" "
+              f"sandbox=\"allow-scripts\"></iframe>'))" for name in pages]
+    return "\n".join(lines)
 
 
 def _shell_of_console(block: str) -> str:
