@@ -286,3 +286,31 @@ def test_in_chromium_a_unit_is_coloured_over_the_models_own_text(browser, tmp_pa
     np.testing.assert_allclose(shown, acts["f"][:, 3], atol=1e-9)
     assert errors == []
     page.close()
+
+
+@pytest.fixture(scope="module")
+def tiny_pages(tmp_path_factory):
+    """The README's `bptt train` (the tiny preset: V 430, H 128), stopped early, and its two
+    pages."""
+    tmp = tmp_path_factory.mktemp("tiny")
+    run = tmp / "lm"
+    assert main(["train", "--max-steps", "3", "--quiet", "--out", str(run)]) == 0
+    pages = []
+    for argv, name in ((["report", str(run)], "report.html"),
+                       (["explain", str(run)], "explain.html")):
+        assert main([*argv, "--html", str(tmp / name)]) == 0
+        pages.append(tmp / name)
+    return pages
+
+
+def test_the_pages_of_the_readmes_tiny_run_stay_under_two_megabytes(tiny_pages):
+    for page in tiny_pages:
+        assert page.stat().st_size < 2_000_000, page.name
+
+
+def test_in_chromium_the_pages_of_the_tiny_run_open_without_an_error(browser, tiny_pages):
+    for out in tiny_pages:
+        page, errors, requests = open_page(browser, out)
+        assert page.locator("#graph-view").is_visible()
+        assert errors == [] and requests == [out.as_uri()]
+        page.close()
