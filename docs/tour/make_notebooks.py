@@ -68,12 +68,11 @@ def _pictures_of_console(block: str) -> str | None:
         return None
     lines = ["from IPython.display import HTML, Image, display"]
     if pages:
-        lines = ["import html", "", *lines]
+        lines += ["", "from bptt.tools.explaining.page import inline_html"]
     lines.append("")
     lines += [f"display(Image({name!r}))" for name in names]
-    lines += [f"display(HTML('<iframe srcdoc=\"' + html.escape(open({name!r}, encoding='utf-8')"
-              f".read(), quote=True) + '\" style=\"width:100%;height:760px;border:0\" "
-              f"sandbox=\"allow-scripts\"></iframe>'))" for name in pages]
+    lines += [f"display(HTML(inline_html(open({name!r}, encoding='utf-8').read())))"
+              for name in pages]
     return "\n".join(lines)
 
 

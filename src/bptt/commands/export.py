@@ -17,11 +17,11 @@ from ..atomic import atomic_file
 from ..tools.exchange.interop import import_torch
 from ..tools.exchange.onnx_export import OPSET, export_estimator_onnx, export_onnx
 from ..tools.exchange.torch_lm import state_dict_of
-from ..train.checkpoint import read_checkpoint
-from ..train.estimators import SequenceClassifier, SequenceRegressor
+from ..train.estimators import KINDS
+from ..train.kinds import load_checkpoint
 from ..train.lm_checkpoint import load_language_model
 
-ESTIMATORS = {"sequence-regressor": SequenceRegressor, "sequence-classifier": SequenceClassifier}
+ESTIMATOR_KINDS = tuple(KINDS.values())  # sequence-regressor, sequence-classifier
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -47,17 +47,19 @@ def run_export(args: argparse.Namespace) -> int:
                          f"each its own name")
     run = Path(args.run_dir)
     folder = run / "model" if (run / "model").is_dir() else run  # bptt fit keeps OUT/model
-    kind = read_checkpoint(folder).kind
-    if kind in ESTIMATORS:
+    ck = load_checkpoint(folder)  # any kind, every file checked once
+    kind = ck.kind
+    if kind in ESTIMATOR_KINDS:
         if args.torch is not None:
             raise ValueError(f"--torch writes language models; {run} holds a {kind}")
-        est = ESTIMATORS[kind].load(folder)
+        est = ck.model
         path = export_estimator_onnx(est, args.onnx_out)
         print(f"wrote {path}: {type(est).__name__} ({est.cell}, H={est.hidden_size}) as ONNX "
               f"(opset {OPSET}); input X (N, T, {est.n_features_}), output outputs"
               + (" and probabilities" if kind == "sequence-classifier" else ""))
         return 0
-    ck = load_language_model(args.run_dir)
+    if kind != "language-model":
+        load_language_model(folder)  # says what the run holds and what it is for
     if args.onnx_out is not None:
         path = export_onnx(ck.model, args.onnx_out)
         print(f"wrote {path}: {ck.model} as ONNX (opset {OPSET}); inputs ids (N, T) and the "

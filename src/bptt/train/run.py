@@ -133,12 +133,17 @@ def settle_replaced(out: Path) -> str | None:
     if _has_checkpoint(out):
         shutil.rmtree(aside, ignore_errors=True)
         return None
+    put_back(out, aside)
+    return (f"{out}: put back the run that an earlier --overwrite set aside in {REPLACED} "
+            f"(the replacing run stopped before its first checkpoint)")
+
+
+def put_back(out: Path, aside: Path) -> None:
+    """The run set aside in ``aside`` back into ``out``, in place of what the new run wrote."""
     _remove(out, run_files(out))
     for p in aside.iterdir():
         os.replace(p, out / p.name)
     aside.rmdir()
-    return (f"{out}: put back the run that an earlier --overwrite set aside in {REPLACED} "
-            f"(the replacing run stopped before its first checkpoint)")
 
 
 def fingerprint(name: str, unit: str, size: int, chunks: Iterator[bytes] | list[bytes]
@@ -350,10 +355,7 @@ class Run:
 
     def _put_back(self) -> None:
         assert self.aside is not None
-        _remove(self.out, run_files(self.out))
-        for p in self.aside.iterdir():
-            os.replace(p, self.out / p.name)
-        self.aside.rmdir()
+        put_back(self.out, self.aside)
         self.aside = None
 
     def _write_header(self) -> None:

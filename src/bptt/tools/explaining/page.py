@@ -208,10 +208,13 @@ class ExplainerPage:
         return path
 
     def _repr_html_(self) -> str:
-        """Inline in Jupyter: the page in a sandboxed frame (its script, its own document)."""
-        return (f'<iframe srcdoc="{html.escape(self.html, quote=True)}" '
-                f'style="width:100%;height:720px;border:1px solid #ddd" '
-                f'sandbox="allow-scripts"></iframe>')
+        return inline_html(self.html)
+
+
+def inline_html(page: str) -> str:
+    """A page for a notebook cell: in a sandboxed frame, its script in its own document."""
+    return (f'<iframe srcdoc="{html.escape(page, quote=True)}" '
+            f'style="width:100%;height:760px;border:0" sandbox="allow-scripts"></iframe>')
 
 
 def _asset(name: str) -> str:
@@ -286,17 +289,19 @@ def explainer_page(model: str | os.PathLike[str], N: int | None = None, T: int |
                    seed: int = 0, text: str | None = None, lang: str = "en") -> ExplainerPage:
     """The explainer page of ``model`` (module docstring), its labels in English or Japanese
     (``lang``; a button on the page switches)."""
-    if lang not in LANGUAGES:
-        raise ValueError(f"unknown language {lang!r}: choose one of {', '.join(LANGUAGES)}")
-    data = page_data(model, N=N, T=T, seed=seed, text=text)
-    return _page(data, str(model), lang)
+    _check_language(lang)
+    return _page(page_data(model, N=N, T=T, seed=seed, text=text), str(model), lang)
 
 
 def report_page(run: str | os.PathLike[str], lang: str = "en") -> ExplainerPage:
     """``bptt report RUN --html``: the page of a trained run of any kind (:func:`report_data`)."""
+    _check_language(lang)
+    return _page(report_data(run), str(run), lang)
+
+
+def _check_language(lang: str) -> None:
     if lang not in LANGUAGES:
         raise ValueError(f"unknown language {lang!r}: choose one of {', '.join(LANGUAGES)}")
-    return _page(report_data(run), str(run), lang)
 
 
 def _page(data: dict[str, Any], model: str, lang: str) -> ExplainerPage:
