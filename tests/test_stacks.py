@@ -242,6 +242,69 @@ def test_builder_defaults_dtype_initializer_and_errors():
         make_recurrent_stack("lstm", 2, 2, 2, dropout=1.5)
 
 
+def test_awd_stack_dropout_before_each_layer_weight_drop_and_smaller_last_layer(rng):
+    """The language models' stack: dropout before every layer (variational: one mask per
+    sequence), DropConnect on each Wh, a smaller last layer; gradients exact with the masks
+    fixed, and eval() switches every dropout and weight drop off."""
+    from bptt.nn.regularizers import WeightDrop
+
+    stack = make_recurrent_stack("lstm", 3, 5, 2, last_hidden=4, dropout=0.3,
+                                 input_dropout=True, variational=True, weight_drop=0.4,
+                                 dtype=np.float64, generator=np.random.default_rng(1))
+    assert all(isinstance(layer, WeightDrop) for layer in stack.layers)
+    assert [type(m).__name__ for m in stack.sequence] == ["Dropout", "WeightDrop"] * 2
+    assert stack.layers[1].layer.params[1].shape == (4, 16)
+    assert stack.param_names[:3] == ["rnn0.Wx", "rnn0.Wh", "rnn0.b"]
+    xs = rng.standard_normal((2, 6, 3))
+
+    def reseed():
+        for k, m in enumerate(stack.sequence):
+            m.generator = np.random.default_rng(10 + k)
+
+    reseed()
+    out = stack.forward(xs)
+    assert out.shape == (2, 6, 4)
+    mask0 = stack.dropouts[0].mask
+    assert mask0.shape == (2, 1, 3)  # variational
+    report = gradcheck(stack, [xs], setup=reseed)
+    assert report.worst < 1e-6, report
+    stack.eval()
+    a, b = stack.forward(xs), stack.forward(xs)
+    np.testing.assert_array_equal(a, b)
+    assert all(m.mask is None for m in stack.sequence)
+    with pytest.raises(ValueError, match="weight drop needs a recurrent weight"):
+        make_recurrent_stack("mingru", 2, 2, weight_drop=0.5)
+    with pytest.raises(ValueError, match="last_hidden must be a positive integer"):
+        make_recurrent_stack("lstm", 2, 2, last_hidden=0)
+
+
+def test_an_initializer_per_layer_size(rng):
+    from bptt.initializers import Uniform
+
+    sizes = []
+
+    def per_layer(H):
+        sizes.append(H)
+        return Uniform(1 / np.sqrt(H), dtype=np.float64, generator=np.random.default_rng(H))
+
+    stack = make_recurrent_stack("gru", 2, 9, 2, last_hidden=4, initializer=per_layer,
+                                 dtype=np.float64)
+    assert sizes == [9, 4]
+    assert np.abs(stack.layers[1].params[0]).max() <= 0.5
+
+
+def test_the_language_model_is_built_on_the_stack():
+    from bptt.models.rnnlm import LanguageModel
+
+    lm = LanguageModel(20, 6, 6, num_layers=2, dropout=0.5, weight_drop=0.3, last_hidden=6,
+                       tie_weights=True, seed=0, dtype=np.float64)
+    assert isinstance(lm.rnn, TimeStack) and lm.rnn_layers == lm.rnn.layers
+    assert lm.layers[1:1 + len(lm.rnn.sequence)] == lm.rnn.sequence
+    assert [n for n in lm.param_names if n.startswith("rnn")] == lm.rnn.param_names
+    lm.eval()
+    assert all(not m.train_flg for m in lm.rnn.sequence)
+
+
 @settings(max_examples=20, deadline=None)
 @given(lengths=st.lists(st.integers(1, 5), min_size=1, max_size=4), seed=st.integers(0, 99))
 def test_bidirectional_mask_property(lengths, seed):

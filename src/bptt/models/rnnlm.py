@@ -45,8 +45,8 @@ from ..backend import array_module, default_dtype, to_numpy
 from ..initializers import Recurrent, Uniform, Xavier, normal, uniform, xavier, zeros
 from ..nn.cell_spec import layer_param_names
 from ..nn.registry import get_cell
-from ..nn.regularizers import ActivationPenalty, EmbeddingDropout, WeightDrop
-from ..nn.stacks import recurrent_layer
+from ..nn.regularizers import ActivationPenalty, EmbeddingDropout
+from ..nn.stacks import make_recurrent_stack
 from ..nn.time_layers import TimeAffine, TimeDropout, TimeEmbedding, TimeSoftmaxWithLoss
 from ..validate import check_ndim, check_sizes
 
@@ -91,8 +91,6 @@ class LanguageModel:
         check_sizes(last_hidden=H if last_hidden is None else last_hidden)
         H_last = H if last_hidden is None else int(last_hidden)
         spec = get_cell(cell)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         options = spec.checked_options(cell_options)
         if init not in INIT_SCHEMES:
             raise ValueError(f"unknown init {init!r}: choose one of {', '.join(INIT_SCHEMES)}")
@@ -115,30 +113,19 @@ class LanguageModel:
                    "orthogonal": lambda: uniform((V, D), 0.1, **kw)}[init]()  # (V, D)
         self.embed = (EmbeddingDropout(embed_W, embed_dropout) if embed_dropout > 0
                       else TimeEmbedding(embed_W))
-        self.layers: list[Any] = [self.embed]
-        self.rnn_layers: list[Any] = []
-        self.drop_layers: list[Any] = []  # every layer that acts only in training
+        # [TimeDropout ->] recurrent layer (weight drop around it), num_layers times
+        self.rnn = make_recurrent_stack(
+            cell, D, H, L, last_hidden=last_hidden, dropout=dropout, input_dropout=True,
+            variational=variational, weight_drop=weight_drop, stateful=True, dtype=dtype,
+            initializer=lambda h_out: _layer_init(init, h_out, kw), **options)
+        if init == "orthogonal":
+            for k, rnn in enumerate(self.rnn.layers):
+                _open_carry_gate(rnn, spec, H_last if k == L - 1 else H)
+        self.layers: list[Any] = [self.embed, *self.rnn.sequence]
         self.penalties: list[ActivationPenalty] = []
-        if embed_dropout > 0:
-            self.drop_layers.append(self.embed)
-        recurrent = spec.recurrent_params
-        if weight_drop > 0 and not recurrent:
-            raise ValueError(f"weight drop needs a recurrent weight, and the {cell!r} cell has "
-                             f"none (its state enters without a weight); leave it 0")
-        for i in range(L):
-            if dropout > 0:
-                self._add_dropout()
-            d_in = D if i == 0 else H
-            h_out = H_last if i == L - 1 else H
-            rnn = recurrent_layer(spec, d_in, h_out, _layer_init(init, h_out, kw), stateful=True,
-                                  **options)  # Wx, Wh, b...
-            if init == "orthogonal":
-                _open_carry_gate(rnn, spec, h_out)
-            if weight_drop > 0:
-                rnn = WeightDrop(rnn, weight_drop, name=recurrent[0])
-                self.drop_layers.append(rnn)
-            self.rnn_layers.append(rnn)
-            self.layers.append(rnn)
+        # every layer that acts only in training
+        self.drop_layers: list[Any] = [self.embed] if embed_dropout > 0 else []
+        self.drop_layers += [m for m in self.rnn.sequence if hasattr(m, "train_flg")]
         if tar > 0:  # on the last recurrent layer's raw output
             self._add_penalty(ActivationPenalty(beta=tar))
         if dropout > 0:
@@ -182,17 +169,17 @@ class LanguageModel:
         self.param_names: list[str] = []
         self.params: list[Any] = []
         self.grads: list[Any] = []
-        named = [("embed", self.embed)]
-        named += [(f"rnn{i}", layer) for i, layer in enumerate(self.rnn_layers)]
-        named += [("affine", self.affine)]
-        for prefix, layer in named:
-            for pname, p, g in zip(layer_param_names(layer), layer.params, layer.grads,
-                                   strict=True):
-                if layer is self.affine and pname == "W" and self.tie_weights:
-                    continue  # embed.W and its gradient (affine writes it, embed adds)
-                self.param_names.append(f"{prefix}.{pname}")
-                self.params.append(p)
-                self.grads.append(g)
+        named = [(f"embed.{n}", p, g) for n, p, g in zip(
+            layer_param_names(self.embed), self.embed.params, self.embed.grads, strict=True)]
+        named += zip(self.rnn.param_names, self.rnn.params, self.rnn.grads, strict=True)
+        # a tied W is embed.W and its gradient (affine writes it, embed adds)
+        named += [(f"affine.{n}", p, g) for n, p, g in zip(
+            layer_param_names(self.affine), self.affine.params, self.affine.grads, strict=True)
+                  if not (n == "W" and self.tie_weights)]
+        for name, p, g in named:
+            self.param_names.append(name)
+            self.params.append(p)
+            self.grads.append(g)
 
     # -- the DL2 interface ---------------------------------------------------------------------
     def _ids(self, a: Any, name: str) -> Any:
@@ -233,9 +220,13 @@ class LanguageModel:
             dout = layer.backward(dout)
         return dout
 
+    @property
+    def rnn_layers(self) -> list[Any]:
+        """The recurrent layers, first to last (weight drop around them when on)."""
+        return self.rnn.layers
+
     def reset_state(self) -> None:
-        for layer in self.rnn_layers:
-            layer.reset_state()
+        self.rnn.reset_state()
 
     def get_state(self) -> list[tuple[Any, Any]]:
         """(h, c) of each recurrent layer (None before the first forward; c None but LSTM)."""

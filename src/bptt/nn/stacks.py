@@ -22,6 +22,7 @@ from ..validate import check_sizes
 from .cell_spec import layer_param_names
 from .cells.lstm import TimeLSTM
 from .registry import get_cell, make_time_layer
+from .regularizers import WeightDrop
 from .time_layers import TimeDropout
 
 _MERGES = ("concat", "sum")
@@ -149,23 +150,33 @@ def TimeBiLSTM(Wx_f: Any, Wh_f: Any, b_f: Any, Wx_b: Any, Wh_b: Any, b_b: Any,
 class TimeStack:
     """Time layers applied in turn: hs_0 = xs, hs_l = layer_l(dropout(hs_{l-1})), output hs_L.
 
-        forward:  hs_l = layers[l].forward(d_l(hs_{l-1}), mask)      d_0 = identity,
-                  d_l = TimeDropout(dropout) for l >= 1 (between layers, as torch.nn.LSTM)
+        forward:  hs_l = layers[l].forward(d_l(hs_{l-1}), mask)      d_l = TimeDropout(dropout)
+                  for l >= 1 (between layers, as torch.nn.LSTM); d_0 = identity, or a dropout
+                  too when ``input_dropout`` (the book's BetterRnnlm: dropout before each LSTM)
         backward: dhs_{l-1} = d_l.backward(layers[l].backward(dhs_l)), l = L..1; returns dxs
 
     ``layers``: TimeRNN / TimeLSTM / TimeGRU / TimeBidirectional (anything with forward(xs,
     mask), backward, params, grads, set_state, reset_state). ``params``/``grads`` concatenate the
-    layers' lists. ``train()``/``eval()`` switch the dropouts. States: see the module docstring.
+    layers' lists. ``variational``: one dropout mask per sequence for all time steps.
+    ``train()``/``eval()`` switch the dropouts and any layer with a mode of its own (weight
+    drop). ``sequence`` lists the dropouts and layers in the order forward runs them. States:
+    see the module docstring.
     """
 
     def __init__(self, layers: Sequence[Any], dropout: float | None = None,
-                 generator: Any = None) -> None:
+                 generator: Any = None, *, input_dropout: bool = False,
+                 variational: bool = False) -> None:
         if not layers:
             raise ValueError("TimeStack needs at least one layer")
         self.layers = list(layers)
         ratio = float(dropout or 0.0)
-        self.dropouts = [None] + [TimeDropout(ratio, generator=generator) if ratio > 0 else None
-                                  for _ in self.layers[1:]]
+
+        def drop(first: bool) -> Any:
+            if ratio == 0 or (first and not input_dropout):
+                return None
+            return TimeDropout(ratio, variational=variational, generator=generator)
+
+        self.dropouts = [drop(k == 0) for k in range(len(self.layers))]
         self.params = [p for layer in self.layers for p in layer.params]
         self.grads = [g for layer in self.layers for g in layer.grads]
         self.bias = True  # torch's bias=...: False when made from a module without biases
@@ -191,15 +202,21 @@ class TimeStack:
     def num_directions(self) -> int:
         return getattr(self.layers[0], "num_directions", 1)
 
+    @property
+    def sequence(self) -> list[Any]:
+        """[d_0, layer_0, d_1, layer_1, ...] without the absent dropouts: what forward runs."""
+        return [m for d, layer in zip(self.dropouts, self.layers, strict=True)
+                for m in (d, layer) if m is not None]
+
     def train(self) -> None:
-        for d in self.dropouts:
-            if d is not None:
-                d.train()
+        for m in self.sequence:
+            if hasattr(m, "train_flg"):
+                m.train()
 
     def eval(self) -> None:
-        for d in self.dropouts:
-            if d is not None:
-                d.eval()
+        for m in self.sequence:
+            if hasattr(m, "train_flg"):
+                m.eval()
 
     def forward(self, xs: Any, mask: Any = None) -> Any:
         hs = xs
@@ -270,45 +287,64 @@ def make_recurrent_stack(cell: str = "lstm", input_size: int = 1, hidden_size: i
                          dropout: float = 0.0, stateful: bool = False, dtype: Any = None,
                          initializer: Any = None, nonlinearity: str = "tanh",
                          reset_after: bool = False, generator: Any = None,
-                         fused: bool = True, **cell_options: Any) -> TimeStack:
-    """A stack of ``num_layers`` recurrent Time layers, like ``torch.nn.LSTM(...)``.
+                         fused: bool = True, last_hidden: int | None = None,
+                         input_dropout: bool = False, variational: bool = False,
+                         weight_drop: float = 0.0, **cell_options: Any) -> TimeStack:
+    """A stack of ``num_layers`` recurrent Time layers, like ``torch.nn.LSTM(...)``: the one
+    way a recurrent stack is built (the language models' AWD stack included).
 
     xs (N, T, input_size) -> hs (N, T, hidden_size * (2 if bidirectional else 1)). Layer l > 0
     reads the previous layer's output (hidden_size * num_directions features); ``dropout`` is
-    applied between layers. ``initializer``: an object with ``W(n_in, n_out)`` and
-    ``B(n_out)`` (``bptt.initializers.Xavier()``...), a name or float for
-    ``bptt.initializers.get_initializer``, or None for N(0, 1/n_in) weights and zero biases.
-    ``cell``: a registered cell name (:func:`bptt.register_cell`). ``nonlinearity``
-    ("tanh"/"relu") is for cell="rnn", ``reset_after`` for cell="gru"; ``cell_options`` go to
-    a registered cell's constructor. ``fused=False`` runs even the built-in cells through the
-    generic :class:`~bptt.nn.time_cell.TimeCell` (the same numbers, slower).
+    applied between layers (and before the first with ``input_dropout``; one mask per
+    sequence when ``variational``). ``last_hidden``: the last layer's hidden size if not
+    ``hidden_size`` (AWD-LSTM's smaller last layer). ``weight_drop``: DropConnect ratio on each
+    layer's recurrent weight (:class:`~bptt.nn.regularizers.WeightDrop`).
+    ``initializer``: an object with ``W(n_in, n_out)`` and ``B(n_out)``
+    (``bptt.initializers.Xavier()``...), a function of a layer's hidden size giving one, a name
+    or float for ``bptt.initializers.get_initializer``, or None for N(0, 1/n_in) weights and
+    zero biases. ``cell``: a registered cell name (:func:`bptt.register_cell`).
+    ``nonlinearity`` ("tanh"/"relu") is for cell="rnn", ``reset_after`` for cell="gru";
+    ``cell_options`` go to a registered cell's constructor. ``fused=False`` runs even the
+    built-in cells through the generic :class:`~bptt.nn.time_cell.TimeCell` (the same numbers,
+    slower).
     """
     spec = get_cell(cell)
     options = spec.checked_options({"nonlinearity": nonlinearity, "reset_after": reset_after,
                                     **cell_options},
                                    defaults={"nonlinearity": "tanh", "reset_after": False})
     check_sizes(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers)
+    check_sizes(last_hidden=hidden_size if last_hidden is None else last_hidden)
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    if weight_drop > 0 and not spec.recurrent_params:
+        raise ValueError(f"weight drop needs a recurrent weight, and the {cell!r} cell has "
+                         f"none (its state enters without a weight); leave it 0")
     dtype = default_dtype() if dtype is None else dtype
     if initializer is None:
-        init = Xavier(dtype=dtype, generator=generator)  # N(0, 1/n_in), biases 0
+        init: Any = Xavier(dtype=dtype, generator=generator)  # N(0, 1/n_in), biases 0
     elif hasattr(initializer, "W"):
         init = initializer
+    elif callable(initializer):
+        init = None  # asked per layer
     else:
         init = get_initializer(initializer, dtype=dtype, generator=generator)
-    H = hidden_size
     nd = 2 if bidirectional else 1
 
-    def one(D: int) -> Any:
-        return recurrent_layer(spec, D, H, init, stateful=stateful, fused=fused, dtype=dtype,
-                               **options)
+    def one(D: int, H: int) -> Any:
+        layer = recurrent_layer(spec, D, H, initializer(H) if init is None else init,
+                                stateful=stateful,
+                                fused=fused, dtype=dtype, **options)
+        if weight_drop > 0:
+            layer = WeightDrop(layer, weight_drop, name=spec.recurrent_params[0])
+        return layer
 
     layers = []
     for k in range(num_layers):
-        D = input_size if k == 0 else H * nd
-        layers.append(TimeBidirectional(one(D), one(D)) if bidirectional else one(D))
-    return TimeStack(layers, dropout=dropout, generator=generator)
+        D = input_size if k == 0 else hidden_size * nd
+        H = hidden_size if k < num_layers - 1 or last_hidden is None else last_hidden
+        layers.append(TimeBidirectional(one(D, H), one(D, H)) if bidirectional else one(D, H))
+    return TimeStack(layers, dropout=dropout, generator=generator, input_dropout=input_dropout,
+                     variational=variational)
 
 
 def recurrent_layer(spec: Any, input_size: int, hidden_size: int, init: Any, *,
@@ -316,8 +352,7 @@ def recurrent_layer(spec: Any, input_size: int, hidden_size: int, init: Any, *,
                     **options: Any) -> Any:
     """One recurrent Time layer of the cell ``spec``, its parameters drawn by ``init`` (an
     object with ``W(n_in, n_out)`` and ``B(n)``): the one place a recurrent layer is built,
-    for :func:`make_recurrent_stack` and for the language models (which add their own
-    dropout, weight drop and penalties around the layers)."""
+    for :func:`make_recurrent_stack`."""
     params = spec.init_params(input_size, hidden_size, init)
     if dtype is not None:
         params = [p.astype(dtype, copy=False) for p in params]
