@@ -62,12 +62,78 @@ def test_the_page_is_one_file_that_asks_for_nothing(tmp_path):
     assert "<iframe srcdoc=" in page._repr_html_()  # inline in Jupyter
 
 
-def test_bptt_explain_html_writes_the_page_and_refuses_what_it_cannot_draw(tmp_path, capsys):
+def test_bptt_explain_html_writes_a_page_for_every_model_it_knows(tmp_path, capsys):
+    from bptt.tools.explaining.models import model_names
+
     out = tmp_path / "rnn.html"
     assert main(["explain", "rnn", "--html", str(out)]) == 0
     assert out.exists() and "wrote" in capsys.readouterr().err
-    assert main(["explain", "two-layer-net", "--html", str(tmp_path / "x.html")]) == 2
-    assert "draws language models" in capsys.readouterr().err
+    for name in model_names():
+        data = page_data(name)
+        assert data["view"] == ("seq2seq" if "seq2seq" in name else
+                                "mlp" if name == "two-layer-net" else "lm"), name
+        keys = {f"{r['key']}_{t}" for r in data["rows"] for t in range(len(r["value"]))}
+        for e in data["edges"]:  # every edge joins two drawn nodes
+            assert e["from"] in keys and e["to"] in keys, (name, e)
+        for f in data["frames"]:
+            assert set(f["active"]) | set(f["grad"]) <= keys, name
+            assert {tuple(edge) for edge in f["edges"]} <= {
+                (e["from"], e["to"]) for e in data["edges"]}, name  # it lights drawn edges
+    assert main(["explain", "attention-seq2seq", "--html", str(tmp_path / "a.html"),
+                 "--lang", "ja"]) == 0
+
+
+@pytest.mark.parametrize("name", ["seq2seq", "peeky-seq2seq", "attention-seq2seq"])
+def test_the_seq2seq_pages_numbers_are_the_librarys(name):
+    """The page's loss, states, attention weights and dh are the model's own; the gradients it
+    shows at the encoder's embeddings add up to the embedding's gradient of the library's
+    backward (so the backward the page shows is the whole one)."""
+    data = page_data(name)
+    model, (xs, ts), _ = build(name, seed=0)
+    loss = float(model.forward(xs, ts))
+    model.backward()
+    assert data["loss"] == pytest.approx(loss, rel=1e-6)
+    enc_rep, dec_rep = data["replays"]
+    assert enc_rep["replay_ok"] and dec_rep["replay_ok"]
+    enc, dec = model.encoder.rnn.layers[0], model.decoder.rnn.layers[0]
+    np.testing.assert_allclose(enc_rep["dh0"], bptt.to_numpy(enc.dh), atol=1e-6)
+    np.testing.assert_allclose(dec_rep["dh0"], bptt.to_numpy(dec.dh), atol=1e-6)
+    rows = {r["key"]: r for r in data["rows"]}
+    Ts, Tt = data["Ts"], data["Tt"]
+    assert len(rows["h"]["value"]) == Ts and len(rows["d"]["value"]) == Tt
+    np.testing.assert_allclose(rows["h"]["value"][Ts - 1], bptt.to_numpy(enc.h), atol=1e-6)
+    for rep, T in ((enc_rep, Ts), (dec_rep, Tt)):
+        for t in range(T):
+            np.testing.assert_allclose(np.add(rep["from_loss"][t], rep["from_next"][t]),
+                                       rep["total"][t], atol=1e-12)
+    dW = np.zeros_like(bptt.to_numpy(model.encoder.embed.grads[0]), dtype=np.float64)
+    ids = bptt.to_numpy(xs)
+    for t in range(Ts):
+        np.add.at(dW, ids[:, t], np.asarray(rows["ex"]["grad"][t]))
+    np.testing.assert_allclose(dW, bptt.to_numpy(model.encoder.embed.grads[0]), atol=1e-6)
+    if name == "attention-seq2seq":
+        np.testing.assert_allclose(data["attention"], bptt.to_numpy(
+            model.decoder.attention.attention_weights), atol=1e-6)
+    else:  # only the last encoder state goes on: the decoder's dh, nothing else from above
+        assert data["attention"] is None
+        assert not np.any(enc_rep["from_loss"][:Ts - 1])
+        if name == "seq2seq":
+            np.testing.assert_allclose(enc_rep["from_loss"][Ts - 1], dec_rep["dh0"],
+                                       atol=1e-6)
+
+
+def test_the_mlp_page_is_the_chain_rule_of_the_librarys_backward():
+    data = page_data("two-layer-net")
+    net, (x, t), _ = build("two-layer-net", seed=0)
+    loss, grads = net.loss_and_gradient(x, t)
+    assert data["loss"] == pytest.approx(loss, rel=1e-6)
+    rows = {r["key"]: r for r in data["rows"]}
+    x_ = bptt.to_numpy(x)
+    # dW1 = x.T @ dL/d(Affine1's output): the page's gradient is the one backward used
+    np.testing.assert_allclose(x_.T @ np.asarray(rows["a0"]["grad"][0]),
+                               bptt.to_numpy(grads["W1"]), atol=1e-6)
+    np.testing.assert_allclose(np.mean(rows["L"]["value"][0]), loss, rtol=1e-6)
+    assert [f["phase"] for f in data["frames"]] == ["forward"] * 5 + ["backward"] * 4
 
 
 # -- in a real browser ------------------------------------------------------------------------
@@ -139,6 +205,67 @@ def test_in_chromium_the_step_through_walks_back_with_the_librarys_numbers(brows
     shot = tmp_path / f"{name}.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000  # not blank
+    assert errors == [] and requests == [path.as_uri()]
+    page.close()
+
+
+def test_in_chromium_an_attention_seq2seq_steps_through_encoder_attention_and_back(
+        browser, tmp_path):
+    path = explainer_page("attention-seq2seq").save(tmp_path / "att.html")
+    data = page_data("attention-seq2seq")
+    model, (xs, ts), _ = build("attention-seq2seq", seed=0)
+    model.forward(xs, ts)
+    model.backward()
+    weights = bptt.to_numpy(model.decoder.attention.attention_weights)  # (N, Tt, Ts)
+    Ts, Tt = data["Ts"], data["Tt"]
+    page, errors, requests = open_page(browser, path)
+    assert page.locator("svg .node").count() == 3 * Ts + 6 * Tt  # x e h | y e' h' c s L
+    assert page.locator("svg .edge.attention").count() == Ts * Tt
+    label = page.locator("#step-label")
+    page.locator("#step").fill(str(Ts + 1))  # the decoder's forward at t = 1
+    assert label.inner_text() == "forward, decoder, t = 1"
+    shown = page.locator('table[data-key="weights"] td').evaluate_all(
+        "tds => tds.map(td => Number(td.dataset.value))")
+    np.testing.assert_allclose(shown, weights[:, 1].ravel(), atol=1e-6)
+    lit = page.locator('svg .edge.attention.active').evaluate_all(
+        "es => es.map(e => e.dataset.from + '>' + e.dataset.to)")
+    assert sorted(lit) == [f"h_{j}>c_1" for j in range(Ts)]  # every encoder state feeds c1
+    page.locator("#step").fill(str(Ts + 2 * Tt - 1))  # the decoder's backward at t = 0
+    assert label.inner_text() == "backward, decoder, t = 0"
+    dh = page.locator('table[data-key="dh-decoder"] td').evaluate_all(
+        "tds => tds.map(td => Number(td.dataset.value))")
+    np.testing.assert_allclose(dh, bptt.to_numpy(model.decoder.rnn.layers[0].dh).ravel(),
+                               atol=1e-6)
+    page.locator("#next").click()  # into the encoder: attention (and dh) + h_{j+1} = total
+    assert label.inner_text() == f"backward, encoder, t = {Ts - 1}"
+    assert page.locator("[data-node='c_0'].grad").count() == 1
+    values = [np.array(page.locator(f'#step-panel table[data-key="{k}"] td').evaluate_all(
+        "tds => tds.map(td => Number(td.dataset.value))")) for k in ("from-loss", "from-next",
+                                                                     "total")]
+    np.testing.assert_allclose(values[0] + values[1], values[2], atol=1e-9)
+    page.locator("#step").fill(str(Ts + 2 * Tt + Ts - 1))  # the encoder's first step
+    dh0 = page.locator('table[data-key="dh0"] td').evaluate_all(
+        "tds => tds.map(td => Number(td.dataset.value))")
+    np.testing.assert_allclose(dh0, bptt.to_numpy(model.encoder.rnn.layers[0].dh).ravel(),
+                               atol=1e-6)
+    page.locator('[data-node="c_2"]').click()
+    assert "a  = softmax_Ts(s)" in page.locator("#node-panel pre").inner_text()
+    page.locator("#lang").click()
+    assert label.inner_text() == "順伝播, エンコーダ, t = 0" or "エンコーダ" in label.inner_text()
+    assert errors == [] and requests == [path.as_uri()]
+    page.close()
+
+
+def test_in_chromium_the_two_layer_net_is_walked_layer_by_layer(browser, tmp_path):
+    path = explainer_page("two-layer-net").save(tmp_path / "mlp.html")
+    page, errors, requests = open_page(browser, path)
+    assert page.locator("svg .node").count() == 5
+    page.locator("#step").fill("8")  # the last frame: dL/dx
+    assert page.locator("#step-label").inner_text() == "backward: dL/dx"
+    data = page_data("two-layer-net")
+    shown = page.locator('#step-panel table[data-key="grad"] td').evaluate_all(
+        "tds => tds.map(td => Number(td.dataset.value))")
+    np.testing.assert_allclose(shown, np.ravel(data["rows"][0]["grad"][0]), atol=1e-12)
     assert errors == [] and requests == [path.as_uri()]
     page.close()
 

@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--html", default=None, metavar="PAGE.html",
                    help="write the explainer page instead: the unrolled graph, a step-through "
                         "of forward and backward, every node's value and gradient (one "
-                        "self-contained file; language models)")
+                        "self-contained file)")
     p.add_argument("--lang", choices=["en", "ja"], default="en",
                    help="the explainer page's language (a button on the page switches)")
     p.set_defaults(run=run)

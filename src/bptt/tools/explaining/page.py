@@ -1,5 +1,5 @@
-"""The explainer page: one self-contained HTML file that shows a language model's forward and
-backward pass through time with the real numbers of one small batch.
+"""The explainer page: one self-contained HTML file that shows a model's forward and backward
+pass (through time, for a recurrent one) with the real numbers of one small batch.
 
     page = explainer_page("rnn")          # a built-in model name, or a run / checkpoint folder
     page.save("rnn.html")                 # opens offline by double-click: nothing is fetched
@@ -19,6 +19,9 @@ model allows it):
   h_{t+1} are shown apart, then summed: dh_t = dhs[:, t] + dh_next. The gradient that leaves
   t = 0 is the layer's ``dh``, the gradient of the initial state.
 
+- for a seq2seq model the encoder's steps, then the decoder's, attention between them, and a
+  step-through forward and back through both; for a feed-forward net, the chain rule layer by
+  layer (:mod:`.page_graph` builds each view);
 - gradient connectivity: |dL_t/dx_{t-k}| as a matrix over t and k for the model's cell and
   for RNN, LSTM and GRU side by side (fresh layers of the same sizes): how far back a loss
   reaches, the vanishing gradient seen.
@@ -51,121 +54,35 @@ from ...train.generate import sample_ids
 from ...train.kinds import load_checkpoint
 from ...train.progress import read_jsonl
 from ...train.seq2seq import attention_map
-from .equations import layer_equations
-from .flow import step_cell
 from .models import build
+from .page_graph import as_list, lm_view, mlp_view, seq2seq_view
 from .plots import gate_activations
-
-
-def _array(a: Any) -> list:
-    """A JSON-able nested list of float64 values (finite; the page prints them)."""
-    return np.asarray(to_numpy(a), dtype=np.float64).round(12).tolist()
-
-
-def _equations(layer: Any) -> dict[str, Any]:
-    eq = layer_equations(layer)
-    return {"layer": eq.layer, "summary": eq.summary, "forward": eq.forward,
-            "backward": eq.backward, "forward_note": eq.forward_note,
-            "backward_note": eq.backward_note}
-
-
-def _replay(layer: Any, xs: Any, hs: Any, dhs: Any) -> dict[str, Any]:
-    """Forward and backward of ``layer`` one step at a time with its cell: the states, and the
-    gradient at each h_t split into the part from the loss (dhs[:, t]) and from h_{t+1}."""
-    spec = spec_of(layer)
-    N, T = xs.shape[0], xs.shape[1]
-    H = hs.shape[2]
-    xp_zero = np.zeros((N, H), dtype=np.float64)
-    state = tuple(xp_zero.astype(hs.dtype) for _ in range(spec.num_states))
-    cells, states = [], []
-    for t in range(T):
-        cell = step_cell(spec, layer)
-        state = spec.forward(cell, xs[:, t], state)
-        cells.append(cell)
-        states.append(state)
-    dstate = tuple(np.zeros((N, H), dtype=hs.dtype) for _ in range(spec.num_states))
-    from_next, total = [None] * T, [None] * T
-    for t in reversed(range(T)):
-        from_next[t] = dstate[0]
-        total[t] = dhs[:, t] + dstate[0]
-        _, dstate = spec.backward(cells[t], (total[t], *dstate[1:]))
-    same_states = all(np.allclose(to_numpy(states[t][0]), to_numpy(hs[:, t]), atol=1e-6)
-                      for t in range(T))
-    return {"cell": spec.step.__name__, "has_cell_state": spec.has_cell_state,
-            "from_loss": [_array(dhs[:, t]) for t in range(T)],
-            "from_next": [_array(g) for g in from_next],
-            "total": [_array(g) for g in total],
-            "dh0": _array(dstate[0]), "layer_dh": _array(layer.dh),
-            "replay_ok": bool(same_states and np.allclose(to_numpy(dstate[0]),
-                                                           to_numpy(layer.dh), atol=1e-6))}
 
 
 def page_data(model: str | os.PathLike[str], N: int | None = None, T: int | None = None,
               seed: int = 0, text: str | None = None) -> dict[str, Any]:
-    """The numbers the page shows: one forward and backward pass of ``model`` (a built-in
-    language-model name, or a run / checkpoint folder) on a small batch."""
-    obj, (xs, ts), dims = build(str(model), N=N, T=T, seed=seed, text=text)
-    if not hasattr(obj, "rnn_layers"):
-        raise ValueError(f"the explainer page draws language models (a recurrent layer between "
-                         f"an embedding and the scores); {model} is not one: try "
-                         f"`bptt explain {model}`")
+    """The numbers the page shows: one forward and backward pass of ``model`` (a name
+    ``bptt explain`` knows, or a run / checkpoint folder) on a small batch, drawn as a
+    language model, a seq2seq model or a feed-forward net (:mod:`.page_graph`)."""
+    obj, batch, dims = build(str(model), N=N, T=T, seed=seed, text=text)
     if callable(getattr(obj, "eval", None)):
         obj.eval()  # dropout off: the numbers of the model itself
-    obj.reset_state()
-    outs, ins = [], []  # each layer's output, and the input it got
-    out = xs
-    for layer in obj.layers:
-        ins.append(out)
-        out = layer.forward(out)
-        outs.append(out)
-    loss = float(obj.loss_layer.forward(out, ts))
-    grads = []  # dL/d(each layer's output)
-    dout = obj.loss_layer.backward(1)
-    for layer in reversed(obj.layers):
-        grads.append(dout)
-        dout = layer.backward(dout)
-    grads.reverse()
-    scores = to_numpy(outs[-1]).astype(np.float64)
-    z = scores - scores.max(axis=2, keepdims=True)
-    logp = z - np.log(np.exp(z).sum(axis=2, keepdims=True))
-    t_ids = to_numpy(ts).astype(np.int64)
-    token_loss = -np.take_along_axis(logp, t_ids[:, :, None], axis=2)[:, :, 0]  # (N, T)
-    nT = int(xs.shape[1])
-
-    def columns(a: Any) -> list:
-        return [_array(a[:, t]) for t in range(nT)]
-
-    embed_i = obj.layers.index(obj.embed)
-    rows = [{"key": "x", "label": "x", "layer": "input", "shape": "(N,)",
-             "value": [_array(to_numpy(xs)[:, t][:, None]) for t in range(nT)], "grad": None,
-             "equations": None}]
-    rows.append({"key": "e", "label": "e", "layer": type(obj.embed).__name__, "shape": "(N, D)",
-                 "value": columns(outs[embed_i]), "grad": columns(grads[embed_i]),
-                 "equations": _equations(obj.embed)})
-    replays = []
-    for k, rnn in enumerate(obj.rnn_layers):
-        i = obj.layers.index(rnn)
-        replay = _replay(rnn, to_numpy(ins[i]), to_numpy(outs[i]), to_numpy(grads[i]))
-        replays.append(replay)
-        # dL/dh_t: from above (the scores, or the next layer) and from h_{t+1}, summed
-        rows.append({"key": f"h{k}", "label": "h" if len(obj.rnn_layers) == 1 else f"h{k + 1}",
-                     "layer": type(rnn).__name__, "shape": "(N, H)", "value": columns(outs[i]),
-                     "grad": replay["total"], "equations": _equations(rnn),
-                     "cell_equations": _equations(spec_of(rnn).step)})
-    rows.append({"key": "s", "label": "s", "layer": type(obj.affine).__name__, "shape": "(N, V)",
-                 "value": columns(outs[-1]), "grad": columns(grads[-1]),
-                 "equations": _equations(obj.affine)})
-    rows.append({"key": "L", "label": "L", "layer": type(obj.loss_layer).__name__,
-                 "shape": "(N,)", "value": [_array(token_loss[:, t][:, None])
-                                            for t in range(nT)],
-                 "grad": None, "equations": _equations(obj.loss_layer)})
-    obj.reset_state()
-    cells = list(dict.fromkeys([spec_of(obj.rnn_layers[-1]).name, "rnn", "lstm", "gru"]))
-    return {"connectivity": {"sizes": CONNECTIVITY,
-                             "cells": {c: connectivity(c, **CONNECTIVITY) for c in cells}},
-            "model": str(model), "dims": {k: int(v) for k, v in dims.items()}, "T": nT,
-            "loss": loss, "xs": to_numpy(xs).tolist(), "ts": t_ids.tolist(), "rows": rows,
-            "replay": replays[-1], "replays": replays}
+    if hasattr(obj, "rnn_layers"):
+        view = lm_view(obj, *batch)
+        cell = spec_of(obj.rnn_layers[-1]).name
+    elif hasattr(obj, "encoder"):
+        view = seq2seq_view(obj, *batch)
+        cell = spec_of(obj.encoder.rnn.layers[-1]).name
+    else:
+        view = mlp_view(obj, *batch)
+        cell = None
+    view["model"] = str(model)
+    view["dims"] = {k: int(v) for k, v in dims.items()}
+    if cell is not None:
+        cells = list(dict.fromkeys([cell, "rnn", "lstm", "gru"]))
+        view["connectivity"] = {"sizes": CONNECTIVITY,
+                                "cells": {c: connectivity(c, **CONNECTIVITY) for c in cells}}
+    return view
 
 
 CONNECTIVITY = {"T": 12, "D": 8, "H": 8, "N": 4}  # sizes of the connectivity view's layers
@@ -255,7 +172,7 @@ def units_over_text(ck: Any, length: int = 40, seed: int = 1) -> dict[str, Any]:
     ids = [first] + sample_ids(ck.model, [first], length, seed=seed, skip_ids=skip)
     acts = gate_activations(ck.model, ids)
     ck.model.reset_state()
-    return {"tokens": vocab.tokens(ids), "acts": {k: _array(v) for k, v in acts.items()}}
+    return {"tokens": vocab.tokens(ids), "acts": {k: as_list(v) for k, v in acts.items()}}
 
 
 def report_data(run: str | os.PathLike[str]) -> dict[str, Any]:
@@ -279,7 +196,7 @@ def report_data(run: str | os.PathLike[str]) -> dict[str, Any]:
         if text:
             source, output, weights = attention_map(ck.directory, text)
             report["attention"] = {"text": text, "source": source, "output": output,
-                                   "weights": _array(weights)}
+                                   "weights": as_list(weights)}
     data["report"] = report
     data["model"] = run.name or str(run)
     return data

@@ -46,6 +46,29 @@
       conn: "Gradient connectivity",
       connHint: "|dL_t / dx_(t-k)|: row t (the loss at step t), column k (how many steps back the input is), for one fresh layer of each cell ({T} steps, D = {D}, H = {H}, mean over {N} sequences). Darker is larger, on one logarithmic scale for all (three decades); hover for the number. Where a row fades, the gradient vanishes.",
       connEntry: "{cell}: t = {t}, k = {k}: {v}",
+      raw: "{text}",
+      features: "features",
+      summarySeq2seq: "{model}: seq2seq ({kind}), batch N = {N}, source T_s = {Ts} steps, target T_t = {Tt} steps; loss {loss} (mean cross-entropy of the next target token); the {cell} cells of encoder and decoder replayed step by step {replay}.",
+      summaryMlp: "{model}: batch N = {N}; loss {loss} (mean cross-entropy); forward layer by layer, then the chain rule back.",
+      encoderAt: "forward, encoder, t = {t}",
+      decoderAt: "forward, decoder, t = {t}",
+      decoderBackAt: "backward, decoder, t = {t}",
+      encoderBackAt: "backward, encoder, t = {t}",
+      decoderFirst: "h'0 starts from the encoder's last state h{last} and reads y0 (the start symbol).",
+      decoderFrom: "h'{t} is computed from y{t} (the previous target token: teacher forcing) and h'{p}.",
+      weightsAt: "attention weights a{t}: one row per sequence, one column per source step",
+      contextIs: "c{t} = sum over j of a{t}[j] h_j: the encoder states, weighted; s{t} reads [c{t}, h'{t}].",
+      fromOutput: "from the output at {t} (scores, and the attention's query): dhs[:, {t}]",
+      toEncoder: "dh: what the decoder sends back into the encoder's last state h{last}",
+      fromAttention: "from the attention of every decoder step: dhs_enc[:, {t}]",
+      fromAttentionAndStart: "from the attention of every decoder step and from the decoder's start state: dhs_enc[:, {t}] + dh",
+      fromDecoderState: "from the decoder's start state: dh",
+      fromNothing: "from above: 0 (only the last state goes on)",
+      layerForward: "forward: {layer}",
+      layerBackward: "backward: dL/d{layer}",
+      theInput: "The input x: N examples of D features.",
+      layerOf: "{out} = {layer}({x}).",
+      chainRule: "dL/d{x} = {layer}.backward(dL/d{y}): the gradient from above times the layer's local derivative (the chain rule).",
     },
     ja: {
       title: "bptt: {model} の時間方向の誤差逆伝播",
@@ -88,6 +111,29 @@
       conn: "勾配の伝わり方",
       connHint: "|dL_t / dx_(t-k)|: 行 t は時刻 t の損失、列 k は何ステップ前の入力か。各セルの新しいレイヤ1層 ({T} ステップ, D = {D}, H = {H}, {N} 系列の平均)。濃いほど大きく (全セル共通の対数目盛, 3桁)、マウスを重ねると数値が出ます。行が薄れていくところで勾配が消失しています。",
       connEntry: "{cell}: t = {t}, k = {k}: {v}",
+      raw: "{text}",
+      features: "特徴量",
+      summarySeq2seq: "{model}: {kind} 型の seq2seq モデル, バッチ N = {N}, 入力 T_s = {Ts} ステップ, 出力 T_t = {Tt} ステップ; 損失 {loss} (次の出力トークンの平均交差エントロピー誤差); エンコーダとデコーダの {cell} セルを1ステップずつ再実行した結果は{replay}。",
+      summaryMlp: "{model}: バッチ N = {N}; 損失 {loss} (平均交差エントロピー誤差); レイヤごとに順伝播し、連鎖律で逆伝播します。",
+      encoderAt: "順伝播, エンコーダ, t = {t}",
+      decoderAt: "順伝播, デコーダ, t = {t}",
+      decoderBackAt: "逆伝播, デコーダ, t = {t}",
+      encoderBackAt: "逆伝播, エンコーダ, t = {t}",
+      decoderFirst: "h'0 はエンコーダの最後の状態 h{last} から始まり、y0 (開始記号) を読みます。",
+      decoderFrom: "h'{t} は y{t} (一つ前の正解トークン: Teacher Forcing) と h'{p} から計算されます。",
+      weightsAt: "Attention の重み a{t}: 行は系列、列は入力の各ステップ",
+      contextIs: "c{t} = Σ_j a{t}[j] h_j: エンコーダの隠れ状態の重み付き和 (コンテキストベクトル)。s{t} は [c{t}, h'{t}] から計算されます。",
+      fromOutput: "時刻 {t} の出力 (スコアと Attention の問い合わせ) からの勾配: dhs[:, {t}]",
+      toEncoder: "dh: デコーダからエンコーダの最後の状態 h{last} へ逆伝播する勾配",
+      fromAttention: "すべてのデコーダ時刻の Attention からの勾配: dhs_enc[:, {t}]",
+      fromAttentionAndStart: "Attention とデコーダの初期状態からの勾配: dhs_enc[:, {t}] + dh",
+      fromDecoderState: "デコーダの初期状態からの勾配: dh",
+      fromNothing: "上からの勾配: 0 (先へ渡るのは最後の状態だけ)",
+      layerForward: "順伝播: {layer}",
+      layerBackward: "逆伝播: dL/d{layer}",
+      theInput: "入力 x: N 個のデータ、それぞれ D 個の特徴量。",
+      layerOf: "{out} = {layer}({x})。",
+      chainRule: "dL/d{x} = {layer}.backward(dL/d{y}): 上流から来た勾配に、そのレイヤの局所的な微分を掛けます (連鎖律)。",
     },
   };
   let lang = data.lang === "ja" ? "ja" : "en";
@@ -102,9 +148,9 @@
     document.querySelectorAll("[data-i18n]").forEach(e => { e.textContent = tr(e.dataset.i18n, {}); });
     const parts = [];
     if (data.report) parts.push(tr("reportSummary", {run: data.report.run, kind: data.report.kind}));
-    if (data.rows) parts.push(tr("summary", {
-      model: data.model, N: data.dims.N, T: data.T, loss: fmt(data.loss), cell: data.replay.cell,
-      replay: tr(data.replay.replay_ok ? "replayOk" : "replayBad", {})}));
+    if (data.summary) parts.push(tr(data.summary[0], Object.assign({}, data.summary[1], {
+      model: data.model, loss: fmt(data.loss),
+      replay: tr(data.summary[1].replay ? "replayOk" : "replayBad", {})})));
     document.getElementById("summary").textContent = parts.join(" ");
   }
 
@@ -181,55 +227,62 @@
     });
   }
 
-  // -- the explainer views of a language model: graph, node, step-through --------------------
+  // -- the explainer views: graph, node, step-through (any model: rows, edges, frames) -------
   let refresh = () => {};
+  const rowName = row => row.layer === "input" ? tr("ids", {}) :
+    row.layer === "features" ? tr("features", {}) : row.layer;
+  const nodeName = (row, t) => data.view === "mlp" ? row.label : `${row.label}${t}`;
   function explainer() {
-    const T = data.T;
     const rows = data.rows;
-    const top = rows.filter(r => r.key.startsWith("h")).slice(-1)[0];
+    const byKey = {};
+    rows.forEach((row, r) => { byKey[row.key] = r; });
     // -- the unrolled graph ------------------------------------------------------------------
     const W = 110, Hgap = 70, left = 170, topPad = 30, boxW = 54, boxH = 28;
+    const levels = Math.max(...rows.map(r => r.level)) + 1;
+    const columns = Math.max(...rows.map(r => r.offset + r.value.length));
     const svg = document.createElementNS(svgNS, "svg");
-    const height = topPad + rows.length * Hgap;
-    svg.setAttribute("width", left + T * W + 40);
+    const width = left + columns * W + 40, height = topPad + levels * Hgap;
+    svg.setAttribute("width", width);
     svg.setAttribute("height", height);
-    svg.setAttribute("viewBox", `0 0 ${left + T * W + 40} ${height}`);
+    svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
     const defs = document.createElementNS(svgNS, "defs");
     defs.innerHTML = '<marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" ' +
       'markerWidth="7" markerHeight="7" orient="auto-start-reverse">' +
       '<path d="M 0 0 L 10 5 L 0 10 z" fill="#9aa3b2"/></marker>';
     svg.appendChild(defs);
-    const pos = (r, t) => [left + t * W + W / 2, height - topPad / 2 - (r + 0.5) * Hgap];
-    const edges = [];
-    function edge(r1, t1, r2, t2, cls) {
-      const [x1, y1] = pos(r1, t1), [x2, y2] = pos(r2, t2);
-      const line = document.createElementNS(svgNS, "line");
-      const horizontal = r1 === r2;
-      line.setAttribute("x1", horizontal ? x1 + boxW / 2 : x1);
-      line.setAttribute("y1", horizontal ? y1 : y1 - boxH / 2);
-      line.setAttribute("x2", horizontal ? x2 - boxW / 2 - 2 : x2);
-      line.setAttribute("y2", horizontal ? y2 : y2 + boxH / 2 + 2);
-      line.setAttribute("class", "edge" + (cls ? " " + cls : ""));
-      line.dataset.from = `${rows[r1].key}_${t1}`;
-      line.dataset.to = `${rows[r2].key}_${t2}`;
-      svg.appendChild(line);
-      edges.push(line);
-    }
-    for (let t = 0; t < T; t++) {
-      for (let r = 0; r + 1 < rows.length; r++) edge(r, t, r + 1, t, "");
-      rows.forEach((row, r) => { if (row.key.startsWith("h") && t > 0) edge(r, t - 1, r, t, "recurrent"); });
-    }
+    const pos = key => {
+      const [k, t] = key.split("_");
+      const row = rows[byKey[k]];
+      return [left + (row.offset + Number(t)) * W + W / 2, height - topPad / 2 - (row.level + 0.5) * Hgap];
+    };
+    const most = Math.max(1e-12, ...data.edges.filter(e => e.weight !== undefined).map(e => e.weight));
+    const edges = data.edges.map(e => {
+      const [x1, y1] = pos(e.from), [x2, y2] = pos(e.to);
+      const path = document.createElementNS(svgNS, "path");
+      let d;
+      if (e.cls.includes("handoff"))  // the encoder's last state into the decoder, below the labels
+        d = `M ${x1} ${y1 + boxH / 2} Q ${(x1 + x2) / 2} ${y1 + Hgap} ${x2 - 2} ${y2 + boxH / 2 + 2}`;
+      else if (y1 === y2) d = `M ${x1 + boxW / 2} ${y1} L ${x2 - boxW / 2 - 2} ${y2}`;  // along time
+      else if (e.cls === "skip") d = `M ${x1 + boxW / 2} ${y1} Q ${x1 + boxW} ${(y1 + y2) / 2} ${x2 + boxW / 2 + 2} ${y2}`;
+      else d = `M ${x1} ${y1 - boxH / 2} L ${x2} ${y2 + boxH / 2 + 2}`;  // up a layer
+      path.setAttribute("d", d);
+      path.setAttribute("class", "edge" + (e.cls ? " " + e.cls : ""));
+      if (e.weight !== undefined) path.style.strokeOpacity = String(0.12 + 0.88 * e.weight / most);
+      path.dataset.from = e.from;
+      path.dataset.to = e.to;
+      svg.appendChild(path);
+      return path;
+    });
     const nodes = {};
     rows.forEach((row, r) => {
       const label = document.createElementNS(svgNS, "text");
-      label.setAttribute("x", 6);
-      label.setAttribute("y", pos(r, 0)[1] + 4);
-      label.textContent = row.layer === "input" ? tr("ids", {}) : row.layer;
-      if (row.layer === "input") label.dataset.i18n = "ids";
+      label.setAttribute("x", row.offset ? left + row.offset * W - 150 : 6);
+      label.setAttribute("y", pos(`${row.key}_0`)[1] + 4);
+      label.textContent = rowName(row);
       label.setAttribute("font-size", "10");
       svg.appendChild(label);
-      for (let t = 0; t < T; t++) {
-        const [x, y] = pos(r, t);
+      row.value.forEach((_, t) => {
+        const [x, y] = pos(`${row.key}_${t}`);
         const g = document.createElementNS(svgNS, "g");
         g.setAttribute("class", "node");
         g.dataset.node = `${row.key}_${t}`;
@@ -239,12 +292,12 @@
         const text = document.createElementNS(svgNS, "text");
         text.setAttribute("x", x); text.setAttribute("y", y + 4);
         text.setAttribute("text-anchor", "middle");
-        text.textContent = `${row.label}${t}`;
+        text.textContent = nodeName(row, t);
         g.appendChild(rect); g.appendChild(text);
         g.addEventListener("click", () => choose(r, t));
         svg.appendChild(g);
         nodes[`${row.key}_${t}`] = g;
-      }
+      });
     });
     document.getElementById("graph").appendChild(svg);
 
@@ -256,7 +309,7 @@
       Object.values(nodes).forEach(n => n.classList.remove("chosen"));
       nodes[`${row.key}_${t}`].classList.add("chosen");
       document.getElementById("node-title").textContent =
-        tr("nodeTitle", {label: `${row.label}${t}`, layer: row.layer, t: t, shape: row.shape});
+        tr("nodeTitle", {label: nodeName(row, t), layer: rowName(row), t: t, shape: row.shape});
       const panel = document.getElementById("node-panel");
       panel.innerHTML = "";
       panel.dataset.node = `${row.key}_${t}`;
@@ -271,72 +324,59 @@
         pre.textContent = lines.join("\n");
         panel.appendChild(pre);
       }
-      panel.appendChild(heat(`${row.label}${t}`, row.value[t], "value"));
-      if (row.grad) panel.appendChild(heat(tr("grad", {label: `${row.label}${t}`}), row.grad[t], "grad"));
+      panel.appendChild(heat(nodeName(row, t), row.value[t], "value"));
+      if (row.grad) panel.appendChild(heat(tr("grad", {label: nodeName(row, t)}), row.grad[t], "grad"));
     }
 
-    // -- the step-through: forward t = 0..T-1, then backward t = T-1..0 ------------------------
+    // -- the step-through: the frames, forward then backward -----------------------------------
+    const frames = data.frames;
     const slider = document.getElementById("step");
-    slider.max = String(2 * T - 1);
+    slider.max = String(frames.length - 1);
     function show(k) {
-      k = Math.max(0, Math.min(2 * T - 1, k));
+      k = Math.max(0, Math.min(frames.length - 1, k));
       slider.value = String(k);
-      const forward = k < T;
-      const t = forward ? k : 2 * T - 1 - k;
+      const frame = frames[k];
       const label = document.getElementById("step-label");
-      label.textContent = tr(forward ? "forwardAt" : "backwardAt", {t: t});
-      label.dataset.phase = forward ? "forward" : "backward";
-      label.dataset.t = String(t);
+      label.textContent = tr(frame.title[0], frame.title[1]);
+      label.dataset.phase = frame.phase;
+      label.dataset.t = String(frame.t);
       Object.values(nodes).forEach(n => n.classList.remove("active", "grad"));
       edges.forEach(e => e.classList.remove("active", "grad"));
+      frame.active.forEach(n => nodes[n].classList.add("active"));
+      frame.grad.forEach(n => nodes[n].classList.add("grad"));
+      const lit = new Set(frame.edges.map(([a, b]) => `${a}>${b}`));
+      const cls = frame.phase === "forward" ? "active" : "grad";
+      edges.forEach(e => { if (lit.has(`${e.dataset.from}>${e.dataset.to}`)) e.classList.add(cls); });
       const panel = document.getElementById("step-panel");
       panel.innerHTML = "";
-      panel.dataset.t = String(t);
-      panel.dataset.phase = label.dataset.phase;
-      if (forward) {
-        rows.forEach(row => nodes[`${row.key}_${t}`].classList.add("active"));
-        edges.forEach(e => {
-          const to = e.dataset.to.split("_")[1];
-          if (Number(to) === t) e.classList.add("active");
-        });
-        panel.appendChild(heat(`${top.label}${t}`, top.value[t], "value"));
-        const p = document.createElement("p");
-        p.className = "hint";
-        p.textContent = t > 0 ? tr("computedFrom", {h: top.label, t: t, p: t - 1}) :
-          tr("computedFirst", {h: top.label});
-        panel.appendChild(p);
-        return;
-      }
-      // backward at t: the two gradients that meet at h_t, then their sum
-      const rep = data.replay;
-      nodes[`${top.key}_${t}`].classList.add("grad");
-      nodes[`s_${t}`].classList.add("grad");
-      if (t + 1 < T) nodes[`${top.key}_${t + 1}`].classList.add("grad");
-      edges.forEach(e => {
-        if (e.dataset.to === `${top.key}_${t + 1}` && e.dataset.from === `${top.key}_${t}`) e.classList.add("grad");
-        if (e.dataset.from === `${top.key}_${t}` && e.dataset.to.startsWith("s_")) e.classList.add("grad");
+      panel.dataset.t = String(frame.t);
+      panel.dataset.phase = frame.phase;
+      let sum = null;
+      frame.panel.forEach(item => {
+        if (item.hint) {
+          sum = null;
+          const p = document.createElement("p");
+          p.className = "hint";
+          p.textContent = tr(item.hint[0], item.hint[1]);
+          panel.appendChild(p);
+          return;
+        }
+        if (!sum) { sum = document.createElement("div"); sum.className = "sum"; panel.appendChild(sum); }
+        if (item.op) {
+          const op = document.createElement("span"); op.className = "op"; op.textContent = item.op;
+          sum.appendChild(op);
+        } else {
+          sum.appendChild(heat(tr(item.heat[0], item.heat[1]), item.matrix, item.key));
+        }
       });
-      const sum = document.createElement("div");
-      sum.className = "sum";
-      sum.appendChild(heat(tr("fromLoss", {t: t}), rep.from_loss[t], "from-loss"));
-      const plus = document.createElement("span"); plus.className = "op"; plus.textContent = "+";
-      sum.appendChild(plus);
-      sum.appendChild(heat(t + 1 < T ? tr("fromNext", {h: top.label, n: t + 1}) : tr("fromNone", {}),
-                           rep.from_next[t], "from-next"));
-      const eqs = document.createElement("span"); eqs.className = "op"; eqs.textContent = "=";
-      sum.appendChild(eqs);
-      sum.appendChild(heat(tr("total", {h: top.label, t: t}), rep.total[t], "total"));
-      panel.appendChild(sum);
-      if (t === 0) {
-        panel.appendChild(heat(tr("initial", {}), rep.dh0, "dh0"));
-      }
     }
     slider.addEventListener("input", () => show(Number(slider.value)));
     document.getElementById("prev").addEventListener("click", () => show(Number(slider.value) - 1));
     document.getElementById("next").addEventListener("click", () => show(Number(slider.value) + 1));
     refresh = () => { show(Number(slider.value)); if (chosen) choose(chosen[0], chosen[1]); };
     show(0);
-    choose(rows.findIndex(r => r === top), 0);
+    const [ck, ct] = data.chosen.split("_");
+    choose(byKey[ck], Number(ct));
   }
 
   // -- a run's report: training curves, attention ------------------------------------------
