@@ -125,11 +125,11 @@ def test_the_readmes_dates_command_reaches_the_books_accuracy(tmp_path, monkeypa
     """The README's command, word for word, on the generated dates (the book's distribution):
     >= 99 % after 3 epochs (99.40 % measured at seed 0; the book's file: 99.90 %)."""
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    command = ("bptt seq2seq train --data date --model attention --hidden 256 --epochs 3 "
-               "--reverse --out runs/date")
+    command = "bptt seq2seq train --data date --model attention --epochs 3 --out runs/date"
     assert command in readme
     monkeypatch.chdir(tmp_path)
     assert main(command.split()[1:]) == 0
+    assert "recipe for --data date (ch. 8): --embed 16 --hidden 256" in capsys.readouterr().out
     m = json.loads((tmp_path / "runs" / "date" / "metrics.json").read_text(encoding="utf-8"))
     assert m["test_acc"] >= 0.99, m["history"]
 
@@ -204,3 +204,28 @@ def test_eval_on_other_pairs_names_a_target_longer_than_the_model_generates(tmp_
     with pytest.raises(ValueError, match="a target of 9 tokens .* longer than this model "
                                          "generates \\(4"):
         evaluate_seq2seq(tmp_path / "r", data=str(other))
+
+
+def test_a_built_in_set_starts_from_the_books_recipe_and_says_so(tmp_path, capsys):
+    """--data date: H = 256, reversed sources, 10 epochs (ch. 8); a flag overrides one setting
+    and the line says what is left; a pair file gets no recipe; resuming keeps the run's."""
+    from bptt.train.seq2seq import Seq2seqConfig, with_recipe
+
+    out = str(tmp_path / "d")
+    assert main(["seq2seq", "train", "--data", "date", "--pairs", "200", "--max-steps", "1",
+                 "--embed", "8", "--eval-size", "2", "--out", out]) == 0
+    said = capsys.readouterr()
+    assert ("the book's recipe for --data date (ch. 8): --hidden 256 --batch 128 --epochs 10 "
+            "--reverse (a flag overrides it)") in said.out
+    m = json.loads((tmp_path / "d" / "metrics.json").read_text(encoding="utf-8"))
+    assert (m["model"]["hidden_size"], m["model"]["embed_size"]) == (256, 8)
+    assert m["config"]["reverse"] is True and m["config"]["epochs"] == 10
+    assert main(["seq2seq", "train", "--resume", "--out", out, "--max-steps", "2"]) == 0
+    assert "recipe" not in capsys.readouterr().out  # the run's own settings
+    cfg, applied = with_recipe(Seq2seqConfig(data="date", hidden=64))  # from Python
+    assert cfg.hidden == 64 and cfg.reverse and "hidden" not in applied
+    cfg, applied = with_recipe(Seq2seqConfig(data="addition"))
+    assert cfg.hidden == 128 and not cfg.reverse and applied["epochs"] == 25
+    pairs = tmp_path / "p.txt"
+    pairs.write_text("1+1 _2\n", encoding="utf-8")
+    assert with_recipe(Seq2seqConfig(data=str(pairs))) == (Seq2seqConfig(data=str(pairs)), {})
