@@ -286,7 +286,7 @@ def test_unspaced_japanese_at_word_level_warns(tmp_path):
     p = tmp_path / "ja.txt"
     p.write_text("吾輩は猫である。名前はまだ無い。\nどこで生れたかとんと見当がつかぬ。\n" * 40,
                  encoding="utf-8")
-    with pytest.warns(UserWarning, match="--level char, or --tokenizer janome"):
+    with pytest.warns(UserWarning, match="--level char, --tokenizer bpe, or --tokenizer janome"):
         load_text(p, level="word")
     import warnings
     with warnings.catch_warnings():

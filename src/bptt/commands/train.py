@@ -62,8 +62,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
            "or one UTF-8 text file (split 90/5/5); default: the built-in corpus")
     a("--level", choices=["word", "char"], default=None, help="tokens: words or characters")
     a("--tokenizer", choices=TOKENIZERS, default=None,
-      help="how a text file's lines split into words: whitespace (default) or janome (Japanese "
-           "morphemes; pip install 'bptt[ja]')")
+      help="how a text file's lines split into words: whitespace (default), janome (Japanese "
+           "morphemes; pip install 'bptt[ja]'), or subword pieces learned from the training "
+           "split, bpe or unigram (--max-size pieces, default 8000; pip install "
+           "'bptt[subword]')")
     a("--preset", default=None, metavar="NAME", help=f"one of {', '.join(PRESETS)}")
     a("--cell", choices=cell_names(), default=None,
       help="recurrent cell: a built-in or a registered one (bptt.cells entry points)")
@@ -90,7 +92,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                        ("--eval-batch", "streams for perplexity (default 10)"),
                        ("--eval-bptt", "time steps for perplexity (default 35)"),
                        ("--min-freq", "drop rarer tokens from the vocabulary (text data)"),
-                       ("--max-size", "cap the vocabulary size (text data)"),
+                       ("--max-size", "cap the vocabulary size (text data; bpe/unigram: the pieces "
+                                     "learned)"),
                        ("--log-every", "steps between log.jsonl records (default 100)")):
         kind = _TRAIN_NUMBERS[opt[2:].replace("-", "_")][0]
         a(opt, default=None, metavar="N" if kind is int else "X", help=help_)

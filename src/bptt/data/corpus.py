@@ -29,7 +29,14 @@ from typing import Any
 import numpy as np
 
 from .download import default_cache_dir, fetch, sha256sum
-from .tokenizers import check_tokenizer, split_words, word_joiner
+from .tokenizers import (
+    SUBWORD,
+    SUBWORD_VOCAB,
+    SubwordModel,
+    check_tokenizer,
+    split_words,
+    token_text,
+)
 
 UNK = "<unk>"
 EOS = "<eos>"
@@ -59,9 +66,15 @@ class Vocab:
     """
 
     def __init__(self, tokens: Sequence[str], level: str = "word", unk: str | None = UNK,
-                 eos: str | None = EOS, tokenizer: str = "whitespace") -> None:
+                 eos: str | None = EOS, tokenizer: str = "whitespace",
+                 subword: SubwordModel | None = None) -> None:
         self.level = _check_level(level)
         self.tokenizer = check_tokenizer(tokenizer)  # how word-level text was split
+        if (tokenizer in SUBWORD) != (subword is not None) or (
+                subword is not None and subword.kind != tokenizer):
+            raise ValueError(f"a {tokenizer} vocabulary needs its {tokenizer} model (and only "
+                             f"a subword vocabulary has one)")
+        self.subword = subword  # the learned pieces of a 'bpe' / 'unigram' vocabulary
         self.itos = list(tokens)
         self.stoi = {t: i for i, t in enumerate(self.itos)}
         if len(self.stoi) != len(self.itos):
@@ -74,7 +87,7 @@ class Vocab:
     @classmethod
     def build(cls, tokens: Iterable[str], level: str = "word", min_freq: int = 1,
               max_size: int | None = None, specials: Sequence[str] = (UNK,),
-              tokenizer: str = "whitespace") -> Vocab:
+              tokenizer: str = "whitespace", subword: SubwordModel | None = None) -> Vocab:
         """Vocabulary of a token stream: ``specials`` first, then by frequency (ties: first seen).
 
         Tokens seen fewer than ``min_freq`` times are dropped; ``max_size`` caps the size,
@@ -92,7 +105,7 @@ class Vocab:
                 break
             if tok not in specials:
                 itos.append(tok)
-        return cls(itos, level=level, tokenizer=tokenizer)
+        return cls(itos, level=level, tokenizer=tokenizer, subword=subword)
 
     # -- lookups -----------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -125,7 +138,8 @@ class Vocab:
         """Split text into tokens: words (by the vocabulary's tokenizer) or characters."""
         if self.level == "char":
             return list(text)
-        return [w for line in text.splitlines() for w in split_words(line, self.tokenizer)]
+        return [w for line in text.splitlines()
+                for w in split_words(line, self.tokenizer, self.subword)]
 
     def encode(self, text_or_tokens: str | Sequence[str]) -> np.ndarray:
         """Ids (int32) of a text (tokenized by :meth:`tokenize`) or of a list of tokens."""
@@ -146,20 +160,21 @@ class Vocab:
         return out
 
     def decode(self, ids: Iterable[int]) -> str:
-        """Text of ids: words joined by spaces (nothing, for janome's Japanese morphemes) with
-        ``<eos>`` as a line break, or characters."""
+        """Text of ids: characters, or words as the text was written (spaces between them;
+        none between janome's morphemes; subword pieces joined at their "▁") with ``<eos>``
+        as a line break."""
         toks = self.tokens(ids)
         if self.level == "char":
             return "".join(toks)
-        join = word_joiner(self.tokenizer)
-        lines, words = [], []
+        out, line_start = [], True
         for t in toks:
             if t == self.eos:
-                lines.append(join.join(words))
-                words = []
+                out.append("\n")
+                line_start = True
             else:
-                words.append(t)
-        return "\n".join([*lines, join.join(words)])
+                out.append(token_text(t, line_start, self.tokenizer))
+                line_start = False
+        return "".join(out)
 
     # -- JSON --------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -167,6 +182,8 @@ class Vocab:
              "eos": self.eos, "tokens": self.itos}
         if self.tokenizer != "whitespace":
             d["tokenizer"] = self.tokenizer
+        if self.subword is not None:
+            d["subword"] = self.subword.to_dict()
         return d
 
     @classmethod
@@ -181,8 +198,9 @@ class Vocab:
             if not isinstance(d.get(key), (str, type(None))):
                 raise ValueError(f"vocabulary JSON field {key!r} must be a string or null, got "
                                  f"{type(d[key]).__name__}")
+        subword = SubwordModel.from_dict(d["subword"]) if "subword" in d else None
         return cls(d["tokens"], level=d.get("level", "word"), unk=d.get("unk"), eos=d.get("eos"),
-                   tokenizer=d.get("tokenizer", "whitespace"))
+                   tokenizer=d.get("tokenizer", "whitespace"), subword=subword)
 
     def to_json(self, path: str | os.PathLike[str]) -> None:
         """Write the vocabulary as JSON (UTF-8)."""
@@ -274,14 +292,15 @@ def decode_utf8(data: bytes, path: str | os.PathLike[str]) -> str:
         ) from None
 
 
-def tokenize(text: str, level: str = "word", tokenizer: str = "whitespace") -> list[str]:
-    """Corpus tokens: each non-blank line's words (split by ``tokenizer``) then ``<eos>``, or
-    every character."""
+def tokenize(text: str, level: str = "word", tokenizer: str = "whitespace",
+             subword: SubwordModel | None = None) -> list[str]:
+    """Corpus tokens: each non-blank line's words (split by ``tokenizer``, with ``subword``
+    the model of 'bpe' / 'unigram') then ``<eos>``, or every character."""
     if _check_level(level) == "char":
         return list("\n".join(text.splitlines()) + ("\n" if text.endswith(("\n", "\r")) else ""))
     out: list[str] = []
     for line in text.splitlines():
-        words = split_words(line, tokenizer)
+        words = split_words(line, tokenizer, subword)
         if words:
             out.extend(words)
             out.append(EOS)
@@ -297,12 +316,15 @@ def _unspaced_script_share(text: str) -> float:
     return unspaced / letters
 
 
-def _tokens_of(path: Path, level: str, tokenizer: str = "whitespace") -> list[str]:
+def _tokens_of(path: Path, level: str, tokenizer: str = "whitespace",
+               warn: bool = True) -> list[str]:
     text = read_text(path)
-    if level == "word" and tokenizer == "whitespace" and _unspaced_script_share(text) > 0.3:
+    if warn and level == "word" and tokenizer == "whitespace" \
+            and _unspaced_script_share(text) > 0.3:
         warnings.warn(f"{path} is mostly Japanese/Chinese/Korean/Thai text, written without "
                       f"spaces between words: at word level each line becomes a few huge "
-                      f"'words'; use --level char, or --tokenizer janome for Japanese",
+                      f"'words'; use --level char, --tokenizer bpe, or --tokenizer janome "
+                      f"for Japanese",
                       stacklevel=2)
     toks = tokenize(text, level, tokenizer)
     if not toks:
@@ -339,12 +361,16 @@ def load_text(path: str | os.PathLike[str], level: str = "word", min_freq: int =
         min_freq, max_size: vocabulary limits (see :meth:`Vocab.build`); the rest is ``<unk>``.
         split: fractions (train, valid, test) for a single file; test may be 0 (no test split).
         vocab: encode with this vocabulary (e.g. a trained model's) instead of building one.
-        tokenizer: how word-level lines are split ('whitespace' or 'janome'; a given
-            ``vocab`` brings its own).
+        tokenizer: how word-level lines are split ('whitespace', 'janome', or the subword
+            pieces 'bpe' / 'unigram', learned from the training split with ``max_size``
+            pieces, default 8000; a given ``vocab`` brings its own). A single file is split
+            into train/valid/test at the same words whatever the tokenizer.
     """
     _check_level(level)
     if vocab is not None:
         tokenizer = vocab.tokenizer
+    subword = tokenizer if tokenizer in SUBWORD else None
+    words_by = "whitespace" if subword else tokenizer  # subword: split at words, then pieces
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(errno.ENOENT, "no such file or directory", str(p))
@@ -354,20 +380,44 @@ def load_text(path: str | os.PathLike[str], level: str = "word", min_freq: int =
             if not files[s].exists():
                 raise FileNotFoundError(errno.ENOENT, f"a corpus directory needs {s}.txt "
                                         "(for the PTB's ptb.*.txt use load_ptb)", str(files[s]))
-        toks = {s: _tokens_of(f, level, tokenizer) for s, f in files.items() if f.exists()}
+        toks = {s: _tokens_of(f, level, words_by, subword is None)
+                for s, f in files.items() if f.exists()}
     else:
-        all_toks = _tokens_of(p, level, tokenizer)
+        all_toks = _tokens_of(p, level, words_by, subword is None)
         n_train, n_valid = _split_sizes(len(all_toks), split, p)
         toks = {"train": all_toks[:n_train], "valid": all_toks[n_train:n_train + n_valid]}
         if split[2] > 0:
             toks["test"] = all_toks[n_train + n_valid:]
+    model = None
+    if subword is not None:  # the pieces of each split's words, by a model of the train split
+        texts = {s: _lines_of(t) for s, t in toks.items()}
+        model = vocab.subword if vocab is not None else SubwordModel.train(
+            subword, texts["train"].splitlines(), max_size or SUBWORD_VOCAB)
+        toks = {s: tokenize(text, "word", subword, model) for s, text in texts.items()}
+        max_size = None  # the model's vocabulary size was the limit
     if vocab is None:
         vocab = Vocab.build(toks["train"], level=level, min_freq=min_freq, max_size=max_size,
-                            tokenizer=tokenizer)
+                            tokenizer=tokenizer, subword=model)
+        if model is not None:  # every piece the model gives, used in training or not
+            vocab = Vocab(vocab.itos + [t for t in model.vocabulary() if t not in vocab],
+                          level=level, tokenizer=tokenizer, subword=model)
     elif vocab.level != level:
         raise ValueError(f"the vocabulary is {vocab.level}-level but level={level!r} was asked")
     ids = {s: vocab.encode(t) for s, t in toks.items()}
     return Corpus(ids["train"], ids["valid"], ids.get("test"), vocab, name=p.name)
+
+
+def _lines_of(tokens: Sequence[str]) -> str:
+    """Word tokens back to text: words joined by spaces, a line break at each ``<eos>``."""
+    lines: list[str] = []
+    words: list[str] = []
+    for t in tokens:
+        if t == EOS:
+            lines.append(" ".join(words))
+            words = []
+        else:
+            words.append(t)
+    return "\n".join(lines + ([" ".join(words)] if words else []))
 
 
 def load_builtin(level: str = "word", vocab: Vocab | None = None) -> Corpus:

@@ -69,7 +69,7 @@ class TrainConfig:
 
     data: str | None = None          # None/'builtin', 'ptb', or a path
     level: str = "word"
-    tokenizer: str = "whitespace"    # whitespace | janome (bptt.data.tokenizers)
+    tokenizer: str = "whitespace"    # whitespace | janome | bpe | unigram (data.tokenizers)
     preset: str | None = None
     cell: str | None = None
     layers: int | None = None

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..backend import to_numpy
 from ..data.corpus import Vocab
-from ..data.tokenizers import word_joiner
+from ..data.tokenizers import token_text
 from ..models.rnnlm import LanguageModel
 from .lm_checkpoint import load_language_model
 
@@ -107,7 +107,6 @@ def text_pieces(vocab: Vocab, ids: Iterator[int] | Sequence[int]) -> Iterator[st
         for i in ids:
             yield vocab.itos[int(i)]
         return
-    join = word_joiner(vocab.tokenizer)
     line_start = True
     for i in ids:
         t = vocab.tokens([i])[0]
@@ -115,7 +114,7 @@ def text_pieces(vocab: Vocab, ids: Iterator[int] | Sequence[int]) -> Iterator[st
             line_start = True
             yield "\n"
         else:
-            yield t if line_start else join + t
+            yield token_text(t, line_start, vocab.tokenizer)
             line_start = False
 
 

@@ -403,7 +403,9 @@ def evaluate(path: str | os.PathLike[str], data: str | None = None, split: str =
     spec = data if data is not None else tc.get("data")
     level = level or ck.vocab.level
     if split == "all" and spec is not None and Path(spec).is_file():  # a text of any length
-        ids, name = ck.vocab.encode(tokenize(read_text(spec), level)), Path(spec).name
+        text = read_text(spec)
+        ids = ck.vocab.encode(tokenize(text, level, ck.vocab.tokenizer, ck.vocab.subword))
+        name = Path(spec).name
     else:
         corpus = load_corpus(spec, level, vocab=ck.vocab)
         ids, name = corpus.split(split), corpus.name

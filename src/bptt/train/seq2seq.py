@@ -113,12 +113,11 @@ RECIPES: dict[str, dict[str, Any]] = {
 def with_recipe(cfg: Seq2seqConfig, explicit: set[str] | None = None
                 ) -> tuple[Seq2seqConfig, dict[str, Any]]:
     """``cfg`` with the book's recipe for its built-in data set filled in where the user gave
-    nothing (``explicit``: the fields given; None: every field left at its default counts as
-    not given); the recipe's settings that took effect."""
+    nothing: a field counts as given when it is in ``explicit`` (the flags on the command
+    line) or differs from its default; the recipe's settings that took effect."""
     recipe = RECIPES.get(cfg.data, {})
     defaults = Seq2seqConfig()
-    given = explicit if explicit is not None else {
-        f for f in recipe if getattr(cfg, f) != getattr(defaults, f)}
+    given = set(explicit or ()) | {f for f in recipe if getattr(cfg, f) != getattr(defaults, f)}
     applied = {k: v for k, v in recipe.items() if k not in given}
     return replace(cfg, **applied), applied
 
