@@ -194,7 +194,10 @@ def test_config_presets_and_errors():
     cfg = TrainConfig(data="ptb", preset="better-rnnlm").resolved()
     assert (cfg.layers, cfg.hidden, cfg.dropout, cfg.tie, cfg.lr) == (2, 650, 0.5, True, 20.0)
     assert TrainConfig().resolved().preset == "tiny"
-    assert TrainConfig(data="x.txt").resolved().preset == "rnnlm"
+    text = TrainConfig(data="x.txt").resolved()  # your own text: measured, not the book's
+    assert (text.preset, text.optimizer, text.lr, text.init, text.hidden) == (
+        "text", "adam", 0.002, "torch", 200)
+    assert TrainConfig(data="ptb").resolved().preset == "rnnlm"
     assert TrainConfig(data="ptb", optimizer="adam").resolved().lr == 0.002
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
         TrainConfig(preset="huge").resolved()
@@ -281,7 +284,7 @@ def test_perplexity_of_a_huge_finite_loss_is_inf_not_an_overflow_error():
 
 
 @pytest.mark.parametrize("kw", [dict(optimizer="sgd", lr=1e6, clip=1.0),
-                                dict(optimizer="sgd", lr=1e3, clip=0.0)])
+                                dict(optimizer="sgd", lr=1e3, clip=0.0, preset="rnnlm")])
 def test_a_loss_that_explodes_while_finite_is_reported_as_divergence(text_file, tmp_path, kw):
     with pytest.raises(TrainingDiverged, match="training diverged") as e:
         train_language_model(small_config(text_file, tmp_path, dtype="float32", **kw))

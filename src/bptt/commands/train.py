@@ -52,7 +52,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train", help="train a language model (no --data: the built-in corpus, < 1 minute)",
         description="Train a recurrent language model with truncated BPTT. Settings not given "
-                    "come from --preset (tiny for the built-in corpus, else rnnlm). Writes "
+                    "come from --preset (tiny for the built-in corpus, rnnlm for the PTB, text for "
+                    "your own text). Writes "
                     "OUT/best (best validation model), OUT/last (to --resume), OUT/log.jsonl "
                     "and OUT/metrics.json.",
         epilog=preset_table(), formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -1,13 +1,15 @@
 """Settings of a language-model training run, and the presets of the book's recipes.
 
-A field left None takes the preset's value; with no preset, ``tiny`` for the built-in corpus
-and ``rnnlm`` (the book's ch. 6 recipe) for any other data.
+A field left None takes the preset's value; with no preset, ``tiny`` for the built-in corpus,
+``rnnlm`` (the book's ch. 6 recipe) for the PTB and ``text`` for your own text (words or
+characters: chosen by measurement against PyTorch's defaults, docs/results.md).
 
 | preset       | model                                  | N x T   | optimizer     | clip | epochs |
 | ------------ | -------------------------------------- | ------- | ------------- | ---- | ------ |
 | tiny         | 1 LSTM, D 64, H 128                    | 20 x 35 | Adam lr 0.005 | 1.0  | 10     |
 | simple-rnnlm | 1 tanh RNN, D = H = 100 (ch. 5)        | 10 x 5  | SGD lr 0.1    | none | 4      |
 | rnnlm        | 1 LSTM, D = H = 100 (ch. 6)            | 20 x 35 | SGD lr 20     | 0.25 | 4      |
+| text         | 1 LSTM, D = H = 200                    | 20 x 35 | Adam lr 0.002 | 1.0  | 10     |
 | better-rnnlm | 2 LSTM, D = H = 650, dropout .5, tied  | 20 x 35 | SGD lr 20     | 0.25 | 40     |
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .. import optim as _optim
@@ -26,6 +29,10 @@ from ..validate import check_sizes
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(cell="lstm", layers=1, embed=64, hidden=128, dropout=0.0, tie=False, batch=20,
                  bptt=35, optimizer="adam", lr=0.005, clip=1.0, epochs=10),
+    # your own text (--data FILE or DIR, words or characters): the settings measured no worse
+    # than PyTorch's defaults at equal steps on several texts (benchmarks/init_vs_torch.py)
+    "text": dict(cell="lstm", layers=1, embed=200, hidden=200, dropout=0.0, tie=False,
+                 batch=20, bptt=35, optimizer="adam", lr=0.002, clip=1.0, epochs=10),
     # the book's recipes (and the cpu-hour run) keep the book's initial weights: their
     # documented perplexities were measured with them
     "simple-rnnlm": dict(cell="rnn", layers=1, embed=100, hidden=100, dropout=0.0, tie=False,
@@ -54,6 +61,16 @@ UNLESS_PRESET: dict[str, Any] = {"lr_decay": 4.0, "weight_drop": 0.0, "embed_dro
                                  # measured: benchmarks/init_vs_torch.py, docs/results.md
                                  "init": "torch"}
 OPTIMIZERS = tuple(_optim.OPTIMIZERS)
+
+
+def default_preset(data: str | None) -> str:
+    """The preset of a run that names none: ``tiny`` for the built-in corpus, the book's
+    ``rnnlm`` for the PTB, ``text`` for your own text."""
+    if data in (None, "builtin"):
+        return "tiny"
+    if data == "ptb" or (Path(data) / "ptb.train.txt").is_file():
+        return "rnnlm"
+    return "text"
 # learning rate when --optimizer differs from the preset's and no --lr is given
 DEFAULT_LR = {"sgd": 20.0, "momentum": 1.0, "nesterov": 1.0, "adagrad": 0.1, "rmsprop": 0.002,
               "adam": 0.002, "ntasgd": 30.0}
@@ -113,7 +130,7 @@ class TrainConfig:
 
     def resolved(self) -> TrainConfig:
         """A copy with every None model/optimizer field filled from the preset, checked."""
-        preset = self.preset or ("tiny" if self.data in (None, "builtin") else "rnnlm")
+        preset = self.preset or default_preset(self.data)
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
         values = {**UNLESS_PRESET, **PRESETS[preset]}
