@@ -10,7 +10,8 @@ so a model built on the GPU computes on the GPU, and a float64 model computes in
 :func:`default_dtype` (float32 unless changed).
 
 The device is chosen once: ``BPTT_DEVICE=gpu`` in the environment, ``--device gpu`` on the CLI,
-or :func:`set_device` from Python.
+or :func:`set_device` from Python. ``double`` is the device double of :mod:`bptt.device_double`:
+arrays that behave toward the code as CuPy's, on the CPU, for tests.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from . import mkl
+from . import device_double, mkl
 
-_DEVICES = ("cpu", "gpu")
+_DEVICES = ("cpu", "gpu", "double")
 _state: dict[str, Any] = {"device": None, "xp": None, "dtype": np.float32, "rng": None}
 
 
@@ -52,7 +53,7 @@ def set_device(device: str) -> ModuleType:
     device = device.lower()
     if device not in _DEVICES:
         raise BackendError(f"unknown device {device!r}: choose one of {', '.join(_DEVICES)}")
-    xp = np if device == "cpu" else _import_cupy()
+    xp = {"cpu": lambda: np, "gpu": _import_cupy, "double": lambda: device_double.xp}[device]()
     _state.update(device=device, xp=xp, rng=None)
     return xp
 
@@ -73,6 +74,8 @@ def get_xp() -> ModuleType:
 def array_module(*arrays: Any) -> ModuleType:
     """The module (numpy or cupy) that owns these arrays; numpy for plain Python values."""
     for a in arrays:
+        if isinstance(a, device_double.DeviceArray):
+            return device_double.xp
         mod = type(a).__module__
         if mod.startswith("cupy"):
             return _import_cupy()
@@ -122,7 +125,8 @@ def to_numpy(a: Any) -> Any:
     """Copy an array (or list/tuple of arrays) back to a NumPy array on the host."""
     if _is_array_sequence(a):
         return type(a)(to_numpy(v) for v in a)
-    if hasattr(a, "get") and type(a).__module__.startswith("cupy"):
+    if hasattr(a, "get") and (type(a).__module__.startswith("cupy")
+                              or isinstance(a, device_double.DeviceArray)):
         return a.get()
     return np.asarray(a)
 
@@ -132,17 +136,22 @@ def scatter_add_rows(target: Any, idx: Any, values: Any) -> None:
 
     ``target`` (V, D), ``idx`` (M,) ints, ``values`` (M, D). NumPy's ``np.add.at`` is exact but
     slow (a Python-level loop in C per element); here the rows are sorted by id once and the rows
-    of each id summed with one ``add.reduceat``. On CuPy, ``cupyx.scatter_add`` does it atomically.
+    of each id summed with one ``add.reduceat``. On a device, ``xp.add.at`` does it atomically
+    (CuPy 14; CuPy 13 has ``cupyx.scatter_add`` for it).
     """
     xp = array_module(target)
     idx = idx.reshape(-1)
     if idx.size == 0:
         return
     values = values.reshape(idx.shape[0], -1)
-    if xp is not np:  # pragma: no cover - GPU only
-        import cupyx
+    if xp is not np:
+        add = getattr(xp, "add", None)
+        if hasattr(add, "at"):
+            add.at(target, idx, values)
+        else:  # pragma: no cover - CuPy 13
+            import cupyx
 
-        cupyx.scatter_add(target, idx, values)
+            cupyx.scatter_add(target, idx, values)
         return
     order = np.argsort(idx, kind="stable")
     sorted_idx = idx[order]

@@ -109,7 +109,7 @@ def gradcheck(layer: Any, inputs: Sequence[Any], *, wrt: Sequence[int] | None = 
 
     outs = run_forward()
     xp = array_module(*outs)
-    rs = tuple(xp.asarray(rng.standard_normal(np.shape(o)), dtype=getattr(o, "dtype", None))
+    rs = tuple(xp.asarray(rng.standard_normal(o.shape), dtype=getattr(o, "dtype", None))
                for o in outs)
 
     def loss() -> float:

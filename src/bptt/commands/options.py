@@ -17,7 +17,7 @@ from typing import Any
 from ..backend import set_device
 from ..blas import set_blas_threads, threads_set_by_environment
 
-DEVICES = ("cpu", "gpu")
+DEVICES = ("cpu", "gpu", "double")
 
 
 def number(text: str | None, option: str, kind: type, lower: float | None = None,
@@ -44,7 +44,8 @@ def add_shared(p: argparse.ArgumentParser, top: bool = False) -> None:
     when given, so ``bptt --device gpu fit ...`` and ``bptt fit ... --device gpu`` agree)."""
     default: Any = None if top else argparse.SUPPRESS
     p.add_argument("--device", choices=DEVICES, default=default,
-                   help="array backend: cpu (NumPy, default) or gpu (CuPy); also BPTT_DEVICE")
+                   help="array backend: cpu (NumPy, default) or gpu (CuPy); also BPTT_DEVICE "
+                        "(double: CuPy's behaviour on the CPU, for tests)")
     p.add_argument("--threads", default=default, metavar="N",
                    help="BLAS threads (default 1 unless OPENBLAS_NUM_THREADS/OMP_NUM_THREADS "
                         "is set: the small products of an RNN gain little from more, and lose "

@@ -390,7 +390,7 @@ class Seq2seqModel:
                 break
             while len(keep) < K:
                 keep.append((keep[0][0], keep[0][1], -np.inf))
-            idx = np.array([k for k, _, _ in keep])
+            idx = xp.asarray(np.array([k for k, _, _ in keep]))
             seqs = [seqs[k] + [v] for k, v, _ in keep]
             score = np.array([s for _, _, s in keep])
             ids = np.array([v for _, v, _ in keep], dtype=np.int64)

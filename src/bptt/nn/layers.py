@@ -273,7 +273,8 @@ class Dropout(TrainMode):
                                  f"{tuple(x.shape)}")
             shape = (x.shape[0], 1, x.shape[2])  # one mask per sequence, all t
         g = self.generator if self.generator is not None else rng()
-        mask = (g.random(shape, dtype=x.dtype) > self.dropout_ratio).astype(x.dtype)
+        u = array_module(x).asarray(g.random(shape, dtype=x.dtype))  # a host generator's too
+        mask = (u > self.dropout_ratio).astype(x.dtype)
         mask *= 1.0 / (1.0 - self.dropout_ratio)
         self.mask = mask
         return x * mask

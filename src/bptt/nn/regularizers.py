@@ -44,9 +44,12 @@ def _check_ratio(name: str, p: float) -> float:
     return float(p)
 
 
-def _keep_mask(generator: Any, shape: tuple[int, ...], p: float, dtype: Any) -> Any:
+def _keep_mask(generator: Any, shape: tuple[int, ...], p: float, dtype: Any,
+               like: Any) -> Any:
+    """A scaled keep mask in the module of ``like`` (a host generator's is moved there)."""
     g = generator if generator is not None else rng()
-    mask = (g.random(shape, dtype=dtype) >= p).astype(dtype)
+    u = array_module(like).asarray(g.random(shape, dtype=dtype))
+    mask = (u >= p).astype(dtype)
     mask *= 1.0 / (1.0 - p)
     return mask
 
@@ -86,7 +89,8 @@ class WeightDrop(TrainMode):
     def forward(self, xs: Any, mask: Any = None) -> Any:
         work = self.layer.params[self.index]
         if self.train_flg and self.p > 0:
-            self.mask = _keep_mask(self.generator, self.raw.shape, self.p, self.raw.dtype)
+            self.mask = _keep_mask(self.generator, self.raw.shape, self.p, self.raw.dtype,
+                                   self.raw)
             array_module(work).multiply(self.raw, self.mask, out=work)
         else:
             self.mask = None
@@ -149,7 +153,7 @@ class EmbeddingDropout(TrainMode):
         if not self.train_flg or self.p == 0:
             self.scale = None
             return W[xs]  # (N, T, D)
-        words = _keep_mask(self.generator, (W.shape[0],), self.p, W.dtype)  # (V,)
+        words = _keep_mask(self.generator, (W.shape[0],), self.p, W.dtype, W)  # (V,)
         self.scale = words[xs][..., None]  # (N, T, 1)
         return W[xs] * self.scale
 

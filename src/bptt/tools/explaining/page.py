@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from ...atomic import atomic_file
-from ...backend import to_numpy
+from ...backend import array_module, to_numpy
 from ...nn.registry import spec_of
 from ...nn.stacks import make_recurrent_stack
 from ...train.checkpoint import read_checkpoint
@@ -96,7 +96,7 @@ def connectivity(cell: str, T: int = 12, D: int = 8, H: int = 8, N: int = 4,
     where k > t. float64. How far back a loss reaches, in numbers."""
     g = np.random.default_rng(seed)
     layer = make_recurrent_stack(cell, D, H, dtype=np.float64, generator=g).layers[0]
-    xs = g.standard_normal((N, T, D))
+    xs = array_module(layer.params[0]).asarray(g.standard_normal((N, T, D)))
     u = g.standard_normal(H)
     u /= np.linalg.norm(u)
     out: list[list[float | None]] = []
@@ -105,7 +105,7 @@ def connectivity(cell: str, T: int = 12, D: int = 8, H: int = 8, N: int = 4,
         hs = layer.forward(xs)  # a fresh forward each time: a backward may use up its caches
         dhs = np.zeros_like(to_numpy(hs))
         dhs[:, t] = u
-        dxs = to_numpy(layer.backward(dhs))
+        dxs = to_numpy(layer.backward(array_module(hs).asarray(dhs)))
         out.append([float(np.linalg.norm(dxs[:, t - k], axis=1).mean()) if k <= t else None
                     for k in range(T)])
     return out

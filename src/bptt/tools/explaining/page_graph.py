@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ...backend import to_numpy
+from ...backend import array_module, to_numpy
 from ...nn.registry import spec_of
 from .equations import layer_equations
 from .flow import step_cell
@@ -63,9 +63,11 @@ def replay(layer: Any, xs: Any, hs: Any, dhs: Any, h0: Any = None) -> dict[str, 
     split into the part from above (dhs[:, t]) and the part from h_{t+1}. ``replay_ok``: the
     replay gave the layer's own states and ``dh`` back."""
     spec = spec_of(layer)
+    xp = array_module(layer.params[0])  # the cell computes where the layer's weights live
+    xs, hs, dhs = (xp.asarray(a) for a in (xs, hs, dhs))
     N, T, H = xs.shape[0], xs.shape[1], hs.shape[2]
-    zero = np.zeros((N, H), dtype=hs.dtype)
-    state = (zero if h0 is None else np.asarray(h0, dtype=hs.dtype),
+    zero = xp.zeros((N, H), dtype=hs.dtype)
+    state = (zero if h0 is None else xp.asarray(h0, dtype=hs.dtype),
              *(zero for _ in range(spec.num_states - 1)))
     cells, states = [], []
     for t in range(T):
