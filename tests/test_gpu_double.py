@@ -1,29 +1,38 @@
 """The GPU path without a GPU: bptt on the device double (`bptt.device_double`, arrays that
 behave toward the code as CuPy's) trains, checkpoints, generates and explains, every array
 staying on the "device", with the same numbers as on the host. A host array handed to device
-code fails here as it would on CuPy. Run alone with `python -m pytest -q -m gpu_double`."""
+code fails here as it would on CuPy. Run alone with `python -m pytest -q -m gpu_double`.
+
+With ``BPTT_TEST_DEVICE=gpu`` (what `scripts/gpu_check.py` sets on a machine with a GPU) the
+same tests run on real CuPy."""
 
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
 
 import bptt
 from bptt import backend
-from bptt.device_double import DeviceArray
 from bptt.device_double import xp as dxp
 
 pytestmark = pytest.mark.gpu_double
+DEVICE = os.environ.get("BPTT_TEST_DEVICE", "double")
+
+
+def on_device(a) -> bool:
+    """The array lives on the device (not a NumPy array)."""
+    return type(a) is not np.ndarray and backend.array_module(a) is not np
 
 
 @pytest.fixture
 def double():
-    """The double as bptt's device for one test (the host again afterwards)."""
-    backend.set_device("double")
+    """The device (the double, or CuPy under BPTT_TEST_DEVICE=gpu) for one test."""
+    xp = backend.set_device(DEVICE)
     try:
-        yield dxp
+        yield xp
     finally:
         backend.set_device("cpu")
 
@@ -33,11 +42,13 @@ def on_host(fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     finally:
-        backend.set_device("double")
+        backend.set_device(DEVICE)
 
 
 # -- the double refuses what CuPy refuses ---------------------------------------------------------
 def test_the_double_refuses_implicit_transfers_and_allows_explicit_ones():
+    from bptt.device_double import DeviceArray
+
     a = dxp.asarray(np.arange(6.0).reshape(2, 3))
     assert isinstance(a, DeviceArray) and backend.array_module(a) is dxp
     with pytest.raises(TypeError, match="Implicit conversion"):
@@ -65,6 +76,8 @@ def test_the_double_refuses_implicit_transfers_and_allows_explicit_ones():
 @pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("cell", bptt.nn.registry.cell_names())
 def test_every_cell_runs_on_the_device_with_the_hosts_numbers(double, cell, fused):
+    """float64 on both: equal to rounding (a GPU's transcendental functions differ in the
+    last bits, so the tolerance is not 0)."""
     from bptt.nn.stacks import make_recurrent_stack
 
     def run():
@@ -76,7 +89,7 @@ def test_every_cell_runs_on_the_device_with_the_hosts_numbers(double, cell, fuse
         return hs, dxs, stack.grads
 
     hs, dxs, grads = run()
-    assert all(isinstance(a, DeviceArray) for a in (hs, dxs, *grads))
+    assert all(on_device(a) for a in (hs, dxs, *grads))
     hs0, dxs0, grads0 = on_host(run)
     np.testing.assert_allclose(hs.get(), hs0, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(dxs.get(), dxs0, rtol=1e-10, atol=1e-13)
@@ -105,7 +118,7 @@ def test_a_language_model_trains_resumes_and_writes_on_the_device_as_on_the_host
     # float32, summed in another order (no MKL products, add.at for the embedding): rounding
     assert metrics[0]["valid_ppl"] == pytest.approx(metrics[1]["valid_ppl"], rel=1e-5)
     ck = bptt.load_checkpoint(tmp_path / "dev")  # saved from the device, opened on it
-    assert all(isinstance(p, DeviceArray) for p in ck.model.params)
+    assert all(on_device(p) for p in ck.model.params)
     host = on_host(bptt.load_checkpoint, tmp_path / "dev")  # and on the host
     assert all(type(p) is np.ndarray for p in host.model.params)
     for p, q in zip(ck.model.params, host.model.params, strict=True):
@@ -145,7 +158,7 @@ def test_data_parallel_ranks_reduce_device_gradients(double, tmp_path):
     text.write_text(compose(stories=4), encoding="utf-8")
 
     def rank(comm):
-        backend.set_device("double")  # each rank's thread computes on the device
+        backend.set_device(DEVICE)  # each rank's thread computes on the device
         cfg = TrainConfig(data=str(text), out=str(tmp_path / f"r{comm.rank}"), embed=6,
                           hidden=6, batch=8, bptt=5, max_steps=3, quiet=True, dtype="float64")
         return train_language_model(cfg, comm=comm)
@@ -162,3 +175,34 @@ def test_explain_and_the_explainer_pages_on_the_device(double, tmp_path):
                  ["explain", "attention-seq2seq", "--html", str(tmp_path / "b.html")],
                  ["gradflow", "--cell", "gru", "-T", "12"]):
         assert main(argv) == 0, argv
+
+
+def test_estimators_fit_and_predict_on_the_device_and_a_host_run_opens_there(double, tmp_path):
+    from bptt.cli import main
+
+    for kind in ("sine", "waveforms"):
+        argv = ["fit", kind, "--epochs", "1", "--hidden", "8", "--quiet", "--out"]
+        assert main(argv + [str(tmp_path / f"dev-{kind}")]) == 0
+        assert on_host(main, argv + [str(tmp_path / f"host-{kind}")]) == 0
+        dev, host = (json.loads((tmp_path / f"{r}-{kind}" / "metrics.json").read_text(
+            encoding="utf-8"))["test"] for r in ("dev", "host"))
+        assert dev == pytest.approx(host, rel=1e-4)
+    ck = bptt.load_checkpoint(tmp_path / "host-sine")  # written on the host, opened here
+    assert all(on_device(p) for p in ck.model.params)
+    X = np.random.default_rng(0).standard_normal((3, 25, 1))
+    out = ck.model.predict(X)  # host in (the user's data), host out
+    assert type(out) is np.ndarray and out.shape == (3, 1)  # one target per sequence
+    np.testing.assert_allclose(out, on_host(
+        lambda: bptt.load_checkpoint(tmp_path / "host-sine").model.predict(X)), rtol=1e-5)
+
+
+def test_streaming_generation_and_export_of_a_device_run(double, tmp_path):
+    from bptt.cli import main
+
+    out = tmp_path / "lm"
+    assert main(["train", "--max-steps", "2", "--quiet", "--out", str(out)]) == 0
+    ck = bptt.load_checkpoint(out)
+    pieces = list(bptt.generate_tokens(ck.model, ck.vocab, length=8, seed=1))
+    assert len(pieces) == 8 and all(isinstance(p, str) for p in pieces)
+    pytest.importorskip("onnx", reason="needs onnx (the onnx extra)")
+    assert main(["export", str(out), str(tmp_path / "lm.onnx")]) == 0
