@@ -206,3 +206,18 @@ def test_streaming_generation_and_export_of_a_device_run(double, tmp_path):
     assert len(pieces) == 8 and all(isinstance(p, str) for p in pieces)
     pytest.importorskip("onnx", reason="needs onnx (the onnx extra)")
     assert main(["export", str(out), str(tmp_path / "lm.onnx")]) == 0
+
+
+def test_on_a_gpu_the_memory_check_counts_the_gpus_free_memory(monkeypatch):
+    """The book's big language model ran out of GPU memory mid-training: on --device gpu the
+    estimate is held against the GPU's free memory, before anything is allocated."""
+    import bptt.train.memory as memory
+
+    monkeypatch.setattr(memory, "available_memory", lambda: 64 * 2**30)
+    monkeypatch.setattr(memory, "device_free_memory", lambda: 2**30)  # a 1 GiB GPU
+    with pytest.raises(memory.ModelTooLarge, match="the GPU has 1.0 GiB available"):
+        memory.check_fits(3 * 2**30, "parameters", "--hidden")
+    memory.check_fits(2**29, "parameters", "--hidden")  # half a GiB fits
+    monkeypatch.setattr(memory, "device_free_memory", lambda: None)  # the host counts
+    memory.check_fits(3 * 2**30, "parameters", "--hidden")
+    assert backend.device_free_memory() is None  # not on a GPU here

@@ -82,6 +82,18 @@ def array_module(*arrays: Any) -> ModuleType:
     return np
 
 
+def device_free_memory() -> int | None:
+    """Bytes free on the GPU when the device is one (CuPy's ``memGetInfo``), else None: the
+    host's memory is what counts then."""
+    if get_device() != "gpu":
+        return None
+    try:  # pragma: no cover - GPU only
+        free, _total = _state["xp"].cuda.runtime.memGetInfo()
+        return int(free)
+    except Exception:  # pragma: no cover - a driver that does not say
+        return None
+
+
 def default_dtype() -> np.dtype:
     """dtype of newly made parameters (float32 unless :func:`set_default_dtype` said otherwise)."""
     return np.dtype(_state["dtype"])

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..backend import device_free_memory
 from ..nn.registry import get_cell
 
 
@@ -55,9 +56,12 @@ class ModelTooLarge(MemoryError):
 
 
 def check_fits(need: int, what: str, lower: str) -> None:
-    """Refuse, in one line with the estimate, a model that cannot fit in the memory this
-    machine has available (``what`` says what was counted, ``lower`` which options shrink it)."""
-    have = available_memory()
+    """Refuse, in one line with the estimate, a model that cannot fit in the memory it will
+    live in: the GPU's free memory on ``--device gpu``, else the machine's available memory
+    (``what`` says what was counted, ``lower`` which options shrink it)."""
+    gpu = device_free_memory()
+    have, where = (gpu, "the GPU has") if gpu is not None else (available_memory(),
+                                                                  "the machine has")
     if have is not None and need > have:
-        raise ModelTooLarge(f"this model needs about {need / 2**30:.1f} GiB ({what}) but the "
-                          f"machine has {have / 2**30:.1f} GiB available; lower {lower}")
+        raise ModelTooLarge(f"this model needs about {need / 2**30:.1f} GiB ({what}) but "
+                            f"{where} {have / 2**30:.1f} GiB available; lower {lower}")
