@@ -43,6 +43,21 @@ def test_every_command_guards_the_blas_threads(monkeypatch, tmp_path):
         main(["fit", "--threads"])
 
 
+def test_threads_auto_is_the_cores_this_process_may_use(monkeypatch):
+    import os
+
+    import bptt.commands.options as options
+    from bptt.cli import main
+
+    calls = []
+    monkeypatch.setattr(options, "set_blas_threads", calls.append)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
+    assert options.usable_cores() == 3  # its share, not the machine's cores
+    assert main(["gradcheck", "--layer", "Affine", "--threads", "auto"]) == 0
+    assert calls == [3]
+    assert main(["gradcheck", "--layer", "Affine", "--threads", "many"]) == 2
+
+
 def test_device_and_threads_are_accepted_after_nested_commands_too(tmp_path):
     from bptt.cli import main
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from typing import Any
 
 from ..backend import set_device
@@ -47,10 +48,20 @@ def add_shared(p: argparse.ArgumentParser, top: bool = False) -> None:
                    help="array backend: cpu (NumPy, default) or gpu (CuPy); also BPTT_DEVICE "
                         "(double: CuPy's behaviour on the CPU, for tests)")
     p.add_argument("--threads", default=default, metavar="N",
-                   help="BLAS threads (default 1 unless OPENBLAS_NUM_THREADS/OMP_NUM_THREADS "
+                   help="BLAS threads, or auto: the cores this process may use (default 1 "
+                        "unless OPENBLAS_NUM_THREADS/OMP_NUM_THREADS "
                         "is set: the small products of an RNN gain little from more, and lose "
                         "a lot when another process holds a core; on one thread the optional "
                         "MKL products are used, see bptt.mkl)")
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, e.g. a container's or taskset's
+    share), not every core of the machine: what ``--threads auto`` asks for."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def apply_shared(args: argparse.Namespace) -> None:
@@ -58,7 +69,8 @@ def apply_shared(args: argparse.Namespace) -> None:
     chose."""
     if getattr(args, "device", None) is not None:
         set_device(args.device)
-    n = number(getattr(args, "threads", None), "--threads", int, 1)
+    given = getattr(args, "threads", None)
+    n = usable_cores() if given == "auto" else number(given, "--threads", int, 1)
     if n is not None:
         set_blas_threads(n)
     elif not threads_set_by_environment():
