@@ -27,7 +27,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TOUR = ROOT / "docs" / "tour"
-PAGES = sorted(TOUR.glob("*.md"))
+PAGES = sorted(TOUR.glob("*.md")) + sorted((TOUR / "ja").glob("*.md"))  # English, Japanese
 LINK = re.compile(r'\[([^\]]*)\]\(([^)\s#]+)#L(\d+)\s+"([^"]+)"\)')
 ANY_SRC_LINK = re.compile(r"\]\(([^)\s]*src/[^)\s]*)")
 
@@ -82,7 +82,7 @@ def test_the_tour_exists():
     assert "README.md" in names and len(PAGES) >= 5, names
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(TOUR).as_posix())
 def test_code_links_point_at_the_code(page):
     text = page.read_text(encoding="utf-8")
     problems = []
@@ -102,11 +102,11 @@ def test_code_links_point_at_the_code(page):
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(TOUR).as_posix())
 def test_every_equation_row_links_to_code(page):
     rows, table = [], False
     for line in page.read_text(encoding="utf-8").splitlines():
-        if re.match(r"^\|\s*equation\s*\|\s*computed at\s*\|", line):
+        if re.match(r"^\|\s*(equation|式)\s*\|\s*(computed at|計算している行)\s*\|", line):
             table = True
             continue
         if table and line.startswith("|"):
@@ -119,7 +119,7 @@ def test_every_equation_row_links_to_code(page):
         assert len(cells) >= 2 and LINK.search(cells[-1]), f"{page.name}: no code link: {row}"
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(TOUR).as_posix())
 def test_python_blocks_are_doctests(page):
     text = page.read_text(encoding="utf-8")
     for block in re.findall(r"```python\n(.*?)```", text, flags=re.S):
@@ -138,7 +138,7 @@ def _python_only(text: str) -> str:
     return "\n".join(out) + "\n"
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(TOUR).as_posix())
 def test_doctests(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     text = _python_only(page.read_text(encoding="utf-8"))
@@ -186,13 +186,13 @@ def _run_console(page: Path, want_slow: bool, tmp_path: Path, monkeypatch, capsy
     return ran
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(TOUR).as_posix())
 def test_console_examples(page, tmp_path, monkeypatch, capsys):
     _run_console(page, False, tmp_path, monkeypatch, capsys)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(TOUR).as_posix())
 def test_slow_console_examples(page, tmp_path, monkeypatch, capsys):
     _run_console(page, True, tmp_path, monkeypatch, capsys)
 

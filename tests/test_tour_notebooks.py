@@ -19,18 +19,22 @@ make = import_file(MAKER)
 PAGES = make.pages()
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
+def page_id(page: Path) -> str:
+    return page.relative_to(make.TOUR).with_suffix("").as_posix()
+
+
+@pytest.mark.parametrize("page", PAGES, ids=page_id)
 def test_the_committed_notebook_is_the_page(page):
     pytest.importorskip("nbformat", reason="needs the notebooks extra: pip install "
                                            "'bptt[notebooks]'")
-    committed = make.OUT / (page.stem + ".ipynb")
+    committed = make.notebook_path(page)
     assert committed.exists(), f"run: python docs/tour/make_notebooks.py ({committed} missing)"
     assert committed.read_text(encoding="utf-8") == make.notebook_text(page), \
         f"{committed.name} is stale: run python docs/tour/make_notebooks.py"
 
 
 @pytest.mark.notebooks
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("page", PAGES, ids=page_id)
 def test_the_notebook_runs(page, tmp_path):
     nbclient = pytest.importorskip("nbclient", reason="needs the notebooks extra: pip install "
                                                       "'bptt[notebooks]'")

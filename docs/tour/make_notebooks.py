@@ -21,6 +21,7 @@ Needs only nbformat (the ``notebooks`` extra): ``pip install -e '.[notebooks]'``
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -82,19 +83,26 @@ def _shell_of_console(block: str) -> str:
                                              if line.startswith("$ ")])
 
 
-def _relink(m: re.Match) -> str:
-    """A link of a tour page, seen from docs/tour/notebooks/: pages become notebooks."""
+def _relink(m: re.Match, up: str = "../") -> str:
+    """A link of a tour page, seen from its notebook's folder: pages become notebooks, other
+    targets are reached through ``up`` (the page's folder seen from the notebook's)."""
     target = m.group(1)
     if re.match(r"[a-z]+:|#|/", target):
         return m.group(0)
     page = re.fullmatch(r"(\d+-[\w-]+)\.md(#.*)?", target)
     if page:
         return f"]({page.group(1)}.ipynb{page.group(2) or ''}"
-    return f"](../{target}"
+    return f"]({up}{target}"
 
 
-def _markdown(text: str) -> str:
-    return re.sub(r"\]\(([^)\s]+)", _relink, text).strip()
+def _markdown(text: str, up: str = "../") -> str:
+    return re.sub(r"\]\(([^)\s]+)", lambda m: _relink(m, up), text).strip()
+
+
+def notebook_path(page: Path) -> Path:
+    """docs/tour/N-name.md -> notebooks/N-name.ipynb; docs/tour/ja/N-name.md ->
+    notebooks/ja/N-name.ipynb."""
+    return OUT / page.relative_to(TOUR).with_suffix(".ipynb")
 
 
 def notebook_of(page: Path) -> object:
@@ -102,9 +110,10 @@ def notebook_of(page: Path) -> object:
     import nbformat
 
     text = page.read_text(encoding="utf-8")
+    up = os.path.relpath(page.parent, notebook_path(page).parent) + "/"
     cells, at, scratch = [], 0, False
     for m in BLOCK.finditer(text):
-        prose = _markdown(text[at:m.start()])
+        prose = _markdown(text[at:m.start()], up)
         slow, kind, body = bool(m.group(1)), m.group(2), m.group(3)
         if kind == "console" and slow:  # shown, not run: it trains for minutes
             prose = (prose + "\n\n" if prose else "") + f"```console\n{body}```"
@@ -121,13 +130,13 @@ def notebook_of(page: Path) -> object:
             if pictures:
                 cells.append(nbformat.v4.new_code_cell(pictures))
         at = m.end()
-    rest = _markdown(text[at:])
+    rest = _markdown(text[at:], up)
     if rest:
         cells.append(nbformat.v4.new_markdown_cell(rest))
     nb = nbformat.v4.new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}
-    nb.metadata["bptt_source"] = f"docs/tour/{page.name}"
+    nb.metadata["bptt_source"] = f"docs/tour/{page.relative_to(TOUR).as_posix()}"
     return nb
 
 
@@ -141,13 +150,14 @@ def notebook_text(page: Path) -> str:
 
 
 def pages() -> list[Path]:
-    return sorted(p for p in TOUR.glob("[0-9]*.md"))
+    """The tour's pages, English then Japanese (docs/tour/ja/)."""
+    return sorted(TOUR.glob("[0-9]*.md")) + sorted((TOUR / "ja").glob("[0-9]*.md"))
 
 
 def main() -> int:
-    OUT.mkdir(exist_ok=True)
     for page in pages():
-        target = OUT / (page.stem + ".ipynb")
+        target = notebook_path(page)
+        target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(notebook_text(page), encoding="utf-8")
         print(f"wrote {target.relative_to(TOUR.parent.parent)}")
     return 0
