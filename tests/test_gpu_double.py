@@ -221,3 +221,56 @@ def test_on_a_gpu_the_memory_check_counts_the_gpus_free_memory(monkeypatch):
     monkeypatch.setattr(memory, "device_free_memory", lambda: None)  # the host counts
     memory.check_fits(3 * 2**30, "parameters", "--hidden")
     assert backend.device_free_memory() is None  # not on a GPU here
+
+
+def test_mpiexec_ranks_on_the_device_give_the_single_process_model(tmp_path):
+    """Two real MPI ranks, each computing on the device: the host buffer of the reduction is
+    filled from device gradients and written back to them."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from bptt.data.make_builtin import compose
+
+    pytest.importorskip("mpi4py", reason="the [mpi] extra (mpi4py, mpich) is not installed")
+    mpiexec = shutil.which("mpiexec") or shutil.which("mpiexec", path=os.path.dirname(
+        sys.executable))
+    if mpiexec is None:
+        pytest.skip("no mpiexec (pip install 'bptt[mpi]' brings MPICH's)")
+    text = tmp_path / "t.txt"
+    text.write_text(compose(stories=4), encoding="utf-8")
+    args = ["-m", "bptt", "--device", DEVICE, "train", "--data", str(text), "--embed", "6",
+            "--hidden", "6", "--batch", "8", "--bptt", "5", "--optimizer", "adam", "--lr",
+            "0.01", "--max-steps", "6", "--float64", "--quiet"]
+    env = {k: v for k, v in os.environ.items() if k not in ("PMI_SIZE", "PMI_RANK")}
+    one = subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert one.returncode == 0, one.stderr
+    two = subprocess.run([mpiexec, "-n", "2", sys.executable, *args, "--out",
+                          str(tmp_path / "two")], capture_output=True, text=True, timeout=300,
+                         env=env)
+    assert two.returncode == 0, two.stderr
+    a = dict(np.load(tmp_path / "one" / "last" / "model.npz"))
+    b = dict(np.load(tmp_path / "two" / "last" / "model.npz"))
+    for k in a:
+        assert np.max(np.abs(a[k] - b[k])) <= 1e-12 * max(1.0, np.max(np.abs(a[k]))), k
+
+
+def test_the_books_feed_forward_nets_learn_on_the_device(double):
+    from bptt.models.mlp import MultiLayerNet, TwoLayerNet
+
+    g = np.random.default_rng(0)
+    x = double.asarray(g.standard_normal((6, 5)))
+    t = double.asarray(g.integers(0, 3, 6))
+    for make in (lambda: TwoLayerNet(5, 4, 3, weight_init_std=0.5, dtype=np.float64,
+                                     generator=np.random.default_rng(1)),
+                 lambda: MultiLayerNet(5, [4, 4], 3, dtype=np.float64,
+                                       generator=np.random.default_rng(1))):
+        net = make()
+        loss, grads = net.loss_and_gradient(x, t)
+        assert all(on_device(g_) for g_ in grads.values())
+        numeric = net.numerical_gradient(x, t)
+        for k in grads:
+            np.testing.assert_allclose(backend.to_numpy(grads[k]),
+                                       backend.to_numpy(numeric[k]), atol=1e-6)
