@@ -109,6 +109,21 @@ class CellSpec:
         return 2 if self.has_cell_state else 1
 
     @property
+    def cell_state_blocks(self) -> int:
+        """The cell state c is (N, k*H) with k this (the step's ``cell_state_blocks``, default
+        1): a cell with more than one memory (sLSTM's [c, n, m]) keeps them side by side in c,
+        so it travels wherever an LSTM's (h, c) does."""
+        return int(getattr(self.step, "cell_state_blocks", 1))
+
+    def state_widths(self, H: int) -> tuple[int, ...]:
+        """The widths of the state (h,) or (h, c): (H,) or (H, k*H)."""
+        return (H, self.cell_state_blocks * H)[:self.num_states]
+
+    def zero_state(self, xp: Any, N: int, H: int, dtype: Any = None) -> tuple:
+        """The fresh state of N sequences: zeros of the state's widths."""
+        return tuple(xp.zeros((N, w), dtype=dtype) for w in self.state_widths(H))
+
+    @property
     def param_names(self) -> tuple[str, ...]:
         """Names of the step's first parameters (its class may list more in ``param_names``)."""
         return tuple(getattr(self.step, "param_names", DEFAULT_PARAM_NAMES))

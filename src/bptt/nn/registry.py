@@ -26,6 +26,7 @@ from .cells import (
     GRU,
     LSTM,
     RNN,
+    SLSTM,
     IndRNN,
     LayerNormLSTM,
     MinGRU,
@@ -170,21 +171,23 @@ def _try_once(spec: CellSpec) -> None:
     except Exception as e:
         raise ValueError(f"{what}: {call} failed with gates={G} ({e}); gates must be the "
                          f"number of H-wide blocks the cell slices out of Wx, Wh and b") from None
-    state = tuple(xp.full((N, H), 0.5) for _ in range(spec.num_states))
+    widths = spec.state_widths(H)
+    state = tuple(xp.full((N, w), 0.5) for w in widths)
     try:
         out = spec.forward(cell, xp.ones((N, D)), state)
-        dx, dstate = spec.backward(cell, tuple(xp.ones((N, H)) for _ in state))
+        dx, dstate = spec.backward(cell, tuple(xp.ones((N, w)) for w in widths))
     except Exception as e:
         kind = "(h, c) with has_cell_state=True" if spec.has_cell_state else "h alone"
         raise ValueError(f"{what}: one step of {spec.step.__name__} with state {kind} and "
                          f"gates={G} failed ({type(e).__name__}: {e}); check gates and "
                          f"has_cell_state") from None
     shapes = [tuple(getattr(a, "shape", ())) for a in (*out, *dstate)]
-    if any(s != (N, H) for s in shapes) or tuple(getattr(dx, "shape", ())) != (N, D):
+    want = [(N, w) for w in widths] * 2
+    if shapes != want or tuple(getattr(dx, "shape", ())) != (N, D):
         raise ValueError(f"{what}: with gates={G}, {call} maps x ({N}, {D}) and states "
-                         f"({N}, {H}) to states {shapes[:len(out)]} and dx "
-                         f"{tuple(getattr(dx, 'shape', ()))}; they must be ({N}, {H}) and "
-                         f"({N}, {D}): check gates")
+                         f"{want[:len(widths)]} to states {shapes[:len(out)]} and dx "
+                         f"{tuple(getattr(dx, 'shape', ()))}; they must be "
+                         f"{want[:len(widths)]} and ({N}, {D}): check gates")
     for p, g in zip(cell.params, cell.grads, strict=False):
         if tuple(p.shape) != tuple(g.shape):
             raise ValueError(f"{what}: its grads must have the shapes of its params, got "
@@ -238,3 +241,4 @@ register_cell("lnlstm", LayerNormLSTM, 4, has_cell_state=True, time_layer=TimeLa
               carry_gate=(0, 1.0))
 register_cell("peephole", PeepholeLSTM, 4, has_cell_state=True, time_layer=TimePeepholeLSTM,
               carry_gate=(0, 1.0))
+register_cell("slstm", SLSTM, 4, has_cell_state=True, carry_gate=(1, 1.0))  # c = [c, n, m]

@@ -10,6 +10,8 @@ fused Time layer live together, and its spec (:mod:`bptt.nn.registry`) says ever
     indrnn      IndRNN          TimeIndRNN           Wx (D, H)    u (H,)       b (H,)
     mingru      MinGRU          TimeMinGRU           Wx (D, 2H)   b (2H,)               z, h~
     minlstm     MinLSTM         TimeMinLSTM          Wx (D, 3H)   b (3H,)               f, i, h~
+    slstm       SLSTM           (TimeCell)           Wx (D, 4H)   Wh (H, 4H)   b (4H,)  i, f, z, o
+                (xLSTM's scalar LSTM; its cell state is [c, n, m], (N, 3H))
     base        the checks every step makes; TimeRecurrentBase, what the Time layers share
     minimal     the scans and bases minGRU and minLSTM share
 
@@ -37,9 +39,10 @@ from .minimal import scan_linear, scan_log
 from .minlstm import MinLSTM, TimeMinLSTM
 from .peephole import PeepholeLSTM, TimePeepholeLSTM
 from .rnn import RNN, TimeRNN
+from .slstm import SLSTM
 
 __all__ = ["NONLINEARITIES", "TimeRecurrentBase", "check_cell_params", "check_state",
            "check_step_input", "RNN", "TimeRNN", "LSTM", "TimeLSTM", "GRU", "TimeGRU",
            "PeepholeLSTM", "TimePeepholeLSTM", "LayerNormLSTM", "TimeLayerNormLSTM", "IndRNN",
-           "TimeIndRNN", "MinGRU", "TimeMinGRU", "MinLSTM", "TimeMinLSTM", "scan_linear",
-           "scan_log"]
+           "TimeIndRNN", "MinGRU", "TimeMinGRU", "MinLSTM", "TimeMinLSTM", "SLSTM",
+           "scan_linear", "scan_log"]

@@ -120,6 +120,7 @@ class TimeRecurrentBase:
     def _setup(self, params: list[Any], stateful: bool) -> None:
         self.params = params
         self.stateful = bool(stateful)
+        self.C = getattr(self, "C", None) or self.H  # the cell state's width (sLSTM: 3H)
         self.h: Any = None
         self.c: Any = None
         self.dh: Any = None
@@ -149,7 +150,7 @@ class TimeRecurrentBase:
         if c is not None:
             if not self.has_cell:
                 raise ValueError(f"{self.name} has no cell state c; call set_state(h)")
-            check_state(f"{self.name}.set_state c", c, h.shape[0], self.H, dtype)
+            check_state(f"{self.name}.set_state c", c, h.shape[0], self.C, dtype)
         self.h, self.c = h, c
         self._state_set = True
 
@@ -172,7 +173,7 @@ class TimeRecurrentBase:
         if h0 is None:
             h0 = xp.zeros((N, self.H), dtype=dtype)
         if c0 is None and self.has_cell:
-            c0 = xp.zeros((N, self.H), dtype=dtype)
+            c0 = xp.zeros((N, self.C), dtype=dtype)
         return h0, c0
 
     # -- forward/backward helpers --------------------------------------------------------------
@@ -258,7 +259,10 @@ class TimeRecurrentBase:
         return xp.ascontiguousarray(dxs.reshape(T, N, self.D).transpose(1, 0, 2))  # (N, T, D)
 
     def _start_dh(self, xp: Any, given: Any, name: str, N: int, dtype: Any) -> Any:
+        """The gradient flowing into the last state (``dh_last``, or ``dc_last`` of the cell
+        state's width): a copy of the given one, or zeros."""
+        width = self.C if name == "dc_last" else self.H
         if given is None:
-            return xp.zeros((N, self.H), dtype=dtype)
-        check_state(f"{self.name}.backward {name}", given, N, self.H, dtype)
+            return xp.zeros((N, width), dtype=dtype)
+        check_state(f"{self.name}.backward {name}", given, N, width, dtype)
         return given.copy()

@@ -211,11 +211,12 @@ def _replay_forward(layer: Any, spec: CellSpec, xs: Any, state0: tuple, hs_real:
     xp = array_module(xs)
     N, T, _ = xs.shape
     H = layer.H
-    zeros = (xp.zeros((N, H), dtype=xs.dtype),) * spec.num_states
+    zeros = spec.zero_state(xp, N, H, xs.dtype)
     candidates = [zeros]
     given = tuple(s for s in state0[:spec.num_states])
     if all(_is_array(s) and tuple(s.shape) == (N, H) for s in given[:1]):
-        candidates.insert(0, tuple(s if _is_array(s) else zeros[0] for s in given))
+        candidates.insert(0, tuple(s if _is_array(s) else z for s, z in zip(given, zeros,
+                                                                              strict=False)))
     for start in candidates:
         state, cells, outs = start, [], []
         for t in range(T):
@@ -248,9 +249,9 @@ def _steps(call: Call, r: Any, fr: Any, spec: CellSpec, dims: Mapping[str, int])
     down = call.outputs[0].peer if call.outputs else "the layer below"
     dh = r.args.get("dh_last")
     dc = r.args.get("dc_last")
-    zeros = xp.zeros((N, H), dtype=xs.dtype)
-    dh = zeros if dh is None else dh
-    dc = zeros if dc is None else dc
+    zero_h, zero_c = (spec.zero_state(xp, N, H, xs.dtype) * 2)[:2]
+    dh = zero_h if dh is None else dh
+    dc = zero_c if dc is None else dc
     given_h = r.args.get("dh_last") is not None
     given_c = r.args.get("dc_last") is not None
     dxs = []

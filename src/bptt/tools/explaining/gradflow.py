@@ -154,7 +154,7 @@ def _forward_backward(cell: str, p: dict[str, np.ndarray], x: np.ndarray, y: np.
     N, T, _ = x.shape
     H = p["w"].shape[0]
     names = [k for k in p if k != "w"]  # the cell's parameters, in its order
-    state = tuple(np.zeros((N, H)) for _ in range(spec.num_states))  # (h,) or (h, c)
+    state = spec.zero_state(np, N, H)  # (h,) or (h, c)
     given = len(spec.param_shapes(x.shape[2], H))  # what the constructor takes ...
     proto = spec.make_step(*(p[k] for k in names[:given]))
     for a, k in zip(proto.params[given:], names[given:], strict=True):
@@ -171,7 +171,7 @@ def _forward_backward(cell: str, p: dict[str, np.ndarray], x: np.ndarray, y: np.
         return loss, [], 0.0, {}
     grads = {k: np.zeros_like(p[k]) for k in names}
     grads["w"] = h.T @ err / N
-    dstate = (np.outer(err / N, p["w"]),) + (np.zeros((N, H)),) * (spec.num_states - 1)
+    dstate = (np.outer(err / N, p["w"]),) + spec.zero_state(np, N, H)[1:]
     norms = [0.0] * T
     for t in reversed(range(T)):
         norms[t] = float(np.linalg.norm(dstate[0]))  # the norm of dL/dh_t

@@ -66,16 +66,15 @@ def replay(layer: Any, xs: Any, hs: Any, dhs: Any, h0: Any = None) -> dict[str, 
     xp = array_module(layer.params[0])  # the cell computes where the layer's weights live
     xs, hs, dhs = (xp.asarray(a) for a in (xs, hs, dhs))
     N, T, H = xs.shape[0], xs.shape[1], hs.shape[2]
-    zero = xp.zeros((N, H), dtype=hs.dtype)
-    state = (zero if h0 is None else xp.asarray(h0, dtype=hs.dtype),
-             *(zero for _ in range(spec.num_states - 1)))
+    zeros = spec.zero_state(xp, N, H, hs.dtype)
+    state = (zeros[0] if h0 is None else xp.asarray(h0, dtype=hs.dtype), *zeros[1:])
     cells, states = [], []
     for t in range(T):
         cell = step_cell(spec, layer)
         state = spec.forward(cell, xs[:, t], state)
         cells.append(cell)
         states.append(state)
-    dstate = tuple(zero for _ in range(spec.num_states))
+    dstate = zeros
     from_next, total = [None] * T, [None] * T
     for t in reversed(range(T)):
         from_next[t] = dstate[0]

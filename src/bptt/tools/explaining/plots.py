@@ -194,13 +194,13 @@ def gate_activations(model: Any, ids: Sequence[int], layer: int = -1) -> dict[st
     spec = recurrent_spec(lay)
     xs = xs[0]  # (T, D)
     H = lay.H
-    state = (array_module(xs).zeros((1, H), dtype=xs.dtype),) * spec.num_states
+    state = spec.zero_state(array_module(xs), 1, H, xs.dtype)
     out: dict[str, list] = {}
     for t in range(xs.shape[0]):
         cell = step_cell(spec, lay)
         state = spec.forward(cell, xs[t:t + 1], state)
         acts = spec.activations(cell)
-        if spec.has_cell_state:
+        if spec.has_cell_state and "c" not in acts:  # a cell may show its own (sLSTM: c/n)
             acts["c"] = state[1]
         acts["h"] = state[0]
         for k, v in acts.items():

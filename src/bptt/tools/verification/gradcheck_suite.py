@@ -108,7 +108,7 @@ def _cell_params(spec: CellSpec) -> list[Any]:
 
 
 def _cell(spec: CellSpec) -> GradcheckCase:
-    x, h, *c = _arrays((N, D), *[(N, H)] * spec.num_states, scale=1.0)
+    x, h, *c = _arrays((N, D), *[(N, w) for w in spec.state_widths(H)], scale=1.0)
     h = abs(h)  # h >= 0, as a ReLU cell's state is (a tanh cell's may be either sign)
     return GradcheckCase(spec.make_step(*_cell_params(spec)), [x, h, *c])
 
