@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import shutil
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -15,3 +18,16 @@ def import_file(path: Path) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def mpiexec_or_skip() -> str:
+    """The mpiexec that runs real MPI ranks (MPICH's from the ``mpi`` extra, beside this
+    Python, or one on PATH); the test skips, saying why, where there is none."""
+    import pytest
+
+    pytest.importorskip("mpi4py", reason="the [mpi] extra (mpi4py, mpich) is not installed")
+    found = shutil.which("mpiexec") or shutil.which("mpiexec",
+                                                    path=os.path.dirname(sys.executable))
+    if found is None:
+        pytest.skip("no mpiexec (pip install 'bptt[mpi]' brings MPICH's)")
+    return found

@@ -4,7 +4,6 @@ single-process model of the whole batch, stop together, refuse unequal starts.""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 
@@ -14,6 +13,7 @@ import pytest
 from bptt.data.make_builtin import compose
 from bptt.train import TrainConfig, train_language_model
 from bptt.train.comm import SingleProcess, ThreadGroup, world
+from helpers import mpiexec_or_skip
 
 
 @pytest.fixture(scope="module")
@@ -90,11 +90,7 @@ def test_without_mpiexec_training_is_one_process(monkeypatch):
 
 
 def test_mpiexec_for_real_gives_the_single_process_model(text, tmp_path):
-    pytest.importorskip("mpi4py", reason="the [mpi] extra (mpi4py, mpich) is not installed")
-    mpiexec = shutil.which("mpiexec") or shutil.which("mpiexec", path=os.path.dirname(
-        sys.executable))
-    if mpiexec is None:
-        pytest.skip("no mpiexec (pip install 'bptt[mpi]' brings MPICH's)")
+    mpiexec = mpiexec_or_skip()
     args = ["-m", "bptt", "train", "--data", str(text), "--embed", "6", "--hidden", "6",
             "--batch", "8", "--bptt", "5", "--optimizer", "adam", "--lr", "0.01",
             "--max-steps", "12", "--float64", "--quiet"]

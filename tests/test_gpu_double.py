@@ -17,6 +17,7 @@ import pytest
 import bptt
 from bptt import backend
 from bptt.device_double import xp as dxp
+from helpers import mpiexec_or_skip
 
 pytestmark = pytest.mark.gpu_double
 DEVICE = os.environ.get("BPTT_TEST_DEVICE", "double")
@@ -227,17 +228,12 @@ def test_mpiexec_ranks_on_the_device_give_the_single_process_model(tmp_path):
     """Two real MPI ranks, each computing on the device: the host buffer of the reduction is
     filled from device gradients and written back to them."""
     import os
-    import shutil
     import subprocess
     import sys
 
     from bptt.data.make_builtin import compose
 
-    pytest.importorskip("mpi4py", reason="the [mpi] extra (mpi4py, mpich) is not installed")
-    mpiexec = shutil.which("mpiexec") or shutil.which("mpiexec", path=os.path.dirname(
-        sys.executable))
-    if mpiexec is None:
-        pytest.skip("no mpiexec (pip install 'bptt[mpi]' brings MPICH's)")
+    mpiexec = mpiexec_or_skip()
     text = tmp_path / "t.txt"
     text.write_text(compose(stories=4), encoding="utf-8")
     args = ["-m", "bptt", "--device", DEVICE, "train", "--data", str(text), "--embed", "6",

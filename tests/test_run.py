@@ -24,6 +24,7 @@ from bptt.train.comm import ThreadGroup
 from bptt.train.fit import FitConfig, fit_task
 from bptt.train.run import Run, read_header
 from bptt.train.seq2seq import Seq2seqConfig, train_seq2seq
+from helpers import mpiexec_or_skip
 
 
 def quiet(s):
@@ -343,11 +344,7 @@ def test_a_refusal_before_training_is_made_on_every_rank(kind, text, tmp_path):
 
 
 def test_mpiexec_refuses_a_folder_with_a_run_on_every_rank(text, tmp_path):
-    pytest.importorskip("mpi4py", reason="the [mpi] extra (mpi4py, mpich) is not installed")
-    mpiexec = shutil.which("mpiexec") or shutil.which("mpiexec", path=os.path.dirname(
-        sys.executable))
-    if mpiexec is None:
-        pytest.skip("no mpiexec (pip install 'bptt[mpi]' brings MPICH's)")
+    mpiexec = mpiexec_or_skip()
     out = tmp_path / "run"
     KINDS["fit"](text, out)
     env = {k: v for k, v in os.environ.items() if k not in ("PMI_SIZE", "PMI_RANK")}
