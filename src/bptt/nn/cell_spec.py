@@ -116,8 +116,11 @@ class CellSpec:
         return int(getattr(self.step, "cell_state_blocks", 1))
 
     def state_widths(self, H: int) -> tuple[int, ...]:
-        """The widths of the state (h,) or (h, c): (H,) or (H, k*H)."""
-        return (H, self.cell_state_blocks * H)[:self.num_states]
+        """The widths of the state (h,) or (h, c): (H,) or (H, k*H), or the step's own
+        ``cell_state_width(H)`` (mLSTM's [C, n, m]: H*H + 2H)."""
+        width = getattr(self.step, "cell_state_width", None)
+        c = int(width(H)) if callable(width) else self.cell_state_blocks * H
+        return (H, c)[:self.num_states]
 
     def zero_state(self, xp: Any, N: int, H: int, dtype: Any = None) -> tuple:
         """The fresh state of N sequences: zeros of the state's widths."""

@@ -39,7 +39,7 @@ class TimeCell(TimeRecurrentBase):
         self.cell = spec.make_step(*params, **options)  # checks and owns the parameters
         Wx = self.cell.params[0]
         self.D, self.H = int(Wx.shape[0]), int(Wx.shape[1]) // self.gates
-        self.C = spec.cell_state_blocks * self.H  # the cell state's width
+        self.C = spec.state_widths(self.H)[-1]  # the cell state's width
         self._setup(self.cell.params, stateful)
         self.param_names = tuple(layer_param_names(self.cell))
         for name in spec.options:  # nonlinearity, reset_after...: as the fused layers show them
