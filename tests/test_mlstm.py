@@ -125,8 +125,9 @@ def test_float32_over_1024_steps_is_float64_to_rounding_and_the_parallel_form():
     ps = params(3, 6, seed=9)
     xs = np.random.default_rng(10).standard_normal((2, 1024, 3))
     single, double = run(ps, xs, np.float32), run(ps, xs, np.float64)
-    for ours, exact in zip(single, double, strict=True):
-        assert np.linalg.norm(ours - exact) <= 1e-5 * np.linalg.norm(exact)
+    for ours, exact in zip(single, double, strict=True):  # the parallel form: its sums of
+        # 1,024 log forget gates round to ~1e-5 relative in float32 (the loop's to ~1e-7)
+        assert np.linalg.norm(ours - exact) <= 1e-4 * np.linalg.norm(exact)
     np.testing.assert_allclose(double[0], mlstm_parallel(ps, xs), rtol=1e-10, atol=1e-10)
 
 

@@ -39,6 +39,7 @@ from .cells import (
     TimeLSTM,
     TimeMinGRU,
     TimeMinLSTM,
+    TimeMLSTM,
     TimePeepholeLSTM,
     TimeRNN,
 )
@@ -243,4 +244,4 @@ register_cell("lnlstm", LayerNormLSTM, 4, has_cell_state=True, time_layer=TimeLa
 register_cell("peephole", PeepholeLSTM, 4, has_cell_state=True, time_layer=TimePeepholeLSTM,
               carry_gate=(0, 1.0))
 register_cell("slstm", SLSTM, 4, has_cell_state=True, carry_gate=(1, 1.0))  # c = [c, n, m]
-register_cell("mlstm", MLSTM, 4, has_cell_state=True)  # c = [C, n, m]: a matrix memory
+register_cell("mlstm", MLSTM, 4, has_cell_state=True, time_layer=TimeMLSTM)  # c = [C, n, m]

@@ -12,7 +12,7 @@ fused Time layer live together, and its spec (:mod:`bptt.nn.registry`) says ever
     minlstm     MinLSTM         TimeMinLSTM          Wx (D, 3H)   b (3H,)               f, i, h~
     slstm       SLSTM           (TimeCell)           Wx (D, 4H)   Wh (H, 4H)   b (4H,)  i, f, z, o
                 (xLSTM's scalar LSTM; its cell state is [c, n, m], (N, 3H))
-    mlstm       MLSTM           (TimeCell)           Wx (D, 4H)   b (4H,)  q, k, v, o;
+    mlstm       MLSTM           TimeMLSTM            Wx (D, 4H)   b (4H,)  q, k, v, o;
                 (xLSTM's matrix LSTM)                wg (D, 2)    bg (2,)  i, f (scalars)
                 state [C, n, m] (N, H*H + 2H); the parallel form mlstm_parallel
     base        the checks every step makes; TimeRecurrentBase, what the Time layers share
@@ -40,7 +40,7 @@ from .lstm import LSTM, TimeLSTM
 from .mingru import MinGRU, TimeMinGRU
 from .minimal import scan_linear, scan_log
 from .minlstm import MinLSTM, TimeMinLSTM
-from .mlstm import MLSTM, mlstm_parallel
+from .mlstm import MLSTM, TimeMLSTM, mlstm_parallel
 from .peephole import PeepholeLSTM, TimePeepholeLSTM
 from .rnn import RNN, TimeRNN
 from .slstm import SLSTM
@@ -49,5 +49,5 @@ __all__ = ["NONLINEARITIES", "TimeRecurrentBase", "check_cell_params", "check_st
            "check_step_input", "RNN", "TimeRNN", "LSTM", "TimeLSTM", "GRU", "TimeGRU",
            "PeepholeLSTM", "TimePeepholeLSTM", "LayerNormLSTM", "TimeLayerNormLSTM", "IndRNN",
            "TimeIndRNN", "MinGRU", "TimeMinGRU", "MinLSTM", "TimeMinLSTM", "SLSTM", "MLSTM",
-           "mlstm_parallel",
+           "TimeMLSTM", "mlstm_parallel",
            "scan_linear", "scan_log"]

@@ -17,8 +17,9 @@ from typing import Any
 
 from ...backend import array_module
 from ...validate import check_float, check_ndim
+from ..cell_spec import CellSpec
 from ..functions import sigmoid
-from .base import check_state, check_step_input
+from .base import TimeCell, check_state, check_step_input
 
 
 def _log_sigmoid(xp: Any, a: Any) -> Any:
@@ -169,6 +170,32 @@ class MLSTM:
                 "o": o, "h~": ht}
 
 
+def _parallel(params: list[Any], xs: Any) -> tuple[Any, tuple]:
+    """The parallel form (:func:`mlstm_parallel`): hs and what its backward needs."""
+    Wx, b, wg, bg = params
+    xp = array_module(Wx, xs)
+    T = xs.shape[1]
+    H = Wx.shape[1] // 4
+    A = xs @ Wx + b  # (N, T, 4H)
+    q, k, v = A[..., :H], A[..., H:2 * H] / math.sqrt(H), A[..., 2 * H:3 * H]
+    o = sigmoid(A[..., 3 * H:])
+    g = xs @ wg + bg
+    ai, af = g[..., 0], g[..., 1]  # (N, T)
+    L = xp.cumsum(_log_sigmoid(xp, af), axis=1)
+    causal = xp.arange(T)[:, None] >= xp.arange(T)[None, :]
+    Dt = xp.where(causal, L[:, :, None] - L[:, None, :] + ai[:, None, :], -xp.inf)  # [t, s]
+    m = Dt.max(axis=2)  # (N, T): the step loop's stabilizer
+    Dp = xp.exp(Dt - m[:, :, None])
+    QK = q @ k.transpose(0, 2, 1)  # (N, T, T)
+    S = QK * Dp
+    num = S @ v
+    rows = S.sum(axis=2)
+    floor = xp.exp(-m)
+    den = xp.maximum(xp.abs(rows), floor)
+    ht = num / den[:, :, None]
+    return o * ht, (q, k, v, o, af, m, Dp, QK, S, num, rows, den, xp.abs(rows) >= floor, ht)
+
+
 def mlstm_parallel(params: list[Any], xs: Any) -> Any:
     """The parallel form of :class:`MLSTM` over a whole sequence from a fresh state:
     xs (N, T, D) -> hs (N, T, H), equal to the step loop (paper eqs. 27-31).
@@ -177,21 +204,88 @@ def mlstm_parallel(params: list[Any], xs: Any) -> Any:
         m_t = max_s D~[t, s]           D'[t, s] = exp(D~[t, s] - m_t)
         S = (Q K^T) * D'               h~ = (S V) / max(|S 1|, exp(-m))      h = o * h~
     """
-    Wx, b, wg, bg = params
-    xp = array_module(Wx, xs)
-    N, T, _ = xs.shape
-    H = Wx.shape[1] // 4
-    A = xs @ Wx + b  # (N, T, 4H)
-    q, k, v = A[..., :H], A[..., H:2 * H] / math.sqrt(H), A[..., 2 * H:3 * H]
-    o = sigmoid(A[..., 3 * H:])
-    g = xs @ wg + bg
-    ai, lf = g[..., 0], _log_sigmoid(xp, g[..., 1])  # (N, T)
-    L = xp.cumsum(lf, axis=1)
-    Dt = L[:, :, None] - L[:, None, :] + ai[:, None, :]  # (N, T, T): [t, s]
-    causal = xp.arange(T)[:, None] >= xp.arange(T)[None, :]
-    Dt = xp.where(causal, Dt, -xp.inf)
-    m = Dt.max(axis=2)  # (N, T)
-    Dp = xp.exp(Dt - m[:, :, None])
-    S = (q @ k.transpose(0, 2, 1)) * Dp  # (N, T, T)
-    den = xp.maximum(xp.abs(S.sum(axis=2)), xp.exp(-m))
-    return o * (S @ v) / den[:, :, None]
+    return _parallel(params, xs)[0]
+
+
+_SPEC = CellSpec("mlstm", MLSTM, 4, has_cell_state=True)
+
+
+class TimeMLSTM(TimeCell):
+    """mLSTM over T steps: the parallel form with a hand-written backward when the sequence
+    starts from a fresh state without a mask (an estimator, an encoder, a model's first
+    window); the loop over :class:`MLSTM` steps otherwise (a carried state, a mask). Both
+    compute the same numbers (tests: equal to the loop to 1e-10).
+
+    backward of the parallel form (the stabilizer m held constant: h does not depend on it):
+        dnum = dh * o / den     dden = -sum(dh * o * h~) / den    drows = dden [|rows| won]
+        dS = dnum V^T + drows 1^T       dV = S^T dnum       dQK = dS * D'     dD~ = dS * QK * D'
+        dQ = dQK K      dK = dQK^T Q    dĩ_s = sum_t dD~[t, s]
+        dL_t = sum_s dD~[t, s] - sum_s dD~[s, t]     dlf_j = sum_{t >= j} dL_t
+    """
+
+    def __init__(self, Wx: Any, b: Any, wg: Any, bg: Any, stateful: bool = False) -> None:
+        super().__init__(_SPEC, Wx, b, wg, bg, stateful=stateful)
+        self.name = "TimeMLSTM"
+        self._parallel_cache: tuple | None = None
+
+    def forward(self, xs: Any, mask: Any = None) -> Any:
+        carried = self.c if (self.stateful or self._state_set) else None
+        xp = array_module(self.params[0])
+        if mask is not None or (carried is not None and bool(xp.any(carried != 0))):
+            self._parallel_cache = None
+            return super().forward(xs, mask)
+        xp, N, T, _, _, _, _ = self._begin(xs, None)  # checks; a fresh start
+        H = self.H
+        hs, saved = _parallel(self.params, xs)
+        q, k, v, o, af, m, Dp, *_ = saved
+        last = Dp[:, -1]  # (N, T): the weights of every step in the final memory
+        C = ((v * last[:, :, None]).transpose(0, 2, 1) @ k).reshape(N, H * H)
+        n = (k * last[:, :, None]).sum(axis=1)
+        self.h = hs[:, -1]
+        self.c = xp.concatenate([C, n, xp.broadcast_to(m[:, -1:], (N, H))], axis=1)
+        self._parallel_cache = (xs, saved)
+        return hs
+
+    def backward(self, dhs: Any, dh_last: Any = None, dc_last: Any = None) -> Any:
+        if self._parallel_cache is None:
+            return super().backward(dhs, dh_last, dc_last)
+        xs, saved = self._parallel_cache
+        if dc_last is not None:  # a gradient on the final memory: the loop's backward
+            self._parallel_cache = None
+            h, c, self.h, self.c = self.h, self.c, None, None
+            super().forward(xs)
+            self.h, self.c = h, c
+            return super().backward(dhs, dh_last, dc_last)
+        Wx, _, wg, _ = self.params
+        xp = array_module(dhs)
+        N, T, D = xs.shape
+        H = self.H
+        self._check_dhs(dhs, N, T)
+        if dh_last is not None:  # h is not fed back: the last output's gradient
+            dhs = dhs.copy()
+            dhs[:, -1] += dh_last
+        q, k, v, o, af, m, Dp, QK, S, num, rows, den, took, ht = saved
+        dht = dhs * o
+        dao = dhs * ht * o * (1 - o)
+        dnum = dht / den[:, :, None]
+        drows = -(dht * num).sum(axis=2) / (den * den) * took * xp.sign(rows)
+        dS = dnum @ v.transpose(0, 2, 1) + drows[:, :, None]
+        dv = S.transpose(0, 2, 1) @ dnum
+        dQK = dS * Dp
+        dq = dQK @ k
+        dk = dQK.transpose(0, 2, 1) @ q
+        dDt = dQK * QK
+        dai = dDt.sum(axis=1)
+        dL = dDt.sum(axis=2) - dai
+        dlf = xp.cumsum(dL[:, ::-1], axis=1)[:, ::-1]
+        daf = dlf * (1 - sigmoid(af))
+        dA = xp.concatenate([dq, dk / math.sqrt(H), dv, dao], axis=2).reshape(N * T, 4 * H)
+        dg = xp.stack([dai, daf], axis=2).reshape(N * T, 2)
+        x2 = xs.reshape(N * T, D)
+        self.grads[0][...] = x2.T @ dA
+        self.grads[1][...] = dA.sum(axis=0)
+        self.grads[2][...] = x2.T @ dg
+        self.grads[3][...] = dg.sum(axis=0)
+        self.dh = xp.zeros((N, H), dtype=dhs.dtype)  # a fresh start: nothing before it
+        self.dc = xp.zeros((N, self.C), dtype=dhs.dtype)
+        return (dA @ Wx.T + dg @ wg.T).reshape(N, T, D)
