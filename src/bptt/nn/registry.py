@@ -30,6 +30,7 @@ from .cells import (
     SLSTM,
     IndRNN,
     LayerNormLSTM,
+    Mamba,
     MinGRU,
     MinLSTM,
     PeepholeLSTM,
@@ -37,6 +38,7 @@ from .cells import (
     TimeIndRNN,
     TimeLayerNormLSTM,
     TimeLSTM,
+    TimeMamba,
     TimeMinGRU,
     TimeMinLSTM,
     TimeMLSTM,
@@ -245,3 +247,4 @@ register_cell("peephole", PeepholeLSTM, 4, has_cell_state=True, time_layer=TimeP
               carry_gate=(0, 1.0))
 register_cell("slstm", SLSTM, 4, has_cell_state=True, carry_gate=(1, 1.0))  # c = [c, n, m]
 register_cell("mlstm", MLSTM, 4, has_cell_state=True, time_layer=TimeMLSTM)  # c = [C, n, m]
+register_cell("mamba", Mamba, 2, has_cell_state=True, time_layer=TimeMamba)  # c = s (N, 16H)

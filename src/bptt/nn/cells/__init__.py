@@ -15,6 +15,9 @@ fused Time layer live together, and its spec (:mod:`bptt.nn.registry`) says ever
     mlstm       MLSTM           TimeMLSTM            Wx (D, 4H)   b (4H,)  q, k, v, o;
                 (xLSTM's matrix LSTM)                wg (D, 2)    bg (2,)  i, f (scalars)
                 state [C, n, m] (N, H*H + 2H); the parallel form mlstm_parallel
+    mamba       Mamba           TimeMamba            Wx (D, 2H) u, δ; b (2H,); WB, WC (D, 16);
+                (a selective SSM, S6)                A_log (H, 16); Dk (H,); state s (N, 16H);
+                                                     the parallel scan mamba_scan
     base        the checks every step makes; TimeRecurrentBase, what the Time layers share
     minimal     the scans and bases minGRU and minLSTM share
 
@@ -37,6 +40,7 @@ from .gru import GRU, TimeGRU
 from .indrnn import IndRNN, TimeIndRNN
 from .lnlstm import LayerNormLSTM, TimeLayerNormLSTM
 from .lstm import LSTM, TimeLSTM
+from .mamba import Mamba, TimeMamba, mamba_scan
 from .mingru import MinGRU, TimeMinGRU
 from .minimal import scan_linear, scan_log
 from .minlstm import MinLSTM, TimeMinLSTM
@@ -49,5 +53,6 @@ __all__ = ["NONLINEARITIES", "TimeRecurrentBase", "check_cell_params", "check_st
            "check_step_input", "RNN", "TimeRNN", "LSTM", "TimeLSTM", "GRU", "TimeGRU",
            "PeepholeLSTM", "TimePeepholeLSTM", "LayerNormLSTM", "TimeLayerNormLSTM", "IndRNN",
            "TimeIndRNN", "MinGRU", "TimeMinGRU", "MinLSTM", "TimeMinLSTM", "SLSTM", "MLSTM",
-           "TimeMLSTM", "mlstm_parallel",
+           "TimeMLSTM", "mlstm_parallel", "Mamba", "TimeMamba",
+           "mamba_scan",
            "scan_linear", "scan_log"]
