@@ -31,3 +31,24 @@ def mpiexec_or_skip() -> str:
     if found is None:
         pytest.skip("no mpiexec (pip install 'bptt[mpi]' brings MPICH's)")
     return found
+
+
+class LossOf:
+    """gradcheck adapter of a language model: forward() -> its loss on fixed (xs, ts) from a
+    fresh state (``seed``: the same dropout masks at every call); backward(r)."""
+
+    def __init__(self, model, xs, ts, seed=None):
+        self.model, self.xs, self.ts, self.seed = model, xs, ts, seed
+        self.params, self.grads = model.params, model.grads
+
+    def forward(self):
+        import bptt
+
+        self.model.reset_state()
+        if self.seed is not None:
+            bptt.seed(self.seed)
+        return self.model.forward(self.xs, self.ts)
+
+    def backward(self, dout):
+        self.model.backward(dout)
+        return ()

@@ -14,6 +14,7 @@ from bptt.models.rnnlm import LanguageModel
 from bptt.nn.cells import MLSTM, mlstm_parallel
 from bptt.nn.registry import get_cell
 from bptt.nn.stacks import make_recurrent_stack
+from helpers import LossOf
 
 
 def params(D, H, seed=0, scale=0.5):
@@ -55,18 +56,7 @@ def test_a_whole_language_model_with_mlstm_has_exact_gradients():
         p[...] = 0.5 * g.standard_normal(p.shape)
     xs, ts = g.integers(0, 9, (2, 5)), g.integers(0, 9, (2, 5))
 
-    class Loss:
-        params, grads = model.params, model.grads
-
-        def forward(self):
-            model.reset_state()
-            return model.forward(xs, ts)
-
-        def backward(self, dout):
-            model.backward(dout)
-            return ()
-
-    report = gradcheck(Loss(), [], samples=30, eps=1e-5)
+    report = gradcheck(LossOf(model, xs, ts), [], samples=30, eps=1e-5)
     assert report.worst < 1e-7, report
 
 

@@ -15,24 +15,7 @@ from bptt.models.rnnlm import (
     model_from_config,
 )
 from bptt.optim import SGD, merge_shared
-
-
-class LossOf:
-    """gradcheck adapter: forward() -> the model's loss on fixed (xs, ts); backward(r)."""
-
-    def __init__(self, model, xs, ts, seed=None):
-        self.model, self.xs, self.ts, self.seed = model, xs, ts, seed
-        self.params, self.grads = model.params, model.grads
-
-    def forward(self):
-        self.model.reset_state()
-        if self.seed is not None:
-            bptt.seed(self.seed)  # the same dropout masks at every call
-        return self.model.forward(self.xs, self.ts)
-
-    def backward(self, dout):
-        self.model.backward(dout)
-        return ()
+from helpers import LossOf
 
 
 def randomize(model, rng, scale=0.5):

@@ -310,6 +310,16 @@ class TimeCell(TimeRecurrentBase):
         self.c = state[1] if self.has_cell else None
         return hs
 
+    def _output_gradients(self, dhs: Any, dh_last: Any, N: int, T: int) -> Any:
+        """dhs checked, with ``dh_last`` added to the last step's: for a fused layer whose h
+        is not fed back (mLSTM, Mamba), the gradient of the final h is its last output's."""
+        self._check_dhs(dhs, N, T)
+        if dh_last is None:
+            return dhs
+        dhs = dhs.copy()
+        dhs[:, -1] += dh_last
+        return dhs
+
     def backward(self, dhs: Any, dh_last: Any = None, dc_last: Any = None) -> Any:
         steps, m, N = self._cache()
         xp = array_module(dhs)

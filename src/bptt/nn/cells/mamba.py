@@ -232,10 +232,7 @@ class TimeMamba(TimeCell):
         xp = array_module(dhs)
         N, T, D = xs.shape
         H = self.H
-        self._check_dhs(dhs, N, T)
-        if dh_last is not None:  # h is not fed back: the last output's gradient
-            dhs = dhs.copy()
-            dhs[:, -1] += dh_last
+        dhs = self._output_gradients(dhs, dh_last, N, T)
         direct = dhs[..., None] * C[:, :, None, :]  # (N, T, H, S): dL/ds_t through h_t
         if dc_last is not None:
             direct[:, -1] += dc_last.reshape(N, H, STATE_SIZE)

@@ -260,10 +260,7 @@ class TimeMLSTM(TimeCell):
         xp = array_module(dhs)
         N, T, D = xs.shape
         H = self.H
-        self._check_dhs(dhs, N, T)
-        if dh_last is not None:  # h is not fed back: the last output's gradient
-            dhs = dhs.copy()
-            dhs[:, -1] += dh_last
+        dhs = self._output_gradients(dhs, dh_last, N, T)
         q, k, v, o, af, m, Dp, QK, S, num, rows, den, took, ht = saved
         dht = dhs * o
         dao = dhs * ht * o * (1 - o)
