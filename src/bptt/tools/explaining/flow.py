@@ -249,9 +249,9 @@ def _steps(call: Call, r: Any, fr: Any, spec: CellSpec, dims: Mapping[str, int])
     down = call.outputs[0].peer if call.outputs else "the layer below"
     dh = r.args.get("dh_last")
     dc = r.args.get("dc_last")
-    zero_h, zero_c = (spec.zero_state(xp, N, H, xs.dtype) * 2)[:2]
-    dh = zero_h if dh is None else dh
-    dc = zero_c if dc is None else dc
+    zeros = spec.zero_state(xp, N, H, xs.dtype)  # (h,) or (h, c)
+    dh = zeros[0] if dh is None else dh
+    dc = zeros[-1] if dc is None else dc
     given_h = r.args.get("dh_last") is not None
     given_c = r.args.get("dc_last") is not None
     dxs = []
