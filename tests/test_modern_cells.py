@@ -24,6 +24,7 @@ from bptt.nn.registry import get_cell, make_time_layer
 from bptt.nn.time_cell import TimeCell
 
 NEW = ["mingru", "minlstm", "indrnn", "lnlstm", "peephole"]
+AFTER_LSTM = ["slstm", "mlstm", "mamba", "rwkv"]  # their own test files check the rest
 FUSED = {"mingru": TimeMinGRU, "minlstm": TimeMinLSTM, "indrnn": TimeIndRNN,
          "lnlstm": TimeLayerNormLSTM, "peephole": TimePeepholeLSTM}
 
@@ -172,7 +173,7 @@ def test_cells_without_a_full_recurrent_weight_have_their_own_parameters():
                                                      (4,), (4,)]
 
 
-@pytest.mark.parametrize("cell", NEW)
+@pytest.mark.parametrize("cell", NEW + AFTER_LSTM)
 def test_each_new_cell_trains_a_language_model_saves_and_generates(cell, tmp_path):
     cfg = bptt.TrainConfig(cell=cell, embed=16, hidden=16, batch=4, bptt=8, max_steps=30,
                            out=str(tmp_path / "lm"), quiet=True, optimizer="adam", lr=0.01)
@@ -186,7 +187,7 @@ def test_each_new_cell_trains_a_language_model_saves_and_generates(cell, tmp_pat
     assert out.stdout.strip()
 
 
-@pytest.mark.parametrize("cell", NEW)
+@pytest.mark.parametrize("cell", NEW + AFTER_LSTM)
 def test_each_new_cell_in_fit_explain_and_gradflow(cell, tmp_path):
     fit = subprocess.run([sys.executable, "-m", "bptt", "fit", "sine", "--cell", cell,
                           "--epochs", "1", "--hidden", "8", "--out", str(tmp_path / "fit")],

@@ -44,7 +44,11 @@ def batch(rng, N=3, Ts=5, Tt=4, Vs=7, Vt=6, padded=False):
 @pytest.mark.parametrize("cell,layers,bi,padded", [("lstm", 1, False, False),
                                                    ("gru", 2, False, True),
                                                    ("rnn", 1, True, True),
-                                                   ("lstm", 2, True, False)])
+                                                   ("lstm", 2, True, False),
+                                                   ("slstm", 1, True, True),
+                                                   ("mlstm", 1, False, True),
+                                                   ("mamba", 1, False, False),
+                                                   ("rwkv", 2, False, True)])
 def test_model_gradients(kind, cell, layers, bi, padded):
     rng = np.random.default_rng(0)
     model = Seq2seqModel(7, 6, 4, 3, kind=kind, cell=cell, num_layers=layers,

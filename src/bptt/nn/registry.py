@@ -27,6 +27,7 @@ from .cells import (
     LSTM,
     MLSTM,
     RNN,
+    RWKV,
     SLSTM,
     IndRNN,
     LayerNormLSTM,
@@ -44,6 +45,7 @@ from .cells import (
     TimeMLSTM,
     TimePeepholeLSTM,
     TimeRNN,
+    TimeRWKV,
 )
 from .time_cell import TimeCell
 
@@ -248,3 +250,4 @@ register_cell("peephole", PeepholeLSTM, 4, has_cell_state=True, time_layer=TimeP
 register_cell("slstm", SLSTM, 4, has_cell_state=True, carry_gate=(1, 1.0))  # c = [c, n, m]
 register_cell("mlstm", MLSTM, 4, has_cell_state=True, time_layer=TimeMLSTM)  # c = [C, n, m]
 register_cell("mamba", Mamba, 2, has_cell_state=True, time_layer=TimeMamba)  # c = s (N, 16H)
+register_cell("rwkv", RWKV, 3, has_cell_state=True, time_layer=TimeRWKV)  # c (N, 7H)

@@ -18,6 +18,10 @@ fused Time layer live together, and its spec (:mod:`bptt.nn.registry`) says ever
     mamba       Mamba           TimeMamba            Wx (D, 2H) u, δ; b (2H,); WB, WC (D, 16);
                 (a selective SSM, S6)                A_log (H, 16); Dk (H,); state s (N, 16H);
                                                      the parallel scan mamba_scan
+    rwkv        RWKV            TimeRWKV             Wx (D, 3H) k, v, r; mix (3, D); decay,
+                (RWKV-4: time mixing, then           bonus (H,); Wo (H, H); cmix (2, H);
+                channel mixing)                      Wck, Wcv, Wcr (H, H); state (N, 7H);
+                                                     WKV as attention: rwkv_parallel
     base        the checks every step makes; TimeRecurrentBase, what the Time layers share
     minimal     the scans and bases minGRU and minLSTM share
 
@@ -47,6 +51,7 @@ from .minlstm import MinLSTM, TimeMinLSTM
 from .mlstm import MLSTM, TimeMLSTM, mlstm_parallel
 from .peephole import PeepholeLSTM, TimePeepholeLSTM
 from .rnn import RNN, TimeRNN
+from .rwkv import RWKV, TimeRWKV, rwkv_parallel
 from .slstm import SLSTM
 
 __all__ = ["NONLINEARITIES", "TimeRecurrentBase", "check_cell_params", "check_state",
@@ -54,5 +59,5 @@ __all__ = ["NONLINEARITIES", "TimeRecurrentBase", "check_cell_params", "check_st
            "PeepholeLSTM", "TimePeepholeLSTM", "LayerNormLSTM", "TimeLayerNormLSTM", "IndRNN",
            "TimeIndRNN", "MinGRU", "TimeMinGRU", "MinLSTM", "TimeMinLSTM", "SLSTM", "MLSTM",
            "TimeMLSTM", "mlstm_parallel", "Mamba", "TimeMamba",
-           "mamba_scan",
+           "mamba_scan", "RWKV", "TimeRWKV", "rwkv_parallel",
            "scan_linear", "scan_log"]
