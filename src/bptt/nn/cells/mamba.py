@@ -159,6 +159,23 @@ def _recurrence(xp: Any, a: Any, b: Any, parallel: bool) -> Any:
     return out
 
 
+def _adjoint(xp: Any, a: Any, direct: Any, parallel: bool) -> Any:
+    """g_t = direct_t + a_{t+1} g_{t+1} over axis 1 of (N, T, ...), g_{T-1} = direct_{T-1}: the
+    recurrence's adjoint, a scan over reversed time (``parallel``) or a loop written into
+    ``direct`` itself."""
+    if parallel:
+        a_next = xp.zeros_like(a)  # a_{t+1}, 0 after the last step
+        a_next[:, :-1] = a[:, 1:]
+        rev = (slice(None), slice(None, None, -1))
+        return _recurrence(xp, a_next[rev], direct[rev], True)[rev]
+    g = direct
+    carried = xp.empty_like(g[:, 0])
+    for t in range(g.shape[1] - 2, -1, -1):
+        xp.multiply(a[:, t + 1], g[:, t + 1], out=carried)
+        g[:, t] += carried
+    return g
+
+
 def _scan_forward(params: list[Any], xs: Any, s0: Any,
                   parallel: bool = True) -> tuple[Any, tuple]:
     """hs of the whole sequence from the state s0 (N, H, S) by one linear recurrence (a
@@ -177,7 +194,7 @@ def _scan_forward(params: list[Any], xs: Any, s0: Any,
     bterm = du_[..., None] * B[:, :, None, :]
     bterm[:, 0] += a[:, 0] * s0
     s = _recurrence(xp, a, bterm, parallel)
-    hs = (s * C[:, :, None, :]).sum(axis=3) + Dk * u
+    hs = (s @ C[..., None])[..., 0] + Dk * u  # sum_S s C, as N*T small products
     return hs, (u, d, delta, B, C, A, a, du_, s, s0)
 
 
@@ -236,17 +253,17 @@ class TimeMamba(TimeCell):
         direct = dhs[..., None] * C[:, :, None, :]  # (N, T, H, S): dL/ds_t through h_t
         if dc_last is not None:
             direct[:, -1] += dc_last.reshape(N, H, STATE_SIZE)
-        a_next = xp.zeros_like(a)  # a_{t+1}, 0 after the last step
-        a_next[:, :-1] = a[:, 1:]
-        rev = (slice(None), slice(None, None, -1))
-        g = _recurrence(xp, a_next[rev], direct[rev], xp.__name__ != "numpy")[rev]
-        s_prev = xp.concatenate([s0[:, None], s[:, :-1]], axis=1)
-        dadelta = g * s_prev * a
-        ddu = (g * B[:, :, None, :]).sum(axis=3)
-        dB = (g * du_[..., None]).sum(axis=2)  # (N, T, S)
-        dC = (dhs[..., None] * s).sum(axis=2)
+        g = _adjoint(xp, a, direct, xp.__name__ != "numpy")
+        dadelta = g * a  # then times s_{t-1}, without a shifted copy of s
+        dadelta[:, 1:] *= s[:, :-1]
+        dadelta[:, 0] *= s0
+        # the sums over S and over H as N*T small matrix products (a multiply-and-sum over a
+        # 16-wide axis is ~20x slower in NumPy)
+        ddu = (g @ B[..., None])[..., 0]
+        dB = (du_[:, :, None, :] @ g)[:, :, 0]  # (N, T, S)
+        dC = (dhs[:, :, None, :] @ s)[:, :, 0]
         du = dhs * Dk + ddu * delta
-        dd = (ddu * u + (dadelta * A).sum(axis=3)) * sigmoid(d)
+        dd = (ddu * u + xp.einsum("nths,hs->nth", dadelta, A)) * sigmoid(d)
         dud = xp.concatenate([du, dd], axis=2).reshape(N * T, 2 * H)
         x2 = xs.reshape(N * T, D)
         dB2, dC2 = dB.reshape(N * T, STATE_SIZE), dC.reshape(N * T, STATE_SIZE)
