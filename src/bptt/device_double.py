@@ -129,7 +129,11 @@ class DeviceArray(np.lib.mixins.NDArrayOperatorsMixin):
         return method
 
 
-_HOST_ONLY_METHODS = {"ctypes", "tofile", "dump", "dumps", "__array_interface__", "data"}
+# NumPy's ndarray attributes a CuPy array lacks (13.6 and 14.2: ``scripts/cupy_names.py``), and
+# those that hand out host memory
+_HOST_ONLY_METHODS = {"ctypes", "tofile", "dump", "dumps", "__array_interface__", "data",
+                      "byteswap", "getfield", "setfield", "setflags", "resize", "mT",
+                      "to_device"}
 
 
 def _key(key: Any) -> Any:
@@ -287,6 +291,21 @@ def _make_module() -> types.ModuleType:
 
 xp = _make_module()
 sys.modules.setdefault("bptt.device_double.xp", xp)
+
+
+def offered_names() -> dict[str, list[str]]:
+    """Every name the double lets device code use, by kind: what CuPy must have for code that
+    runs on the double to find its names on CuPy (``scripts/cupy_names.py`` checks them)."""
+    methods = sorted(m for m in dir(np.ndarray) if not m.startswith("_")
+                     and m not in _HOST_ONLY_METHODS)
+    return {
+        "functions": sorted(n for n in (*_FUNCTIONS, *_UFUNCS) if hasattr(xp, n)),
+        "types": sorted(n for n in _TYPES if hasattr(xp, n)),
+        "ufunc.at": sorted(_UFUNCS),
+        "submodules": ["linalg.norm", "linalg.qr", "linalg.svd", "random.default_rng"],
+        "transfers": ["asarray", "array", "asnumpy", "get_array_module"],
+        "ndarray": methods + ["get"],
+    }
 
 
 def is_device_array(a: Any) -> bool:
