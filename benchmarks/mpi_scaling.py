@@ -24,6 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bptt.train.comm import find_mpiexec
+
 STEPS = {"rnnlm": 150, "better-rnnlm": 40}
 CONFIGS = [("1 rank x 2 threads", 1, 2), ("1 rank x 1 thread", 1, 1),
            ("2 ranks x 1 thread", 2, 1)]
@@ -41,7 +43,7 @@ def small_ptb(src: Path, dst: Path) -> Path:
 
 def run(model: str, ranks: int, threads: int, data: Path, out: Path, steps: int,
         batch: int | None = None) -> float:
-    mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or "mpiexec"
+    mpiexec = find_mpiexec() or "mpiexec"
     cmd = [sys.executable, "-m", "bptt", "train", "--data", str(data), "--preset", model,
            "--max-steps", str(steps), "--threads", str(threads), "--quiet", "--out", str(out),
            "--overwrite"]

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
-import shutil
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -26,8 +23,9 @@ def mpiexec_or_skip() -> str:
     import pytest
 
     pytest.importorskip("mpi4py", reason="the [mpi] extra (mpi4py, mpich) is not installed")
-    found = shutil.which("mpiexec") or shutil.which("mpiexec",
-                                                    path=os.path.dirname(sys.executable))
+    from bptt.train.comm import find_mpiexec
+
+    found = find_mpiexec()
     if found is None:
         pytest.skip("no mpiexec (pip install 'bptt[mpi]' brings MPICH's)")
     return found

@@ -154,3 +154,80 @@ def test_bptt_fit_trains_data_parallel_to_the_same_model(tmp_path, task):
     a, b = cls.load(tmp_path / "one" / "model"), cls.load(tmp_path / "dp" / "model")
     for p, q in zip(a._all_params(), b._all_params(), strict=True):
         assert np.max(np.abs(p - q)) <= 1e-5 * max(1.0, np.max(np.abs(p)))  # float32
+
+
+# -- --procs K: the ranks started for the user ----------------------------------------------------
+def two_cores_or_skip():
+    from bptt.commands.options import usable_cores
+
+    if usable_cores() < 2:
+        pytest.skip("--procs 2 needs 2 usable cores (it never oversubscribes)")
+
+
+def test_procs_2_runs_the_command_on_two_ranks_with_the_single_process_model(text, tmp_path):
+    mpiexec_or_skip()
+    two_cores_or_skip()
+    args = ["-m", "bptt", "train", "--data", str(text), "--embed", "6", "--hidden", "6",
+            "--batch", "8", "--bptt", "5", "--optimizer", "adam", "--lr", "0.01",
+            "--max-steps", "12", "--float64"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PMI_")}
+    one = subprocess.run([sys.executable, *args, "--quiet", "--out", str(tmp_path / "one")],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert one.returncode == 0, one.stderr
+    two = subprocess.run([sys.executable, *args, "--procs", "2", "--out", str(tmp_path / "two")],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert two.returncode == 0, two.stderr
+    assert two.stderr.count("data-parallel on 2 ranks") == 1, two.stderr
+    a = dict(np.load(tmp_path / "one" / "last" / "model.npz"))
+    b = dict(np.load(tmp_path / "two" / "last" / "model.npz"))
+    for k in a:
+        assert np.max(np.abs(a[k] - b[k])) <= 1e-12 * max(1.0, np.max(np.abs(a[k]))), k
+
+
+@pytest.mark.parametrize("command", [["fit", "sine", "--epochs", "1", "--hidden", "8"],
+                                     ["seq2seq", "train", "--data", "addition",
+                                      "--max-steps", "3", "--hidden", "16"]])
+def test_procs_works_for_fit_and_seq2seq_train(command, tmp_path):
+    mpiexec_or_skip()
+    two_cores_or_skip()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PMI_")}
+    run = subprocess.run([sys.executable, "-m", "bptt", *command, "--procs", "2", "--out",
+                          str(tmp_path / "r")], capture_output=True, text=True, timeout=300,
+                         env=env)
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "r" / "metrics.json").exists()
+    assert "data-parallel on 2 ranks" in run.stderr + run.stdout
+
+
+def test_procs_refusals_are_one_line(monkeypatch, capsys, tmp_path):
+    from bptt import cli
+    from bptt.commands import options
+
+    out = ["--out", str(tmp_path / "x"), "--max-steps", "1"]
+    assert cli.main(["train", "--procs", "999", *out]) == 2
+    assert "--procs 999 x 1 thread(s) needs 999 cores" in capsys.readouterr().err
+    assert cli.main(["train", "--procs", "0", *out]) == 2
+    assert "--procs must be >= 1, got 0" in capsys.readouterr().err
+    monkeypatch.setattr(options, "usable_cores", lambda: 4)
+    monkeypatch.setattr(options, "find_mpiexec", lambda: None)
+    assert cli.main(["train", "--procs", "2", *out]) == 2
+    assert "--procs needs MPI: pip install 'bptt[mpi]'" in capsys.readouterr().err
+    monkeypatch.setenv("PMI_SIZE", "2")
+    monkeypatch.setattr(options, "started_by_mpiexec", lambda: True)
+    assert cli.main(["train", "--procs", "2", *out]) == 2
+    assert "--procs starts its own ranks" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_procs_one_and_auto_thread_arithmetic(monkeypatch):
+    import argparse
+
+    from bptt.commands import options
+
+    monkeypatch.setattr(options, "usable_cores", lambda: 8)
+    want = {("1", None): None, ("auto", None): 8, ("auto", "2"): 4, ("3", "auto"): 3}
+    for (procs, threads), k in want.items():
+        args = argparse.Namespace(procs=procs, threads=threads)
+        assert options.procs_wanted(args) == k and not hasattr(args, "procs")
+    assert options._without_procs(["train", "--procs", "2", "--procs=3", "--out", "o"]) == [
+        "train", "--out", "o"]

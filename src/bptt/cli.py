@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from . import __version__
-from .commands.options import add_shared, apply_shared
+from .commands.options import add_shared, apply_shared, procs_wanted, run_on_ranks
 from .nn.registry import load_plugin_cells
 from .train.memory import ModelTooLarge
 
@@ -110,6 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        ranks = procs_wanted(args)  # --procs K: this command again, on K MPI ranks
+        if ranks is not None:
+            return run_on_ranks(ranks, args, list(sys.argv[1:] if argv is None else argv))
         apply_shared(args)  # every command: the device, and BLAS threads guarded
         code = args.run(args)
     except KeyboardInterrupt:

@@ -20,6 +20,7 @@ import argparse
 from ..nn.registry import cell_names
 from ..optim import OPTIMIZERS
 from ..train.fit import TASK_HELP, FitConfig, fit_task
+from .options import add_procs
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -63,6 +64,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "saved a checkpoint)")
     p.add_argument("--max-steps", type=int, help="stop after this many updates")
     p.add_argument("--quiet", action="store_true", help="no progress inside the epochs")
+    add_procs(p)
     p.set_defaults(run=run)
 
 

@@ -21,6 +21,7 @@ from ..nn.attention import SCORES
 from ..nn.registry import cell_names
 from ..optim import OPTIMIZERS
 from ..train.seq2seq import Seq2seqConfig, evaluate_seq2seq, train_seq2seq, translate
+from .options import add_procs
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -74,6 +75,7 @@ def _add_train(verbs: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true",
                    help="with --resume: continue even though the training pairs changed")
     p.add_argument("--quiet", action="store_true", help="no progress or epoch lines")
+    add_procs(p)
     p.set_defaults(run=run_train)
 
 

@@ -17,7 +17,7 @@ from ..models.rnnlm import INIT_SCHEMES
 from ..nn.registry import cell_names
 from ..train.config import OPTIMIZERS, PRESETS, TrainConfig
 from ..train.language_model import train_language_model
-from .options import number
+from .options import add_procs, number
 
 _TRAIN_NUMBERS = {  # option dest -> (type, lower bound); the model's sizes: the library's check
     "layers": (int, None), "embed": (int, None), "hidden": (int, None),
@@ -121,6 +121,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
       help="with --resume: continue even though the training data changed")
     a("--plot", default=None, metavar="PNG", help="write train/valid perplexity per epoch")
     a("--quiet", action="store_true", default=None, help="no progress bar or epoch lines")
+    add_procs(p)
     p.set_defaults(run=run_train)
 
 

@@ -131,9 +131,24 @@ class _ThreadMember:
         raise RuntimeError(message)
 
 
+def started_by_mpiexec() -> bool:
+    """Whether this process is one of several ranks that ``mpiexec`` started."""
+    return any(int(os.environ.get(v, "1") or 1) > 1
+               for v in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE"))
+
+
+def find_mpiexec() -> str | None:
+    """The ``mpiexec`` that starts ranks: MPICH's from the ``mpi`` extra beside this Python,
+    else one on PATH; None when there is none."""
+    import shutil
+
+    return (shutil.which("mpiexec", path=os.path.dirname(sys.executable))
+            or shutil.which("mpiexec"))
+
+
 def world() -> SingleProcess | MPICommunicator:
     """MPI when started by ``mpiexec`` (with more than one rank), else one process."""
-    if any(int(os.environ.get(v, "1") or 1) > 1 for v in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")):
+    if started_by_mpiexec():
         return MPICommunicator()
     return SingleProcess()
 
