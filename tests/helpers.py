@@ -50,3 +50,31 @@ class LossOf:
     def backward(self, dout):
         self.model.backward(dout)
         return ()
+
+
+def assert_float32_near_float64(make_layer, xs, rel):
+    """``make_layer(dtype)``'s forward and backward (upstream ones) on ``xs`` in float32 and in
+    float64: the float32 results finite and within ``rel`` of float64's in norm."""
+    import numpy as np
+
+    out = {}
+    for dtype in (np.float32, np.float64):
+        layer = make_layer(dtype)
+        hs = layer.forward(xs.astype(dtype))
+        out[dtype] = hs, layer.backward(np.ones_like(hs))
+    for ours, exact in zip(out[np.float32], out[np.float64], strict=True):
+        assert np.isfinite(ours).all()
+        assert np.linalg.norm(ours - exact) <= rel * np.linalg.norm(exact)
+
+
+def assert_windows_carry_the_state(layer, xs, cut=3):
+    """A stateful layer over ``xs`` (N, T, D) in two windows, cut at ``cut``, gives the outputs
+    of one window over all of it: the state carries everything a step needs."""
+    import numpy as np
+
+    layer.reset_state()
+    whole = layer.forward(xs)
+    layer.reset_state()
+    parts = np.concatenate([layer.forward(xs[:, :cut].copy()),
+                            layer.forward(xs[:, cut:].copy())], axis=1)
+    np.testing.assert_allclose(parts, whole, rtol=1e-12, atol=1e-14)

@@ -12,7 +12,7 @@ from bptt.models.rnnlm import LanguageModel
 from bptt.nn.cells import Mamba, mamba_scan
 from bptt.nn.registry import get_cell
 from bptt.nn.stacks import make_recurrent_stack
-from helpers import LossOf
+from helpers import LossOf, assert_float32_near_float64, assert_windows_carry_the_state
 
 
 def layer(D=3, H=4, seed=0, dtype=np.float64):
@@ -91,14 +91,7 @@ def test_equal_to_a_pytorch_reference_from_the_papers_equations():
 
 def test_float32_over_1024_steps_is_float64_to_rounding():
     xs = np.random.default_rng(8).standard_normal((2, 1024, 3))
-    out = {}
-    for dtype in (np.float32, np.float64):
-        lay = layer(seed=9, dtype=dtype)
-        hs = lay.forward(xs.astype(dtype))
-        out[dtype] = hs, lay.backward(np.ones_like(hs))
-    for ours, exact in zip(out[np.float32], out[np.float64], strict=True):
-        assert np.isfinite(ours).all()
-        assert np.linalg.norm(ours - exact) <= 1e-5 * np.linalg.norm(exact)
+    assert_float32_near_float64(lambda dtype: layer(seed=9, dtype=dtype), xs, 1e-5)
 
 
 def test_its_state_is_the_channels_times_the_state_size():
@@ -106,11 +99,6 @@ def test_its_state_is_the_channels_times_the_state_size():
     assert spec.state_widths(5) == (5, 80) and spec.recurrent_params == ()
     lay = make_recurrent_stack("mamba", 3, 5, stateful=True, dtype=np.float64,
                                generator=np.random.default_rng(10)).layers[0]
-    xs = np.random.default_rng(11).standard_normal((2, 8, 3))
-    whole = lay.forward(xs)
-    lay.reset_state()
-    parts = np.concatenate([lay.forward(xs[:, :3].copy()), lay.forward(xs[:, 3:].copy())],
-                           axis=1)
-    np.testing.assert_allclose(parts, whole, rtol=1e-12, atol=1e-14)
+    assert_windows_carry_the_state(lay, np.random.default_rng(11).standard_normal((2, 8, 3)))
     A = -np.exp(lay.params[4])
     assert (A < 0).all() and np.allclose(A[0], -np.arange(1, 17))  # S4D-real at the start
