@@ -66,7 +66,7 @@ def test_token_by_token_with_the_states_fed_back_equals_the_whole_sequence(tmp_p
 
 
 def test_a_cell_without_an_onnx_operator_is_refused_naming_it(tmp_path):
-    for cell in ("mingru", "lnlstm"):
+    for cell in ("mingru", "lnlstm", "slstm", "mlstm", "mamba", "rwkv"):
         with pytest.raises(ValueError, match=f"the '{cell}' cell has no standard ONNX operator"):
             export_onnx(LanguageModel(10, 4, 4, cell=cell), tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
