@@ -66,7 +66,7 @@ def main() -> None:
     for k, (xs, ts) in enumerate(random_batches(r, a.steps + 1)):
         if k == 1:
             per_step.clear()  # the first step warms up
-        model.set_train(True)
+        model.train()
         out = xs
         for layer in model.layers:
             out = timed(f"forward  {names[id(layer)]}", layer.forward, out)
