@@ -18,3 +18,13 @@ def _run_in_a_temporary_directory(tmp_path, monkeypatch):
     """Every test runs in its own empty folder: a `runs/lm` that `bptt train` left in the
     checkout (the README's first command) must not change what a test sees."""
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(params=["compiled", "numpy"])
+def lstm_step_path(request, monkeypatch):
+    """Run a test on both ways of the LSTM's element-wise step: the compiled kernels
+    (bptt.kernels, when Numba is installed) and NumPy's ufuncs (BPTT_NUMBA=0)."""
+    if request.param == "compiled":
+        pytest.importorskip("numba", reason="the compiled path needs pip install 'bptt[numba]'")
+    monkeypatch.setenv("BPTT_NUMBA", "1" if request.param == "compiled" else "0")
+    return request.param

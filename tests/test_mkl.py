@@ -1,6 +1,7 @@
 """The optional MKL products (bptt.mkl): equal to NumPy's for every operand layout it takes,
 refusing (and leaving the output alone) the ones it does not, off when NumPy's BLAS has more
-than one thread or BPTT_MKL=0, and the Time layers equal with and without it."""
+than one thread or BPTT_MKL=0, on by default on Intel CPUs only, and the Time layers equal with
+and without it. The tests force it on (BPTT_MKL=1) so that they run on any x86-64 CPU."""
 
 from __future__ import annotations
 
@@ -17,17 +18,53 @@ from bptt import mkl
 from bptt.backend import matmul_into, right_product
 from bptt.blas import get_blas_threads, set_blas_threads
 
-pytestmark = pytest.mark.skipif(not mkl.available(),
-                                reason="MKL not installed (pip install 'bptt[mkl]')")
+needs_mkl = pytest.mark.skipif(not mkl.installed(),
+                               reason="MKL not installed (pip install 'bptt[mkl]')")
 
 
 @pytest.fixture(autouse=True)
-def one_blas_thread():
-    """MKL is used only while NumPy's BLAS runs on one thread (the tests' setting)."""
+def one_blas_thread_and_mkl_forced_on(monkeypatch):
+    """MKL is used only while NumPy's BLAS runs on one thread (the tests' setting); forced on
+    whatever the CPU, and the choice read again after the test."""
     before = get_blas_threads()
     set_blas_threads(1)
+    monkeypatch.setenv("BPTT_MKL", "1")
+    mkl.refresh()
     yield
     set_blas_threads(before)
+    monkeypatch.undo()
+    mkl.refresh()
+
+
+@pytest.mark.parametrize(("setting", "vendor", "wanted"), [
+    ("auto", "GenuineIntel", True), ("auto", "AuthenticAMD", False), ("", "", False),
+    ("1", "AuthenticAMD", True), ("0", "GenuineIntel", False), ("AUTO", "GenuineIntel", True)])
+def test_default_uses_mkl_on_intel_only(monkeypatch, setting, vendor, wanted):
+    monkeypatch.setenv("BPTT_MKL", setting)
+    monkeypatch.setattr(mkl, "cpu_vendor", lambda: vendor)
+    monkeypatch.setattr(mkl, "_load", lambda: object())  # installed, without loading it
+    mkl.refresh()
+    assert mkl.available() is wanted
+    phrase = mkl.status()
+    if wanted:
+        assert phrase == "active"
+    else:
+        assert phrase.startswith("installed, off")
+        assert ("BPTT_MKL=0" in phrase) == (setting == "0")
+        assert setting == "0" or (vendor or "unknown vendor") in phrase
+
+
+def test_an_unknown_setting_warns_and_means_auto(monkeypatch):
+    monkeypatch.setenv("BPTT_MKL", "yes")
+    with pytest.warns(UserWarning, match="BPTT_MKL='yes' is not one of auto, 1, 0"):
+        assert mkl.choice() == "auto"
+
+
+def test_vendor_is_read_from_the_cpu():
+    vendor = mkl.cpu_vendor()
+    assert isinstance(vendor, str)
+    if os.path.exists("/proc/cpuinfo") and "vendor_id" in open("/proc/cpuinfo").read():
+        assert vendor and vendor in open("/proc/cpuinfo").read()
 
 
 def laid_out(x: np.ndarray, layout: str) -> np.ndarray:
@@ -48,6 +85,7 @@ def laid_out(x: np.ndarray, layout: str) -> np.ndarray:
 LAYOUTS = ["C", "F", "rows", "cols"]
 
 
+@needs_mkl
 @settings(max_examples=60, deadline=None)
 @given(M=st.integers(1, 33), K=st.integers(1, 33), N=st.integers(2, 33),
        la=st.sampled_from(LAYOUTS), lb=st.sampled_from(LAYOUTS),
@@ -64,6 +102,7 @@ def test_gemm_matches_numpy_in_every_layout(M, K, N, la, lb, out_rows, double):
                                else 2e-5)
 
 
+@needs_mkl
 @pytest.mark.parametrize("case", ["1-D", "int", "mixed dtypes", "out overlaps a", "read-only",
                                   "out F-order", "strided both ways", "empty"])
 def test_gemm_refuses_what_it_cannot_take_and_writes_nothing(case):
@@ -92,6 +131,7 @@ def test_gemm_refuses_what_it_cannot_take_and_writes_nothing(case):
     np.testing.assert_array_equal(out, kept)
 
 
+@needs_mkl
 def test_off_with_more_than_one_blas_thread():
     a, b, out = np.ones((3, 4)), np.ones((4, 5)), np.zeros((3, 5))
     assert mkl.active()
@@ -103,13 +143,15 @@ def test_off_with_more_than_one_blas_thread():
 
 
 def test_off_when_the_environment_says_so():
-    code = "from bptt import mkl; print(mkl.available())"
+    code = "from bptt import mkl; print(mkl.available(), mkl.status())"
     env = {**os.environ, "BPTT_MKL": "0"}
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          check=True)
-    assert res.stdout.strip() == "False"
+    want = "installed, off (BPTT_MKL=0)" if mkl.installed() else "None"
+    assert res.stdout.strip() == f"False {want}"
 
 
+@needs_mkl
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_packed_right_factor_is_the_same_product(dtype):
     rng = np.random.default_rng(1)
@@ -132,6 +174,7 @@ def test_packed_right_factor_is_the_same_product(dtype):
     np.testing.assert_allclose(other_rows, np.ones((5, 40)) @ W[:, :20], rtol=1e-5)
 
 
+@needs_mkl
 @pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
 def test_time_layers_agree_with_and_without_mkl(kind):
     from bptt.nn.cells import TimeGRU, TimeLSTM, TimeRNN

@@ -27,6 +27,9 @@ torch = pytest.importorskip("torch")
 
 CELL = {"rnn_tanh": "rnn", "rnn_relu": "rnn", "lstm": "lstm", "gru": "gru"}
 
+# every test here runs on both LSTM step paths (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("lstm_step_path")
+
 
 def _blocks(a, k):
     H = a.shape[0] // k

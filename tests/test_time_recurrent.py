@@ -16,6 +16,9 @@ KINDS = ["rnn", "rnn_relu", "lstm", "lstm_projected", "gru", "gru_after"]
 GATES = {"rnn": 1, "rnn_relu": 1, "lstm": 4, "lstm_projected": 4, "gru": 3, "gru_after": 3}
 SHAPES = [(1, 1, 2, 3), (2, 5, 3, 4), (3, 4, 6, 2), (1, 3, 1, 1)]  # (N, T, D, H)
 
+# every test here runs on both LSTM step paths (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("lstm_step_path")
+
 
 def make_time(kind, D, H, rng, stateful=False, dtype=np.float64, scale=0.6, fused=True):
     """A Time layer with random weights and random biases (fused=False: the generic one)."""

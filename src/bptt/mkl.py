@@ -15,10 +15,17 @@ Used only where it is sure to help and to be right: NumPy arrays of float32 or f
 each with one unit stride, output not overlapping the inputs, and NumPy's BLAS on one thread
 (``bptt train``'s default; with more threads OpenBLAS's own threading is kept, since MKL runs
 sequentially here, which keeps it clear of PyTorch's and OpenBLAS's thread pools). Anything else
-goes to NumPy. ``BPTT_MKL=0`` in the environment turns it off. Results agree with NumPy's to
-rounding (a different order of the same sums), not bit for bit: a run resumes bit-exactly with
-the same choice. Measured on an Intel Xeon; MKL's kernels for other CPUs (AMD) may be slower:
-compare with ``benchmarks/gemm_kernels.py`` before relying on it there.
+goes to NumPy. Results agree with NumPy's to rounding (a different order of the same sums), not
+bit for bit: a run resumes bit-exactly with the same choice.
+
+Which CPUs: ``BPTT_MKL`` in the environment says: ``auto`` (the default) uses MKL on Intel
+CPUs only, ``1`` on any, ``0`` on none. MKL's kernels for other vendors are slower than
+OpenBLAS's. On an AMD EPYC (2 cores), side by side in one run each: one thread,
+``benchmarks/gemm_kernels.py`` forward 1048 -> 1178 us packed, backward 966 -> 1051 us;
+``benchmarks/lm_throughput.py --threads 1`` better-rnnlm 1.50x PyTorch with NumPy's
+products, 0.91x with MKL's; ``benchmarks/seq2seq_throughput.py --threads 1`` 1.25x against
+0.71x (docs/benchmarks.md). The choice is made from the CPU's vendor string, never from a
+timing, so that two runs on one machine make it the same way.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import platform
+import warnings
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -51,11 +60,34 @@ def _library_paths() -> list[str]:
                    if Path(str(f)).name.startswith(("libmkl_rt.so", "mkl_rt"))})
 
 
+def cpu_vendor() -> str:
+    """The CPU's vendor string (``GenuineIntel``, ``AuthenticAMD``, ...), or "" if unknown."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:  # not Linux: platform.processor() names the vendor on Windows
+        pass
+    name = platform.processor()
+    return "GenuineIntel" if "Intel" in name else "AuthenticAMD" if "AMD" in name else ""
+
+
+_CHOICES = ("auto", "1", "0")
+
+
+def choice() -> str:
+    """``BPTT_MKL`` from the environment: ``auto`` (default), ``1`` (always) or ``0`` (never)."""
+    value = os.environ.get("BPTT_MKL", "auto").strip().lower() or "auto"
+    if value not in _CHOICES:
+        warnings.warn(f"BPTT_MKL={value!r} is not one of auto, 1, 0; using auto", stacklevel=2)
+        return "auto"
+    return value
+
+
 @functools.cache
-def _library() -> Any:
+def _load() -> Any:
     """The MKL runtime with its product functions typed, set to run sequentially; or None."""
-    if os.environ.get("BPTT_MKL", "1") == "0":
-        return None
     for path in _library_paths():
         try:
             lib = ctypes.CDLL(path)
@@ -78,14 +110,44 @@ def _library() -> Any:
     return None
 
 
+@functools.cache
+def _library() -> Any:
+    """The MKL runtime if installed and wanted here (:func:`choice`, :func:`cpu_vendor`)."""
+    wanted = {"0": False, "1": True}.get(choice(), cpu_vendor() == "GenuineIntel")
+    return _load() if wanted else None
+
+
+def refresh() -> None:
+    """Read ``BPTT_MKL`` again (it is read once, at the first product)."""
+    _library.cache_clear()
+
+
+def installed() -> bool:
+    """Whether the MKL runtime is installed and loads (wanted or not)."""
+    return _load() is not None
+
+
 def available() -> bool:
-    """Whether MKL is installed and not turned off (``BPTT_MKL=0``)."""
+    """Whether MKL is installed and wanted on this CPU (``BPTT_MKL``, module docstring)."""
     return _library() is not None
 
 
 def active() -> bool:
     """Whether products go to MKL now: available, and NumPy's BLAS runs on one thread."""
     return _library() is not None and get_blas_threads() == 1
+
+
+def status() -> str | None:
+    """One phrase for reports: active, idle, off and why; None when not installed."""
+    if not installed():
+        return None
+    if active():
+        return "active"
+    if available():
+        return "installed, idle (NumPy's BLAS has more than one thread)"
+    if choice() == "0":
+        return "installed, off (BPTT_MKL=0)"
+    return f"installed, off on this CPU ({cpu_vendor() or 'unknown vendor'}; BPTT_MKL=1 forces it)"
 
 
 def _operand(a: np.ndarray) -> tuple[int, int] | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...backend import array_module, right_product
+from ...kernels import lstm_kernels
 from ..functions import sigmoid
 from .base import (
     TimeRecurrentBase,
@@ -173,7 +174,8 @@ class TimeLSTM(TimeRecurrentBase):
         hs[0] = h0
         gi = xp.empty((N, H), dtype=dtype)
         product = right_product(W if Z is not None else Wh, N)  # @ W or @ Wh, step after step
-        for t in range(T):
+        compiled = lstm_kernels(xp, dtype)
+        for t in range(T if compiled is None else 0):
             a = A[t]
             if Z is not None:
                 product(a, Z[t])  # already scaled
@@ -193,6 +195,17 @@ class TimeLSTM(TimeRecurrentBase):
             if m is not None:  # padded: carry (h, c)
                 xp.copyto(c, cs[t], where=m[0][t])
                 xp.copyto(hs[t + 1], hs[t], where=m[0][t])
+        if compiled is not None:  # the same steps, each in one compiled pass (bptt.kernels)
+            rows = hs if Z is None else Z  # h_t is rows[t + 1][:, :H]
+            real = m[1][:, :, 0] if m is not None else xp.empty((T, 0), dtype=dtype)
+            add = xp.empty((0, 4 * H), dtype=dtype) if Z is not None else tmp  # none: scaled
+            for t in range(T):
+                if Z is not None:
+                    product(A[t], Z[t])
+                else:
+                    product(tmp, hs[t])
+                compiled.forward(A[t], add, cs[t], rows[t], cs[t + 1], tanh_c[t], rows[t + 1],
+                                 real[t])
         self.cache, self._used = (xs_tm, A, hs, cs, tanh_c, m, Z), False
         self.h, self.c = hs[T].copy(), cs[T].copy()
         return self._outputs(xp, hs, m)
@@ -208,7 +221,10 @@ class TimeLSTM(TimeRecurrentBase):
         # uses up what forward kept (a second backward needs a new forward).
         #   dA_t = d * fac, d = [f(1-f), 1-g**2, i(1-i), o(1-o)],
         #   fac = [ds * c_{t-1}, ds * i, ds * g, dh_tot * tanh(c_t)]
-        if m is None and dhs.dtype == dtype and array_module(dhs) is xp:
+        compiled = lstm_kernels(xp, dtype)
+        in_place = (m is None and dhs.dtype == dtype and array_module(dhs) is xp
+                    and (compiled is None or dhs.flags.c_contiguous))
+        if in_place:
             up = dhs.transpose(1, 0, 2)  # read in place, step by step
         else:
             up = self._upstream(xp, dhs, m, self._work(xp, "up", (T, N, H), dtype))  # 0 if padded
@@ -221,7 +237,18 @@ class TimeLSTM(TimeRecurrentBase):
         fac = xp.empty((N, 4, H), dtype=dtype)
         d = xp.empty((N, 4, H), dtype=dtype)
         back = right_product(Wh.T, N)  # @ Wh.T (4H, H), step after step
-        for t in reversed(range(T)):
+        if compiled is not None:  # the same steps, each in one compiled pass (bptt.kernels)
+            real = m[1][:, :, 0] if m is not None else xp.empty((T, 0), dtype=dtype)
+            rows = dhs.reshape(N, T * H) if in_place else None  # up[t] = rows[:, tH:(t+1)H]
+            for t in reversed(range(T)):
+                if m is not None:
+                    carry_h = dh * m[0][t]
+                up_t, offset = (rows, t * H) if in_place else (up[t], 0)
+                compiled.backward(A[t], tanh_c[t], cs[t], up_t, offset, dh, dc, real[t])
+                back(dh, A[t])  # dh_{t-1} = dA_t @ Wh.T
+                if m is not None:
+                    dh += carry_h
+        for t in reversed(range(T if compiled is None else 0)):
             a4, tc = dA[t], tanh_c[t]  # (N, 4, H) gates [f, g, i, o], to become dA_t; (N, H)
             if m is not None:  # padded step: gradients flow straight to (h, c)_{t-1}
                 carry_h, carry_c = dh * m[0][t], dc * m[0][t]

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ... import mkl
+from ... import kernels, mkl
 from ...models.rnnlm import LanguageModel
 from ...nn.registry import get_cell
 from ...optim import SGD, clip_grads
@@ -109,7 +109,7 @@ def environment() -> dict[str, Any]:
     return {"python": platform.python_version(), "numpy": np.__version__,
             "machine": platform.machine(), "processor": _cpu_name(), "cpus": os.cpu_count(),
             "loadavg": load, "blas": blas_info(),
-            "mkl": "active" if mkl.active() else "installed, idle" if mkl.available() else None,
+            "mkl": mkl.status(), "kernels": kernels.status(),
             "openblas_env": {v: os.environ[v] for v in OPENBLAS_VARS if v in os.environ}}
 
 
@@ -136,8 +136,11 @@ def environment_lines(env: dict[str, Any]) -> list[str]:
         lines.append(f"numpy BLAS: {b['internal_api']} {b['version']}, {b['num_threads']} "
                      f"threads, kernel {b['architecture']}")
     if env.get("mkl"):
-        lines.append(f"bptt's matrix products: MKL, sequential, weights packed once per layer "
-                     f"call ({env['mkl']}: used while NumPy's BLAS runs on one thread)")
+        lines.append(f"bptt's MKL products (sequential, weights packed once per layer call, "
+                     f"used while NumPy's BLAS runs one thread): {env['mkl']}")
+    lines.append("bptt's LSTM element-wise step: " + (
+        f"compiled ({env['kernels']})" if env.get("kernels") else
+        "NumPy ufuncs (pip install 'bptt[numba]' compiles it)"))
     if not env["blas"]:
         lines.append("numpy BLAS kernel: unknown (pip install threadpoolctl to see it)")
     if env["openblas_env"]:

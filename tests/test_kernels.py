@@ -1,0 +1,173 @@
+"""The compiled LSTM step (bptt.kernels) against NumPy's ufuncs (BPTT_NUMBA=0): equal to 1e-12 in
+float64 and within float32 rounding in float32, over shapes, masks, initial states and final-state
+gradients, on both of TimeLSTM's ways to form the gates; its float32 tanh within 3.5e-7 (6 units
+in the last place) of the exact one; and the switches (not installed, turned off, CuPy arrays,
+other dtypes) falling back to NumPy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bptt import gradcheck, kernels
+from bptt.nn.cells import TimeLSTM
+
+pytest.importorskip("numba", reason="the compiled kernels need pip install 'bptt[numba]'")
+
+
+def run(monkeypatch, path, params, xs, dhs, *, in_step=None, mask=None, h0=None, c0=None,
+        dh_last=None, dc_last=None):
+    """Forward and backward of a fresh TimeLSTM on one path: every output and gradient."""
+    monkeypatch.setenv("BPTT_NUMBA", "1" if path == "compiled" else "0")
+    layer = TimeLSTM(*[p.copy() for p in params], stateful=h0 is not None)
+    layer.input_in_step = in_step
+    if h0 is not None:
+        layer.set_state(h0, c0)
+    hs = layer.forward(xs, mask=mask)
+    h, c = layer.h.copy(), layer.c.copy()
+    dxs = layer.backward(dhs, dh_last=dh_last, dc_last=dc_last)
+    return {"hs": hs, "h": h, "c": c, "dxs": dxs, "dh0": layer.dh, "dc0": layer.dc,
+            **{f"d{name}": g for name, g in zip(("Wx", "Wh", "b"), layer.grads, strict=True)}}
+
+
+def assert_paths_agree(got, want, dtype):
+    for name in want:
+        assert got[name].dtype == want[name].dtype == dtype, name
+        if dtype == np.float64:
+            np.testing.assert_allclose(got[name], want[name], rtol=1e-12, atol=1e-12, err_msg=name)
+        else:  # float32: the same sums, a tanh within 3.5e-7; relative to each array's size
+            scale = max(1.0, float(np.abs(want[name]).max(initial=0)))
+            np.testing.assert_allclose(got[name], want[name], rtol=0, atol=2e-5 * scale,
+                                       err_msg=name)
+
+
+@settings(max_examples=40, deadline=None)
+@given(N=st.integers(1, 6), T=st.integers(0, 6), D=st.integers(1, 12), H=st.integers(1, 9),
+       in_step=st.sampled_from([None, True, False]), masked=st.booleans(),
+       with_state=st.booleans(), with_last=st.booleans(), double=st.booleans(),
+       seed=st.integers(0, 2**16), data=st.data())
+def test_compiled_step_equals_numpy(N, T, D, H, in_step, masked, with_state, with_last, double,
+                                    seed, data):
+    monkeypatch = pytest.MonkeyPatch()
+    try:
+        dtype = np.float64 if double else np.float32
+        rng = np.random.default_rng(seed)
+        params = [(rng.standard_normal(s) * 0.8).astype(dtype)
+                  for s in ((D, 4 * H), (H, 4 * H), (4 * H,))]
+        xs = (rng.standard_normal((N, T, D)) * 2).astype(dtype)
+        dhs = rng.standard_normal((N, T, H)).astype(dtype)
+        kw = {"in_step": in_step}
+        if masked:
+            kw["mask"] = np.array(data.draw(st.lists(st.lists(st.booleans(), min_size=T,
+                                                              max_size=T),
+                                                     min_size=N, max_size=N)), dtype=bool)
+        if with_state:
+            kw["h0"], kw["c0"] = (rng.standard_normal((N, H)).astype(dtype) for _ in range(2))
+        if with_last:
+            kw["dh_last"], kw["dc_last"] = (rng.standard_normal((N, H)).astype(dtype)
+                                            for _ in range(2))
+        got = run(monkeypatch, "compiled", params, xs, dhs, **kw)
+        want = run(monkeypatch, "numpy", params, xs, dhs, **kw)
+        assert_paths_agree(got, want, dtype)
+    finally:
+        monkeypatch.undo()
+
+
+@pytest.mark.parametrize("layout", ["time-major view", "float64 into float32", "F-order"])
+def test_upstream_gradients_in_any_layout(monkeypatch, layout):
+    rng = np.random.default_rng(3)
+    N, T, D, H = 4, 5, 3, 6
+    params = [rng.standard_normal(s).astype(np.float32) * 0.5
+              for s in ((D, 4 * H), (H, 4 * H), (4 * H,))]
+    xs = rng.standard_normal((N, T, D)).astype(np.float32)
+    dhs = rng.standard_normal((N, T, H))
+    if layout == "time-major view":
+        dhs = np.ascontiguousarray(dhs.transpose(1, 0, 2)).transpose(1, 0, 2).astype(np.float32)
+    elif layout == "F-order":
+        dhs = np.asfortranarray(dhs.astype(np.float32))
+    got = run(monkeypatch, "compiled", params, xs, dhs)
+    want = run(monkeypatch, "numpy", params, xs, dhs)
+    assert_paths_agree(got, want, np.float32)
+
+
+@pytest.mark.parametrize("in_step", [True, False])
+def test_compiled_path_gradients_are_numerically_right(monkeypatch, in_step):
+    monkeypatch.setenv("BPTT_NUMBA", "1")
+    rng = np.random.default_rng(5)
+    D, H = 3, 4
+    layer = TimeLSTM(*[rng.standard_normal(s) * 0.6 for s in ((D, 4 * H), (H, 4 * H), (4 * H,))])
+    layer.input_in_step = in_step
+    mask = np.array([[1, 1, 1, 0], [1, 1, 1, 1], [1, 0, 0, 0]], dtype=bool)
+    report = gradcheck(_Masked(layer, mask), [rng.standard_normal((3, 4, D))], seed=0)
+    assert report.worst < 1e-6, report
+
+
+class _Masked:
+    """A TimeLSTM with a fixed mask, in gradcheck's layer shape."""
+
+    def __init__(self, layer, mask):
+        self.layer, self.mask = layer, mask
+        self.params, self.grads = layer.params, layer.grads
+
+    def forward(self, xs):
+        return self.layer.forward(xs, mask=self.mask)
+
+    def backward(self, dhs):
+        return self.layer.backward(dhs)
+
+
+def test_float32_tanh_is_within_float32_rounding():
+    x = np.concatenate([np.linspace(-12, 12, 200_001), [0.0, -0.0, 1e-30, -1e-30, 1e-4, 40.0,
+                                                        -40.0, np.inf, -np.inf]])
+    out = np.empty(x.size, dtype=np.float32)
+    kernels.lstm_kernels(np, np.float32).tanh(x.astype(np.float32), out)
+    exact = np.tanh(x.astype(np.float32).astype(np.float64))
+    error = np.abs(out - exact)
+    assert error.max() < 3.5e-7
+    assert (error / np.spacing(np.abs(exact).astype(np.float32))).max() <= 6  # units in last place
+    assert np.all(np.abs(out) <= 1) and out[-2] == 1 and out[-1] == -1
+    tiny = np.abs(x) < 1e-3
+    np.testing.assert_allclose(out[tiny], x[tiny], rtol=1e-6)  # tanh(x) ~ x near 0
+
+
+def test_float64_tanh_is_numpys():
+    x = np.linspace(-20, 20, 10_001)
+    out = np.empty_like(x)
+    kernels.lstm_kernels(np, np.float64).tanh(x, out)
+    np.testing.assert_allclose(out, np.tanh(x), rtol=1e-15, atol=1e-16)
+
+
+class _NotNumPy:
+    """Stands for CuPy: any array module that is not NumPy."""
+
+
+@pytest.mark.parametrize("case", ["turned off", "not installed", "other module", "int", "float16"])
+def test_falls_back_to_numpy(monkeypatch, case):
+    xp, dtype = np, np.float32
+    if case == "turned off":
+        monkeypatch.setenv("BPTT_NUMBA", "0")
+    elif case == "not installed":
+        monkeypatch.setattr(kernels, "_numba", lambda: None)
+    elif case == "other module":
+        xp = _NotNumPy()
+    else:
+        dtype = np.int64 if case == "int" else np.float16
+    monkeypatch.setenv("BPTT_NUMBA", "0" if case == "turned off" else "1")
+    assert kernels.lstm_kernels(xp, dtype) is None
+    if case == "other module":  # while NumPy arrays of that dtype get them
+        assert kernels.lstm_kernels(np, dtype) is not None
+    if case == "not installed":
+        assert kernels.status() is None
+        rng = np.random.default_rng(0)  # and the layer still runs, on NumPy
+        layer = TimeLSTM(*[rng.standard_normal(s).astype(np.float32)
+                           for s in ((2, 12), (3, 12), (12,))])
+        assert layer.forward(np.ones((1, 2, 2), np.float32)).shape == (1, 2, 3)
+
+
+def test_status_names_numba_and_the_switch(monkeypatch):
+    monkeypatch.setenv("BPTT_NUMBA", "1")
+    assert kernels.status().endswith(", on") and kernels.status().startswith("numba ")
+    monkeypatch.setenv("BPTT_NUMBA", "0")
+    assert kernels.status().endswith("off (BPTT_NUMBA=0)")
