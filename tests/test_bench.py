@@ -115,6 +115,22 @@ def test_header_warns_when_openblas_kernel_is_forced(monkeypatch):
     assert not any(line.startswith("WARNING") for line in environment_lines(environment()))
 
 
+@pytest.mark.parametrize(("kernels", "mkl", "want"), [
+    (None, None, "NumPy ufuncs (pip install 'bptt[numba]' compiles it)"),
+    ("numba 0.68.1, on", None, "compiled (numba 0.68.1, on)"),
+    ("numba 0.68.1, off (BPTT_NUMBA=0)", None, "NumPy ufuncs (numba 0.68.1, off (BPTT_NUMBA=0))"),
+    (None, "installed, off on this CPU (AuthenticAMD; BPTT_MKL=1 forces it)", None)])
+def test_header_says_which_step_and_products_run(kernels, mkl, want):
+    env = {**environment(), "kernels": kernels, "mkl": mkl}
+    lines = environment_lines(env)
+    step = [line for line in lines if line.startswith("bptt's LSTM element-wise step: ")]
+    assert len(step) == 1
+    if want:
+        assert step[0].endswith(want)
+    products = [line for line in lines if line.startswith("bptt's MKL products")]
+    assert (products[0].endswith(mkl) if mkl else not products)
+
+
 def test_report_lists_every_model_with_its_ceiling_fraction():
     result = {"environment": {**environment(), "loadavg_end": [0.5, 0.5, 0.5]},
               "ceiling_gflops": {"large (2048^3)": 200.0},

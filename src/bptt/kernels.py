@@ -7,8 +7,10 @@ Why: after its matrix product, an LSTM step is ~10 element-wise passes in NumPy 
 over the gates, scale, shift, f * c, g * i, tanh(c), o * tanh(c); backward: ~15), each a trip
 through memory and each ``tanh`` a scalar libm call per element (NumPy's float32 ``tanh`` is
 not vectorised on AVX2 CPUs). One compiled loop reads each gate once and writes each result
-once. On an AMD EPYC (AVX2), one step of the seq2seq sizes, N 128, H 256, float32: forward
-~740 -> ~140 us (``python benchmarks/numba_kernels.py``).
+once. On an AMD EPYC (AVX2), float32, one thread (``python benchmarks/lstm_step_kernels.py``):
+a forward step's element-wise part at N 128, H 256 858 -> 171 us; TimeLSTM forward + backward
+139 -> 108 ms at the seq2seq sizes, 264 -> 246 ms at better-rnnlm's (N 20, H 650, where the
+products dominate); the training rates in docs/benchmarks.md.
 
 tanh: float64 uses ``math.tanh`` (the same libm function as NumPy, so both paths agree to
 1e-12); float32 uses a rational approximation, Eigen's ``generic_fast_tanh_float`` (odd

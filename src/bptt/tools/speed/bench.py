@@ -138,9 +138,11 @@ def environment_lines(env: dict[str, Any]) -> list[str]:
     if env.get("mkl"):
         lines.append(f"bptt's MKL products (sequential, weights packed once per layer call, "
                      f"used while NumPy's BLAS runs one thread): {env['mkl']}")
+    kernels_status = env.get("kernels")
     lines.append("bptt's LSTM element-wise step: " + (
-        f"compiled ({env['kernels']})" if env.get("kernels") else
-        "NumPy ufuncs (pip install 'bptt[numba]' compiles it)"))
+        "NumPy ufuncs (pip install 'bptt[numba]' compiles it)" if not kernels_status else
+        f"NumPy ufuncs ({kernels_status})" if "off" in kernels_status else
+        f"compiled ({kernels_status})"))
     if not env["blas"]:
         lines.append("numpy BLAS kernel: unknown (pip install threadpoolctl to see it)")
     if env["openblas_env"]:
