@@ -166,6 +166,24 @@ def test_falls_back_to_numpy(monkeypatch, case):
         assert layer.forward(np.ones((1, 2, 2), np.float32)).shape == (1, 2, 3)
 
 
+def test_a_compiler_failure_warns_once_and_keeps_numpy(monkeypatch):
+    def broken(name, package=None):
+        raise RuntimeError("LLVM ERROR: no such target\nmore lines")
+    monkeypatch.setenv("BPTT_NUMBA", "1")
+    assert kernels.installed()  # Numba itself found before the import machinery breaks
+    monkeypatch.setattr(kernels.importlib, "import_module", broken)
+    kernels._compile.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match=r"could not compile the LSTM step \(RuntimeError: "
+                                                r"LLVM ERROR: no such target\); using NumPy"):
+            assert kernels.lstm_kernels(np, np.float32) is None
+        assert kernels.lstm_kernels(np, np.float32) is None  # decided once: no second warning
+    finally:
+        monkeypatch.undo()
+        kernels._compile.cache_clear()
+    assert kernels.lstm_kernels(np, np.float32) is not None
+
+
 def test_status_names_numba_and_the_switch(monkeypatch):
     monkeypatch.setenv("BPTT_NUMBA", "1")
     assert kernels.status().endswith(", on") and kernels.status().startswith("numba ")

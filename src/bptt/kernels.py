@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import warnings
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -69,7 +70,8 @@ def status() -> str | None:
 
 def lstm_kernels(xp: Any, dtype: Any) -> LSTMKernels | None:
     """The kernels compiled for ``dtype`` (float32 or float64), or None: not NumPy,
-    not installed, turned off, or another dtype. Their arguments are in :func:`_compile`."""
+    not installed, turned off, another dtype, or Numba failed to compile them (said once, as a
+    warning). Their arguments are in :func:`_compile`."""
     if xp is not np:
         return None
     dtype = np.dtype(dtype)
@@ -79,7 +81,7 @@ def lstm_kernels(xp: Any, dtype: Any) -> LSTMKernels | None:
 
 
 @functools.cache
-def _compile(dtype_name: str) -> LSTMKernels:
+def _compile(dtype_name: str) -> LSTMKernels | None:
     """The loops of :mod:`bptt.numba_lstm` (imported only once Numba is known to be there).
 
     forward(a, add, c_prev, h_prev, c, tanh_c, h, real), row n, j < H:
@@ -95,5 +97,25 @@ def _compile(dtype_name: str) -> LSTMKernels:
     a (N, 4H), h_prev and h (N, >= H), the others (N, H); all rows contiguous. ``add`` with no
     rows (0, 4H) and ``real`` with none (0,) mean: none. Compiled per dtype on first call.
     """
-    loops = importlib.import_module(".numba_lstm", __package__)
-    return LSTMKernels(loops.forward, loops.backward, loops.tanh_into)
+    try:
+        loops = importlib.import_module(".numba_lstm", __package__)
+        compiled = LSTMKernels(loops.forward, loops.backward, loops.tanh_into)
+        _try_once(compiled, np.dtype(dtype_name))  # compile now, where a failure is caught
+    except Exception as error:  # noqa: BLE001 - any compiler failure: keep NumPy's path
+        warnings.warn(f"bptt: Numba could not compile the LSTM step ({type(error).__name__}: "
+                      f"{str(error).splitlines()[0] if str(error) else ''}); using NumPy's "
+                      f"ufuncs (BPTT_NUMBA=0 silences this)", RuntimeWarning, stacklevel=3)
+        return None
+    return compiled
+
+
+def _try_once(compiled: LSTMKernels, dtype: Any) -> None:
+    """One tiny step each way, with the argument types TimeLSTM passes (C-contiguous arrays)."""
+    N, H = 2, 3
+    a = np.zeros((N, 4 * H), dtype)
+    state = np.zeros((N, H), dtype)
+    compiled.forward(a, np.zeros((0, 4 * H), dtype), state, state.copy(), state.copy(),
+                     state.copy(), state.copy(), np.zeros(0, dtype))
+    compiled.backward(a, state, state.copy(), state.copy(), 0, state.copy(), state.copy(),
+                      np.zeros(0, dtype))
+    compiled.tanh(a[0], a[1])
