@@ -60,16 +60,25 @@ def _library_paths() -> list[str]:
                    if Path(str(f)).name.startswith(("libmkl_rt.so", "mkl_rt"))})
 
 
-def cpu_vendor() -> str:
-    """The CPU's vendor string (``GenuineIntel``, ``AuthenticAMD``, ...), or "" if unknown."""
+def cpuinfo(field: str) -> str:
+    """A field of the first CPU in Linux's /proc/cpuinfo (``vendor_id``, ``model name``), or
+    "" where there is none (not Linux)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("vendor_id"):
+                if line.split(":", 1)[0].strip() == field:
                     return line.split(":", 1)[1].strip()
-    except OSError:  # not Linux: platform.processor() names the vendor on Windows
+    except OSError:  # not Linux
         pass
-    name = platform.processor()
+    return ""
+
+
+def cpu_vendor() -> str:
+    """The CPU's vendor string (``GenuineIntel``, ``AuthenticAMD``, ...), or "" if unknown."""
+    vendor = cpuinfo("vendor_id")
+    if vendor:
+        return vendor
+    name = platform.processor()  # names the vendor on Windows
     return "GenuineIntel" if "Intel" in name else "AuthenticAMD" if "AMD" in name else ""
 
 

@@ -114,14 +114,7 @@ def environment() -> dict[str, Any]:
 
 
 def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:  # pragma: no cover - not on Linux
-        pass
-    return platform.processor()
+    return mkl.cpuinfo("model name") or platform.processor()
 
 
 def environment_lines(env: dict[str, Any]) -> list[str]:
