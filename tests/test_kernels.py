@@ -1,8 +1,9 @@
-"""The compiled LSTM step (bptt.kernels) against NumPy's ufuncs (BPTT_NUMBA=0): equal to 1e-12 in
-float64 and within float32 rounding in float32, over shapes, masks, initial states and final-state
-gradients, on both of TimeLSTM's ways to form the gates; its float32 tanh within 3.5e-7 (6 units
-in the last place) of the exact one; and the switches (not installed, turned off, CuPy arrays,
-other dtypes) falling back to NumPy."""
+"""The compiled LSTM and GRU steps (bptt.kernels) against NumPy's ufuncs (BPTT_NUMBA=0): equal
+to 1e-12 in float64 and within float32 rounding in float32, over shapes, masks, initial states
+and final-state gradients, on both of TimeLSTM's ways to form the gates and both GRU resets;
+the float32 tanh within 3.5e-7 (6 units in the last place) of the exact one; and the switches
+(not installed, turned off, CuPy arrays, other dtypes, a compiler failure) falling back to
+NumPy."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bptt import gradcheck, kernels
-from bptt.nn.cells import TimeLSTM
+from bptt.nn.cells import TimeGRU, TimeLSTM
 
 pytest.importorskip("numba", reason="the compiled kernels need pip install 'bptt[numba]'")
 
@@ -70,6 +71,53 @@ def test_compiled_step_equals_numpy(N, T, D, H, in_step, masked, with_state, wit
                                             for _ in range(2))
         got = run(monkeypatch, "compiled", params, xs, dhs, **kw)
         want = run(monkeypatch, "numpy", params, xs, dhs, **kw)
+        assert_paths_agree(got, want, dtype)
+    finally:
+        monkeypatch.undo()
+
+
+def run_gru(monkeypatch, path, params, xs, dhs, *, reset_after, mask=None, h0=None,
+            dh_last=None):
+    """Forward and backward of a fresh TimeGRU on one path: every output and gradient."""
+    monkeypatch.setenv("BPTT_NUMBA", "1" if path == "compiled" else "0")
+    *main, bh = [p.copy() for p in params]
+    layer = TimeGRU(*main, stateful=h0 is not None, reset_after=reset_after,
+                    bh=bh if reset_after else None)
+    if h0 is not None:
+        layer.set_state(h0)
+    hs = layer.forward(xs, mask=mask)
+    h = layer.h.copy()
+    dxs = layer.backward(dhs, dh_last=dh_last)
+    return {"hs": hs, "h": h, "dxs": dxs, "dh0": layer.dh,
+            **{f"d{i}": g for i, g in enumerate(layer.grads)}}
+
+
+@settings(max_examples=30, deadline=None)
+@given(N=st.integers(1, 5), T=st.integers(0, 5), D=st.integers(1, 7), H=st.integers(1, 8),
+       reset_after=st.booleans(), masked=st.booleans(), with_state=st.booleans(),
+       with_last=st.booleans(), double=st.booleans(), seed=st.integers(0, 2**16),
+       data=st.data())
+def test_compiled_gru_step_equals_numpy(N, T, D, H, reset_after, masked, with_state, with_last,
+                                        double, seed, data):
+    monkeypatch = pytest.MonkeyPatch()
+    try:
+        dtype = np.float64 if double else np.float32
+        rng = np.random.default_rng(seed)
+        params = [(rng.standard_normal(s) * 0.8).astype(dtype)
+                  for s in ((D, 3 * H), (H, 3 * H), (3 * H,), (H,))]
+        xs = (rng.standard_normal((N, T, D)) * 2).astype(dtype)
+        dhs = rng.standard_normal((N, T, H)).astype(dtype)
+        kw = {"reset_after": reset_after}
+        if masked:
+            kw["mask"] = np.array(data.draw(st.lists(st.lists(st.booleans(), min_size=T,
+                                                              max_size=T),
+                                                     min_size=N, max_size=N)), dtype=bool)
+        if with_state:
+            kw["h0"] = rng.standard_normal((N, H)).astype(dtype)
+        if with_last:
+            kw["dh_last"] = rng.standard_normal((N, H)).astype(dtype)
+        got = run_gru(monkeypatch, "compiled", params, xs, dhs, **kw)
+        want = run_gru(monkeypatch, "numpy", params, xs, dhs, **kw)
         assert_paths_agree(got, want, dtype)
     finally:
         monkeypatch.undo()
@@ -174,8 +222,9 @@ def test_a_compiler_failure_warns_once_and_keeps_numpy(monkeypatch):
     monkeypatch.setattr(kernels.importlib, "import_module", broken)
     kernels._compile.cache_clear()
     try:
-        with pytest.warns(RuntimeWarning, match=r"could not compile the LSTM step \(RuntimeError: "
-                                                r"LLVM ERROR: no such target\); using NumPy"):
+        with pytest.warns(RuntimeWarning, match=r"could not compile the LSTM and GRU steps "
+                                                r"\(RuntimeError: LLVM ERROR: no such "
+                                                r"target\); using NumPy"):
             assert kernels.lstm_kernels(np, np.float32) is None
         assert kernels.lstm_kernels(np, np.float32) is None  # decided once: no second warning
     finally:

@@ -1,5 +1,6 @@
-"""The LSTM's element-wise step in one pass, compiled by Numba when the optional ``numba`` extra
-is installed; NumPy's ufuncs (the reference, in :class:`bptt.nn.cells.TimeLSTM`) otherwise.
+"""The LSTM's element-wise step in one pass (the GRU's in two, around its two products),
+compiled by Numba when the optional ``numba`` extra is installed; NumPy's ufuncs (the reference,
+in :class:`bptt.nn.cells.TimeLSTM` and :class:`~bptt.nn.cells.TimeGRU`) otherwise.
 
     pip install 'bptt[numba]'        # Numba: compiles these loops to machine code
 
@@ -36,11 +37,22 @@ import numpy as np
 
 
 class LSTMKernels(NamedTuple):
-    """The compiled loops for one dtype (arguments: :func:`_compile`)."""
+    """The LSTM's compiled loops (arguments: :func:`_compile`)."""
 
     forward: Any
     backward: Any
     tanh: Any  # tanh(x, out): the element-wise tanh the two use, for tests and benchmarks
+    gru: Any = None  # the GRU's: GRUKernels
+
+
+class GRUKernels(NamedTuple):
+    """The GRU's compiled loops, two per direction around its two products (their equations:
+    :mod:`bptt.numba_cells`, in the order TimeGRU calls them)."""
+
+    gates: Any  # z, r; q = r * h_prev or rec_h + bh
+    output: Any  # hh, h
+    backward: Any  # da_z, da_h, dh_tot (1 - z) [, dn, da_r]
+    reset_grad: Any  # reset before: da_r, dh += drh * r
 
 
 def wanted() -> bool:
@@ -80,9 +92,15 @@ def lstm_kernels(xp: Any, dtype: Any) -> LSTMKernels | None:
     return _compile(dtype.name)
 
 
+def gru_kernels(xp: Any, dtype: Any) -> GRUKernels | None:
+    """The GRU's compiled loops for ``dtype``, or None (as :func:`lstm_kernels`)."""
+    compiled = lstm_kernels(xp, dtype)
+    return None if compiled is None else compiled.gru
+
+
 @functools.cache
 def _compile(dtype_name: str) -> LSTMKernels | None:
-    """The loops of :mod:`bptt.numba_lstm` (imported only once Numba is known to be there).
+    """The loops of :mod:`bptt.numba_cells` (imported only once Numba is known to be there).
 
     forward(a, add, c_prev, h_prev, c, tanh_c, h, real), row n, j < H:
         pre = a (already scaled, see TimeLSTM) or (a + add) * [1/2, 1, 1/2, 1/2] when add has rows
@@ -98,11 +116,14 @@ def _compile(dtype_name: str) -> LSTMKernels | None:
     rows (0, 4H) and ``real`` with none (0,) mean: none. Compiled per dtype on first call.
     """
     try:
-        loops = importlib.import_module(".numba_lstm", __package__)
-        compiled = LSTMKernels(loops.forward, loops.backward, loops.tanh_into)
+        loops = importlib.import_module(".numba_cells", __package__)
+        gru = GRUKernels(loops.gru_gates, loops.gru_output, loops.gru_backward,
+                         loops.gru_reset_grad)
+        compiled = LSTMKernels(loops.forward, loops.backward, loops.tanh_into, gru)
         _try_once(compiled, np.dtype(dtype_name))  # compile now, where a failure is caught
     except Exception as error:  # noqa: BLE001 - any compiler failure: keep NumPy's path
-        warnings.warn(f"bptt: Numba could not compile the LSTM step ({type(error).__name__}: "
+        warnings.warn(f"bptt: Numba could not compile the LSTM and GRU steps "
+                      f"({type(error).__name__}: "
                       f"{str(error).splitlines()[0] if str(error) else ''}); using NumPy's "
                       f"ufuncs (BPTT_NUMBA=0 silences this)", RuntimeWarning, stacklevel=3)
         return None
@@ -119,3 +140,11 @@ def _try_once(compiled: LSTMKernels, dtype: Any) -> None:
     compiled.backward(a, state, state.copy(), state.copy(), 0, state.copy(), state.copy(),
                       np.zeros(0, dtype))
     compiled.tanh(a[0], a[1])
+    g, none = np.zeros((N, 3 * H), dtype), np.zeros((0, H), dtype)
+    gru = compiled.gru
+    gru.gates(g, g.copy(), state, state.copy(), np.zeros(0, dtype))
+    gru.output(g, state.copy(), state.copy(), state.copy(), state.copy(), np.zeros(0, dtype))
+    gru.output(g, none, state.copy(), state.copy(), state.copy(), np.zeros(0, dtype))
+    gru.backward(g, g.copy(), state.copy(), 0, state.copy(), state.copy(), state.copy(), none,
+                 np.zeros(0, dtype))
+    gru.reset_grad(g, g.copy(), state.copy(), state.copy(), state.copy())

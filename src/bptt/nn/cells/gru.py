@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...backend import array_module, right_product
+from ...kernels import gru_kernels
 from ...validate import check_float
 from ..functions import sigmoid
 from .base import (
@@ -220,7 +221,11 @@ class TimeGRU(TimeRecurrentBase):
             by_wh = right_product(Wh, N)
         else:
             by_whzr, by_whh = right_product(Whzr, N), right_product(Whh, N)
-        for t in range(T):
+        compiled = gru_kernels(xp, dtype)
+        if compiled is not None:  # the same steps, element-wise parts compiled (bptt.kernels)
+            products = (by_wh,) if self.reset_after else (by_whzr, by_whh)
+            self._compiled_forward(compiled, G, hs, qs, m, rec, tmp, products)
+        for t in range(T if compiled is None else 0):
             g, hp = G[t], hs[t]
             zr, r, hh = g[:, :2 * H], g[:, H:2 * H], g[:, 2 * H:]
             if self.reset_after:
@@ -262,7 +267,11 @@ class TimeGRU(TimeRecurrentBase):
         tmp = xp.empty((N, H), dtype=dtype)
         rec = xp.empty((N, H), dtype=dtype)
         back_zr, back_hh = (right_product(W.T, N) for W in (Whzr, Whh))
-        for t in reversed(range(T)):
+        compiled = gru_kernels(xp, dtype)
+        if compiled is not None:  # the same steps, element-wise parts compiled (bptt.kernels)
+            self._compiled_backward(compiled, dhs, G, dA, hs, qs, dn, m, dh, rec,
+                                    back_zr, back_hh)
+        for t in reversed(range(T if compiled is None else 0)):
             a, da, hp = G[t], dA[t], hs[t]
             z, r, hh = a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
             da_z, da_r, da_h = da[:, :H], da[:, H:2 * H], da[:, 2 * H:]
@@ -310,3 +319,54 @@ class TimeGRU(TimeRecurrentBase):
             _matmul_into(dWh[:, 2 * H:], qs.reshape(T * N, H).T, dA_flat[:, 2 * H:])
         self.dh = dh
         return self._finish_backward(xp, dA, xs_tm, N, T)
+
+    def _compiled_forward(self, compiled: Any, G: Any, hs: Any, qs: Any, m: tuple | None,
+                          rec: Any, tmp: Any, products: tuple) -> None:
+        """forward's loop over t with each step's element-wise work in two compiled passes
+        (:mod:`bptt.kernels`): gates, then (after q @ Whh when the reset comes first) output.
+        ``products``: (@ Wh,) with the reset after, else (@ [Whz, Whr], @ Whh)."""
+        xp, (T, _, H3) = array_module(G), G.shape
+        H, dtype = H3 // 3, G.dtype
+        real = m[1][:, :, 0] if m is not None else xp.empty((T, 0), dtype=dtype)
+        no_rows = xp.empty((0, H), dtype=dtype)
+        if self.reset_after:
+            bh, (by_wh,) = xp.ascontiguousarray(self.params[3]), products
+        else:
+            bh, (by_whzr, by_whh) = xp.empty(0, dtype=dtype), products
+        for t in range(T):
+            g, hp = G[t], hs[t]
+            if self.reset_after:
+                by_wh(rec, hp)  # (N, 3H)
+                compiled.gates(g, rec, hp, qs[t], bh)
+                compiled.output(g, no_rows, qs[t], hp, hs[t + 1], real[t])
+            else:
+                by_whzr(rec, hp)  # (N, 2H)
+                compiled.gates(g, rec, hp, qs[t], bh)
+                by_whh(tmp, qs[t])  # (r * h_prev) @ Whh
+                compiled.output(g, tmp, qs[t], hp, hs[t + 1], real[t])
+
+    def _compiled_backward(self, compiled: Any, dhs: Any, G: Any, dA: Any, hs: Any, qs: Any,
+                           dn: Any, m: tuple | None, dh: Any, rec: Any, back_zr: Any,
+                           back_hh: Any) -> None:
+        """backward's loop over t (dh updated in place) with the element-wise work compiled."""
+        xp, (T, N, H3) = array_module(G), G.shape
+        H, dtype = H3 // 3, G.dtype
+        real = m[1][:, :, 0] if m is not None else xp.empty((T, 0), dtype=dtype)
+        ups = xp.ascontiguousarray(dhs, dtype=dtype).reshape(N, T * H)  # up_t: [:, tH:(t+1)H]
+        no_rows = xp.empty((0, H), dtype=dtype)
+        for t in reversed(range(T)):
+            g, da, hp = G[t], dA[t], hs[t]
+            if m is not None:  # padded step: gradient flows straight to h_{t-1}
+                carry = dh * m[0][t]
+            compiled.backward(g, da, ups, t * H, dh, hp, qs[t],
+                              dn[t] if self.reset_after else no_rows, real[t])
+            if self.reset_after:
+                back_hh(rec, dn[t])  # @ Whh.T
+                dh += rec
+            else:
+                back_hh(rec, da[:, 2 * H:])  # drh = da_h @ Whh.T
+                compiled.reset_grad(g, da, rec, hp, dh)
+            back_zr(rec, da[:, :2 * H])  # @ [Whz, Whr].T
+            dh += rec
+            if m is not None:
+                dh += carry
