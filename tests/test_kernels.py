@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bptt import gradcheck, kernels
-from bptt.nn.cells import TimeGRU, TimeLSTM
+from bptt.nn.cells import TimeGRU, TimeLSTM, TimeRNN
 
 pytest.importorskip("numba", reason="the compiled kernels need pip install 'bptt[numba]'")
 
@@ -123,6 +123,36 @@ def test_compiled_gru_step_equals_numpy(N, T, D, H, reset_after, masked, with_st
         monkeypatch.undo()
 
 
+@settings(max_examples=25, deadline=None)
+@given(N=st.integers(1, 5), T=st.integers(0, 5), D=st.integers(1, 6), H=st.integers(1, 8),
+       relu=st.booleans(), masked=st.booleans(), double=st.booleans(),
+       seed=st.integers(0, 2**16), data=st.data())
+def test_compiled_rnn_step_equals_numpy(N, T, D, H, relu, masked, double, seed, data):
+    monkeypatch = pytest.MonkeyPatch()
+    try:
+        dtype = np.float64 if double else np.float32
+        rng = np.random.default_rng(seed)
+        params = [(rng.standard_normal(s) * 0.8).astype(dtype) for s in ((D, H), (H, H), (H,))]
+        xs = (rng.standard_normal((N, T, D)) * 2).astype(dtype)
+        dhs = rng.standard_normal((N, T, H)).astype(dtype)
+        mask = None
+        if masked:
+            mask = np.array(data.draw(st.lists(st.lists(st.booleans(), min_size=T, max_size=T),
+                                               min_size=N, max_size=N)), dtype=bool)
+        results = []
+        for path in ("compiled", "numpy"):
+            monkeypatch.setenv("BPTT_NUMBA", "1" if path == "compiled" else "0")
+            layer = TimeRNN(*[p.copy() for p in params],
+                            nonlinearity="relu" if relu else "tanh")
+            hs = layer.forward(xs, mask=mask)
+            dxs = layer.backward(dhs)
+            results.append({"hs": hs, "dxs": dxs, "dh0": layer.dh,
+                            **{f"d{i}": g for i, g in enumerate(layer.grads)}})
+        assert_paths_agree(*results, dtype)
+    finally:
+        monkeypatch.undo()
+
+
 @pytest.mark.parametrize("layout", ["time-major view", "float64 into float32", "F-order"])
 def test_upstream_gradients_in_any_layout(monkeypatch, layout):
     rng = np.random.default_rng(3)
@@ -222,7 +252,7 @@ def test_a_compiler_failure_warns_once_and_keeps_numpy(monkeypatch):
     monkeypatch.setattr(kernels.importlib, "import_module", broken)
     kernels._compile.cache_clear()
     try:
-        with pytest.warns(RuntimeWarning, match=r"could not compile the LSTM and GRU steps "
+        with pytest.warns(RuntimeWarning, match=r"could not compile the recurrent steps "
                                                 r"\(RuntimeError: LLVM ERROR: no such "
                                                 r"target\); using NumPy"):
             assert kernels.lstm_kernels(np, np.float32) is None

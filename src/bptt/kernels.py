@@ -43,6 +43,7 @@ class LSTMKernels(NamedTuple):
     backward: Any
     tanh: Any  # tanh(x, out): the element-wise tanh the two use, for tests and benchmarks
     gru: Any = None  # the GRU's: GRUKernels
+    rnn_forward: Any = None  # the tanh/ReLU RNN's forward step (numba_cells.rnn_forward)
 
 
 class GRUKernels(NamedTuple):
@@ -98,6 +99,12 @@ def gru_kernels(xp: Any, dtype: Any) -> GRUKernels | None:
     return None if compiled is None else compiled.gru
 
 
+def rnn_forward_kernel(xp: Any, dtype: Any) -> Any:
+    """The RNN's compiled forward step for ``dtype``, or None (as :func:`lstm_kernels`)."""
+    compiled = lstm_kernels(xp, dtype)
+    return None if compiled is None else compiled.rnn_forward
+
+
 @functools.cache
 def _compile(dtype_name: str) -> LSTMKernels | None:
     """The loops of :mod:`bptt.numba_cells` (imported only once Numba is known to be there).
@@ -119,10 +126,11 @@ def _compile(dtype_name: str) -> LSTMKernels | None:
         loops = importlib.import_module(".numba_cells", __package__)
         gru = GRUKernels(loops.gru_gates, loops.gru_output, loops.gru_backward,
                          loops.gru_reset_grad)
-        compiled = LSTMKernels(loops.forward, loops.backward, loops.tanh_into, gru)
+        compiled = LSTMKernels(loops.forward, loops.backward, loops.tanh_into, gru,
+                               loops.rnn_forward)
         _try_once(compiled, np.dtype(dtype_name))  # compile now, where a failure is caught
     except Exception as error:  # noqa: BLE001 - any compiler failure: keep NumPy's path
-        warnings.warn(f"bptt: Numba could not compile the LSTM and GRU steps "
+        warnings.warn(f"bptt: Numba could not compile the recurrent steps "
                       f"({type(error).__name__}: "
                       f"{str(error).splitlines()[0] if str(error) else ''}); using NumPy's "
                       f"ufuncs (BPTT_NUMBA=0 silences this)", RuntimeWarning, stacklevel=3)
@@ -148,3 +156,5 @@ def _try_once(compiled: LSTMKernels, dtype: Any) -> None:
     gru.backward(g, g.copy(), state.copy(), 0, state.copy(), state.copy(), state.copy(), none,
                  np.zeros(0, dtype))
     gru.reset_grad(g, g.copy(), state.copy(), state.copy(), state.copy())
+    for relu in (False, True):
+        compiled.rnn_forward(state.copy(), state.copy(), state.copy(), np.zeros(0, dtype), relu)

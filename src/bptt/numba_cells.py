@@ -1,5 +1,5 @@
-"""The LSTM and GRU steps' element-wise loops for Numba (:mod:`bptt.kernels` says what the
-LSTM's compute, each GRU loop its own; this module is imported only when Numba is installed).
+"""The recurrent steps' element-wise loops for Numba (:mod:`bptt.kernels` says what the LSTM's
+compute, each GRU and RNN loop its own; this module is imported only when Numba is installed).
 
 Written so that the compiler vectorises them: each inner loop runs over 1-D row views, floats
 are divided with NumPy's error model (no zero-division branch), and float32 stays float32
@@ -18,7 +18,7 @@ from numba.extending import overload
 jit = njit(error_model="numpy", cache=True)
 inline = njit(error_model="numpy", cache=True, inline="always")
 
-HALF, ONE = np.float32(0.5), np.float32(1)
+HALF, ONE, ZERO = np.float32(0.5), np.float32(1), np.float32(0)
 # Eigen's float32 tanh (Eigen/src/Core/MathFunctionsImpl.h): p(x) / q(x), |x| clamped
 CLAMP = np.float32(7.90531110763549805)
 P0, P1, P2, P3 = (np.float32(v) for v in (4.89352455891786e-03, 6.37261928875436e-04,
@@ -192,3 +192,23 @@ def gru_reset_grad(g, da, drh, hp, dh):
             r = row[H + j]
             drow[H + j] = rrow[j] * hrow[j] * ((ONE - r) * r)
             dhrow[j] = dhrow[j] + rrow[j] * r
+
+
+# -- the tanh/ReLU RNN (bptt.nn.cells.TimeRNN) ------------------------------------------------
+
+
+@jit
+def rnn_forward(a, add, hp, real, relu):
+    """a = f(a + add) in place, f = tanh or ReLU (max(x, 0), NaN kept); a padded row (real[n]
+    == 0) keeps h_prev. a: the step's input projection (N, H), add: h_prev @ Wh."""
+    for n in range(a.shape[0]):
+        row, arow = a[n], add[n]
+        if relu:
+            for j in range(row.shape[0]):
+                v = row[j] + arow[j]
+                row[j] = v if not v < 0 else ZERO
+        else:
+            for j in range(row.shape[0]):
+                row[j] = tanh(row[j] + arow[j])
+        if real.shape[0] and real[n] == 0:
+            row[:] = hp[n]

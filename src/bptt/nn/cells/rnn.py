@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...backend import array_module, right_product
+from ...kernels import rnn_forward_kernel
 from .base import (
     NONLINEARITIES,
     TimeRecurrentBase,
@@ -123,7 +124,13 @@ class TimeRNN(TimeRecurrentBase):
         tmp = xp.empty((N, H), dtype=xs.dtype)
         relu = self.nonlinearity == "relu"
         product = right_product(Wh, N)
-        for t in range(T):
+        compiled = rnn_forward_kernel(xp, xs.dtype)
+        if compiled is not None:  # the same steps, f(a + h_{t-1} @ Wh) compiled (bptt.kernels)
+            real = m[1][:, :, 0] if m is not None else xp.empty((T, 0), dtype=xs.dtype)
+            for t in range(T):
+                product(tmp, hs[t])
+                compiled(hs[t + 1], tmp, hs[t], real[t], relu)
+        for t in range(T if compiled is None else 0):
             a = hs[t + 1]
             product(tmp, hs[t])
             a += tmp
