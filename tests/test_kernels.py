@@ -33,6 +33,20 @@ def run(monkeypatch, path, params, xs, dhs, *, in_step=None, mask=None, h0=None,
             **{f"d{name}": g for name, g in zip(("Wx", "Wh", "b"), layer.grads, strict=True)}}
 
 
+def random_layer_case(seed, dtype, N, T, D, H, shapes):
+    """Parameters of the given shapes, inputs xs (N, T, D) and upstream gradients (N, T, H)."""
+    rng = np.random.default_rng(seed)
+    params = [(rng.standard_normal(s) * 0.8).astype(dtype) for s in shapes]
+    xs = (rng.standard_normal((N, T, D)) * 2).astype(dtype)
+    return rng, params, xs, rng.standard_normal((N, T, H)).astype(dtype)
+
+
+def draw_mask(data, N, T):
+    """A (N, T) bool mask drawn by hypothesis (any pattern, padded steps anywhere)."""
+    rows = st.lists(st.lists(st.booleans(), min_size=T, max_size=T), min_size=N, max_size=N)
+    return np.array(data.draw(rows), dtype=bool)
+
+
 def assert_paths_agree(got, want, dtype):
     for name in want:
         assert got[name].dtype == want[name].dtype == dtype, name
@@ -54,16 +68,11 @@ def test_compiled_step_equals_numpy(N, T, D, H, in_step, masked, with_state, wit
     monkeypatch = pytest.MonkeyPatch()
     try:
         dtype = np.float64 if double else np.float32
-        rng = np.random.default_rng(seed)
-        params = [(rng.standard_normal(s) * 0.8).astype(dtype)
-                  for s in ((D, 4 * H), (H, 4 * H), (4 * H,))]
-        xs = (rng.standard_normal((N, T, D)) * 2).astype(dtype)
-        dhs = rng.standard_normal((N, T, H)).astype(dtype)
+        rng, params, xs, dhs = random_layer_case(seed, dtype, N, T, D, H,
+                                                 ((D, 4 * H), (H, 4 * H), (4 * H,)))
         kw = {"in_step": in_step}
         if masked:
-            kw["mask"] = np.array(data.draw(st.lists(st.lists(st.booleans(), min_size=T,
-                                                              max_size=T),
-                                                     min_size=N, max_size=N)), dtype=bool)
+            kw["mask"] = draw_mask(data, N, T)
         if with_state:
             kw["h0"], kw["c0"] = (rng.standard_normal((N, H)).astype(dtype) for _ in range(2))
         if with_last:
@@ -102,16 +111,11 @@ def test_compiled_gru_step_equals_numpy(N, T, D, H, reset_after, masked, with_st
     monkeypatch = pytest.MonkeyPatch()
     try:
         dtype = np.float64 if double else np.float32
-        rng = np.random.default_rng(seed)
-        params = [(rng.standard_normal(s) * 0.8).astype(dtype)
-                  for s in ((D, 3 * H), (H, 3 * H), (3 * H,), (H,))]
-        xs = (rng.standard_normal((N, T, D)) * 2).astype(dtype)
-        dhs = rng.standard_normal((N, T, H)).astype(dtype)
+        rng, params, xs, dhs = random_layer_case(seed, dtype, N, T, D, H,
+                                                 ((D, 3 * H), (H, 3 * H), (3 * H,), (H,)))
         kw = {"reset_after": reset_after}
         if masked:
-            kw["mask"] = np.array(data.draw(st.lists(st.lists(st.booleans(), min_size=T,
-                                                              max_size=T),
-                                                     min_size=N, max_size=N)), dtype=bool)
+            kw["mask"] = draw_mask(data, N, T)
         if with_state:
             kw["h0"] = rng.standard_normal((N, H)).astype(dtype)
         if with_last:
@@ -131,14 +135,8 @@ def test_compiled_rnn_step_equals_numpy(N, T, D, H, relu, masked, double, seed, 
     monkeypatch = pytest.MonkeyPatch()
     try:
         dtype = np.float64 if double else np.float32
-        rng = np.random.default_rng(seed)
-        params = [(rng.standard_normal(s) * 0.8).astype(dtype) for s in ((D, H), (H, H), (H,))]
-        xs = (rng.standard_normal((N, T, D)) * 2).astype(dtype)
-        dhs = rng.standard_normal((N, T, H)).astype(dtype)
-        mask = None
-        if masked:
-            mask = np.array(data.draw(st.lists(st.lists(st.booleans(), min_size=T, max_size=T),
-                                               min_size=N, max_size=N)), dtype=bool)
+        _, params, xs, dhs = random_layer_case(seed, dtype, N, T, D, H, ((D, H), (H, H), (H,)))
+        mask = draw_mask(data, N, T) if masked else None
         results = []
         for path in ("compiled", "numpy"):
             monkeypatch.setenv("BPTT_NUMBA", "1" if path == "compiled" else "0")
