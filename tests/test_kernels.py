@@ -250,8 +250,8 @@ def test_a_compiler_failure_warns_once_and_keeps_numpy(monkeypatch):
     monkeypatch.setattr(kernels.importlib, "import_module", broken)
     kernels._compile.cache_clear()
     try:
-        with pytest.warns(RuntimeWarning, match=r"could not compile the recurrent steps "
-                                                r"\(RuntimeError: LLVM ERROR: no such "
+        with pytest.warns(RuntimeWarning, match=r"could not compile the recurrent steps and "
+                                                r"the softmax \(RuntimeError: LLVM ERROR: no such "
                                                 r"target\); using NumPy"):
             assert kernels.lstm_kernels(np, np.float32) is None
         assert kernels.lstm_kernels(np, np.float32) is None  # decided once: no second warning

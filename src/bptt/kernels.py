@@ -31,9 +31,12 @@ import functools
 import importlib
 import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from .blas import get_blas_threads
 
 
 class LSTMKernels(NamedTuple):
@@ -44,6 +47,7 @@ class LSTMKernels(NamedTuple):
     tanh: Any  # tanh(x, out): the element-wise tanh the two use, for tests and benchmarks
     gru: Any = None  # the GRU's: GRUKernels
     rnn_forward: Any = None  # the tanh/ReLU RNN's forward step (numba_cells.rnn_forward)
+    softmax: Any = None  # TimeSoftmaxWithLoss's two passes: SoftmaxKernels
 
 
 class GRUKernels(NamedTuple):
@@ -54,6 +58,18 @@ class GRUKernels(NamedTuple):
     output: Any  # hh, h
     backward: Any  # da_z, da_h, dh_tot (1 - z) [, dn, da_r]
     reset_grad: Any  # reset before: da_r, dh += drh * r
+
+
+class SoftmaxKernels(NamedTuple):
+    """Softmax with cross-entropy over rows of scores (M, V), each row on its own, so that
+    :func:`over_row_blocks` can share the rows among threads."""
+
+    forward: Any  # (x, mx, e, s): mx = max x, e = exp(x - mx), s = sum e, row by row
+    backward: Any  # (e, scale, t, c): e *= scale, then e[k, t_k] -= c_k, row by row
+
+
+# a thread takes rows only when they hold this many elements (~50 us of work) or more
+MIN_ELEMENTS_PER_THREAD = 1 << 16
 
 
 def wanted() -> bool:
@@ -105,6 +121,43 @@ def rnn_forward_kernel(xp: Any, dtype: Any) -> Any:
     return None if compiled is None else compiled.rnn_forward
 
 
+def softmax_kernels(xp: Any, dtype: Any) -> SoftmaxKernels | None:
+    """TimeSoftmaxWithLoss's compiled passes for ``dtype``, or None (as :func:`lstm_kernels`)."""
+    compiled = lstm_kernels(xp, dtype)
+    return None if compiled is None else compiled.softmax
+
+
+def row_threads() -> int:
+    """The threads a row-wise kernel may use: the BLAS thread count this process was given
+    (``--threads``, the thread environment variables), 1 when that is not known."""
+    return get_blas_threads() or 1
+
+
+@functools.cache
+def _pool(workers: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bptt-rows")
+
+
+def over_row_blocks(kernel: Any, arrays: tuple[Any, ...], threads: int | None = None) -> None:
+    """``kernel(*arrays)`` with the rows (first axis) of every array shared among ``threads``
+    (default :func:`row_threads`) in contiguous blocks, each block on its own thread; one
+    thread when the rows hold fewer than ``MIN_ELEMENTS_PER_THREAD`` elements a thread. The
+    kernel must treat rows independently and release the GIL (``nogil=True``); the result is
+    then the same for any number of threads."""
+    rows = arrays[0].shape[0]
+    work = max((a.size for a in arrays), default=0)
+    n = min(threads or row_threads(), rows, max(1, work // MIN_ELEMENTS_PER_THREAD))
+    if n <= 1:
+        kernel(*arrays)
+        return
+    bounds = [rows * i // n for i in range(n + 1)]
+    blocks = [tuple(a[bounds[i]:bounds[i + 1]] for a in arrays) for i in range(n)]
+    futures = [_pool(n - 1).submit(kernel, *block) for block in blocks[1:]]
+    kernel(*blocks[0])  # this thread takes the first block
+    for future in futures:
+        future.result()
+
+
 @functools.cache
 def _compile(dtype_name: str) -> LSTMKernels | None:
     """The loops of :mod:`bptt.numba_cells` (imported only once Numba is known to be there).
@@ -119,6 +172,8 @@ def _compile(dtype_name: str) -> LSTMKernels | None:
         ds = (1 - tanh_c**2) * o * dh_tot + dc_in
         a <- [f(1-f) ds c_prev, (1+g)(1-g) ds i, i(1-i) ds g, o(1-o) dh_tot tanh_c]   (= dA)
         dc <- ds * f + dc * (1 - r)               (dh: the caller's product dA @ Wh.T)
+    softmax.forward(x, mx, e, s), row k: mx = max x[k]; e[k] = exp(x[k] - mx); s = sum e[k]
+    softmax.backward(e, scale, t, c), row k: e[k] *= scale[k]; e[k, t[k]] -= c[k]
     a (N, 4H), h_prev and h (N, >= H), the others (N, H); all rows contiguous. ``add`` with no
     rows (0, 4H) and ``real`` with none (0,) mean: none. Compiled per dtype on first call.
     """
@@ -127,11 +182,12 @@ def _compile(dtype_name: str) -> LSTMKernels | None:
         gru = GRUKernels(loops.gru_gates, loops.gru_output, loops.gru_backward,
                          loops.gru_reset_grad)
         compiled = LSTMKernels(loops.forward, loops.backward, loops.tanh_into, gru,
-                               loops.rnn_forward)
+                               loops.rnn_forward,
+                               SoftmaxKernels(loops.softmax_rows, loops.softmax_grad_rows))
         _try_once(compiled, np.dtype(dtype_name))  # compile now, where a failure is caught
     except Exception as error:  # noqa: BLE001 - any compiler failure: keep NumPy's path
-        warnings.warn(f"bptt: Numba could not compile the recurrent steps "
-                      f"({type(error).__name__}: "
+        warnings.warn(f"bptt: Numba could not compile the recurrent steps and the "
+                      f"softmax ({type(error).__name__}: "
                       f"{str(error).splitlines()[0] if str(error) else ''}); using NumPy's "
                       f"ufuncs (BPTT_NUMBA=0 silences this)", RuntimeWarning, stacklevel=3)
         return None
@@ -158,3 +214,6 @@ def _try_once(compiled: LSTMKernels, dtype: Any) -> None:
     gru.reset_grad(g, g.copy(), state.copy(), state.copy(), state.copy())
     for relu in (False, True):
         compiled.rnn_forward(state.copy(), state.copy(), state.copy(), np.zeros(0, dtype), relu)
+    scores, row = np.zeros((N, H), dtype), np.zeros(N, dtype)
+    compiled.softmax.forward(scores, row, scores.copy(), row.copy())
+    compiled.softmax.backward(scores, row, np.zeros(N, np.int64), row.copy())

@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, types
-from numba.extending import overload
+from numba.extending import intrinsic, overload
 
 jit = njit(error_model="numpy", cache=True)
 inline = njit(error_model="numpy", cache=True, inline="always")
@@ -212,3 +213,81 @@ def rnn_forward(a, add, hp, real, relu):
                 row[j] = tanh(row[j] + arow[j])
         if real.shape[0] and real[n] == 0:
             row[:] = hp[n]
+
+
+# -- softmax with cross-entropy over a vocabulary (bptt.nn.time_layers.TimeSoftmaxWithLoss) ---
+
+# float32 exp of x <= 0, Cephes' expf: x = n ln2 + r (|r| <= ln2 / 2), exp(r) by a polynomial of
+# degree 7 (within 2 units in the last place), times 2**n built from its exponent bits
+LOG2E = np.float32(1.44269504088896341)
+LN2_HI, LN2_LO = np.float32(0.693359375), np.float32(-2.12194440e-4)  # ln 2 = hi + lo
+ROUND = np.float32(12582912.0)  # 1.5 * 2**23: x + ROUND - ROUND rounds x to an integer
+EXP_LO = np.float32(-87.33654)  # log of the smallest normal float32; exp below it counts as 0
+E0, E1, E2 = (np.float32(v) for v in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3))
+E3, E4, E5 = (np.float32(v) for v in (4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1))
+
+
+@intrinsic
+def _float32_from_bits(typingctx, bits):
+    """The float32 whose IEEE bits are the int32 ``bits`` (a bit cast, not a conversion)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+    return types.float32(types.int32), codegen
+
+
+def exp_nonpositive(x: float) -> float:
+    """exp(x) for x <= 0 (NaN kept): the vectorisable form for float32, ``math.exp`` for
+    float64 (see the overload)."""
+    return math.exp(x)
+
+
+@overload(exp_nonpositive, inline="always")
+def _exp_by_type(x):
+    if x == types.float32:
+        def cephes(x):
+            xc = max(x, EXP_LO)
+            n = (xc * LOG2E + ROUND) - ROUND  # round(x / ln 2)
+            r = xc - n * LN2_HI - n * LN2_LO
+            p = ((((E0 * r + E1) * r + E2) * r + E3) * r + E4) * r + E5
+            y = (p * r * r + r + ONE) * _float32_from_bits((np.int32(n) + np.int32(127))
+                                                           << np.int32(23))
+            y = y if x >= EXP_LO else ZERO  # below the normal range (NumPy: a subnormal)
+            return y if x == x else x  # NaN stays NaN
+        return cephes
+    return lambda x: math.exp(x)
+
+
+@njit(error_model="numpy", cache=True, fastmath={"nnan", "nsz"})
+def _row_max(row):
+    """max of a row (vectorised: NaN is not looked for here; exp(NaN - m) = NaN finds it)."""
+    m = row[0]
+    for j in range(1, row.shape[0]):
+        v = row[j]
+        m = v if v > m else m
+    return m
+
+
+@njit(error_model="numpy", cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def softmax_rows(x, mx, e, s):
+    """Row k of x (M, V): mx[k] = max_v x[k]; e[k] = exp(x[k] - mx[k]); s[k] = sum_v e[k]
+    (summed in vector lanes: the order of the additions is the compiler's)."""
+    for k in range(x.shape[0]):
+        row, erow = x[k], e[k]
+        m = _row_max(row)
+        mx[k] = m
+        total = ZERO  # float64 rows make it float64
+        for j in range(row.shape[0]):
+            v = exp_nonpositive(row[j] - m)
+            erow[j] = v
+            total += v
+        s[k] = total
+
+
+@njit(error_model="numpy", cache=True, nogil=True)
+def softmax_grad_rows(e, scale, t, c):
+    """Row k: e[k] *= scale[k] (= c_k / s_k: the softmax times c_k), then e[k, t_k] -= c_k."""
+    for k in range(e.shape[0]):
+        row, a = e[k], scale[k]
+        for j in range(row.shape[0]):
+            row[j] = row[j] * a
+        row[t[k]] -= c[k]

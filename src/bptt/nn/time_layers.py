@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..backend import array_module, matmul_into, scatter_add_rows
+from ..kernels import over_row_blocks, softmax_kernels
 from ..validate import check_float, check_labels, check_last_dim, check_same_shape
 from .functions import sigmoid
 from .layers import Dropout
@@ -124,6 +125,11 @@ class TimeSoftmaxWithLoss:
     softmax division and the loss scale. The one-hot matrix is never built (c_k is subtracted at
     ``[k, ts_k]`` by fancy indexing). The ``dxs`` that ``backward`` returns IS that buffer: it
     stays valid until the next ``forward``.
+
+    With ``pip install 'bptt[numba]'`` each direction is one compiled pass a row instead
+    (:func:`bptt.kernels.softmax_kernels`: max, exp and sum together; the scale and the
+    target's subtraction together), the rows shared among the threads the process was given;
+    float32 exp within 2 units in the last place. NumPy's passes above stay the reference.
     """
 
     def __init__(self, ignore_label: int | None = -1) -> None:
@@ -163,6 +169,21 @@ class TimeSoftmaxWithLoss:
         xp = array_module(t)
         return xp.where(mask, t, 0), mask  # padding points at id 0; its row is masked anyway
 
+    @staticmethod
+    def _forward_blocks(xp: Any, x2: Any, mx: Any, buf: Any, s: Any) -> None:
+        """mx, buf, s = max x2, exp(x2 - mx), sum exp(x2 - mx) row by row, in NumPy's passes."""
+        M, V = x2.shape
+        ones = xp.ones(V, dtype=x2.dtype)
+        block = max(1, _CACHE_BLOCK_BYTES // max(1, V * x2.dtype.itemsize))
+        if xp.__name__ != "numpy":  # a GPU wants one launch per step over all rows, not blocks
+            block = M
+        for lo in range(0, M, block):  # row blocks that stay in cache between the four steps
+            xb, eb = x2[lo:lo + block], buf[lo:lo + block]
+            xb.max(axis=1, out=mx[lo:lo + block])
+            xp.subtract(xb, mx[lo:lo + block, None], out=eb)  # z
+            xp.exp(eb, out=eb)  # e
+            xp.matmul(eb, ones, out=s[lo:lo + block])  # s = sum_v e
+
     def forward(self, xs: Any, ts: Any) -> Any:
         xp = array_module(xs)
         check_float("TimeSoftmaxWithLoss scores xs", xs)
@@ -174,16 +195,11 @@ class TimeSoftmaxWithLoss:
         M = x2.shape[0]
         buf = self._buffer(xp, (M, V), xs.dtype)
         mx, s = xp.empty(M, dtype=xs.dtype), xp.empty(M, dtype=xs.dtype)  # (N*T,) each
-        ones = xp.ones(V, dtype=xs.dtype)
-        block = max(1, _CACHE_BLOCK_BYTES // max(1, V * xs.dtype.itemsize))
-        if xp.__name__ != "numpy":  # a GPU wants one launch per step over all rows, not blocks
-            block = M
-        for lo in range(0, M, block):  # row blocks that stay in cache between the four steps
-            xb, eb = x2[lo:lo + block], buf[lo:lo + block]
-            xb.max(axis=1, out=mx[lo:lo + block])
-            xp.subtract(xb, mx[lo:lo + block, None], out=eb)  # z
-            xp.exp(eb, out=eb)  # e
-            xp.matmul(eb, ones, out=s[lo:lo + block])  # s = sum_v e
+        compiled = softmax_kernels(xp, xs.dtype) if V else None
+        if compiled is not None:  # the same, one compiled pass a row, rows shared by threads
+            over_row_blocks(compiled.forward, (xp.ascontiguousarray(x2), mx, buf, s))
+        else:
+            self._forward_blocks(xp, x2, mx, buf, s)
         nll = xp.log(s)
         nll -= x2[xp.arange(M), t] - mx  # -log y[k, t_k] = log s_k - z_k[t_k], no log of 0
         if mask is None:
@@ -206,8 +222,13 @@ class TimeSoftmaxWithLoss:
         c[...] = dout / self.count
         if self.mask is not None:
             c *= self.mask  # padding rows get 0
-        buf *= (c / self.s)[:, None]  # c * y, one pass over (N*T, V)
-        buf[xp.arange(M), self.t] -= c  # c * (y - onehot(t)), in place
+        scale = c / self.s
+        compiled = softmax_kernels(xp, buf.dtype)
+        if compiled is not None:  # the same two steps, one compiled pass a row
+            over_row_blocks(compiled.backward, (buf, scale, self.t, c))
+        else:
+            buf *= scale[:, None]  # c * y, one pass over (N*T, V)
+            buf[xp.arange(M), self.t] -= c  # c * (y - onehot(t)), in place
         self._ready = False
         return buf.reshape(self.xs_shape)
 
