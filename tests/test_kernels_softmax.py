@@ -1,12 +1,9 @@
 """TimeSoftmaxWithLoss's compiled passes (bptt.kernels.softmax_kernels) against NumPy's
 (BPTT_NUMBA=0): loss and gradient equal to 1e-12 in float64 and within float32 rounding in
 float32, over shapes, labels (ids, one-hot), padding and upstream scales; the float32 exp
-within 2 units in the last place; NaN and infinite scores giving what NumPy gives; rows shared
-among threads giving the same bits as one thread."""
+within 2 units in the last place; NaN and infinite scores giving what NumPy gives."""
 
 from __future__ import annotations
-
-import threading
 
 import numpy as np
 import pytest
@@ -119,47 +116,3 @@ def test_scores_in_any_layout(monkeypatch):
     got = loss_and_grad(monkeypatch, "compiled", xs, ts)
     np.testing.assert_allclose(got[0], want[0], rtol=1e-12)
     np.testing.assert_allclose(got[1], want[1], rtol=1e-12, atol=1e-15)
-
-
-@pytest.mark.parametrize("threads", [2, 3, 5])
-def test_rows_shared_among_threads_give_the_same_bits(threads):
-    rng = np.random.default_rng(2)
-    M, V = 40, 9_000  # 360,000 elements: enough for 5 threads of 65,536
-    x = (rng.standard_normal((M, V)) * 4).astype(np.float32)
-    compiled = kernels.softmax_kernels(np, np.float32)
-    one = [np.empty(M, np.float32), np.empty_like(x), np.empty(M, np.float32)]
-    many = [np.empty(M, np.float32), np.empty_like(x), np.empty(M, np.float32)]
-    kernels.over_row_blocks(compiled.forward, (x, one[0], one[1], one[2]), threads=1)
-    kernels.over_row_blocks(compiled.forward, (x, many[0], many[1], many[2]), threads=threads)
-    for a, b in zip(one, many, strict=True):
-        np.testing.assert_array_equal(a, b)
-
-
-def test_row_blocks_cover_every_row_once_on_the_threads_given():
-    seen: list[tuple[int, int, int]] = []
-    lock = threading.Lock()
-    together = threading.Barrier(3, timeout=30)  # passes only if three blocks run at once
-
-    def kernel(rows, out):
-        with lock:
-            seen.append((int(rows[0, 0]), rows.shape[0], threading.get_ident()))
-        if rows.shape[0] < 10:
-            together.wait()
-        out[:] = rows[:, 0] * 2
-
-    rows = np.repeat(np.arange(10.0)[:, None], 20_000, axis=1)  # 200,000 elements
-    out = np.zeros(10)
-    kernels.over_row_blocks(kernel, (rows, out), threads=3)
-    np.testing.assert_array_equal(out, np.arange(10.0) * 2)
-    assert sorted((start, n) for start, n, _ in seen) == [(0, 3), (3, 3), (6, 4)]
-    assert len({ident for _, _, ident in seen}) == 3
-    seen.clear()
-    kernels.over_row_blocks(kernel, (rows[:, :100], out), threads=3)  # too little work to share
-    assert [(start, n) for start, n, _ in seen] == [(0, 10)]
-
-
-def test_threads_default_to_the_blas_threads(monkeypatch):
-    monkeypatch.setattr(kernels, "get_blas_threads", lambda: 4)
-    assert kernels.row_threads() == 4
-    monkeypatch.setattr(kernels, "get_blas_threads", lambda: None)  # not OpenBLAS
-    assert kernels.row_threads() == 1

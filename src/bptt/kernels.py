@@ -31,12 +31,9 @@ import functools
 import importlib
 import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import numpy as np
-
-from .blas import get_blas_threads
 
 
 class LSTMKernels(NamedTuple):
@@ -61,15 +58,10 @@ class GRUKernels(NamedTuple):
 
 
 class SoftmaxKernels(NamedTuple):
-    """Softmax with cross-entropy over rows of scores (M, V), each row on its own, so that
-    :func:`over_row_blocks` can share the rows among threads."""
+    """Softmax with cross-entropy over rows of scores (M, V), one pass a row each way."""
 
     forward: Any  # (x, mx, e, s): mx = max x, e = exp(x - mx), s = sum e, row by row
     backward: Any  # (e, scale, t, c): e *= scale, then e[k, t_k] -= c_k, row by row
-
-
-# a thread takes rows only when they hold this many elements (~50 us of work) or more
-MIN_ELEMENTS_PER_THREAD = 1 << 16
 
 
 def wanted() -> bool:
@@ -125,37 +117,6 @@ def softmax_kernels(xp: Any, dtype: Any) -> SoftmaxKernels | None:
     """TimeSoftmaxWithLoss's compiled passes for ``dtype``, or None (as :func:`lstm_kernels`)."""
     compiled = lstm_kernels(xp, dtype)
     return None if compiled is None else compiled.softmax
-
-
-def row_threads() -> int:
-    """The threads a row-wise kernel may use: the BLAS thread count this process was given
-    (``--threads``, the thread environment variables), 1 when that is not known."""
-    return get_blas_threads() or 1
-
-
-@functools.cache
-def _pool(workers: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bptt-rows")
-
-
-def over_row_blocks(kernel: Any, arrays: tuple[Any, ...], threads: int | None = None) -> None:
-    """``kernel(*arrays)`` with the rows (first axis) of every array shared among ``threads``
-    (default :func:`row_threads`) in contiguous blocks, each block on its own thread; one
-    thread when the rows hold fewer than ``MIN_ELEMENTS_PER_THREAD`` elements a thread. The
-    kernel must treat rows independently and release the GIL (``nogil=True``); the result is
-    then the same for any number of threads."""
-    rows = arrays[0].shape[0]
-    work = max((a.size for a in arrays), default=0)
-    n = min(threads or row_threads(), rows, max(1, work // MIN_ELEMENTS_PER_THREAD))
-    if n <= 1:
-        kernel(*arrays)
-        return
-    bounds = [rows * i // n for i in range(n + 1)]
-    blocks = [tuple(a[bounds[i]:bounds[i + 1]] for a in arrays) for i in range(n)]
-    futures = [_pool(n - 1).submit(kernel, *block) for block in blocks[1:]]
-    kernel(*blocks[0])  # this thread takes the first block
-    for future in futures:
-        future.result()
 
 
 @functools.cache

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..backend import array_module, matmul_into, scatter_add_rows
-from ..kernels import over_row_blocks, softmax_kernels
+from ..kernels import softmax_kernels
 from ..validate import check_float, check_labels, check_last_dim, check_same_shape
 from .functions import sigmoid
 from .layers import Dropout
@@ -128,8 +128,8 @@ class TimeSoftmaxWithLoss:
 
     With ``pip install 'bptt[numba]'`` each direction is one compiled pass a row instead
     (:func:`bptt.kernels.softmax_kernels`: max, exp and sum together; the scale and the
-    target's subtraction together), the rows shared among the threads the process was given;
-    float32 exp within 2 units in the last place. NumPy's passes above stay the reference.
+    target's subtraction together); float32 exp within 2 units in the last place. NumPy's
+    passes above stay the reference.
     """
 
     def __init__(self, ignore_label: int | None = -1) -> None:
@@ -196,8 +196,8 @@ class TimeSoftmaxWithLoss:
         buf = self._buffer(xp, (M, V), xs.dtype)
         mx, s = xp.empty(M, dtype=xs.dtype), xp.empty(M, dtype=xs.dtype)  # (N*T,) each
         compiled = softmax_kernels(xp, xs.dtype) if V else None
-        if compiled is not None:  # the same, one compiled pass a row, rows shared by threads
-            over_row_blocks(compiled.forward, (xp.ascontiguousarray(x2), mx, buf, s))
+        if compiled is not None:  # the same, one compiled pass a row
+            compiled.forward(xp.ascontiguousarray(x2), mx, buf, s)
         else:
             self._forward_blocks(xp, x2, mx, buf, s)
         nll = xp.log(s)
@@ -225,7 +225,7 @@ class TimeSoftmaxWithLoss:
         scale = c / self.s
         compiled = softmax_kernels(xp, buf.dtype)
         if compiled is not None:  # the same two steps, one compiled pass a row
-            over_row_blocks(compiled.backward, (buf, scale, self.t, c))
+            compiled.backward(buf, scale, self.t, c)
         else:
             buf *= scale[:, None]  # c * y, one pass over (N*T, V)
             buf[xp.arange(M), self.t] -= c  # c * (y - onehot(t)), in place
