@@ -1,9 +1,9 @@
-"""The compiled LSTM and GRU steps (bptt.kernels) against NumPy's ufuncs (BPTT_NUMBA=0): equal
-to 1e-12 in float64 and within float32 rounding in float32, over shapes, masks, initial states
-and final-state gradients, on both of TimeLSTM's ways to form the gates and both GRU resets;
-the float32 tanh within 3.5e-7 (6 units in the last place) of the exact one; and the switches
-(not installed, turned off, CuPy arrays, other dtypes, a compiler failure) falling back to
-NumPy."""
+"""The compiled LSTM, GRU, RNN and peephole LSTM steps (bptt.kernels) against NumPy's ufuncs
+(BPTT_NUMBA=0): equal to 1e-12 in float64 and within float32 rounding in float32, over shapes,
+masks, initial states and final-state gradients, on both of TimeLSTM's ways to form the gates
+and both GRU resets; the float32 tanh within 3.5e-7 (6 units in the last place) of the exact
+one; and the switches (not installed, turned off, CuPy arrays, other dtypes, a compiler
+failure) falling back to NumPy."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bptt import gradcheck, kernels
-from bptt.nn.cells import TimeGRU, TimeLSTM, TimeRNN
+from bptt.nn.cells import TimeGRU, TimeLSTM, TimePeepholeLSTM, TimeRNN
 
 pytest.importorskip("numba", reason="the compiled kernels need pip install 'bptt[numba]'")
 
@@ -149,6 +149,57 @@ def test_compiled_rnn_step_equals_numpy(N, T, D, H, relu, masked, double, seed, 
         assert_paths_agree(*results, dtype)
     finally:
         monkeypatch.undo()
+
+
+def run_peephole(monkeypatch, path, params, xs, dhs, *, mask=None, h0=None, c0=None,
+                 dh_last=None, dc_last=None):
+    """Forward and backward of a fresh TimePeepholeLSTM on one path: every output and gradient."""
+    monkeypatch.setenv("BPTT_NUMBA", "1" if path == "compiled" else "0")
+    layer = TimePeepholeLSTM(*[p.copy() for p in params], stateful=h0 is not None)
+    if h0 is not None:
+        layer.set_state(h0, c0)
+    hs = layer.forward(xs, mask=mask)
+    h, c = layer.h.copy(), layer.c.copy()
+    dxs = layer.backward(dhs, dh_last=dh_last, dc_last=dc_last)
+    return {"hs": hs, "h": h, "c": c, "dxs": dxs, "dh0": layer.dh, "dc0": layer.dc,
+            **{f"d{name}": g for name, g in zip(layer.param_names, layer.grads, strict=True)}}
+
+
+@settings(max_examples=30, deadline=None)
+@given(N=st.integers(1, 5), T=st.integers(0, 5), D=st.integers(1, 7), H=st.integers(1, 8),
+       masked=st.booleans(), with_state=st.booleans(), with_last=st.booleans(),
+       double=st.booleans(), seed=st.integers(0, 2**16), data=st.data())
+def test_compiled_peephole_step_equals_numpy(N, T, D, H, masked, with_state, with_last, double,
+                                             seed, data):
+    monkeypatch = pytest.MonkeyPatch()
+    try:
+        dtype = np.float64 if double else np.float32
+        rng, params, xs, dhs = random_layer_case(seed, dtype, N, T, D, H,
+                                                 ((D, 4 * H), (H, 4 * H), (4 * H,), (3 * H,)))
+        kw = {}
+        if masked:
+            kw["mask"] = draw_mask(data, N, T)
+        if with_state:
+            kw["h0"], kw["c0"] = (rng.standard_normal((N, H)).astype(dtype) for _ in range(2))
+        if with_last:
+            kw["dh_last"], kw["dc_last"] = (rng.standard_normal((N, H)).astype(dtype)
+                                            for _ in range(2))
+        got = run_peephole(monkeypatch, "compiled", params, xs, dhs, **kw)
+        want = run_peephole(monkeypatch, "numpy", params, xs, dhs, **kw)
+        assert_paths_agree(got, want, dtype)
+    finally:
+        monkeypatch.undo()
+
+
+def test_compiled_peephole_gradients_are_numerically_right(monkeypatch):
+    monkeypatch.setenv("BPTT_NUMBA", "1")
+    rng = np.random.default_rng(7)
+    D, H = 3, 4
+    layer = TimePeepholeLSTM(*[rng.standard_normal(s) * 0.6
+                               for s in ((D, 4 * H), (H, 4 * H), (4 * H,), (3 * H,))])
+    mask = np.array([[1, 1, 1, 0], [1, 1, 1, 1], [1, 0, 0, 0]], dtype=bool)
+    report = gradcheck(_Masked(layer, mask), [rng.standard_normal((3, 4, D))], seed=0)
+    assert report.worst < 1e-6, report
 
 
 @pytest.mark.parametrize("layout", ["time-major view", "float64 into float32", "F-order"])

@@ -52,6 +52,7 @@ class LSTMKernels(NamedTuple):
     gru: Any = None  # the GRU's: GRUKernels
     rnn_forward: Any = None  # the tanh/ReLU RNN's forward step (numba_cells.rnn_forward)
     softmax: Any = None  # TimeSoftmaxWithLoss's two passes: SoftmaxKernels
+    peephole: Any = None  # the peephole LSTM's step: PeepholeKernels
 
 
 class GRUKernels(NamedTuple):
@@ -69,6 +70,14 @@ class SoftmaxKernels(NamedTuple):
 
     forward: Any  # (x, mx, e, s): mx = max x, e = exp(x - mx), s = sum e, row by row
     backward: Any  # (e, scale, t, c): e *= scale, then e[k, t_k] -= c_k, row by row
+
+
+class PeepholeKernels(NamedTuple):
+    """The peephole LSTM's step, one compiled pass each way around its product (equations:
+    :mod:`bptt.numba_cells`)."""
+
+    forward: Any  # (ax, rec, p, c_prev, h_prev, c, tanh_c, h, gates, real)
+    backward: Any  # (gates, tanh_c, c_prev, c, up, dh, dc, p, dA, dp, real)
 
 
 def wanted() -> bool:
@@ -126,6 +135,12 @@ def softmax_kernels(xp: Any, dtype: Any) -> SoftmaxKernels | None:
     return None if compiled is None else compiled.softmax
 
 
+def peephole_kernels(xp: Any, dtype: Any) -> PeepholeKernels | None:
+    """The peephole LSTM's compiled step for ``dtype``, or None (as :func:`lstm_kernels`)."""
+    compiled = lstm_kernels(xp, dtype)
+    return None if compiled is None else compiled.peephole
+
+
 @functools.cache
 def _compile(dtype_name: str) -> LSTMKernels | None:
     """The loops of :mod:`bptt.numba_cells` (imported only once Numba is known to be there).
@@ -151,7 +166,8 @@ def _compile(dtype_name: str) -> LSTMKernels | None:
                          loops.gru_reset_grad)
         compiled = LSTMKernels(loops.forward, loops.backward, loops.tanh_into, gru,
                                loops.rnn_forward,
-                               SoftmaxKernels(loops.softmax_rows, loops.softmax_grad_rows))
+                               SoftmaxKernels(loops.softmax_rows, loops.softmax_grad_rows),
+                               PeepholeKernels(loops.peephole_forward, loops.peephole_backward))
         _try_once(compiled, np.dtype(dtype_name))  # compile now, where a failure is caught
     except Exception as error:  # noqa: BLE001 - any compiler failure: keep NumPy's path
         warnings.warn(f"bptt: Numba could not compile the recurrent steps and the "
@@ -185,3 +201,9 @@ def _try_once(compiled: LSTMKernels, dtype: Any) -> None:
     scores, row = np.zeros((N, H), dtype), np.zeros(N, dtype)
     compiled.softmax.forward(scores, row, scores.copy(), row.copy())
     compiled.softmax.backward(scores, row, np.zeros(N, np.int64), row.copy())
+    gates, p = np.zeros((4, N, H), dtype), np.zeros(3 * H, dtype)
+    compiled.peephole.forward(a, a.copy(), p, state, state.copy(), state.copy(), state.copy(),
+                              state.copy(), gates, np.zeros(0, dtype))
+    compiled.peephole.backward(gates, state, state.copy(), state.copy(), state.copy(),
+                               state.copy(), state.copy(), p, a.copy(), p.copy(),
+                               np.zeros(0, dtype))

@@ -291,3 +291,63 @@ def softmax_grad_rows(e, scale, t, c):
         for j in range(row.shape[0]):
             row[j] = row[j] * a
         row[t[k]] -= c[k]
+
+
+# -- the peephole LSTM (bptt.nn.cells.TimePeepholeLSTM; gates stored (4, N, H): f, g, i, o) ---
+
+
+@jit
+def peephole_forward(ax, rec, p, c_prev, h_prev, c, tanh_c, h, gates, real):
+    """A = ax + rec (ax = x @ Wx + b, rec = h_prev @ Wh), p = [pf, pi, po]:
+    f = sigmoid(A_f + pf c_prev), g = tanh(A_g), i = sigmoid(A_i + pi c_prev),
+    c = f c_prev + g i, o = sigmoid(A_o + po c), tanh_c = tanh(c), h = o tanh_c;
+    a padded row (real[n] == 0) keeps (h_prev, c_prev); its gates are stored all the same."""
+    H = c.shape[1]
+    for n in range(ax.shape[0]):
+        arow, rrow, cp = ax[n], rec[n], c_prev[n]
+        fr, gr, ir, orow = gates[0, n], gates[1, n], gates[2, n], gates[3, n]
+        crow, tcrow, hrow = c[n], tanh_c[n], h[n]
+        for j in range(H):
+            f = _sigmoid(arow[j] + rrow[j] + p[j] * cp[j])
+            g = tanh(arow[H + j] + rrow[H + j])
+            i = _sigmoid(arow[2 * H + j] + rrow[2 * H + j] + p[H + j] * cp[j])
+            c_new = f * cp[j] + g * i
+            o = _sigmoid(arow[3 * H + j] + rrow[3 * H + j] + p[2 * H + j] * c_new)
+            tc = tanh(c_new)
+            fr[j], gr[j], ir[j], orow[j] = f, g, i, o
+            tcrow[j], crow[j], hrow[j] = tc, c_new, o * tc
+        if real.shape[0] and real[n] == 0:
+            crow[:] = cp
+            hrow[:] = h_prev[n]
+
+
+@jit
+def peephole_backward(gates, tanh_c, c_prev, c, up, dh, dc, p, dA, dp, real):
+    """Row n, j < H, r = real[n] or 1 (dh, dc: the gradients from step t + 1):
+    dh_t = (up + dh) r, dc_t = dc r; da_o = dh_t tanh_c o(1 - o);
+    ds = dc_t + dh_t o (1 - tanh_c^2) + da_o po; da_f = ds c_prev f(1 - f);
+    da_i = ds g i(1 - i); da_g = ds i (1 - g^2); dA = [da_f, da_g, da_i, da_o];
+    dp += [da_f c_prev, da_i c_prev, da_o c] (summed over rows);
+    dc <- ds f + da_f pf + da_i pi + dc (1 - r);  dh <- (up + dh)(1 - r), the part of dh_{t-1}
+    a padded step passes on, to which the caller adds dA @ Wh.T."""
+    H = dc.shape[1]
+    for n in range(dA.shape[0]):
+        fr, gr, ir, orow = gates[0, n], gates[1, n], gates[2, n], gates[3, n]
+        tcrow, cp, cn, urow, dhrow, dcrow, drow = (tanh_c[n], c_prev[n], c[n], up[n], dh[n],
+                                                    dc[n], dA[n])
+        r = real[n] if real.shape[0] else ONE
+        for j in range(H):
+            f, g, i, o, tc = fr[j], gr[j], ir[j], orow[j], tcrow[j]
+            total = urow[j] + dhrow[j]
+            dh_t, dc_t = total * r, dcrow[j] * r
+            da_o = dh_t * tc * o * (ONE - o)
+            ds = dc_t + dh_t * o * (ONE - tc * tc) + da_o * p[2 * H + j]
+            da_f = ds * cp[j] * f * (ONE - f)
+            da_i = ds * g * i * (ONE - i)
+            drow[j], drow[H + j] = da_f, ds * i * (ONE - g * g)
+            drow[2 * H + j], drow[3 * H + j] = da_i, da_o
+            dp[j] += da_f * cp[j]
+            dp[H + j] += da_i * cp[j]
+            dp[2 * H + j] += da_o * cn[j]
+            dcrow[j] = ds * f + da_f * p[j] + da_i * p[H + j] + dcrow[j] * (ONE - r)
+            dhrow[j] = total * (ONE - r)

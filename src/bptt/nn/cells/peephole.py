@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...backend import array_module
+from ...backend import array_module, right_product
+from ...kernels import peephole_kernels
 from ..functions import sigmoid
 from .base import TimeRecurrentBase, check_cell_params, check_state, check_step_input
 
@@ -101,6 +102,9 @@ class TimePeepholeLSTM(TimeRecurrentBase):
     product each after it, as in :class:`~bptt.TimeLSTM`.
 
     xs (N, T, D) -> hs (N, T, H). Params: Wx (D, 4H), Wh (H, 4H), b (4H,), p (3H,).
+    With ``pip install 'bptt[numba]'`` each step's element-wise part (after h_{t-1} @ Wh) is
+    one compiled pass each way (:func:`bptt.kernels.peephole_kernels`); this loop stays the
+    reference.
     """
 
     name = "TimePeepholeLSTM"
@@ -125,7 +129,16 @@ class TimePeepholeLSTM(TimeRecurrentBase):
         gates = xp.empty((T, 4, N, H), dtype=xs.dtype)  # f, g, i, o
         tanh_cs = xp.empty((T, N, H), dtype=xs.dtype)
         hs[0], cs[0] = h0, c0
-        for t in range(T):
+        compiled = peephole_kernels(xp, xs.dtype)
+        if compiled is not None:  # the same step in one compiled pass (bptt.kernels)
+            real = m[1][:, :, 0] if m is not None else xp.empty((T, 0), dtype=xs.dtype)
+            rec = xp.empty((N, 4 * H), dtype=xs.dtype)
+            product = right_product(Wh, N)
+            for t in range(T):
+                product(rec, hs[t])  # h_{t-1} @ Wh
+                compiled.forward(AX[t], rec, p, cs[t], hs[t], cs[t + 1], tanh_cs[t], hs[t + 1],
+                                 gates[t], real[t])
+        for t in range(T if compiled is None else 0):
             A = AX[t] + hs[t] @ Wh
             c_prev = cs[t]
             f = sigmoid(A[:, :H] + pf * c_prev)
@@ -157,7 +170,20 @@ class TimePeepholeLSTM(TimeRecurrentBase):
         dc = self._start_dh(xp, dc_last, "dc_last", N, dtype)
         dA_all = xp.empty((T, N, 4 * H), dtype=dtype)
         dp = xp.zeros(3 * H, dtype=dtype)
-        for t in range(T - 1, -1, -1):
+        compiled = peephole_kernels(xp, dtype)
+        if compiled is not None:  # the same step in one compiled pass (bptt.kernels)
+            real = m[1][:, :, 0] if m is not None else xp.empty((T, 0), dtype=dtype)
+            back = right_product(Wh.T, N)
+            rec = xp.empty((N, H), dtype=dtype)
+            for t in range(T - 1, -1, -1):  # dh becomes what a padded step passes on
+                compiled.backward(gates[t], tanh_cs[t], cs[t], cs[t + 1], up[t], dh, dc, p,
+                                  dA_all[t], dp, real[t])
+                if m is None:
+                    back(dh, dA_all[t])  # dh_{t-1} = dA_t @ Wh.T
+                else:
+                    back(rec, dA_all[t])
+                    dh += rec
+        for t in range(T - 1, -1, -1) if compiled is None else ():
             f, g, i, o = gates[t]
             tanh_c, c_prev, c = tanh_cs[t], cs[t], cs[t + 1]
             dh_t, dc_t = up[t] + dh, dc
