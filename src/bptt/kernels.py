@@ -1,5 +1,6 @@
-"""The LSTM's element-wise step in one pass (the GRU's in two, around its two products), and
-the softmax with cross-entropy over a vocabulary in one pass a row each way, compiled by Numba
+"""The LSTM's element-wise step in one pass (the GRU's in two, around its two products; the
+peephole LSTM's and the RNN's forward in one), and the softmax with cross-entropy over a
+vocabulary in one pass a row each way, compiled by Numba
 when the optional ``numba`` extra is installed; NumPy's ufuncs (the reference, in
 :class:`bptt.nn.cells.TimeLSTM`, :class:`~bptt.nn.cells.TimeGRU` and
 :class:`~bptt.nn.time_layers.TimeSoftmaxWithLoss`) otherwise.
