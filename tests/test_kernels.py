@@ -1,11 +1,13 @@
-"""The compiled LSTM, GRU, RNN and peephole LSTM steps (bptt.kernels) against NumPy's ufuncs
-(BPTT_NUMBA=0): equal to 1e-12 in float64 and within float32 rounding in float32, over shapes,
-masks, initial states and final-state gradients, on both of TimeLSTM's ways to form the gates
-and both GRU resets; the float32 tanh within 3.5e-7 (6 units in the last place) of the exact
-one; and the switches (not installed, turned off, CuPy arrays, other dtypes, a compiler
-failure) falling back to NumPy."""
+"""The compiled LSTM, GRU, RNN, peephole and layer-normalised LSTM steps (bptt.kernels)
+against NumPy's ufuncs (BPTT_NUMBA=0): equal to 1e-12 in float64 and within float32 rounding
+in float32, over shapes, masks, initial states and final-state gradients, on both of
+TimeLSTM's ways to form the gates and both GRU resets; the float32 tanh within 3.5e-7 (6 units
+in the last place) of the exact one; and the switches (not installed, turned off, CuPy arrays,
+other dtypes, a compiler failure) falling back to NumPy."""
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pytest
@@ -13,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bptt import gradcheck, kernels
-from bptt.nn.cells import TimeGRU, TimeLSTM, TimePeepholeLSTM, TimeRNN
+from bptt.nn.cells import TimeGRU, TimeLayerNormLSTM, TimeLSTM, TimePeepholeLSTM, TimeRNN
 
 pytest.importorskip("numba", reason="the compiled kernels need pip install 'bptt[numba]'")
 
@@ -151,11 +153,12 @@ def test_compiled_rnn_step_equals_numpy(N, T, D, H, relu, masked, double, seed, 
         monkeypatch.undo()
 
 
-def run_peephole(monkeypatch, path, params, xs, dhs, *, mask=None, h0=None, c0=None,
-                 dh_last=None, dc_last=None):
-    """Forward and backward of a fresh TimePeepholeLSTM on one path: every output and gradient."""
+def run_cell(monkeypatch, path, layer_class, params, xs, dhs, *, mask=None, h0=None, c0=None,
+             dh_last=None, dc_last=None):
+    """Forward and backward of a fresh Time layer with a cell state (h, c) on one path: every
+    output and gradient."""
     monkeypatch.setenv("BPTT_NUMBA", "1" if path == "compiled" else "0")
-    layer = TimePeepholeLSTM(*[p.copy() for p in params], stateful=h0 is not None)
+    layer = layer_class(*[p.copy() for p in params], stateful=h0 is not None)
     if h0 is not None:
         layer.set_state(h0, c0)
     hs = layer.forward(xs, mask=mask)
@@ -165,17 +168,28 @@ def run_peephole(monkeypatch, path, params, xs, dhs, *, mask=None, h0=None, c0=N
             **{f"d{name}": g for name, g in zip(layer.param_names, layer.grads, strict=True)}}
 
 
-@settings(max_examples=30, deadline=None)
-@given(N=st.integers(1, 5), T=st.integers(0, 5), D=st.integers(1, 7), H=st.integers(1, 8),
-       masked=st.booleans(), with_state=st.booleans(), with_last=st.booleans(),
-       double=st.booleans(), seed=st.integers(0, 2**16), data=st.data())
-def test_compiled_peephole_step_equals_numpy(N, T, D, H, masked, with_state, with_last, double,
-                                             seed, data):
+def cell_param_shapes(cell, D, H):
+    """The parameter shapes of TimePeepholeLSTM or TimeLayerNormLSTM."""
+    lstm = ((D, 4 * H), (H, 4 * H), (4 * H,))
+    return lstm + ((3 * H,),) if cell == "peephole" else lstm + ((4 * H,), (4 * H,), (H,), (H,))
+
+
+CELL_LAYERS = {"peephole": TimePeepholeLSTM, "lnlstm": TimeLayerNormLSTM}
+
+
+@settings(max_examples=40, deadline=None)
+@given(cell=st.sampled_from(sorted(CELL_LAYERS)), N=st.integers(1, 5), T=st.integers(0, 5),
+       D=st.integers(1, 7), H=st.integers(1, 8), masked=st.booleans(), with_state=st.booleans(),
+       with_last=st.booleans(), double=st.booleans(), seed=st.integers(0, 2**16),
+       data=st.data())
+def test_compiled_peephole_and_layer_norm_steps_equal_numpy(cell, N, T, D, H, masked,
+                                                            with_state, with_last, double, seed,
+                                                            data):
     monkeypatch = pytest.MonkeyPatch()
     try:
         dtype = np.float64 if double else np.float32
         rng, params, xs, dhs = random_layer_case(seed, dtype, N, T, D, H,
-                                                 ((D, 4 * H), (H, 4 * H), (4 * H,), (3 * H,)))
+                                                 cell_param_shapes(cell, D, H))
         kw = {}
         if masked:
             kw["mask"] = draw_mask(data, N, T)
@@ -184,19 +198,20 @@ def test_compiled_peephole_step_equals_numpy(N, T, D, H, masked, with_state, wit
         if with_last:
             kw["dh_last"], kw["dc_last"] = (rng.standard_normal((N, H)).astype(dtype)
                                             for _ in range(2))
-        got = run_peephole(monkeypatch, "compiled", params, xs, dhs, **kw)
-        want = run_peephole(monkeypatch, "numpy", params, xs, dhs, **kw)
+        got = run_cell(monkeypatch, "compiled", CELL_LAYERS[cell], params, xs, dhs, **kw)
+        want = run_cell(monkeypatch, "numpy", CELL_LAYERS[cell], params, xs, dhs, **kw)
         assert_paths_agree(got, want, dtype)
     finally:
         monkeypatch.undo()
 
 
-def test_compiled_peephole_gradients_are_numerically_right(monkeypatch):
+@pytest.mark.parametrize("cell", sorted(CELL_LAYERS))
+def test_compiled_peephole_and_layer_norm_gradients_are_numerically_right(monkeypatch, cell):
     monkeypatch.setenv("BPTT_NUMBA", "1")
     rng = np.random.default_rng(7)
     D, H = 3, 4
-    layer = TimePeepholeLSTM(*[rng.standard_normal(s) * 0.6
-                               for s in ((D, 4 * H), (H, 4 * H), (4 * H,), (3 * H,))])
+    layer = CELL_LAYERS[cell](*[rng.standard_normal(s) * 0.6
+                                for s in cell_param_shapes(cell, D, H)])
     mask = np.array([[1, 1, 1, 0], [1, 1, 1, 1], [1, 0, 0, 0]], dtype=bool)
     report = gradcheck(_Masked(layer, mask), [rng.standard_normal((3, 4, D))], seed=0)
     assert report.worst < 1e-6, report
@@ -299,13 +314,17 @@ def test_a_compiler_failure_warns_once_and_keeps_numpy(monkeypatch):
     monkeypatch.setenv("BPTT_NUMBA", "1")
     assert kernels.installed()  # Numba itself found before the import machinery breaks
     monkeypatch.setattr(kernels.importlib, "import_module", broken)
+    monkeypatch.setattr(kernels, "_warned", False)
     kernels._compile.cache_clear()
     try:
         with pytest.warns(RuntimeWarning, match=r"could not compile the recurrent steps and "
                                                 r"the softmax \(RuntimeError: LLVM ERROR: no such "
                                                 r"target\); using NumPy"):
             assert kernels.lstm_kernels(np, np.float32) is None
-        assert kernels.lstm_kernels(np, np.float32) is None  # decided once: no second warning
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # decided once, said once: no second warning
+            assert kernels.lstm_kernels(np, np.float32) is None
+            assert kernels.softmax_kernels(np, np.float32) is None  # another family fails too
     finally:
         monkeypatch.undo()
         kernels._compile.cache_clear()

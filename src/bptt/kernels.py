@@ -45,15 +45,11 @@ import numpy as np
 
 
 class LSTMKernels(NamedTuple):
-    """The LSTM's compiled loops (arguments: :func:`_compile`)."""
+    """The LSTM's compiled loops (arguments: :data:`LSTM_ARGUMENTS`)."""
 
     forward: Any
     backward: Any
     tanh: Any  # tanh(x, out): the element-wise tanh the two use, for tests and benchmarks
-    gru: Any = None  # the GRU's: GRUKernels
-    rnn_forward: Any = None  # the tanh/ReLU RNN's forward step (numba_cells.rnn_forward)
-    softmax: Any = None  # TimeSoftmaxWithLoss's two passes: SoftmaxKernels
-    peephole: Any = None  # the peephole LSTM's step: PeepholeKernels
 
 
 class GRUKernels(NamedTuple):
@@ -73,12 +69,12 @@ class SoftmaxKernels(NamedTuple):
     backward: Any  # (e, scale, t, c): e *= scale, then e[k, t_k] -= c_k, row by row
 
 
-class PeepholeKernels(NamedTuple):
-    """The peephole LSTM's step, one compiled pass each way around its product (equations:
-    :mod:`bptt.numba_cells`)."""
+class StepKernels(NamedTuple):
+    """A recurrent step's compiled pair, one pass each way around its product h_{t-1} @ Wh
+    (arguments and equations: the loops of :mod:`bptt.numba_cells`)."""
 
-    forward: Any  # (ax, rec, p, c_prev, h_prev, c, tanh_c, h, gates, real)
-    backward: Any  # (gates, tanh_c, c_prev, c, up, dh, dc, p, dA, dp, real)
+    forward: Any  # peephole_forward, lnlstm_forward
+    backward: Any  # peephole_backward, lnlstm_backward
 
 
 def wanted() -> bool:
@@ -107,45 +103,48 @@ def status() -> str | None:
 
 
 def lstm_kernels(xp: Any, dtype: Any) -> LSTMKernels | None:
-    """The kernels compiled for ``dtype`` (float32 or float64), or None: not NumPy,
-    not installed, turned off, another dtype, or Numba failed to compile them (said once, as a
-    warning). Their arguments are in :func:`_compile`."""
+    """The LSTM's loops compiled for ``dtype`` (float32 or float64), or None: not NumPy, not
+    installed, turned off, another dtype, or Numba failed to compile them (said once, as a
+    warning). Their arguments: :data:`LSTM_ARGUMENTS`."""
+    return _kernels("lstm", xp, dtype)
+
+
+def gru_kernels(xp: Any, dtype: Any) -> GRUKernels | None:
+    """The GRU's compiled loops for ``dtype``, or None (as :func:`lstm_kernels`)."""
+    return _kernels("gru", xp, dtype)
+
+
+def rnn_forward_kernel(xp: Any, dtype: Any) -> Any:
+    """The RNN's compiled forward step for ``dtype``, or None (as :func:`lstm_kernels`)."""
+    return _kernels("rnn", xp, dtype)
+
+
+def softmax_kernels(xp: Any, dtype: Any) -> SoftmaxKernels | None:
+    """TimeSoftmaxWithLoss's compiled passes for ``dtype``, or None (as :func:`lstm_kernels`)."""
+    return _kernels("softmax", xp, dtype)
+
+
+def peephole_kernels(xp: Any, dtype: Any) -> StepKernels | None:
+    """The peephole LSTM's compiled step for ``dtype``, or None (as :func:`lstm_kernels`)."""
+    return _kernels("peephole", xp, dtype)
+
+
+def lnlstm_kernels(xp: Any, dtype: Any) -> StepKernels | None:
+    """The layer-normalised LSTM's compiled step for ``dtype``, or None (as
+    :func:`lstm_kernels`)."""
+    return _kernels("lnlstm", xp, dtype)
+
+
+def _kernels(family: str, xp: Any, dtype: Any) -> Any:
     if xp is not np:
         return None
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64) or not wanted() or not installed():
         return None
-    return _compile(dtype.name)
+    return _compile(family, dtype.name)
 
 
-def gru_kernels(xp: Any, dtype: Any) -> GRUKernels | None:
-    """The GRU's compiled loops for ``dtype``, or None (as :func:`lstm_kernels`)."""
-    compiled = lstm_kernels(xp, dtype)
-    return None if compiled is None else compiled.gru
-
-
-def rnn_forward_kernel(xp: Any, dtype: Any) -> Any:
-    """The RNN's compiled forward step for ``dtype``, or None (as :func:`lstm_kernels`)."""
-    compiled = lstm_kernels(xp, dtype)
-    return None if compiled is None else compiled.rnn_forward
-
-
-def softmax_kernels(xp: Any, dtype: Any) -> SoftmaxKernels | None:
-    """TimeSoftmaxWithLoss's compiled passes for ``dtype``, or None (as :func:`lstm_kernels`)."""
-    compiled = lstm_kernels(xp, dtype)
-    return None if compiled is None else compiled.softmax
-
-
-def peephole_kernels(xp: Any, dtype: Any) -> PeepholeKernels | None:
-    """The peephole LSTM's compiled step for ``dtype``, or None (as :func:`lstm_kernels`)."""
-    compiled = lstm_kernels(xp, dtype)
-    return None if compiled is None else compiled.peephole
-
-
-@functools.cache
-def _compile(dtype_name: str) -> LSTMKernels | None:
-    """The loops of :mod:`bptt.numba_cells` (imported only once Numba is known to be there).
-
+LSTM_ARGUMENTS = """
     forward(a, add, c_prev, h_prev, c, tanh_c, h, real), row n, j < H:
         pre = a (already scaled, see TimeLSTM) or (a + add) * [1/2, 1, 1/2, 1/2] when add has rows
         f, g, i, o = tanh(pre_f)/2 + 1/2, tanh(pre_g), tanh(pre_i)/2 + 1/2, tanh(pre_o)/2 + 1/2
@@ -156,55 +155,104 @@ def _compile(dtype_name: str) -> LSTMKernels | None:
         ds = (1 - tanh_c**2) * o * dh_tot + dc_in
         a <- [f(1-f) ds c_prev, (1+g)(1-g) ds i, i(1-i) ds g, o(1-o) dh_tot tanh_c]   (= dA)
         dc <- ds * f + dc * (1 - r)               (dh: the caller's product dA @ Wh.T)
-    softmax.forward(x, mx, e, s), row k: mx = max x[k]; e[k] = exp(x[k] - mx); s = sum e[k]
-    softmax.backward(e, scale, t, c), row k: e[k] *= scale[k]; e[k, t[k]] -= c[k]
     a (N, 4H), h_prev and h (N, >= H), the others (N, H); all rows contiguous. ``add`` with no
-    rows (0, 4H) and ``real`` with none (0,) mean: none. Compiled per dtype on first call.
-    """
+    rows (0, 4H) and ``real`` with none (0,) mean: none.
+"""
+
+_warned = False  # a compiler failure is said once a process, whatever family met it
+
+
+@functools.cache
+def _compile(family: str, dtype_name: str) -> Any:
+    """One family's loops of :mod:`bptt.numba_cells` (imported only once Numba is known to be
+    there), compiled for the dtype on first request, by a tiny trial step; None if that fails.
+    Each family compiles (or loads from Numba's disk cache) only when a layer asks for it."""
+    global _warned
     try:
         loops = importlib.import_module(".numba_cells", __package__)
-        gru = GRUKernels(loops.gru_gates, loops.gru_output, loops.gru_backward,
-                         loops.gru_reset_grad)
-        compiled = LSTMKernels(loops.forward, loops.backward, loops.tanh_into, gru,
-                               loops.rnn_forward,
-                               SoftmaxKernels(loops.softmax_rows, loops.softmax_grad_rows),
-                               PeepholeKernels(loops.peephole_forward, loops.peephole_backward))
-        _try_once(compiled, np.dtype(dtype_name))  # compile now, where a failure is caught
+        compiled = _FAMILIES[family](loops)
+        _TRIALS[family](compiled, np.dtype(dtype_name))  # compile now, where a failure is caught
     except Exception as error:  # noqa: BLE001 - any compiler failure: keep NumPy's path
-        warnings.warn(f"bptt: Numba could not compile the recurrent steps and the "
-                      f"softmax ({type(error).__name__}: "
-                      f"{str(error).splitlines()[0] if str(error) else ''}); using NumPy's "
-                      f"ufuncs (BPTT_NUMBA=0 silences this)", RuntimeWarning, stacklevel=3)
+        if not _warned:
+            _warned = True
+            warnings.warn(f"bptt: Numba could not compile the recurrent steps and the "
+                          f"softmax ({type(error).__name__}: "
+                          f"{str(error).splitlines()[0] if str(error) else ''}); using NumPy's "
+                          f"ufuncs (BPTT_NUMBA=0 silences this)", RuntimeWarning, stacklevel=4)
         return None
     return compiled
 
 
-def _try_once(compiled: LSTMKernels, dtype: Any) -> None:
-    """One tiny step each way, with the argument types TimeLSTM passes (C-contiguous arrays)."""
+_FAMILIES = {
+    "lstm": lambda loops: LSTMKernels(loops.forward, loops.backward, loops.tanh_into),
+    "gru": lambda loops: GRUKernels(loops.gru_gates, loops.gru_output, loops.gru_backward,
+                                    loops.gru_reset_grad),
+    "rnn": lambda loops: loops.rnn_forward,
+    "softmax": lambda loops: SoftmaxKernels(loops.softmax_rows, loops.softmax_grad_rows),
+    "peephole": lambda loops: StepKernels(loops.peephole_forward, loops.peephole_backward),
+    "lnlstm": lambda loops: StepKernels(loops.lnlstm_forward, loops.lnlstm_backward),
+}
+
+# the trial steps: tiny arrays (N 2, H 3) with the argument types the layers pass (C-contiguous)
+
+
+def _try_lstm(compiled: LSTMKernels, dtype: Any) -> None:
     N, H = 2, 3
-    a = np.zeros((N, 4 * H), dtype)
-    state = np.zeros((N, H), dtype)
+    a, state = np.zeros((N, 4 * H), dtype), np.zeros((N, H), dtype)
     compiled.forward(a, np.zeros((0, 4 * H), dtype), state, state.copy(), state.copy(),
                      state.copy(), state.copy(), np.zeros(0, dtype))
     compiled.backward(a, state, state.copy(), state.copy(), 0, state.copy(), state.copy(),
                       np.zeros(0, dtype))
     compiled.tanh(a[0], a[1])
-    g, none = np.zeros((N, 3 * H), dtype), np.zeros((0, H), dtype)
-    gru = compiled.gru
+
+
+def _try_gru(gru: GRUKernels, dtype: Any) -> None:
+    N, H = 2, 3
+    g, state, none = np.zeros((N, 3 * H), dtype), np.zeros((N, H), dtype), np.zeros((0, H), dtype)
     gru.gates(g, g.copy(), state, state.copy(), np.zeros(0, dtype))
     gru.output(g, state.copy(), state.copy(), state.copy(), state.copy(), np.zeros(0, dtype))
     gru.output(g, none, state.copy(), state.copy(), state.copy(), np.zeros(0, dtype))
     gru.backward(g, g.copy(), state.copy(), 0, state.copy(), state.copy(), state.copy(), none,
                  np.zeros(0, dtype))
     gru.reset_grad(g, g.copy(), state.copy(), state.copy(), state.copy())
+
+
+def _try_rnn(rnn_forward: Any, dtype: Any) -> None:
+    N, H = 2, 3
+    state = np.zeros((N, H), dtype)
     for relu in (False, True):
-        compiled.rnn_forward(state.copy(), state.copy(), state.copy(), np.zeros(0, dtype), relu)
+        rnn_forward(state.copy(), state.copy(), state.copy(), np.zeros(0, dtype), relu)
+
+
+def _try_softmax(softmax: SoftmaxKernels, dtype: Any) -> None:
+    N, H = 2, 3
     scores, row = np.zeros((N, H), dtype), np.zeros(N, dtype)
-    compiled.softmax.forward(scores, row, scores.copy(), row.copy())
-    compiled.softmax.backward(scores, row, np.zeros(N, np.int64), row.copy())
-    gates, p = np.zeros((4, N, H), dtype), np.zeros(3 * H, dtype)
-    compiled.peephole.forward(a, a.copy(), p, state, state.copy(), state.copy(), state.copy(),
-                              state.copy(), gates, np.zeros(0, dtype))
-    compiled.peephole.backward(gates, state, state.copy(), state.copy(), state.copy(),
-                               state.copy(), state.copy(), p, a.copy(), p.copy(),
-                               np.zeros(0, dtype))
+    softmax.forward(scores, row, scores.copy(), row.copy())
+    softmax.backward(scores, row, np.zeros(N, np.int64), row.copy())
+
+
+def _try_peephole(peephole: StepKernels, dtype: Any) -> None:
+    N, H = 2, 3
+    a, state, gates = np.zeros((N, 4 * H), dtype), np.zeros((N, H), dtype), np.zeros((4, N, H),
+                                                                                       dtype)
+    p = np.zeros(3 * H, dtype)
+    peephole.forward(a, a.copy(), p, state, state.copy(), state.copy(), state.copy(),
+                     state.copy(), gates, np.zeros(0, dtype))
+    peephole.backward(gates, state, state.copy(), state.copy(), state.copy(), state.copy(),
+                      state.copy(), p, a.copy(), p.copy(), np.zeros(0, dtype))
+
+
+def _try_lnlstm(lnlstm: StepKernels, dtype: Any) -> None:
+    N, H = 2, 3
+    wide, state = np.zeros((N, 4 * H), dtype), np.zeros((N, H), dtype)
+    row, none = np.zeros(N, dtype), np.zeros(0, dtype)
+    lnlstm.forward(wide, wide.copy(), wide[0], wide[0], state[0], state[0], state, state.copy(),
+                   state.copy(), state.copy(), wide.copy(), state.copy(), wide.copy(), row,
+                   state.copy(), row.copy(), none, dtype.type(1e-5))
+    lnlstm.backward(wide, state, wide.copy(), row + 1, state.copy(), row + 1, state, state.copy(),
+                    state.copy(), state.copy(), wide[0], state[0], state.copy(), wide.copy(),
+                    wide.copy(), np.zeros((3, 4 * H), dtype), none)
+
+
+_TRIALS = {"lstm": _try_lstm, "gru": _try_gru, "rnn": _try_rnn, "softmax": _try_softmax,
+           "peephole": _try_peephole, "lnlstm": _try_lnlstm}

@@ -351,3 +351,106 @@ def peephole_backward(gates, tanh_c, c_prev, c, up, dh, dc, p, dA, dp, real):
             dp[2 * H + j] += da_o * cn[j]
             dcrow[j] = ds * f + da_f * p[j] + da_i * p[H + j] + dcrow[j] * (ONE - r)
             dhrow[j] = total * (ONE - r)
+
+
+# -- the layer-normalised LSTM (bptt.nn.cells.TimeLayerNormLSTM) ---------------------------
+
+
+@inline
+def _normalise(v, out, eps):
+    """out = (v - mean v) / sigma, sigma = sqrt(mean (v - mean v)^2 + eps); returns sigma."""
+    K = v.shape[0]
+    size = np.float32(K)  # float32 / int would be float64; K < 2**24 is exact
+    total = ZERO  # float64 rows make it float64
+    for k in range(K):
+        total += v[k]
+    mu = total / size
+    total = ZERO
+    for k in range(K):
+        d = v[k] - mu
+        out[k] = d
+        total += d * d
+    sigma = np.sqrt(total / size + eps)
+    for k in range(K):
+        out[k] = out[k] / sigma
+    return sigma
+
+
+@inline
+def _normalise_backward(dy, gamma, v_hat, sigma, dv, dgamma):
+    """dv = (dv^ - mean dv^ - v^ mean(dv^ v^)) / sigma with dv^ = dy gamma; dgamma += dy v^."""
+    K = dy.shape[0]
+    s1 = s2 = ZERO  # float64 rows make them float64
+    for k in range(K):
+        d = dy[k] * gamma[k]
+        dv[k] = d
+        s1 += d
+        s2 += d * v_hat[k]
+        dgamma[k] += dy[k] * v_hat[k]
+    m1, m2 = s1 / np.float32(K), s2 / np.float32(K)
+    for k in range(K):
+        dv[k] = (dv[k] - m1 - v_hat[k] * m2) / sigma
+
+
+@jit
+def lnlstm_forward(ax, rec, b, gh, gc, bc, c_prev, h_prev, c, h, gates, tanh_n, vh, sh, vc, sc,
+                   real, eps):
+    """A = ax + LN(rec; gh) + b (ax = LN(x @ Wx; gx), rec = h_prev @ Wh); f, g, i, o from A;
+    c = f c_prev + g i; n = LN(c; gc, bc); h = o tanh(n). Kept for backward: gates [f, g, i, o],
+    tanh(n), the normalised rows vh = rec^, vc = c^ and their sigmas sh, sc; a padded row
+    (real[n] == 0) keeps (h_prev, c_prev)."""
+    H = c.shape[1]
+    for n in range(ax.shape[0]):
+        arow, grow, vrow, crow, cp = ax[n], gates[n], vh[n], c[n], c_prev[n]
+        sh[n] = _normalise(rec[n], vrow, eps)
+        for k in range(4 * H):
+            grow[k] = arow[k] + vrow[k] * gh[k] + b[k]
+        for j in range(H):
+            f = _sigmoid(grow[j])
+            g = tanh(grow[H + j])
+            i = _sigmoid(grow[2 * H + j])
+            grow[3 * H + j] = _sigmoid(grow[3 * H + j])
+            grow[j], grow[H + j], grow[2 * H + j] = f, g, i
+            crow[j] = f * cp[j] + g * i
+        vcrow, tnrow, hrow = vc[n], tanh_n[n], h[n]
+        sc[n] = _normalise(crow, vcrow, eps)
+        for j in range(H):
+            tn = tanh(vcrow[j] * gc[j] + bc[j])
+            tnrow[j] = tn
+            hrow[j] = grow[3 * H + j] * tn
+        if real.shape[0] and real[n] == 0:
+            crow[:] = cp
+            hrow[:] = h_prev[n]
+
+
+@jit
+def lnlstm_backward(gates, tanh_n, vh, sh, vc, sc, c_prev, up, dh, dc, gh, gc, dn, dA, dph,
+                    grads, real):
+    """Row n, r = real[n] or 1: dh_t = (up + dh) r, dc_t = dc r; dn = dh_t o (1 - tanh(n)^2);
+    dcn = LN backward (gc) of dn; ds = dc_t + dcn; dA = [ds c_prev f(1-f), ds i (1-g^2),
+    ds g i(1-i), dh_t tanh(n) o(1-o)]; dph = LN backward (gh) of dA (= dL/d(h_prev @ Wh));
+    dc <- ds f + dc (1 - r); dh <- (up + dh)(1 - r), to which the caller adds dph @ Wh.T.
+    grads (3, 4H): [dgh (4H), dgc (H), dbc (H)] accumulated over the rows; dn: scratch (N, H)."""
+    H = dc.shape[1]
+    dgh, dgc, dbc = grads[0], grads[1][:H], grads[2][:H]
+    for n in range(dA.shape[0]):
+        grow, tnrow, urow, dhrow, dcrow, dnrow = gates[n], tanh_n[n], up[n], dh[n], dc[n], dn[n]
+        drow, cp = dA[n], c_prev[n]
+        r = real[n] if real.shape[0] else ONE
+        for j in range(H):
+            total = urow[j] + dhrow[j]
+            dh_t = total * r
+            dhrow[j] = total * (ONE - r)  # what a padded step passes on
+            tn = tnrow[j]
+            dnrow[j] = dh_t * grow[3 * H + j] * (ONE - tn * tn)
+            dbc[j] += dnrow[j]
+            drow[3 * H + j] = dh_t * tn * grow[3 * H + j] * (ONE - grow[3 * H + j])
+        _normalise_backward(dnrow, gc, vc[n], sc[n], drow[:H], dgc)  # dcn, parked in dA_f
+        for j in range(H):
+            f, g, i = grow[j], grow[H + j], grow[2 * H + j]
+            ds = dcrow[j] * r + drow[j]
+            drow[j] = ds * cp[j] * f * (ONE - f)
+            drow[H + j] = ds * i * (ONE - g * g)
+            drow[2 * H + j] = ds * g * i * (ONE - i)
+            dcrow[j] = ds * f + dcrow[j] * (ONE - r)
+        _normalise_backward(drow, gh, vh[n], sh[n], dph[n], dgh)

@@ -28,7 +28,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...backend import array_module
+from ...backend import array_module, right_product
+from ...kernels import lnlstm_kernels
 from ..functions import sigmoid
 from .base import TimeRecurrentBase, check_cell_params, check_state, check_step_input
 
@@ -155,8 +156,11 @@ class TimeLayerNormLSTM(TimeRecurrentBase):
         hs = xp.empty((T + 1, N, H), dtype=xs.dtype)
         cs = xp.empty((T + 1, N, H), dtype=xs.dtype)
         hs[0], cs[0] = h0, c0
-        steps = []
-        for t in range(T):
+        compiled = lnlstm_kernels(xp, xs.dtype)
+        steps: list | tuple = []
+        if compiled is not None:  # the same step in one compiled pass (bptt.kernels)
+            steps = self._compiled_forward(compiled, xp, AX, hs, cs, m)
+        for t in range(T if compiled is None else 0):
             ah, cache_h = layer_norm(hs[t] @ Wh, gh)
             A = AX[t] + ah + b
             f, g = sigmoid(A[:, :H]), xp.tanh(A[:, H:2 * H])
@@ -169,12 +173,32 @@ class TimeLayerNormLSTM(TimeRecurrentBase):
                 h, c = xp.where(m[0][t], hs[t], h), xp.where(m[0][t], cs[t], c)
             hs[t + 1], cs[t + 1] = h, c
             steps.append((f, g, i, o, tanh_n, cache_h, cache_c))
-        self.cache = (xs_tm, cache_x, hs, cs, steps, m, N, T)
+        self.cache = (xs_tm, cache_x, hs, cs, steps, m, N, T, compiled)
         self.h, self.c = hs[T].copy(), cs[T].copy()
         return self._outputs(xp, hs, m)
 
+    def _compiled_forward(self, compiled: Any, xp: Any, AX: Any, hs: Any, cs: Any,
+                          m: tuple | None) -> tuple:
+        """The forward loop on the compiled step; returns what backward needs of each step:
+        gates (T, N, 4H) [f, g, i, o], tanh(n) (T, N, H), the normalised rec^ (T, N, 4H) and
+        c^ (T, N, H), and their sigmas (T, N) each."""
+        Wh, b, gh, gc, bc = self.params[1], self.params[2], *self.params[4:]
+        T, N, H4 = AX.shape
+        dtype, H = AX.dtype, H4 // 4
+        real = m[1][:, :, 0] if m is not None else xp.empty((T, 0), dtype=dtype)
+        gates, vh = xp.empty((T, N, H4), dtype=dtype), xp.empty((T, N, H4), dtype=dtype)
+        tanh_n, vc = xp.empty((T, N, H), dtype=dtype), xp.empty((T, N, H), dtype=dtype)
+        sh, sc = xp.empty((T, N), dtype=dtype), xp.empty((T, N), dtype=dtype)
+        rec = xp.empty((N, H4), dtype=dtype)
+        product, eps = right_product(Wh, N), dtype.type(EPS)
+        for t in range(T):
+            product(rec, hs[t])  # h_{t-1} @ Wh
+            compiled.forward(AX[t], rec, b, gh, gc, bc, cs[t], hs[t], cs[t + 1], hs[t + 1],
+                             gates[t], tanh_n[t], vh[t], sh[t], vc[t], sc[t], real[t], eps)
+        return gates, tanh_n, vh, sh, vc, sc
+
     def backward(self, dhs: Any, dh_last: Any = None, dc_last: Any = None) -> Any:
-        xs_tm, cache_x, hs, cs, steps, m, N, T = self._cache()
+        xs_tm, cache_x, hs, cs, steps, m, N, T, compiled = self._cache()
         Wx, Wh = self.params[:2]
         xp = array_module(dhs)
         self._check_dhs(dhs, N, T)
@@ -184,8 +208,12 @@ class TimeLayerNormLSTM(TimeRecurrentBase):
         dh = self._start_dh(xp, dh_last, "dh_last", N, dtype)
         dc = self._start_dh(xp, dc_last, "dc_last", N, dtype)
         dA_all = xp.zeros((T, N, 4 * H), dtype=dtype)
+        dph_all = xp.empty((T, N, 4 * H), dtype=dtype)  # dL/d(h_{t-1} @ Wh), every step
         grads = [xp.zeros_like(p) for p in self.params]
-        for t in range(T - 1, -1, -1):
+        if compiled is not None:  # the same steps, each in one compiled pass (bptt.kernels)
+            self._compiled_backward(compiled, xp, steps, cs, up, dh, dc, m, dA_all, dph_all,
+                                    grads)
+        for t in range(T - 1, -1, -1) if compiled is None else ():
             f, g, i, o, tanh_n, cache_h, cache_c = steps[t]
             dh_t = up[t] + dh
             dc_t = dc
@@ -200,13 +228,14 @@ class TimeLayerNormLSTM(TimeRecurrentBase):
                                  ds * g * i * (1 - i), dh_t * tanh_n * o * (1 - o)], axis=1)
             dA_all[t] = dA
             dph, dgh, _ = layer_norm_backward(dA, cache_h)  # dL/d(h_{t-1} @ Wh)
-            grads[1] += hs[t].T @ dph
+            dph_all[t] = dph
             grads[4] += dgh
             grads[5] += dgc
             grads[6] += dbc
             dh, dc = dph @ Wh.T, ds * f
             if m is not None:
                 dh, dc = dh + dh_carry, dc + dc_carry
+        grads[1][...] = hs[:-1].reshape(T * N, H).T @ dph_all.reshape(T * N, 4 * H)
         dpx, dgx, _ = layer_norm_backward(dA_all, cache_x)  # (T, N, 4H), all steps at once
         dpx_flat = dpx.reshape(T * N, 4 * H)
         grads[0][...] = xs_tm.T @ dpx_flat
@@ -217,3 +246,26 @@ class TimeLayerNormLSTM(TimeRecurrentBase):
         self.dh, self.dc = dh, dc
         dxs = (dpx_flat @ Wx.T).reshape(T, N, self.D)
         return xp.ascontiguousarray(dxs.transpose(1, 0, 2))  # (N, T, D)
+
+    def _compiled_backward(self, compiled: Any, xp: Any, steps: tuple, cs: Any, up: Any,
+                           dh: Any, dc: Any, m: tuple | None, dA_all: Any, dph_all: Any,
+                           grads: list) -> None:
+        """The backward loop on the compiled step: fills dA_all, dph_all, dgh, dgc, dbc and
+        leaves dL/dh_0, dL/dc_0 in dh, dc."""
+        gates, tanh_n, vh, sh, vc, sc = steps
+        Wh, gh, gc = self.params[1], self.params[4], self.params[5]
+        T, N, H4 = dA_all.shape
+        dtype, H = dA_all.dtype, H4 // 4
+        real = m[1][:, :, 0] if m is not None else xp.empty((T, 0), dtype=dtype)
+        sums = xp.zeros((3, H4), dtype=dtype)  # dgh (4H), dgc (H), dbc (H)
+        dn, rec = xp.empty((N, H), dtype=dtype), xp.empty((N, H), dtype=dtype)
+        back = right_product(Wh.T, N)
+        for t in range(T - 1, -1, -1):  # dh becomes what a padded step passes on
+            compiled.backward(gates[t], tanh_n[t], vh[t], sh[t], vc[t], sc[t], cs[t], up[t], dh,
+                              dc, gh, gc, dn, dA_all[t], dph_all[t], sums, real[t])
+            if m is None:
+                back(dh, dph_all[t])  # dh_{t-1} = dph_t @ Wh.T
+            else:
+                back(rec, dph_all[t])
+                dh += rec
+        grads[4][...], grads[5][...], grads[6][...] = sums[0], sums[1, :H], sums[2, :H]
