@@ -1,8 +1,8 @@
 """The LSTM's element-wise step in one pass (the GRU's in two, around its two products; the
-peephole LSTM's and the RNN's forward in one), and the softmax with cross-entropy over a
-vocabulary in one pass a row each way, compiled by Numba
-when the optional ``numba`` extra is installed; NumPy's ufuncs (the reference, in
-:class:`bptt.nn.cells.TimeLSTM`, :class:`~bptt.nn.cells.TimeGRU` and
+peephole and layer-normalised LSTMs' steps and the RNN's forward in one), and the softmax with
+cross-entropy over a vocabulary in one pass a row each way, compiled by Numba when the optional
+``numba`` extra is installed; NumPy's ufuncs (the reference, in
+:class:`bptt.nn.cells.TimeLSTM`, :class:`~bptt.nn.cells.TimeGRU`, ... and
 :class:`~bptt.nn.time_layers.TimeSoftmaxWithLoss`) otherwise.
 
     pip install 'bptt[numba]'        # Numba: compiles these loops to machine code

@@ -130,7 +130,10 @@ class TimeLayerNormLSTM(TimeRecurrentBase):
     The input half needs no recurrence: ``LN(x_t @ Wx; gx)`` of every step is ONE matrix
     product and one vectorised layer norm before the loop, and its backward one after it;
     inside the loop remain ``h_{t-1} @ Wh``, its layer norm, the gates and ``LN(c_t)``.
-    Masks: a padded step carries (h, c) and outputs 0, as in every Time layer.
+    Masks: a padded step carries (h, c) and outputs 0, as in every Time layer. With ``pip
+    install 'bptt[numba]'`` each step's element-wise part (both layer norms, the gates, the
+    cell) is one compiled pass each way (:func:`bptt.kernels.lnlstm_kernels`); the loop here
+    stays the reference.
 
     xs (N, T, D) -> hs (N, T, H). Params: Wx (D, 4H), Wh (H, 4H), b (4H,), gx (4H,), gh (4H,),
     gc (H,), bc (H,).
