@@ -20,19 +20,21 @@ from bptt.nn.cells import TimeGRU, TimeLayerNormLSTM, TimeLSTM, TimePeepholeLSTM
 pytest.importorskip("numba", reason="the compiled kernels need pip install 'bptt[numba]'")
 
 
-def run(monkeypatch, path, params, xs, dhs, *, in_step=None, mask=None, h0=None, c0=None,
-        dh_last=None, dc_last=None):
-    """Forward and backward of a fresh TimeLSTM on one path: every output and gradient."""
+def run(monkeypatch, path, params, xs, dhs, *, layer_class=TimeLSTM, in_step=None, mask=None,
+        h0=None, c0=None, dh_last=None, dc_last=None):
+    """Forward and backward of a fresh Time layer with a cell state (TimeLSTM unless told) on
+    one path: every output and gradient."""
     monkeypatch.setenv("BPTT_NUMBA", "1" if path == "compiled" else "0")
-    layer = TimeLSTM(*[p.copy() for p in params], stateful=h0 is not None)
-    layer.input_in_step = in_step
+    layer = layer_class(*[p.copy() for p in params], stateful=h0 is not None)
+    if layer_class is TimeLSTM:
+        layer.input_in_step = in_step
     if h0 is not None:
         layer.set_state(h0, c0)
     hs = layer.forward(xs, mask=mask)
     h, c = layer.h.copy(), layer.c.copy()
     dxs = layer.backward(dhs, dh_last=dh_last, dc_last=dc_last)
     return {"hs": hs, "h": h, "c": c, "dxs": dxs, "dh0": layer.dh, "dc0": layer.dc,
-            **{f"d{name}": g for name, g in zip(("Wx", "Wh", "b"), layer.grads, strict=True)}}
+            **{f"d{name}": g for name, g in zip(layer.param_names, layer.grads, strict=True)}}
 
 
 def random_layer_case(seed, dtype, N, T, D, H, shapes):
@@ -47,6 +49,18 @@ def draw_mask(data, N, T):
     """A (N, T) bool mask drawn by hypothesis (any pattern, padded steps anywhere)."""
     rows = st.lists(st.lists(st.booleans(), min_size=T, max_size=T), min_size=N, max_size=N)
     return np.array(data.draw(rows), dtype=bool)
+
+
+def draw_extras(data, rng, dtype, N, T, H, masked, with_state, with_last, cell_state=True):
+    """The optional arguments of a case: a drawn mask, initial states, final-state gradients."""
+    kw = {}
+    if masked:
+        kw["mask"] = draw_mask(data, N, T)
+    names = (("h0", "c0"), ("dh_last", "dc_last")) if cell_state else (("h0",), ("dh_last",))
+    for wanted, group in zip((with_state, with_last), names, strict=True):
+        for name in group if wanted else ():
+            kw[name] = rng.standard_normal((N, H)).astype(dtype)
+    return kw
 
 
 def assert_paths_agree(got, want, dtype):
@@ -72,16 +86,9 @@ def test_compiled_step_equals_numpy(N, T, D, H, in_step, masked, with_state, wit
         dtype = np.float64 if double else np.float32
         rng, params, xs, dhs = random_layer_case(seed, dtype, N, T, D, H,
                                                  ((D, 4 * H), (H, 4 * H), (4 * H,)))
-        kw = {"in_step": in_step}
-        if masked:
-            kw["mask"] = draw_mask(data, N, T)
-        if with_state:
-            kw["h0"], kw["c0"] = (rng.standard_normal((N, H)).astype(dtype) for _ in range(2))
-        if with_last:
-            kw["dh_last"], kw["dc_last"] = (rng.standard_normal((N, H)).astype(dtype)
-                                            for _ in range(2))
-        got = run(monkeypatch, "compiled", params, xs, dhs, **kw)
-        want = run(monkeypatch, "numpy", params, xs, dhs, **kw)
+        kw = draw_extras(data, rng, dtype, N, T, H, masked, with_state, with_last)
+        got = run(monkeypatch, "compiled", params, xs, dhs, in_step=in_step, **kw)
+        want = run(monkeypatch, "numpy", params, xs, dhs, in_step=in_step, **kw)
         assert_paths_agree(got, want, dtype)
     finally:
         monkeypatch.undo()
@@ -115,13 +122,9 @@ def test_compiled_gru_step_equals_numpy(N, T, D, H, reset_after, masked, with_st
         dtype = np.float64 if double else np.float32
         rng, params, xs, dhs = random_layer_case(seed, dtype, N, T, D, H,
                                                  ((D, 3 * H), (H, 3 * H), (3 * H,), (H,)))
-        kw = {"reset_after": reset_after}
-        if masked:
-            kw["mask"] = draw_mask(data, N, T)
-        if with_state:
-            kw["h0"] = rng.standard_normal((N, H)).astype(dtype)
-        if with_last:
-            kw["dh_last"] = rng.standard_normal((N, H)).astype(dtype)
+        kw = draw_extras(data, rng, dtype, N, T, H, masked, with_state, with_last,
+                         cell_state=False)
+        kw["reset_after"] = reset_after
         got = run_gru(monkeypatch, "compiled", params, xs, dhs, **kw)
         want = run_gru(monkeypatch, "numpy", params, xs, dhs, **kw)
         assert_paths_agree(got, want, dtype)
@@ -153,21 +156,6 @@ def test_compiled_rnn_step_equals_numpy(N, T, D, H, relu, masked, double, seed, 
         monkeypatch.undo()
 
 
-def run_cell(monkeypatch, path, layer_class, params, xs, dhs, *, mask=None, h0=None, c0=None,
-             dh_last=None, dc_last=None):
-    """Forward and backward of a fresh Time layer with a cell state (h, c) on one path: every
-    output and gradient."""
-    monkeypatch.setenv("BPTT_NUMBA", "1" if path == "compiled" else "0")
-    layer = layer_class(*[p.copy() for p in params], stateful=h0 is not None)
-    if h0 is not None:
-        layer.set_state(h0, c0)
-    hs = layer.forward(xs, mask=mask)
-    h, c = layer.h.copy(), layer.c.copy()
-    dxs = layer.backward(dhs, dh_last=dh_last, dc_last=dc_last)
-    return {"hs": hs, "h": h, "c": c, "dxs": dxs, "dh0": layer.dh, "dc0": layer.dc,
-            **{f"d{name}": g for name, g in zip(layer.param_names, layer.grads, strict=True)}}
-
-
 def cell_param_shapes(cell, D, H):
     """The parameter shapes of TimePeepholeLSTM or TimeLayerNormLSTM."""
     lstm = ((D, 4 * H), (H, 4 * H), (4 * H,))
@@ -190,16 +178,9 @@ def test_compiled_peephole_and_layer_norm_steps_equal_numpy(cell, N, T, D, H, ma
         dtype = np.float64 if double else np.float32
         rng, params, xs, dhs = random_layer_case(seed, dtype, N, T, D, H,
                                                  cell_param_shapes(cell, D, H))
-        kw = {}
-        if masked:
-            kw["mask"] = draw_mask(data, N, T)
-        if with_state:
-            kw["h0"], kw["c0"] = (rng.standard_normal((N, H)).astype(dtype) for _ in range(2))
-        if with_last:
-            kw["dh_last"], kw["dc_last"] = (rng.standard_normal((N, H)).astype(dtype)
-                                            for _ in range(2))
-        got = run_cell(monkeypatch, "compiled", CELL_LAYERS[cell], params, xs, dhs, **kw)
-        want = run_cell(monkeypatch, "numpy", CELL_LAYERS[cell], params, xs, dhs, **kw)
+        kw = draw_extras(data, rng, dtype, N, T, H, masked, with_state, with_last)
+        got = run(monkeypatch, "compiled", params, xs, dhs, layer_class=CELL_LAYERS[cell], **kw)
+        want = run(monkeypatch, "numpy", params, xs, dhs, layer_class=CELL_LAYERS[cell], **kw)
         assert_paths_agree(got, want, dtype)
     finally:
         monkeypatch.undo()
