@@ -267,20 +267,46 @@ def _row_max(row):
     return m
 
 
-@njit(error_model="numpy", cache=True, nogil=True, fastmath={"reassoc", "contract"})
+@jit
+def _row_sum(row):
+    """sum of a row: eight running sums (of the elements j mod 8 = 0..7, which the compiler
+    keeps in one vector register), then added pairwise; the same order on every machine."""
+    V = row.shape[0]
+    full = V - V % 8
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = ZERO  # float64 rows make them float64
+    for j in range(0, full, 8):
+        a0 += row[j]
+        a1 += row[j + 1]
+        a2 += row[j + 2]
+        a3 += row[j + 3]
+        a4 += row[j + 4]
+        a5 += row[j + 5]
+        a6 += row[j + 6]
+        a7 += row[j + 7]
+    tail = ZERO
+    for j in range(full, V):
+        tail += row[j]
+    return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)) + tail
+
+
+@njit(error_model="numpy", cache=True, fastmath={"contract"})
+def _exp_row(row, m, out):
+    """out = exp(row - m) (contract: multiply-adds fused, which only makes them more exact)."""
+    for j in range(row.shape[0]):
+        out[j] = exp_nonpositive(row[j] - m)
+
+
+@njit(error_model="numpy", cache=True, nogil=True)
 def softmax_rows(x, mx, e, s):
-    """Row k of x (M, V): mx[k] = max_v x[k]; e[k] = exp(x[k] - mx[k]); s[k] = sum_v e[k]
-    (summed in vector lanes: the order of the additions is the compiler's)."""
+    """Row k of x (M, V): mx[k] = max_v x[k]; e[k] = exp(x[k] - mx[k]); s[k] = sum_v e[k]. Each
+    row is read twice (the second time from cache) and e[k] once more, from cache, for the
+    sum; no pass is reassociated (exp's rounding trick relies on the order of its steps)."""
     for k in range(x.shape[0]):
         row, erow = x[k], e[k]
         m = _row_max(row)
         mx[k] = m
-        total = ZERO  # float64 rows make it float64
-        for j in range(row.shape[0]):
-            v = exp_nonpositive(row[j] - m)
-            erow[j] = v
-            total += v
-        s[k] = total
+        _exp_row(row, m, erow)
+        s[k] = _row_sum(erow)
 
 
 @njit(error_model="numpy", cache=True, nogil=True)
