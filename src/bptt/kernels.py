@@ -1,6 +1,6 @@
 """The LSTM's element-wise step in one pass (the GRU's in two, around its two products; the
 peephole and layer-normalised LSTMs' steps and the RNN's forward in one), and the softmax with
-cross-entropy over a vocabulary in one pass a row each way, compiled by Numba when the optional
+cross-entropy over a vocabulary one row at a time, compiled by Numba when the optional
 ``numba`` extra is installed; NumPy's ufuncs (the reference, in
 :class:`bptt.nn.cells.TimeLSTM`, :class:`~bptt.nn.cells.TimeGRU`, ... and
 :class:`~bptt.nn.time_layers.TimeSoftmaxWithLoss`) otherwise.
@@ -25,7 +25,8 @@ compiler vectorises with no SVML (Numba from PyPI has none): within 3.5e-7 of th
 exp (the softmax's, of x - max x <= 0): float64 uses ``math.exp``; float32 Cephes' ``expf``
 (x = n ln 2 + r, a degree-7 polynomial in r, times 2**n made from its exponent bits), within 2
 units in the last place, vectorised the same way. NumPy's float32 exp on this AVX2 CPU: 2 ns an
-element; the fused pass (max, exp, sum): 1 ns for all three (``benchmarks/softmax_kernels.py``).
+element. The softmax's row sum is eight running sums added pairwise, not a reassociated loop:
+reassociation could undo exp's rounding trick, and the order stays the same on every machine.
 
 Used for NumPy arrays of float32 or float64 (never CuPy's: the GPU path is untouched) unless
 ``BPTT_NUMBA=0`` in the environment. Kernels compile on first use (a few seconds; cached on
@@ -63,7 +64,7 @@ class GRUKernels(NamedTuple):
 
 
 class SoftmaxKernels(NamedTuple):
-    """Softmax with cross-entropy over rows of scores (M, V), one pass a row each way."""
+    """Softmax with cross-entropy over rows of scores (M, V), a row at a time, in cache."""
 
     forward: Any  # (x, mx, e, s): mx = max x, e = exp(x - mx), s = sum e, row by row
     backward: Any  # (e, scale, t, c): e *= scale, then e[k, t_k] -= c_k, row by row

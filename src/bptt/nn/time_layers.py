@@ -126,10 +126,10 @@ class TimeSoftmaxWithLoss:
     ``[k, ts_k]`` by fancy indexing). The ``dxs`` that ``backward`` returns IS that buffer: it
     stays valid until the next ``forward``.
 
-    With ``pip install 'bptt[numba]'`` each direction is one compiled pass a row instead
-    (:func:`bptt.kernels.softmax_kernels`: max, exp and sum together; the scale and the
-    target's subtraction together); float32 exp within 2 units in the last place. NumPy's
-    passes above stay the reference.
+    With ``pip install 'bptt[numba]'`` both directions are compiled loops over the rows
+    instead (:func:`bptt.kernels.softmax_kernels`: a row's max, exp and sum while it is in
+    cache; the scale and the target's subtraction in one pass); float32 exp within 2 units in
+    the last place. NumPy's passes above stay the reference.
     """
 
     def __init__(self, ignore_label: int | None = -1) -> None:
@@ -196,7 +196,7 @@ class TimeSoftmaxWithLoss:
         buf = self._buffer(xp, (M, V), xs.dtype)
         mx, s = xp.empty(M, dtype=xs.dtype), xp.empty(M, dtype=xs.dtype)  # (N*T,) each
         compiled = softmax_kernels(xp, xs.dtype) if V else None
-        if compiled is not None:  # the same, one compiled pass a row
+        if compiled is not None:  # the same, compiled, a row at a time
             compiled.forward(xp.ascontiguousarray(x2), mx, buf, s)
         else:
             self._forward_blocks(xp, x2, mx, buf, s)
