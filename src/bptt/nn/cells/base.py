@@ -214,6 +214,12 @@ class TimeRecurrentBase:
         real = xp.ascontiguousarray(mask.T)[:, :, None]  # (T, N, 1)
         return ~real, real.astype(dtype)
 
+    @staticmethod
+    def _real_rows(xp: Any, m: tuple | None, T: int, dtype: Any) -> Any:
+        """(T, N): 1 at a real step, 0 at padding, for the compiled loops (bptt.kernels), whose
+        "no mask" is an array with no columns, (T, 0)."""
+        return m[1][:, :, 0] if m is not None else xp.empty((T, 0), dtype=dtype)
+
     def _outputs(self, xp: Any, hs: Any, m: tuple | None) -> Any:
         """hs (T+1, N, H) states -> outputs (N, T, H), 0 at padded steps."""
         T1, N, H = hs.shape

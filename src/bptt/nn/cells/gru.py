@@ -327,7 +327,7 @@ class TimeGRU(TimeRecurrentBase):
         ``products``: (@ Wh,) with the reset after, else (@ [Whz, Whr], @ Whh)."""
         xp, (T, _, H3) = array_module(G), G.shape
         H, dtype = H3 // 3, G.dtype
-        real = m[1][:, :, 0] if m is not None else xp.empty((T, 0), dtype=dtype)
+        real = self._real_rows(xp, m, T, dtype)
         no_rows = xp.empty((0, H), dtype=dtype)
         if self.reset_after:
             bh, (by_wh,) = xp.ascontiguousarray(self.params[3]), products
@@ -351,7 +351,7 @@ class TimeGRU(TimeRecurrentBase):
         """backward's loop over t (dh updated in place) with the element-wise work compiled."""
         xp, (T, N, H3) = array_module(G), G.shape
         H, dtype = H3 // 3, G.dtype
-        real = m[1][:, :, 0] if m is not None else xp.empty((T, 0), dtype=dtype)
+        real = self._real_rows(xp, m, T, dtype)
         ups = xp.ascontiguousarray(dhs, dtype=dtype).reshape(N, T * H)  # up_t: [:, tH:(t+1)H]
         no_rows = xp.empty((0, H), dtype=dtype)
         for t in reversed(range(T)):

@@ -188,7 +188,7 @@ class TimeLayerNormLSTM(TimeRecurrentBase):
         Wh, b, gh, gc, bc = self.params[1], self.params[2], *self.params[4:]
         T, N, H4 = AX.shape
         dtype, H = AX.dtype, H4 // 4
-        real = m[1][:, :, 0] if m is not None else xp.empty((T, 0), dtype=dtype)
+        real = self._real_rows(xp, m, T, dtype)
         gates, vh = xp.empty((T, N, H4), dtype=dtype), xp.empty((T, N, H4), dtype=dtype)
         tanh_n, vc = xp.empty((T, N, H), dtype=dtype), xp.empty((T, N, H), dtype=dtype)
         sh, sc = xp.empty((T, N), dtype=dtype), xp.empty((T, N), dtype=dtype)
@@ -259,7 +259,7 @@ class TimeLayerNormLSTM(TimeRecurrentBase):
         Wh, gh, gc = self.params[1], self.params[4], self.params[5]
         T, N, H4 = dA_all.shape
         dtype, H = dA_all.dtype, H4 // 4
-        real = m[1][:, :, 0] if m is not None else xp.empty((T, 0), dtype=dtype)
+        real = self._real_rows(xp, m, T, dtype)
         sums = xp.zeros((3, H4), dtype=dtype)  # dgh (4H), dgc (H), dbc (H)
         dn, rec = xp.empty((N, H), dtype=dtype), xp.empty((N, H), dtype=dtype)
         back = right_product(Wh.T, N)

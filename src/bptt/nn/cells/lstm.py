@@ -197,7 +197,7 @@ class TimeLSTM(TimeRecurrentBase):
                 xp.copyto(hs[t + 1], hs[t], where=m[0][t])
         if compiled is not None:  # the same steps, each in one compiled pass (bptt.kernels)
             rows = hs if Z is None else Z  # h_t is rows[t + 1][:, :H]
-            real = m[1][:, :, 0] if m is not None else xp.empty((T, 0), dtype=dtype)
+            real = self._real_rows(xp, m, T, dtype)
             add = xp.empty((0, 4 * H), dtype=dtype) if Z is not None else tmp  # none: scaled
             for t in range(T):
                 if Z is not None:
@@ -238,7 +238,7 @@ class TimeLSTM(TimeRecurrentBase):
         d = xp.empty((N, 4, H), dtype=dtype)
         back = right_product(Wh.T, N)  # @ Wh.T (4H, H), step after step
         if compiled is not None:  # the same steps, each in one compiled pass (bptt.kernels)
-            real = m[1][:, :, 0] if m is not None else xp.empty((T, 0), dtype=dtype)
+            real = self._real_rows(xp, m, T, dtype)
             rows = dhs.reshape(N, T * H) if in_place else None  # up[t] = rows[:, tH:(t+1)H]
             for t in reversed(range(T)):
                 if m is not None:

@@ -131,7 +131,7 @@ class TimePeepholeLSTM(TimeRecurrentBase):
         hs[0], cs[0] = h0, c0
         compiled = peephole_kernels(xp, xs.dtype)
         if compiled is not None:  # the same step in one compiled pass (bptt.kernels)
-            real = m[1][:, :, 0] if m is not None else xp.empty((T, 0), dtype=xs.dtype)
+            real = self._real_rows(xp, m, T, xs.dtype)
             rec = xp.empty((N, 4 * H), dtype=xs.dtype)
             product = right_product(Wh, N)
             for t in range(T):
@@ -172,7 +172,7 @@ class TimePeepholeLSTM(TimeRecurrentBase):
         dp = xp.zeros(3 * H, dtype=dtype)
         compiled = peephole_kernels(xp, dtype)
         if compiled is not None:  # the same step in one compiled pass (bptt.kernels)
-            real = m[1][:, :, 0] if m is not None else xp.empty((T, 0), dtype=dtype)
+            real = self._real_rows(xp, m, T, dtype)
             back = right_product(Wh.T, N)
             rec = xp.empty((N, H), dtype=dtype)
             for t in range(T - 1, -1, -1):  # dh becomes what a padded step passes on

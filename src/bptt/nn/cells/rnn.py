@@ -126,7 +126,7 @@ class TimeRNN(TimeRecurrentBase):
         product = right_product(Wh, N)
         compiled = rnn_forward_kernel(xp, xs.dtype)
         if compiled is not None:  # the same steps, f(a + h_{t-1} @ Wh) compiled (bptt.kernels)
-            real = m[1][:, :, 0] if m is not None else xp.empty((T, 0), dtype=xs.dtype)
+            real = self._real_rows(xp, m, T, xs.dtype)
             for t in range(T):
                 product(tmp, hs[t])
                 compiled(hs[t + 1], tmp, hs[t], real[t], relu)
