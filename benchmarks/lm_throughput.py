@@ -157,10 +157,12 @@ def main() -> None:
 
     import torch
 
+    from bptt.blas import share_threads
     from bptt.tools.speed.bench import environment, environment_lines, gemm_ceiling
 
     if a.threads is not None:
         torch.set_num_threads(a.threads)
+    share_threads()  # as bptt train does: BLAS's threads also run the compiled loops
     env = environment()
     for line in environment_lines(env):
         print(line)

@@ -33,6 +33,7 @@ def main() -> None:
     if a.threads is not None:  # before NumPy starts OpenBLAS
         os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(a.threads)
 
+    from bptt.blas import share_threads
     from bptt.optim import SGD, clip_grads
     from bptt.tools.speed.bench import (
         RECIPES,
@@ -42,6 +43,7 @@ def main() -> None:
         random_batches,
     )
 
+    share_threads()  # as bptt train does: BLAS's threads also run the compiled loops
     r = RECIPES[a.model]
     if a.batch is not None:
         r = dataclasses.replace(r, batch=a.batch)

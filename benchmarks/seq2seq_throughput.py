@@ -129,6 +129,10 @@ def main() -> None:
     if a.threads:
         torch.set_num_threads(a.threads)
     limit = threadpool_limits(a.threads) if a.threads else None
+    from bptt.blas import pool_status, share_threads
+
+    share_threads()  # as bptt train does: BLAS's threads also run the compiled loops
+    print(f"bptt's BLAS threads: {pool_status()}")
     data = batches(a.steps + 1)
     ours, theirs = bptt_step_fn(), torch_step_fn()
     b, t = alternate(lambda: timed(ours, data), lambda: timed(theirs, data), a.repeats)

@@ -94,6 +94,40 @@ def test_compiled_step_equals_numpy(N, T, D, H, in_step, masked, with_state, wit
         monkeypatch.undo()
 
 
+def split_rows(monkeypatch, *modules):
+    """The layers in ``modules`` split their rows over Numba's pool (two threads) as when the
+    pool also runs the products (bptt.blas.kernel_threads() > 1)."""
+    import numba
+
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    for module in modules:
+        monkeypatch.setattr(module, "kernel_threads", lambda: 2)
+
+
+@settings(max_examples=30, deadline=None)
+@given(N=st.integers(1, 9), T=st.integers(0, 5), D=st.integers(1, 8), H=st.integers(1, 9),
+       in_step=st.sampled_from([None, True, False]), masked=st.booleans(),
+       with_state=st.booleans(), with_last=st.booleans(), double=st.booleans(),
+       seed=st.integers(0, 2**16), data=st.data())
+def test_rows_split_over_threads_give_the_same_bits(N, T, D, H, in_step, masked, with_state,
+                                                    with_last, double, seed, data):
+    import bptt.nn.cells.lstm as lstm_module
+
+    monkeypatch = pytest.MonkeyPatch()
+    try:
+        dtype = np.float64 if double else np.float32
+        rng, params, xs, dhs = random_layer_case(seed, dtype, N, T, D, H,
+                                                 ((D, 4 * H), (H, 4 * H), (4 * H,)))
+        kw = draw_extras(data, rng, dtype, N, T, H, masked, with_state, with_last)
+        want = run(monkeypatch, "compiled", params, xs, dhs, in_step=in_step, **kw)
+        split_rows(monkeypatch, lstm_module)
+        got = run(monkeypatch, "compiled", params, xs, dhs, in_step=in_step, **kw)
+    finally:
+        monkeypatch.undo()
+    for name in want:
+        assert np.array_equal(got[name], want[name]), name
+
+
 def run_gru(monkeypatch, path, params, xs, dhs, *, reset_after, mask=None, h0=None,
             dh_last=None):
     """Forward and backward of a fresh TimeGRU on one path: every output and gradient."""

@@ -56,6 +56,31 @@ def test_compiled_softmax_equals_numpy(N, T, V, labels, spread, double, seed):
         np.testing.assert_allclose(got[1], want[1], rtol=0, atol=4e-7 * max(1.0, dout))
 
 
+@settings(max_examples=30, deadline=None)
+@given(N=st.integers(1, 9), T=st.integers(1, 5), V=st.integers(1, 300), padded=st.booleans(),
+       double=st.booleans(), seed=st.integers(0, 2**16))
+def test_rows_split_over_threads_give_the_same_bits(N, T, V, padded, double, seed):
+    import numba
+
+    import bptt.nn.time_layers as layers_module
+
+    dtype = np.float64 if double else np.float32
+    rng = np.random.default_rng(seed)
+    xs = (rng.standard_normal((N, T, V)) * 3).astype(dtype)
+    ts = rng.integers(0, V, (N, T))
+    if padded:
+        ts[rng.random((N, T)) < 0.4] = -1
+    monkeypatch = pytest.MonkeyPatch()
+    try:
+        want = loss_and_grad(monkeypatch, "compiled", xs, ts, 1.5)
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        monkeypatch.setattr(layers_module, "kernel_threads", lambda: 2)  # as with a shared pool
+        got = loss_and_grad(monkeypatch, "compiled", xs, ts, 1.5)
+    finally:
+        monkeypatch.undo()
+    assert got[0] == want[0] and np.array_equal(got[1], want[1])
+
+
 def test_float32_exp_is_within_two_ulp():
     """e = exp(x - max x) over a dense grid of x - max x in [-104, 0], through the kernel."""
     z = np.concatenate([np.linspace(-104, 0, 400_001), -np.logspace(-30, 2, 1000), [0.0, -0.0]])

@@ -9,21 +9,40 @@ to 8 minutes. ``bptt train --threads N`` (or OPENBLAS_NUM_THREADS / OMP_NUM_THRE
 Works with the OpenBLAS that NumPy wheels bundle (``scipy_openblas``) and a system OpenBLAS,
 found among the libraries loaded in the process (Linux: /proc/self/maps; elsewhere NumPy's own
 library folder). Anything else (MKL, Accelerate): nothing is changed.
+
+One pool of threads for the products and the compiled loops: with two or more BLAS threads,
+OpenBLAS's workers spin on their cores for a while after every product, so a thread of ours that
+runs element-wise work next (the softmax's rows split in two) shares a core with a spinning
+worker and gains nothing (docs/benchmarks.md, "One thread pool"). When Numba is installed (and
+``BPTT_NUMBA`` is not 0), its pool runs OpenBLAS's jobs instead (:mod:`bptt.numba_pool`, through
+OpenBLAS's threads callback), and :func:`kernel_threads` tells the compiled loops they may use
+the same threads. Only on Numba's OpenMP layer (threads that may be started from any thread at
+once); a forked child goes back to OpenBLAS's own threads. ``BPTT_SHARED_POOL=0`` keeps
+OpenBLAS's own threads (and the compiled loops on one thread).
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
+import importlib
 import os
 from pathlib import Path
 from typing import Any
+
+from .kernels import installed as numba_installed
+from .kernels import wanted as numba_wanted
 
 _SET = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
         "openblas_set_num_threads64_", "openblas_set_num_threads")
 _GET = ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
         "openblas_get_num_threads64_", "openblas_get_num_threads")
+_SET_CALLBACK = ("scipy_openblas_set_threads_callback_function64_",
+                 "scipy_openblas_set_threads_callback_function",
+                 "openblas_set_threads_callback_function")
 THREAD_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+_pool_threads = 0  # > 0: OpenBLAS's jobs run on Numba's pool, with this many threads
+_forked = False  # this process is a fork's child: Numba's OpenMP pool cannot run here
 
 
 @functools.cache
@@ -77,7 +96,80 @@ def set_blas_threads(n: int) -> bool:
     if _openblas() is None:
         return False
     _call(_SET, int(n))
+    _share_pool(int(n))
     return True
+
+
+def share_threads() -> None:
+    """Let the products and the compiled loops share one pool at the current BLAS thread
+    count (as :func:`set_blas_threads` does when it sets one): for a count that came from
+    the environment. The trainer calls it when a run starts."""
+    n = get_blas_threads()
+    if n is not None:
+        _share_pool(n)
+
+
+def kernel_threads() -> int:
+    """How many threads the compiled element-wise loops may use: the BLAS thread count when
+    OpenBLAS's jobs run on Numba's pool, else 1 (a second thread of ours would share its core
+    with an OpenBLAS worker spinning after the last product)."""
+    return max(_pool_threads, 1)
+
+
+def pool_status() -> str:
+    """One phrase for reports: whether the products and the compiled loops share a pool."""
+    if _pool_threads:
+        return f"shared with the compiled loops (Numba's pool, {_pool_threads} threads)"
+    if _getter(_SET_CALLBACK) is None:
+        return "OpenBLAS's own (no threads callback in this OpenBLAS)"
+    return "OpenBLAS's own"
+
+
+def _share_pool(n: int) -> None:
+    """Run OpenBLAS's jobs on Numba's pool when it can give each of the n jobs a thread;
+    otherwise (one thread, no Numba, another layer, a forked child) on OpenBLAS's own."""
+    global _pool_threads
+    set_callback = _getter(_SET_CALLBACK)
+    if set_callback is None:
+        return
+    pool = (_numba_pool() if n > 1 and not _forked and os.environ.get("BPTT_SHARED_POOL") != "0"
+            else None)
+    if pool is None or n > pool.pool_size():
+        if _pool_threads:
+            set_callback(None)
+            _pool_threads = 0
+        return
+    if not _pool_threads:
+        set_callback(ctypes.c_void_p(pool.openblas_callback.address))
+    pool.use_threads(n)
+    _pool_threads = n
+
+
+@functools.cache
+def _numba_pool() -> Any:
+    """:mod:`bptt.numba_pool`, loaded and its layer started, or None: Numba not installed or
+    turned off, or a layer other than OpenMP (TBB may run two jobs one after the other, which
+    would wait for each other for ever; the workqueue cannot start threads from two threads)."""
+    if not (numba_wanted() and numba_installed()):
+        return None
+    try:
+        pool = importlib.import_module(".numba_pool", __package__)
+        if pool.threading_layer() != "omp":
+            return None
+    except Exception:  # noqa: BLE001 - any compiler or runtime failure: OpenBLAS's own threads
+        return None
+    _getter(_SET_CALLBACK).argtypes = [ctypes.c_void_p]
+    os.register_at_fork(after_in_child=_forget_pool)
+    return pool
+
+
+def _forget_pool() -> None:
+    """In a forked child: OpenMP's threads did not come along; OpenBLAS restarts its own."""
+    global _pool_threads, _forked
+    _forked = True
+    if _pool_threads:
+        _getter(_SET_CALLBACK)(None)
+        _pool_threads = 0
 
 
 def threads_set_by_environment() -> bool:

@@ -103,11 +103,13 @@ def status() -> str | None:
     return f"numba {_numba().__version__}, " + ("on" if wanted() else "off (BPTT_NUMBA=0)")
 
 
-def lstm_kernels(xp: Any, dtype: Any) -> LSTMKernels | None:
+def lstm_kernels(xp: Any, dtype: Any, parallel: bool = False) -> LSTMKernels | None:
     """The LSTM's loops compiled for ``dtype`` (float32 or float64), or None: not NumPy, not
     installed, turned off, another dtype, or Numba failed to compile them (said once, as a
-    warning). Their arguments: :data:`LSTM_ARGUMENTS`."""
-    return _kernels("lstm", xp, dtype)
+    warning). Their arguments: :data:`LSTM_ARGUMENTS`. ``parallel``: the rows split over
+    Numba's pool (when it also runs the products: :func:`bptt.blas.kernel_threads`), the same
+    results bit for bit."""
+    return _kernels("lstm_parallel" if parallel else "lstm", xp, dtype)
 
 
 def gru_kernels(xp: Any, dtype: Any) -> GRUKernels | None:
@@ -120,9 +122,11 @@ def rnn_forward_kernel(xp: Any, dtype: Any) -> Any:
     return _kernels("rnn", xp, dtype)
 
 
-def softmax_kernels(xp: Any, dtype: Any) -> SoftmaxKernels | None:
-    """TimeSoftmaxWithLoss's compiled passes for ``dtype``, or None (as :func:`lstm_kernels`)."""
-    return _kernels("softmax", xp, dtype)
+def softmax_kernels(xp: Any, dtype: Any, parallel: bool = False) -> SoftmaxKernels | None:
+    """TimeSoftmaxWithLoss's compiled passes for ``dtype``, or None (as :func:`lstm_kernels`);
+    ``parallel``: the rows split over Numba's pool (when it also runs the products:
+    :func:`bptt.blas.kernel_threads`), the same results bit for bit."""
+    return _kernels("softmax_parallel" if parallel else "softmax", xp, dtype)
 
 
 def peephole_kernels(xp: Any, dtype: Any) -> StepKernels | None:
@@ -186,10 +190,14 @@ def _compile(family: str, dtype_name: str) -> Any:
 
 _FAMILIES = {
     "lstm": lambda loops: LSTMKernels(loops.forward, loops.backward, loops.tanh_into),
+    "lstm_parallel": lambda loops: LSTMKernels(loops.forward_parallel, loops.backward_parallel,
+                                               loops.tanh_into),
     "gru": lambda loops: GRUKernels(loops.gru_gates, loops.gru_output, loops.gru_backward,
                                     loops.gru_reset_grad),
     "rnn": lambda loops: loops.rnn_forward,
     "softmax": lambda loops: SoftmaxKernels(loops.softmax_rows, loops.softmax_grad_rows),
+    "softmax_parallel": lambda loops: SoftmaxKernels(loops.softmax_rows_parallel,
+                                                     loops.softmax_grad_rows_parallel),
     "peephole": lambda loops: StepKernels(loops.peephole_forward, loops.peephole_backward),
     "lnlstm": lambda loops: StepKernels(loops.lnlstm_forward, loops.lnlstm_backward),
 }
@@ -255,5 +263,6 @@ def _try_lnlstm(lnlstm: StepKernels, dtype: Any) -> None:
                     wide.copy(), np.zeros((3, 4 * H), dtype), none)
 
 
-_TRIALS = {"lstm": _try_lstm, "gru": _try_gru, "rnn": _try_rnn, "softmax": _try_softmax,
-           "peephole": _try_peephole, "lnlstm": _try_lnlstm}
+_TRIALS = {"lstm": _try_lstm, "lstm_parallel": _try_lstm, "gru": _try_gru, "rnn": _try_rnn,
+           "softmax": _try_softmax, "softmax_parallel": _try_softmax, "peephole": _try_peephole,
+           "lnlstm": _try_lnlstm}

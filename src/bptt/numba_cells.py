@@ -13,11 +13,13 @@ import math
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import njit, prange, types
 from numba.extending import intrinsic, overload
 
 jit = njit(error_model="numpy", cache=True)
 inline = njit(error_model="numpy", cache=True, inline="always")
+# the rows split over Numba's pool, when it also runs OpenBLAS's jobs (bptt.blas.kernel_threads)
+parallel = njit(error_model="numpy", cache=True, nogil=True, parallel=True)
 
 HALF, ONE, ZERO = np.float32(0.5), np.float32(1), np.float32(0)
 # Eigen's float32 tanh (Eigen/src/Core/MathFunctionsImpl.h): p(x) / q(x), |x| clamped
@@ -68,18 +70,30 @@ def _scale_row(a, add, H):
         a[j] = (a[j] + add[j]) * (ONE if H <= j < 2 * H else HALF)
 
 
+@inline
+def _forward_step_row(a, add, c_prev, h_prev, c, tanh_c, h, real, n):
+    H = c.shape[1]
+    row = a[n]
+    if add.shape[0]:
+        _scale_row(row, add[n], H)
+    _forward_row(row[:H], row[H:2 * H], row[2 * H:3 * H], row[3 * H:], c_prev[n], c[n],
+                 tanh_c[n], h[n, :H])
+    if real.shape[0] and real[n] == 0:
+        c[n] = c_prev[n]
+        h[n, :H] = h_prev[n, :H]
+
+
 @jit
 def forward(a, add, c_prev, h_prev, c, tanh_c, h, real):
-    H = c.shape[1]
     for n in range(a.shape[0]):
-        row = a[n]
-        if add.shape[0]:
-            _scale_row(row, add[n], H)
-        _forward_row(row[:H], row[H:2 * H], row[2 * H:3 * H], row[3 * H:], c_prev[n], c[n],
-                     tanh_c[n], h[n, :H])
-        if real.shape[0] and real[n] == 0:
-            c[n] = c_prev[n]
-            h[n, :H] = h_prev[n, :H]
+        _forward_step_row(a, add, c_prev, h_prev, c, tanh_c, h, real, n)
+
+
+@parallel
+def forward_parallel(a, add, c_prev, h_prev, c, tanh_c, h, real):
+    """:func:`forward` with the rows split over the pool's threads (the same bits)."""
+    for n in prange(a.shape[0]):
+        _forward_step_row(a, add, c_prev, h_prev, c, tanh_c, h, real, n)
 
 
 @inline
@@ -97,14 +111,26 @@ def _backward_row(af, ag, ai, ao, tanh_c, c_prev, up, dh, dc, r, carry):
         ao[j] = o * (ONE - o) * (tc * dh_tot)
 
 
+@inline
+def _backward_step_row(a, tanh_c, c_prev, up, offset, dh, dc, real, n):
+    H = dc.shape[1]
+    row = a[n]
+    r = real[n] if real.shape[0] else ONE
+    _backward_row(row[:H], row[H:2 * H], row[2 * H:3 * H], row[3 * H:], tanh_c[n],
+                  c_prev[n], up[n, offset:offset + H], dh[n], dc[n], r, ONE - r)
+
+
 @jit
 def backward(a, tanh_c, c_prev, up, offset, dh, dc, real):
-    H = dc.shape[1]
     for n in range(a.shape[0]):
-        row = a[n]
-        r = real[n] if real.shape[0] else ONE
-        _backward_row(row[:H], row[H:2 * H], row[2 * H:3 * H], row[3 * H:], tanh_c[n],
-                      c_prev[n], up[n, offset:offset + H], dh[n], dc[n], r, ONE - r)
+        _backward_step_row(a, tanh_c, c_prev, up, offset, dh, dc, real, n)
+
+
+@parallel
+def backward_parallel(a, tanh_c, c_prev, up, offset, dh, dc, real):
+    """:func:`backward` with the rows split over the pool's threads (the same bits)."""
+    for n in prange(a.shape[0]):
+        _backward_step_row(a, tanh_c, c_prev, up, offset, dh, dc, real, n)
 
 
 @jit
@@ -296,27 +322,51 @@ def _exp_row(row, m, out):
         out[j] = exp_nonpositive(row[j] - m)
 
 
+@inline
+def _softmax_row(x, mx, e, s, k):
+    row, erow = x[k], e[k]
+    m = _row_max(row)
+    mx[k] = m
+    _exp_row(row, m, erow)
+    s[k] = _row_sum(erow)
+
+
 @njit(error_model="numpy", cache=True, nogil=True)
 def softmax_rows(x, mx, e, s):
     """Row k of x (M, V): mx[k] = max_v x[k]; e[k] = exp(x[k] - mx[k]); s[k] = sum_v e[k]. Each
     row is read twice (the second time from cache) and e[k] once more, from cache, for the
     sum; no pass is reassociated (exp's rounding trick relies on the order of its steps)."""
     for k in range(x.shape[0]):
-        row, erow = x[k], e[k]
-        m = _row_max(row)
-        mx[k] = m
-        _exp_row(row, m, erow)
-        s[k] = _row_sum(erow)
+        _softmax_row(x, mx, e, s, k)
+
+
+@parallel
+def softmax_rows_parallel(x, mx, e, s):
+    """:func:`softmax_rows` with the rows split over the pool's threads (the same bits)."""
+    for k in prange(x.shape[0]):
+        _softmax_row(x, mx, e, s, k)
+
+
+@inline
+def _softmax_grad_row(e, scale, t, c, k):
+    row, a = e[k], scale[k]
+    for j in range(row.shape[0]):
+        row[j] = row[j] * a
+    row[t[k]] -= c[k]
 
 
 @njit(error_model="numpy", cache=True, nogil=True)
 def softmax_grad_rows(e, scale, t, c):
     """Row k: e[k] *= scale[k] (= c_k / s_k: the softmax times c_k), then e[k, t_k] -= c_k."""
     for k in range(e.shape[0]):
-        row, a = e[k], scale[k]
-        for j in range(row.shape[0]):
-            row[j] = row[j] * a
-        row[t[k]] -= c[k]
+        _softmax_grad_row(e, scale, t, c, k)
+
+
+@parallel
+def softmax_grad_rows_parallel(e, scale, t, c):
+    """:func:`softmax_grad_rows` with the rows split over the pool's threads."""
+    for k in prange(e.shape[0]):
+        _softmax_grad_row(e, scale, t, c, k)
 
 
 # -- the peephole LSTM (bptt.nn.cells.TimePeepholeLSTM; gates stored (4, N, H): f, g, i, o) ---

@@ -19,7 +19,7 @@ import sys
 from typing import Any
 
 from ..backend import set_device
-from ..blas import set_blas_threads, threads_set_by_environment
+from ..blas import set_blas_threads, share_threads, threads_set_by_environment
 from ..train.comm import find_mpiexec, started_by_mpiexec
 
 DEVICES = ("cpu", "gpu", "double")
@@ -79,6 +79,8 @@ def apply_shared(args: argparse.Namespace) -> None:
         set_blas_threads(n)
     elif not threads_set_by_environment():
         set_blas_threads(1)
+    else:
+        share_threads()  # the environment's count: the compiled loops share BLAS's pool
 
 
 def add_procs(p: argparse.ArgumentParser) -> None:

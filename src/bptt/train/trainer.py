@@ -34,6 +34,7 @@ from typing import Any, Protocol, TextIO
 import numpy as np
 
 from .. import backend, optim
+from ..blas import share_threads
 from .checkpoint import checked_rng_state, write_checkpoint
 from .comm import SingleProcess
 from .progress import JsonlLog, Progress, format_seconds
@@ -408,6 +409,7 @@ class Trainer:
             self.progress.message(f"data-parallel on {self.comm.size} ranks: each trains on "
                                   f"its share of every batch, gradients averaged every step")
         deadline = (time.monotonic() + 60 * cfg.max_minutes) if cfg.max_minutes else None
+        share_threads()  # BLAS's threads also run the compiled loops (when Numba is there)
         old_handler = self._install_sigint()
         window_t, window_loss, window_steps = time.perf_counter(), 0.0, 0
         learner.set_training(True)

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ... import kernels, mkl
+from ... import blas, kernels, mkl
 from ...models.rnnlm import LanguageModel
 from ...nn.registry import get_cell
 from ...optim import SGD, clip_grads
@@ -109,7 +109,7 @@ def environment() -> dict[str, Any]:
     return {"python": platform.python_version(), "numpy": np.__version__,
             "machine": platform.machine(), "processor": _cpu_name(), "cpus": os.cpu_count(),
             "loadavg": load, "blas": blas_info(),
-            "mkl": mkl.status(), "kernels": kernels.status(),
+            "mkl": mkl.status(), "kernels": kernels.status(), "pool": blas.pool_status(),
             "openblas_env": {v: os.environ[v] for v in OPENBLAS_VARS if v in os.environ}}
 
 
@@ -136,6 +136,8 @@ def environment_lines(env: dict[str, Any]) -> list[str]:
         "NumPy ufuncs (pip install 'bptt[numba]' compiles it)" if not kernels_status else
         f"NumPy ufuncs ({kernels_status})" if "off" in kernels_status else
         f"compiled ({kernels_status})"))
+    if env.get("pool"):
+        lines.append(f"BLAS threads: {env['pool']}")
     if not env["blas"]:
         lines.append("numpy BLAS kernel: unknown (pip install threadpoolctl to see it)")
     if env["openblas_env"]:

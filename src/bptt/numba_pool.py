@@ -1,0 +1,94 @@
+"""OpenBLAS's parallel jobs run on Numba's thread pool (:mod:`bptt.blas` says when and why;
+this module is imported only when Numba is installed).
+
+OpenBLAS (0.3.27+, as NumPy's wheels bundle it) hands its threaded work to a callback when one
+is registered (``openblas_set_threads_callback_function``)::
+
+    callback(sync, dojob, numjobs, jobdata_elsize, jobdata, dojob_data)
+        must run dojob(i, jobdata + i * jobdata_elsize, dojob_data) for i < numjobs, all at
+        once (the jobs of one product wait for each other's packed panels), and return when
+        every one is done.
+
+:func:`openblas_callback` runs them as one ``prange`` on Numba's pool, with as many threads as
+jobs, so the compiled element-wise loops (``parallel`` ones) and the products share one set of
+threads; OpenBLAS's own workers never start, and none is left spinning on a core after a
+product.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import cfunc, njit, prange, types
+from numba.extending import intrinsic
+
+
+@intrinsic
+def _call_job(typingctx, dojob, thread_num, jobdata, dojob_data):
+    """dojob(thread_num, (void *) jobdata, dojob_data): a call through OpenBLAS's pointer."""
+    def codegen(context, builder, signature, args):
+        i32, void_p = ir.IntType(32), ir.IntType(8).as_pointer()
+        job_type = ir.FunctionType(ir.VoidType(), [i32, void_p, i32])
+        job = builder.inttoptr(args[0], job_type.as_pointer())
+        builder.call(job, [args[1], builder.inttoptr(args[2], void_p), args[3]])
+        return context.get_dummy_value()
+    return types.void(types.intp, types.int32, types.intp, types.int32), codegen
+
+
+# not cached on disk: Numba cannot cache these two (compiled once a process, ~1 s)
+@njit(parallel=True, nogil=True)
+def run_jobs(dojob, numjobs, elsize, jobdata, dojob_data):
+    """Every job on its own thread of the pool (the caller checks numjobs <= the pool's size)."""
+    before = numba.get_num_threads()
+    numba.set_num_threads(numjobs)
+    for i in prange(numjobs):
+        _call_job(dojob, np.int32(i), jobdata + i * elsize, dojob_data)
+    numba.set_num_threads(before)
+
+
+CALLBACK_SIGNATURE = types.void(types.int32, types.intp, types.int32, types.uintp, types.intp,
+                                types.int32)
+
+
+@cfunc(CALLBACK_SIGNATURE, nogil=True)
+def openblas_callback(sync, dojob, numjobs, elsize, jobdata, dojob_data):
+    """The function OpenBLAS calls instead of waking its own threads."""
+    run_jobs(dojob, numjobs, np.intp(elsize), jobdata, dojob_data)
+
+
+@njit(parallel=True, nogil=True)
+def _thread_ids(n):
+    numba.set_num_threads(n)
+    ids = np.full(n, -1, np.int64)
+    for i in prange(n):
+        ids[i] = numba.get_thread_id()
+    return ids
+
+
+def threading_layer() -> str:
+    """The layer Numba's pool runs on (launched once here): 'omp', 'tbb' or 'workqueue'."""
+    _thread_ids(1)
+    return numba.threading_layer()
+
+
+def pool_size() -> int:
+    """How many threads the pool really starts at once (NUMBA_NUM_THREADS, fixed when the
+    process started, unless the OpenMP runtime allows fewer, e.g. OMP_THREAD_LIMIT): counted
+    once, by the distinct threads of one parallel loop."""
+    global _size
+    if _size is None:
+        before = numba.get_num_threads()
+        _size = len(set(_thread_ids(int(numba.config.NUMBA_NUM_THREADS)).tolist()))
+        numba.set_num_threads(before)
+    return _size
+
+
+_size: int | None = None
+
+
+def use_threads(n: int) -> None:
+    """Parallel loops started from this thread use n of the pool's threads."""
+    numba.set_num_threads(n)
+
+
