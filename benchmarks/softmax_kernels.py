@@ -3,14 +3,17 @@
 in a training step.
 
     python benchmarks/softmax_kernels.py --threads 1      # the language models' 700 x 10,000
-    python benchmarks/softmax_kernels.py --threads 2
+    python benchmarks/softmax_kernels.py --threads 2      # products on Numba's pool (shared)
+    BPTT_SHARED_POOL=0 python benchmarks/softmax_kernels.py --threads 2   # on OpenBLAS's own
     python benchmarks/softmax_kernels.py -M 1408 -V 59    # the dates seq2seq's decoder
 
 Float32. Each figure: the median of ``--repeats`` interleaved rounds and its ratio to NumPy's
-time. The last way splits the compiled forward's rows between two Python threads (the loop
-releases the GIL; compare it with the forward alone): it pays with one BLAS thread and not
-with two, where OpenBLAS's second thread spins after the product on the core the split wants
-(docs/benchmarks.md), which is why the library does not split. Needs ``pip install 'bptt[numba]'``.
+time. The last two ways split the compiled forward's rows: over Numba's pool (``prange``, what
+the layer does when the pool also runs the products) and between two Python threads (the loop
+releases the GIL); compare them with the forward alone. With two BLAS threads on OpenBLAS's
+own workers neither pays: the second worker spins after the product on the core the split
+wants; with the products on the shared pool, the prange split does (docs/benchmarks.md).
+Needs ``pip install 'bptt[numba]'``.
 """
 
 from __future__ import annotations
@@ -33,9 +36,12 @@ def main() -> None:
     import numpy as np
 
     from bptt import kernels
+    from bptt.blas import pool_status, set_blas_threads
     from bptt.nn.time_layers import TimeSoftmaxWithLoss
 
+    set_blas_threads(a.threads)  # as bptt train --threads N: shares Numba's pool when it can
     compiled = kernels.softmax_kernels(np, np.float32)
+    split = kernels.softmax_kernels(np, np.float32, parallel=True)
     if compiled is None:
         raise SystemExit("the compiled kernels need pip install 'bptt[numba]' (and BPTT_NUMBA "
                          "not 0)")
@@ -62,6 +68,7 @@ def main() -> None:
 
     ways = {"numpy": lambda: layer_step("0"), "compiled": lambda: layer_step("1"),
             "compiled forward alone": lambda: compiled.forward(xs, mx, e, s),
+            "compiled forward, rows over the pool": lambda: split.forward(xs, mx, e, s),
             "compiled forward, rows on 2 threads": forward_on_two_threads}
     times: dict[str, list[float]] = {k: [] for k in ways}
     for _ in range(a.repeats + 1):  # the first round warms up (and compiles)
@@ -71,7 +78,7 @@ def main() -> None:
             fn()
             times[k].append(time.perf_counter() - start)
     print(f"TimeSoftmaxWithLoss forward + backward, ({M}, {V}) float32, after a product on "
-          f"{a.threads} BLAS thread(s); {kernels.status()}; load average "
+          f"{a.threads} BLAS thread(s), {pool_status()}; {kernels.status()}; load average "
           f"{os.getloadavg()[0]:.2f}")
     first = statistics.median(times["numpy"][1:])
     for k, ts_ in times.items():

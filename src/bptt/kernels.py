@@ -28,6 +28,12 @@ units in the last place, vectorised the same way. NumPy's float32 exp on this AV
 element. The softmax's row sum is eight running sums added pairwise, not a reassociated loop:
 reassociation could undo exp's rounding trick, and the order stays the same on every machine.
 
+Threads: with two or more BLAS threads, OpenBLAS's jobs run on Numba's pool (:mod:`bptt.blas`,
+:mod:`bptt.numba_pool`), and the LSTM's and the softmax's loops split their rows over the same
+threads (``parallel=True``: a ``prange`` over the rows, each row computed as on one thread, so
+the same bits). With OpenBLAS's own workers they stay on the calling thread: a worker spins on
+the other core for a while after each product.
+
 Used for NumPy arrays of float32 or float64 (never CuPy's: the GPU path is untouched) unless
 ``BPTT_NUMBA=0`` in the environment. Kernels compile on first use (a few seconds; cached on
 disk by Numba, next to this file or in the user's cache folder). The choice depends only on
