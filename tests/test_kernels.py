@@ -16,6 +16,9 @@ from hypothesis import strategies as st
 
 from bptt import gradcheck, kernels
 from bptt.nn.cells import TimeGRU, TimeLayerNormLSTM, TimeLSTM, TimePeepholeLSTM, TimeRNN
+from bptt.nn.cells import gru as gru_module
+from bptt.nn.cells import lstm as lstm_module
+from bptt.nn.cells import rnn as rnn_module
 
 pytest.importorskip("numba", reason="the compiled kernels need pip install 'bptt[numba]'")
 
@@ -111,8 +114,6 @@ def split_rows(monkeypatch, *modules):
        seed=st.integers(0, 2**16), data=st.data())
 def test_rows_split_over_threads_give_the_same_bits(N, T, D, H, in_step, masked, with_state,
                                                     with_last, double, seed, data):
-    import bptt.nn.cells.lstm as lstm_module
-
     monkeypatch = pytest.MonkeyPatch()
     try:
         dtype = np.float64 if double else np.float32
@@ -162,6 +163,9 @@ def test_compiled_gru_step_equals_numpy(N, T, D, H, reset_after, masked, with_st
         got = run_gru(monkeypatch, "compiled", params, xs, dhs, **kw)
         want = run_gru(monkeypatch, "numpy", params, xs, dhs, **kw)
         assert_paths_agree(got, want, dtype)
+        split_rows(monkeypatch, gru_module)  # and the rows over two threads: the same bits
+        split = run_gru(monkeypatch, "compiled", params, xs, dhs, **kw)
+        assert all(np.array_equal(split[k], got[k]) for k in got)
     finally:
         monkeypatch.undo()
 
@@ -177,15 +181,18 @@ def test_compiled_rnn_step_equals_numpy(N, T, D, H, relu, masked, double, seed, 
         _, params, xs, dhs = random_layer_case(seed, dtype, N, T, D, H, ((D, H), (H, H), (H,)))
         mask = draw_mask(data, N, T) if masked else None
         results = []
-        for path in ("compiled", "numpy"):
-            monkeypatch.setenv("BPTT_NUMBA", "1" if path == "compiled" else "0")
+        for path in ("compiled", "numpy", "split"):  # split: the rows over two threads
+            monkeypatch.setenv("BPTT_NUMBA", "0" if path == "numpy" else "1")
+            if path == "split":
+                split_rows(monkeypatch, rnn_module)
             layer = TimeRNN(*[p.copy() for p in params],
                             nonlinearity="relu" if relu else "tanh")
             hs = layer.forward(xs, mask=mask)
             dxs = layer.backward(dhs)
             results.append({"hs": hs, "dxs": dxs, "dh0": layer.dh,
                             **{f"d{i}": g for i, g in enumerate(layer.grads)}})
-        assert_paths_agree(*results, dtype)
+        assert_paths_agree(*results[:2], dtype)
+        assert all(np.array_equal(results[2][k], results[0][k]) for k in results[0])
     finally:
         monkeypatch.undo()
 

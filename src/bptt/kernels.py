@@ -29,10 +29,10 @@ element. The softmax's row sum is eight running sums added pairwise, not a reass
 reassociation could undo exp's rounding trick, and the order stays the same on every machine.
 
 Threads: with two or more BLAS threads, OpenBLAS's jobs run on Numba's pool (:mod:`bptt.blas`,
-:mod:`bptt.numba_pool`), and the LSTM's and the softmax's loops split their rows over the same
-threads (``parallel=True``: a ``prange`` over the rows, each row computed as on one thread, so
-the same bits). With OpenBLAS's own workers they stay on the calling thread: a worker spins on
-the other core for a while after each product.
+:mod:`bptt.numba_pool`), and the LSTM's, the GRU's, the RNN's and the softmax's loops split
+their rows over the same threads (``parallel=True``: a ``prange`` over the rows, each row
+computed as on one thread, so the same bits). With OpenBLAS's own workers they stay on the
+calling thread: a worker spins on the other core for a while after each product.
 
 Used for NumPy arrays of float32 or float64 (never CuPy's: the GPU path is untouched) unless
 ``BPTT_NUMBA=0`` in the environment. Kernels compile on first use (a few seconds; cached on
@@ -118,14 +118,14 @@ def lstm_kernels(xp: Any, dtype: Any, parallel: bool = False) -> LSTMKernels | N
     return _kernels("lstm_parallel" if parallel else "lstm", xp, dtype)
 
 
-def gru_kernels(xp: Any, dtype: Any) -> GRUKernels | None:
+def gru_kernels(xp: Any, dtype: Any, parallel: bool = False) -> GRUKernels | None:
     """The GRU's compiled loops for ``dtype``, or None (as :func:`lstm_kernels`)."""
-    return _kernels("gru", xp, dtype)
+    return _kernels("gru_parallel" if parallel else "gru", xp, dtype)
 
 
-def rnn_forward_kernel(xp: Any, dtype: Any) -> Any:
+def rnn_forward_kernel(xp: Any, dtype: Any, parallel: bool = False) -> Any:
     """The RNN's compiled forward step for ``dtype``, or None (as :func:`lstm_kernels`)."""
-    return _kernels("rnn", xp, dtype)
+    return _kernels("rnn_parallel" if parallel else "rnn", xp, dtype)
 
 
 def softmax_kernels(xp: Any, dtype: Any, parallel: bool = False) -> SoftmaxKernels | None:
@@ -200,7 +200,11 @@ _FAMILIES = {
                                                loops.tanh_into),
     "gru": lambda loops: GRUKernels(loops.gru_gates, loops.gru_output, loops.gru_backward,
                                     loops.gru_reset_grad),
+    "gru_parallel": lambda loops: GRUKernels(loops.gru_gates_parallel, loops.gru_output_parallel,
+                                             loops.gru_backward_parallel,
+                                             loops.gru_reset_grad_parallel),
     "rnn": lambda loops: loops.rnn_forward,
+    "rnn_parallel": lambda loops: loops.rnn_forward_parallel,
     "softmax": lambda loops: SoftmaxKernels(loops.softmax_rows, loops.softmax_grad_rows),
     "softmax_parallel": lambda loops: SoftmaxKernels(loops.softmax_rows_parallel,
                                                      loops.softmax_grad_rows_parallel),
@@ -269,6 +273,7 @@ def _try_lnlstm(lnlstm: StepKernels, dtype: Any) -> None:
                     wide.copy(), np.zeros((3, 4 * H), dtype), none)
 
 
-_TRIALS = {"lstm": _try_lstm, "lstm_parallel": _try_lstm, "gru": _try_gru, "rnn": _try_rnn,
+_TRIALS = {"lstm": _try_lstm, "lstm_parallel": _try_lstm, "gru": _try_gru,
+           "gru_parallel": _try_gru, "rnn": _try_rnn, "rnn_parallel": _try_rnn,
            "softmax": _try_softmax, "softmax_parallel": _try_softmax, "peephole": _try_peephole,
            "lnlstm": _try_lnlstm}

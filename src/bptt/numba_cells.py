@@ -147,42 +147,84 @@ def _sigmoid(x):
     return (tanh(x * HALF) + ONE) * HALF  # bptt.nn.functions.sigmoid's form
 
 
+@inline
+def _gru_gates_row(g, rec, hp, q, bh, n):
+    H = hp.shape[1]
+    row, recs, hrow, qrow = g[n], rec[n], hp[n], q[n]
+    for j in range(2 * H):
+        row[j] = _sigmoid(row[j] + recs[j])
+    if bh.shape[0]:
+        for j in range(H):
+            qrow[j] = recs[2 * H + j] + bh[j]
+    else:
+        for j in range(H):
+            qrow[j] = row[H + j] * hrow[j]
+
+
 @jit
 def gru_gates(g, rec, hp, q, bh):
     """z, r = sigmoid(g + rec) over the first 2H columns of g (in place); then q = r * h_prev
     (reset before), or q = rec[:, 2H:] + bh (reset after: bh has H values)."""
-    H = hp.shape[1]
     for n in range(g.shape[0]):
-        row, recs, hrow, qrow = g[n], rec[n], hp[n], q[n]
-        for j in range(2 * H):
-            row[j] = _sigmoid(row[j] + recs[j])
-        if bh.shape[0]:
-            for j in range(H):
-                qrow[j] = recs[2 * H + j] + bh[j]
-        else:
-            for j in range(H):
-                qrow[j] = row[H + j] * hrow[j]
+        _gru_gates_row(g, rec, hp, q, bh, n)
+
+
+@parallel
+def gru_gates_parallel(g, rec, hp, q, bh):
+    for n in prange(g.shape[0]):
+        _gru_gates_row(g, rec, hp, q, bh, n)
+
+
+@inline
+def _gru_output_row(g, add, q, hp, h, real, n):
+    H = hp.shape[1]
+    row, hrow, out = g[n], hp[n], h[n]
+    if add.shape[0]:
+        arow = add[n]
+        for j in range(H):
+            row[2 * H + j] = tanh(row[2 * H + j] + arow[j])
+    else:
+        qrow = q[n]
+        for j in range(H):
+            row[2 * H + j] = tanh(row[2 * H + j] + row[H + j] * qrow[j])
+    for j in range(H):
+        out[j] = (row[2 * H + j] - hrow[j]) * row[j] + hrow[j]
+    if real.shape[0] and real[n] == 0:
+        out[:] = hrow
 
 
 @jit
 def gru_output(g, add, q, hp, h, real):
     """hh = tanh(g[:, 2H:] + s) in place, s = add (reset before: q @ Whh) or r * q (reset
     after, add has no rows); h = (hh - h_prev) * z + h_prev; a padded row keeps h_prev."""
-    H = hp.shape[1]
     for n in range(g.shape[0]):
-        row, hrow, out = g[n], hp[n], h[n]
-        if add.shape[0]:
-            arow = add[n]
-            for j in range(H):
-                row[2 * H + j] = tanh(row[2 * H + j] + arow[j])
-        else:
-            qrow = q[n]
-            for j in range(H):
-                row[2 * H + j] = tanh(row[2 * H + j] + row[H + j] * qrow[j])
+        _gru_output_row(g, add, q, hp, h, real, n)
+
+
+@parallel
+def gru_output_parallel(g, add, q, hp, h, real):
+    for n in prange(g.shape[0]):
+        _gru_output_row(g, add, q, hp, h, real, n)
+
+
+@inline
+def _gru_backward_row(g, da, up, offset, dh, hp, q, dn, real, n):
+    H = hp.shape[1]
+    row, drow, urow, dhrow, hrow = g[n], da[n], up[n, offset:offset + H], dh[n], hp[n]
+    mask = real[n] if real.shape[0] else ONE
+    for j in range(H):
+        z, hh = row[j], row[2 * H + j]
+        dh_tot = (urow[j] + dhrow[j]) * mask
+        da_h = (ONE - hh * hh) * z * dh_tot
+        drow[2 * H + j] = da_h
+        drow[j] = (hh - hrow[j]) * dh_tot * (ONE - z) * z
+        dhrow[j] = dh_tot * (ONE - z)
+    if dn.shape[0]:
+        qrow, dnrow = q[n], dn[n]
         for j in range(H):
-            out[j] = (row[2 * H + j] - hrow[j]) * row[j] + hrow[j]
-        if real.shape[0] and real[n] == 0:
-            out[:] = hrow
+            r, da_h = row[H + j], drow[2 * H + j]
+            dnrow[j] = da_h * r
+            drow[H + j] = da_h * qrow[j] * ((ONE - r) * r)
 
 
 @jit
@@ -190,38 +232,54 @@ def gru_backward(g, da, up, offset, dh, hp, q, dn, real):
     """dh_tot = (up + dh) * r_mask; da_h = (1 - hh^2) z dh_tot; da_z = (hh - h_prev) dh_tot
     (1 - z) z; dh <- dh_tot (1 - z); reset after (dn has rows): dn = da_h r, da_r = da_h q
     r(1 - r) (reset before: da_r needs the product da_h @ Whh.T, see gru_reset_grad)."""
-    H = hp.shape[1]
     for n in range(g.shape[0]):
-        row, drow, urow, dhrow, hrow = g[n], da[n], up[n, offset:offset + H], dh[n], hp[n]
-        mask = real[n] if real.shape[0] else ONE
-        for j in range(H):
-            z, hh = row[j], row[2 * H + j]
-            dh_tot = (urow[j] + dhrow[j]) * mask
-            da_h = (ONE - hh * hh) * z * dh_tot
-            drow[2 * H + j] = da_h
-            drow[j] = (hh - hrow[j]) * dh_tot * (ONE - z) * z
-            dhrow[j] = dh_tot * (ONE - z)
-        if dn.shape[0]:
-            qrow, dnrow = q[n], dn[n]
-            for j in range(H):
-                r, da_h = row[H + j], drow[2 * H + j]
-                dnrow[j] = da_h * r
-                drow[H + j] = da_h * qrow[j] * ((ONE - r) * r)
+        _gru_backward_row(g, da, up, offset, dh, hp, q, dn, real, n)
+
+
+@parallel
+def gru_backward_parallel(g, da, up, offset, dh, hp, q, dn, real):
+    for n in prange(g.shape[0]):
+        _gru_backward_row(g, da, up, offset, dh, hp, q, dn, real, n)
+
+
+@inline
+def _gru_reset_grad_row(g, da, drh, hp, dh, n):
+    H = hp.shape[1]
+    row, drow, rrow, hrow, dhrow = g[n], da[n], drh[n], hp[n], dh[n]
+    for j in range(H):
+        r = row[H + j]
+        drow[H + j] = rrow[j] * hrow[j] * ((ONE - r) * r)
+        dhrow[j] = dhrow[j] + rrow[j] * r
 
 
 @jit
 def gru_reset_grad(g, da, drh, hp, dh):
     """Reset before: da_r = drh h_prev r(1 - r); dh += drh r (drh = da_h @ Whh.T)."""
-    H = hp.shape[1]
     for n in range(g.shape[0]):
-        row, drow, rrow, hrow, dhrow = g[n], da[n], drh[n], hp[n], dh[n]
-        for j in range(H):
-            r = row[H + j]
-            drow[H + j] = rrow[j] * hrow[j] * ((ONE - r) * r)
-            dhrow[j] = dhrow[j] + rrow[j] * r
+        _gru_reset_grad_row(g, da, drh, hp, dh, n)
+
+
+@parallel
+def gru_reset_grad_parallel(g, da, drh, hp, dh):
+    for n in prange(g.shape[0]):
+        _gru_reset_grad_row(g, da, drh, hp, dh, n)
 
 
 # -- the tanh/ReLU RNN (bptt.nn.cells.TimeRNN) ------------------------------------------------
+
+
+@inline
+def _rnn_forward_row(a, add, hp, real, relu, n):
+    row, arow = a[n], add[n]
+    if relu:
+        for j in range(row.shape[0]):
+            v = row[j] + arow[j]
+            row[j] = v if not v < 0 else ZERO
+    else:
+        for j in range(row.shape[0]):
+            row[j] = tanh(row[j] + arow[j])
+    if real.shape[0] and real[n] == 0:
+        row[:] = hp[n]
 
 
 @jit
@@ -229,16 +287,13 @@ def rnn_forward(a, add, hp, real, relu):
     """a = f(a + add) in place, f = tanh or ReLU (max(x, 0), NaN kept); a padded row (real[n]
     == 0) keeps h_prev. a: the step's input projection (N, H), add: h_prev @ Wh."""
     for n in range(a.shape[0]):
-        row, arow = a[n], add[n]
-        if relu:
-            for j in range(row.shape[0]):
-                v = row[j] + arow[j]
-                row[j] = v if not v < 0 else ZERO
-        else:
-            for j in range(row.shape[0]):
-                row[j] = tanh(row[j] + arow[j])
-        if real.shape[0] and real[n] == 0:
-            row[:] = hp[n]
+        _rnn_forward_row(a, add, hp, real, relu, n)
+
+
+@parallel
+def rnn_forward_parallel(a, add, hp, real, relu):
+    for n in prange(a.shape[0]):
+        _rnn_forward_row(a, add, hp, real, relu, n)
 
 
 # -- softmax with cross-entropy over a vocabulary (bptt.nn.time_layers.TimeSoftmaxWithLoss) ---
