@@ -190,6 +190,29 @@ def test_mutated_book_files_load_or_fail_with_one_book_file_error(data, tmp_path
     assert all(isinstance(a, np.ndarray) and a.dtype.kind == "f" for a in arrays)
 
 
+def test_a_huge_memo_index_is_refused_before_the_unpickler_runs(tmp_path, monkeypatch):
+    """Bytes inserted before a TUPLE1 turned into LONG_BINPUT 750,947,805: CPython's unpickler
+    sizes its memo table to the index (100 s, gigabytes) before it meets the bad opcode."""
+    from bptt.tools.exchange import book_import
+
+    raw = bytearray(pickle.dumps(book_params(5, 3, 2, layers=1), protocol=4))
+    put = raw.index(pickle.TUPLE1, 180)  # after the shape's BININT1 0 of the first array
+    raw[put:put] = bytes.fromhex("72dd8dc22ccccb3335bab4b3caf4f9")
+    path = tmp_path / "f.pkl"
+    path.write_bytes(bytes(raw))
+
+    def never(self):
+        raise AssertionError("the unpickler ran")
+
+    monkeypatch.setattr(book_import._ArraysOnly, "load", never)
+    with pytest.raises(BookFileError, match=r"a memo index \(750947805\) past the file's"):
+        read_book_params(path)
+    good = tmp_path / "good.pkl"
+    good.write_bytes(pickle.dumps(book_params(5, 3, 2, layers=1), protocol=4))
+    with pytest.raises(BookFileError, match="the unpickler ran"):  # a real file reaches it
+        read_book_params(good)
+
+
 class _ForgedDtype:
     def __init__(self, descr, state):
         self.descr, self.state = descr, state

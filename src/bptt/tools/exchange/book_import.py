@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import pickletools
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,20 @@ class _ArraysOnly(pickle.Unpickler):
                             f"book parameter file never does (nothing was run)")
 
 
+_MEMO_OPS = frozenset({"PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET"})
+
+
+def _check_opcodes(data: bytes) -> None:
+    """Walk the pickle's opcodes without running any (pickletools): a malformed stream fails
+    here, and so does a memo index past the file's length, which no real pickle has and to
+    which CPython's unpickler would size its memo table (one flipped byte asked for 750,947,805
+    slots: 100 s and gigabytes before the error)."""
+    for op, arg, _ in pickletools.genops(data):
+        if op.name in _MEMO_OPS and int(arg) > len(data):
+            raise BookFileError(f"a memo index ({arg}) past the file's {len(data)} bytes: not "
+                                f"a pickle the book wrote")
+
+
 def read_book_params(path: str | os.PathLike[str]) -> list[np.ndarray]:
     """The arrays of a book ``.pkl`` parameter file, read without running anything else: the
     pickle's calls go to stand-ins that collect (dtype, shape, bytes) and check them; the
@@ -165,6 +180,7 @@ def read_book_params(path: str | os.PathLike[str]) -> list[np.ndarray]:
     except OSError as e:
         raise BookFileError(f"cannot read {path}: {e.strerror or e}") from None
     try:
+        _check_opcodes(data)
         obj = _ArraysOnly(data, path).load()
     except BookFileError as e:
         msg = str(e)
