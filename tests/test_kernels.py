@@ -201,9 +201,21 @@ def test_compiled_peephole_and_layer_norm_steps_equal_numpy(cell, N, T, D, H, ma
         rng, params, xs, dhs = random_layer_case(seed, dtype, N, T, D, H,
                                                  cell_param_shapes(cell, D, H))
         kw = draw_extras(data, rng, dtype, N, T, H, masked, with_state, with_last)
-        got = run(monkeypatch, "compiled", params, xs, dhs, layer_class=CELL_LAYERS[cell], **kw)
-        want = run(monkeypatch, "numpy", params, xs, dhs, layer_class=CELL_LAYERS[cell], **kw)
-        assert_paths_agree(got, want, dtype)
+        layer = CELL_LAYERS[cell]
+        got = run(monkeypatch, "compiled", params, xs, dhs, layer_class=layer, **kw)
+        want = run(monkeypatch, "numpy", params, xs, dhs, layer_class=layer, **kw)
+        if double:
+            assert_paths_agree(got, want, dtype)
+        else:  # against float64: a layer norm over a few close values amplifies both paths'
+            # float32 rounding (seen: dh0 off by 1.9e-4 in NumPy's path, 3.2e-4 in ours, of 19)
+            wide = {k: v.astype(np.float64) if v.dtype == dtype else v for k, v in kw.items()}
+            ref = run(monkeypatch, "numpy", [p.astype(np.float64) for p in params],
+                      xs.astype(np.float64), dhs.astype(np.float64), layer_class=layer, **wide)
+            for name in ref:
+                assert got[name].dtype == want[name].dtype == dtype, name
+                size = max(1.0, float(np.linalg.norm(ref[name])))
+                ours, numpys = (float(np.linalg.norm(a[name] - ref[name])) for a in (got, want))
+                assert ours <= 4 * numpys + 1e-5 * size, (name, ours, numpys, size)
     finally:
         monkeypatch.undo()
 
