@@ -159,7 +159,8 @@ def _numba_pool() -> Any:
     except Exception:  # noqa: BLE001 - any compiler or runtime failure: OpenBLAS's own threads
         return None
     _getter(_SET_CALLBACK).argtypes = [ctypes.c_void_p]
-    os.register_at_fork(after_in_child=_forget_pool)
+    if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
+        os.register_at_fork(after_in_child=_forget_pool)
     return pool
 
 
