@@ -40,7 +40,7 @@ def main() -> None:
     from bptt.nn.time_layers import TimeSoftmaxWithLoss
 
     set_blas_threads(a.threads)  # as bptt train --threads N: shares Numba's pool when it can
-    compiled = kernels.softmax_kernels(np, np.float32)
+    compiled = kernels.softmax_kernels(np, np.float32, parallel=False)
     split = kernels.softmax_kernels(np, np.float32, parallel=True)
     if compiled is None:
         raise SystemExit("the compiled kernels need pip install 'bptt[numba]' (and BPTT_NUMBA "

@@ -16,9 +16,6 @@ from hypothesis import strategies as st
 
 from bptt import gradcheck, kernels
 from bptt.nn.cells import TimeGRU, TimeLayerNormLSTM, TimeLSTM, TimePeepholeLSTM, TimeRNN
-from bptt.nn.cells import gru as gru_module
-from bptt.nn.cells import lstm as lstm_module
-from bptt.nn.cells import rnn as rnn_module
 
 pytest.importorskip("numba", reason="the compiled kernels need pip install 'bptt[numba]'")
 
@@ -93,21 +90,20 @@ def test_compiled_step_equals_numpy(N, T, D, H, in_step, masked, with_state, wit
         got = run(monkeypatch, "compiled", params, xs, dhs, in_step=in_step, **kw)
         want = run(monkeypatch, "numpy", params, xs, dhs, in_step=in_step, **kw)
         assert_paths_agree(got, want, dtype)
-        split_rows(monkeypatch, lstm_module)  # and the rows over two threads: the same bits
+        split_rows(monkeypatch)  # and the rows over two threads: the same bits
         split = run(monkeypatch, "compiled", params, xs, dhs, in_step=in_step, **kw)
         assert all(np.array_equal(split[k], got[k]) for k in got)
     finally:
         monkeypatch.undo()
 
 
-def split_rows(monkeypatch, *modules):
-    """The layers in ``modules`` split their rows over Numba's pool (two threads) as when the
-    pool also runs the products (bptt.blas.kernel_threads() > 1)."""
+def split_rows(monkeypatch):
+    """The layers split their rows over Numba's pool (two threads) as when the pool also runs
+    the products (bptt.blas shares it: kernels.split_rows(True))."""
     import numba
 
     numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
-    for module in modules:
-        monkeypatch.setattr(module, "kernel_threads", lambda: 2)
+    monkeypatch.setattr(kernels, "_split", True)
 
 
 def run_gru(monkeypatch, path, params, xs, dhs, *, reset_after, mask=None, h0=None,
@@ -144,7 +140,7 @@ def test_compiled_gru_step_equals_numpy(N, T, D, H, reset_after, masked, with_st
         got = run_gru(monkeypatch, "compiled", params, xs, dhs, **kw)
         want = run_gru(monkeypatch, "numpy", params, xs, dhs, **kw)
         assert_paths_agree(got, want, dtype)
-        split_rows(monkeypatch, gru_module)  # and the rows over two threads: the same bits
+        split_rows(monkeypatch)  # and the rows over two threads: the same bits
         split = run_gru(monkeypatch, "compiled", params, xs, dhs, **kw)
         assert all(np.array_equal(split[k], got[k]) for k in got)
     finally:
@@ -165,7 +161,7 @@ def test_compiled_rnn_step_equals_numpy(N, T, D, H, relu, masked, double, seed, 
         for path in ("compiled", "numpy", "split"):  # split: the rows over two threads
             monkeypatch.setenv("BPTT_NUMBA", "0" if path == "numpy" else "1")
             if path == "split":
-                split_rows(monkeypatch, rnn_module)
+                split_rows(monkeypatch)
             layer = TimeRNN(*[p.copy() for p in params],
                             nonlinearity="relu" if relu else "tanh")
             hs = layer.forward(xs, mask=mask)

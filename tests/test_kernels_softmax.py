@@ -62,8 +62,6 @@ def test_compiled_softmax_equals_numpy(N, T, V, labels, spread, double, seed):
 def test_rows_split_over_threads_give_the_same_bits(N, T, V, padded, double, seed):
     import numba
 
-    import bptt.nn.time_layers as layers_module
-
     dtype = np.float64 if double else np.float32
     rng = np.random.default_rng(seed)
     xs = (rng.standard_normal((N, T, V)) * 3).astype(dtype)
@@ -74,7 +72,7 @@ def test_rows_split_over_threads_give_the_same_bits(N, T, V, padded, double, see
     try:
         want = loss_and_grad(monkeypatch, "compiled", xs, ts, 1.5)
         numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
-        monkeypatch.setattr(layers_module, "kernel_threads", lambda: 2)  # as with a shared pool
+        monkeypatch.setattr(kernels, "_split", True)  # as with a shared pool
         got = loss_and_grad(monkeypatch, "compiled", xs, ts, 1.5)
     finally:
         monkeypatch.undo()

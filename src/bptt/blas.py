@@ -15,10 +15,11 @@ OpenBLAS's workers spin on their cores for a while after every product, so a thr
 runs element-wise work next (the softmax's rows split in two) shares a core with a spinning
 worker and gains nothing (docs/benchmarks.md, "One thread pool"). When Numba is installed (and
 ``BPTT_NUMBA`` is not 0), its pool runs OpenBLAS's jobs instead (:mod:`bptt.numba_pool`, through
-OpenBLAS's threads callback), and :func:`kernel_threads` tells the compiled loops they may use
-the same threads. Only on Numba's OpenMP layer (threads that may be started from any thread at
-once); a forked child goes back to OpenBLAS's own threads. ``BPTT_SHARED_POOL=0`` keeps
-OpenBLAS's own threads (and the compiled loops on one thread).
+OpenBLAS's threads callback), and the compiled loops split their rows over the same threads
+(:func:`bptt.kernels.split_rows`; :func:`kernel_threads` says how many). Only on Numba's OpenMP
+layer (threads that may be started from any thread at once); a forked child goes back to
+OpenBLAS's own threads. ``BPTT_SHARED_POOL=0`` keeps OpenBLAS's own threads (and the compiled
+loops on one thread).
 """
 
 from __future__ import annotations
@@ -30,8 +31,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .kernels import installed as numba_installed
-from .kernels import wanted as numba_wanted
+from . import kernels
 
 _SET = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
         "openblas_set_num_threads64_", "openblas_set_num_threads")
@@ -138,11 +138,13 @@ def _share_pool(n: int) -> None:
         if _pool_threads:
             set_callback(None)
             _pool_threads = 0
+            kernels.split_rows(False)
         return
     if not _pool_threads:
         set_callback(ctypes.c_void_p(pool.openblas_callback.address))
     pool.use_threads(n)
     _pool_threads = n
+    kernels.split_rows(True)
 
 
 @functools.cache
@@ -150,7 +152,7 @@ def _numba_pool() -> Any:
     """:mod:`bptt.numba_pool`, loaded and its layer started, or None: Numba not installed or
     turned off, or a layer other than OpenMP (TBB may run two jobs one after the other, which
     would wait for each other for ever; the workqueue cannot start threads from two threads)."""
-    if not (numba_wanted() and numba_installed()):
+    if not (kernels.wanted() and kernels.installed()):
         return None
     try:
         pool = importlib.import_module(".numba_pool", __package__)
@@ -171,6 +173,7 @@ def _forget_pool() -> None:
     if _pool_threads:
         _getter(_SET_CALLBACK)(None)
         _pool_threads = 0
+        kernels.split_rows(False)
 
 
 def threads_set_by_environment() -> bool:

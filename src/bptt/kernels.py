@@ -109,30 +109,30 @@ def status() -> str | None:
     return f"numba {_numba().__version__}, " + ("on" if wanted() else "off (BPTT_NUMBA=0)")
 
 
-def lstm_kernels(xp: Any, dtype: Any, parallel: bool = False) -> LSTMKernels | None:
+def lstm_kernels(xp: Any, dtype: Any, parallel: bool | None = None) -> LSTMKernels | None:
     """The LSTM's loops compiled for ``dtype`` (float32 or float64), or None: not NumPy, not
     installed, turned off, another dtype, or Numba failed to compile them (said once, as a
     warning). Their arguments: :data:`LSTM_ARGUMENTS`. ``parallel``: the rows split over
-    Numba's pool (when it also runs the products: :func:`bptt.blas.kernel_threads`), the same
-    results bit for bit."""
-    return _kernels("lstm_parallel" if parallel else "lstm", xp, dtype)
+    Numba's pool, the same results bit for bit; None (the layers'): split while the pool also
+    runs the products (:func:`split_rows`)."""
+    return _kernels("lstm", xp, dtype, parallel)
 
 
-def gru_kernels(xp: Any, dtype: Any, parallel: bool = False) -> GRUKernels | None:
+def gru_kernels(xp: Any, dtype: Any, parallel: bool | None = None) -> GRUKernels | None:
     """The GRU's compiled loops for ``dtype``, or None (as :func:`lstm_kernels`)."""
-    return _kernels("gru_parallel" if parallel else "gru", xp, dtype)
+    return _kernels("gru", xp, dtype, parallel)
 
 
-def rnn_forward_kernel(xp: Any, dtype: Any, parallel: bool = False) -> Any:
+def rnn_forward_kernel(xp: Any, dtype: Any, parallel: bool | None = None) -> Any:
     """The RNN's compiled forward step for ``dtype``, or None (as :func:`lstm_kernels`)."""
-    return _kernels("rnn_parallel" if parallel else "rnn", xp, dtype)
+    return _kernels("rnn", xp, dtype, parallel)
 
 
-def softmax_kernels(xp: Any, dtype: Any, parallel: bool = False) -> SoftmaxKernels | None:
-    """TimeSoftmaxWithLoss's compiled passes for ``dtype``, or None (as :func:`lstm_kernels`);
-    ``parallel``: the rows split over Numba's pool (when it also runs the products:
-    :func:`bptt.blas.kernel_threads`), the same results bit for bit."""
-    return _kernels("softmax_parallel" if parallel else "softmax", xp, dtype)
+def softmax_kernels(xp: Any, dtype: Any, parallel: bool | None = None
+                    ) -> SoftmaxKernels | None:
+    """TimeSoftmaxWithLoss's compiled passes for ``dtype``, or None (as :func:`lstm_kernels`,
+    ``parallel`` too)."""
+    return _kernels("softmax", xp, dtype, parallel)
 
 
 def peephole_kernels(xp: Any, dtype: Any) -> StepKernels | None:
@@ -146,12 +146,24 @@ def lnlstm_kernels(xp: Any, dtype: Any) -> StepKernels | None:
     return _kernels("lnlstm", xp, dtype)
 
 
-def _kernels(family: str, xp: Any, dtype: Any) -> Any:
+_split = False  # the layers' loops split their rows: Numba's pool also runs the products
+
+
+def split_rows(on: bool) -> None:
+    """Said by :mod:`bptt.blas` when Numba's pool starts (or stops) running OpenBLAS's jobs:
+    from then on the families that have a row-split twin hand it to the layers."""
+    global _split
+    _split = bool(on)
+
+
+def _kernels(family: str, xp: Any, dtype: Any, parallel: bool | None = None) -> Any:
     if xp is not np:
         return None
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64) or not wanted() or not installed():
         return None
+    if (_split if parallel is None else parallel) and f"{family}_parallel" in _FAMILIES:
+        family = f"{family}_parallel"
     return _compile(family, dtype.name)
 
 
@@ -182,7 +194,7 @@ def _compile(family: str, dtype_name: str) -> Any:
     try:
         loops = importlib.import_module(".numba_cells", __package__)
         compiled = _FAMILIES[family](loops)
-        _TRIALS[family](compiled, np.dtype(dtype_name))  # compile now, where a failure is caught
+        _TRIALS[family.removesuffix("_parallel")](compiled, np.dtype(dtype_name))  # compile now
     except Exception as error:  # noqa: BLE001 - any compiler failure: keep NumPy's path
         if not _warned:
             _warned = True
@@ -273,7 +285,5 @@ def _try_lnlstm(lnlstm: StepKernels, dtype: Any) -> None:
                     wide.copy(), np.zeros((3, 4 * H), dtype), none)
 
 
-_TRIALS = {"lstm": _try_lstm, "lstm_parallel": _try_lstm, "gru": _try_gru,
-           "gru_parallel": _try_gru, "rnn": _try_rnn, "rnn_parallel": _try_rnn,
-           "softmax": _try_softmax, "softmax_parallel": _try_softmax, "peephole": _try_peephole,
-           "lnlstm": _try_lnlstm}
+_TRIALS = {"lstm": _try_lstm, "gru": _try_gru, "rnn": _try_rnn, "softmax": _try_softmax,
+           "peephole": _try_peephole, "lnlstm": _try_lnlstm}  # a *_parallel twin: its family's

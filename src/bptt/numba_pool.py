@@ -17,6 +17,8 @@ product.
 
 from __future__ import annotations
 
+import functools
+
 import numba
 import numpy as np
 from llvmlite import ir
@@ -72,19 +74,15 @@ def threading_layer() -> str:
     return numba.threading_layer()
 
 
+@functools.cache
 def pool_size() -> int:
     """How many threads the pool really starts at once (NUMBA_NUM_THREADS, fixed when the
     process started, unless the OpenMP runtime allows fewer, e.g. OMP_THREAD_LIMIT): counted
     once, by the distinct threads of one parallel loop."""
-    global _size
-    if _size is None:
-        before = numba.get_num_threads()
-        _size = len(set(_thread_ids(int(numba.config.NUMBA_NUM_THREADS)).tolist()))
-        numba.set_num_threads(before)
-    return _size
-
-
-_size: int | None = None
+    before = numba.get_num_threads()
+    size = len(set(_thread_ids(int(numba.config.NUMBA_NUM_THREADS)).tolist()))
+    numba.set_num_threads(before)
+    return size
 
 
 def use_threads(n: int) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Any
 
 from ..backend import array_module, matmul_into, scatter_add_rows
-from ..blas import kernel_threads
 from ..kernels import softmax_kernels
 from ..validate import check_float, check_labels, check_last_dim, check_same_shape
 from .functions import sigmoid
@@ -196,7 +195,7 @@ class TimeSoftmaxWithLoss:
         M = x2.shape[0]
         buf = self._buffer(xp, (M, V), xs.dtype)
         mx, s = xp.empty(M, dtype=xs.dtype), xp.empty(M, dtype=xs.dtype)  # (N*T,) each
-        compiled = softmax_kernels(xp, xs.dtype, kernel_threads() > 1) if V else None
+        compiled = softmax_kernels(xp, xs.dtype) if V else None
         if compiled is not None:  # the same, compiled, a row at a time
             compiled.forward(xp.ascontiguousarray(x2), mx, buf, s)
         else:
@@ -224,7 +223,7 @@ class TimeSoftmaxWithLoss:
         if self.mask is not None:
             c *= self.mask  # padding rows get 0
         scale = c / self.s
-        compiled = softmax_kernels(xp, buf.dtype, kernel_threads() > 1)
+        compiled = softmax_kernels(xp, buf.dtype)
         if compiled is not None:  # the same two steps, one compiled pass a row
             compiled.backward(buf, scale, self.t, c)
         else:

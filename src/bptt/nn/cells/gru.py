@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from ...backend import array_module, right_product
-from ...blas import kernel_threads
 from ...kernels import gru_kernels
 from ...validate import check_float
 from ..functions import sigmoid
@@ -222,7 +221,7 @@ class TimeGRU(TimeRecurrentBase):
             by_wh = right_product(Wh, N)
         else:
             by_whzr, by_whh = right_product(Whzr, N), right_product(Whh, N)
-        compiled = gru_kernels(xp, dtype, kernel_threads() > 1)  # rows split: the pool's
+        compiled = gru_kernels(xp, dtype)
         if compiled is not None:  # the same steps, element-wise parts compiled (bptt.kernels)
             products = (by_wh,) if self.reset_after else (by_whzr, by_whh)
             self._compiled_forward(compiled, G, hs, qs, m, rec, tmp, products)
@@ -268,7 +267,7 @@ class TimeGRU(TimeRecurrentBase):
         tmp = xp.empty((N, H), dtype=dtype)
         rec = xp.empty((N, H), dtype=dtype)
         back_zr, back_hh = (right_product(W.T, N) for W in (Whzr, Whh))
-        compiled = gru_kernels(xp, dtype, kernel_threads() > 1)  # rows split: the pool's
+        compiled = gru_kernels(xp, dtype)
         if compiled is not None:  # the same steps, element-wise parts compiled (bptt.kernels)
             self._compiled_backward(compiled, dhs, G, dA, hs, qs, dn, m, dh, rec,
                                     back_zr, back_hh)

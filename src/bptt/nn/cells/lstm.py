@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from ...backend import array_module, right_product
-from ...blas import kernel_threads
 from ...kernels import lstm_kernels
 from ..functions import sigmoid
 from .base import (
@@ -175,7 +174,7 @@ class TimeLSTM(TimeRecurrentBase):
         hs[0] = h0
         gi = xp.empty((N, H), dtype=dtype)
         product = right_product(W if Z is not None else Wh, N)  # @ W or @ Wh, step after step
-        compiled = lstm_kernels(xp, dtype, kernel_threads() > 1)  # rows split: the pool's
+        compiled = lstm_kernels(xp, dtype)
         for t in range(T if compiled is None else 0):
             a = A[t]
             if Z is not None:
@@ -222,7 +221,7 @@ class TimeLSTM(TimeRecurrentBase):
         # uses up what forward kept (a second backward needs a new forward).
         #   dA_t = d * fac, d = [f(1-f), 1-g**2, i(1-i), o(1-o)],
         #   fac = [ds * c_{t-1}, ds * i, ds * g, dh_tot * tanh(c_t)]
-        compiled = lstm_kernels(xp, dtype, kernel_threads() > 1)  # rows split: the pool's
+        compiled = lstm_kernels(xp, dtype)
         in_place = (m is None and dhs.dtype == dtype and array_module(dhs) is xp
                     and (compiled is None or dhs.flags.c_contiguous))
         if in_place:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from ...backend import array_module, right_product
-from ...blas import kernel_threads
 from ...kernels import rnn_forward_kernel
 from .base import (
     NONLINEARITIES,
@@ -125,7 +124,7 @@ class TimeRNN(TimeRecurrentBase):
         tmp = xp.empty((N, H), dtype=xs.dtype)
         relu = self.nonlinearity == "relu"
         product = right_product(Wh, N)
-        compiled = rnn_forward_kernel(xp, xs.dtype, kernel_threads() > 1)  # rows: the pool's
+        compiled = rnn_forward_kernel(xp, xs.dtype)
         if compiled is not None:  # the same steps, f(a + h_{t-1} @ Wh) compiled (bptt.kernels)
             real = self._real_rows(xp, m, T, xs.dtype)
             for t in range(T):
