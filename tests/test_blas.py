@@ -9,6 +9,8 @@ import textwrap
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bptt import blas, kernels
 
@@ -142,9 +144,13 @@ def test_a_forked_child_goes_back_to_openblas_own_threads():
         blas.set_blas_threads(2)
         a = np.ones((400, 400), np.float32)
         assert blas.kernel_threads() == 2 and np.all(a @ a == 400)
+        split = blas.split_right(np.ones((650, 2600), np.float32), 20)
+        h, o = np.ones((20, 650), np.float32), np.empty((20, 2600), np.float32)
+        assert split(o, h) and np.all(o == 650)
         pid = os.fork()
         if pid == 0:
             ok = blas.kernel_threads() == 1 and bool(np.all(a @ a == 400))
+            ok = ok and not split(o, h) and blas.split_right(a, 400) is None
             blas.set_blas_threads(2)  # never shared again in the child
             ok = ok and blas.kernel_threads() == 1 and bool(np.all(a @ a == 400))
             os._exit(0 if ok else 3)
@@ -176,3 +182,101 @@ def test_without_numba_nothing_is_shared(monkeypatch, restore_threads):
     finally:
         blas.set_blas_threads(1)
         blas._numba_pool.cache_clear()
+
+
+def _blocks_on_one_thread(a: np.ndarray, b: np.ndarray, parts: int) -> np.ndarray:
+    """What split_right computes: each column block of b (16-column multiples, the last
+    shorter) multiplied on one thread."""
+    n = b.shape[1]
+    width = ((n + parts - 1) // parts + 15) // 16 * 16
+    blas.set_blas_threads(1)
+    return np.concatenate([a @ b[:, j:j + width] for j in range(0, n, width)], axis=1)
+
+
+@needs_pool
+@settings(max_examples=25, deadline=None)
+@given(m=st.integers(2, 40), k=st.integers(1, 700), n=st.integers(32, 2700),
+       dtype=st.sampled_from([np.float32, np.float64]), pad=st.integers(0, 5),
+       seed=st.integers(0, 2**16))
+def test_a_split_product_is_its_column_blocks_each_on_one_thread(m, k, n, dtype, pad, seed):
+    """Bit for bit the single-threaded products of its column blocks (a fixed function of the
+    thread count, as OpenBLAS's own threaded products are), and the product to rounding; rows
+    of a and out may be strided (a step's slice of a wider buffer)."""
+    g = np.random.default_rng(seed)
+    a = g.standard_normal((m, k + pad)).astype(dtype)[:, :k]
+    b = g.standard_normal((k, n)).astype(dtype)
+    out = np.full((m, n + pad), np.nan, dtype)[:, :n]
+    before = blas.get_blas_threads()
+    try:
+        blas.set_blas_threads(2)
+        split = blas.split_right(b, m)
+        if m * k * n < blas.SPLIT_MIN_WORK:
+            assert split is None
+            return
+        assert split(out, a)
+        assert blas.get_blas_threads() == 2  # given back after the split
+        assert np.array_equal(out, _blocks_on_one_thread(a, b, 2))
+        exact = a.astype(np.float64) @ b.astype(np.float64)
+        tol = 1e-12 if dtype == np.float64 else 1e-5
+        assert np.abs(out - exact).max() <= tol * np.abs(a).max() * np.abs(b).max() * k
+    finally:
+        blas.set_blas_threads(before)
+
+
+@needs_pool
+def test_split_products_apply_only_where_they_are_meant_to(restore_threads):
+    g = np.random.default_rng(0)
+    b = g.standard_normal((650, 2600)).astype(np.float32)
+    a = g.standard_normal((20, 650)).astype(np.float32)
+    out = np.empty((20, 2600), np.float32)
+    blas.set_blas_threads(1)
+    assert blas.split_right(b, 20) is None  # one thread: nothing to split
+    blas.set_blas_threads(2)
+    assert blas.split_right(b.T.copy().T, 20) is None  # not C-contiguous
+    assert blas.split_right(b.astype(np.float16), 20) is None
+    assert blas.split_right(b[:10, :40].copy(), 20) is None  # under OpenBLAS's threshold
+    assert blas.split_right(b, 1) is None  # one row: NumPy's vector product
+    split = blas.split_right(b, 20)
+    assert split(out, a)
+    assert not split(out, a.astype(np.float64))  # another dtype: NumPy's product instead
+    assert not split(out[:, :-1], a) and not split(out, a[:10])  # other shapes
+    assert not split(out, a[:, ::-1].copy()[:, ::-1])  # a column stride
+    shared = np.empty((20, 3300), np.float32)
+    assert not split(shared[:, :2600], shared[:, 2600:2600 + 650])  # out overlaps a
+    blas.set_blas_threads(1)
+    assert not split(out, a)  # the pool went away after it was made
+
+
+@needs_pool
+def test_right_product_splits_on_the_shared_pool_and_layers_stay_right(monkeypatch,
+                                                                      restore_threads):
+    """A TimeLSTM forward and backward on two threads (its step products split, both ways) is
+    the one-thread result to float64 rounding."""
+    from bptt.nn.cells import TimeLSTM
+
+    done, real = [], blas.split_right
+
+    def counted(b, rows):
+        product = real(b, rows)
+        if product is None:
+            return None
+        return lambda out, a: done.append(product(out, a)) or done[-1]
+    monkeypatch.setattr(blas, "split_right", counted)
+
+    g = np.random.default_rng(1)
+    N, T, D, H = 20, 6, 130, 160
+    Wx, Wh = g.standard_normal((D, 4 * H)) * 0.1, g.standard_normal((H, 4 * H)) * 0.1
+    xs, dhs = g.standard_normal((N, T, D)), g.standard_normal((N, T, H))
+
+    def run():
+        layer = TimeLSTM(Wx, Wh, np.zeros(4 * H))
+        hs = layer.forward(xs)
+        return [hs, layer.backward(dhs), *layer.grads]
+    blas.set_blas_threads(1)
+    one = run()
+    assert not done
+    blas.set_blas_threads(2)
+    two = run()
+    assert len(done) == 2 * T and all(done)  # every step's product, forward and backward
+    for x, y in zip(one, two, strict=True):
+        assert np.allclose(x, y, rtol=1e-12, atol=1e-12)

@@ -28,8 +28,11 @@ import ctypes
 import functools
 import importlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from . import kernels
 
@@ -40,6 +43,11 @@ _GET = ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
 _SET_CALLBACK = ("scipy_openblas_set_threads_callback_function64_",
                  "scipy_openblas_set_threads_callback_function",
                  "openblas_set_threads_callback_function")
+_GEMM = {np.dtype(np.float32): ("scipy_cblas_sgemm64_", "cblas_sgemm64_"),  # ILP64 only
+         np.dtype(np.float64): ("scipy_cblas_dgemm64_", "cblas_dgemm64_")}
+# m * k * n under which OpenBLAS itself runs a product on one thread (its SMP threshold,
+# 65536 * GEMM_MULTITHREAD_THRESHOLD 4): no split there either
+SPLIT_MIN_WORK = 262144
 THREAD_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 _pool_threads = 0  # > 0: OpenBLAS's jobs run on Numba's pool, with this many threads
 _forked = False  # this process is a fork's child: Numba's OpenMP pool cannot run here
@@ -123,6 +131,52 @@ def pool_status() -> str:
     if _getter(_SET_CALLBACK) is None:
         return "OpenBLAS's own (no threads callback in this OpenBLAS)"
     return "OpenBLAS's own"
+
+
+def split_right(b: Any, rows: int) -> Callable[[Any, Any], bool] | None:
+    """``product(out, a)``: ``out[...] = a @ b`` for a (rows, K), with b's columns split over
+    the shared pool, each part one single-threaded OpenBLAS product (True; False: not done,
+    e.g. another dtype or layout: use NumPy's). None when it does not apply: the pool is not
+    shared, b is not a C-contiguous float32/float64 NumPy matrix, a is one row (NumPy takes
+    the vector product, gemv), the product is under OpenBLAS's own threshold for threads, or
+    the OpenBLAS has no ILP64 ``cblas_?gemm64_``.
+
+    Why: OpenBLAS threads a product with few rows, a recurrent step's (20, 650) @ (650, 2600),
+    no faster than one thread does it (1.05 ms against 1.1 ms on the 2-core EPYC), while each
+    of two threads computing half of the columns takes 0.52-0.7 ms for the whole (1.25-1.57x
+    OpenBLAS's two threads at N = 20 on the shapes of the book's models; 1.04-1.17x at 40-160
+    rows; ``python benchmarks/split_products.py``). Each column is computed by one
+    single-threaded product either way, so the result is a fixed function of the thread count,
+    as OpenBLAS's own threaded products are (neither equals one thread's bits)."""
+    if (_pool_threads < 2 or type(b) is not np.ndarray or b.ndim != 2
+            or not b.flags.c_contiguous or b.dtype not in _GEMM):
+        return None
+    k, n = b.shape
+    gemm = _getter(_GEMM[b.dtype])
+    if rows < 2 or rows * k * n < SPLIT_MIN_WORK or n < 32 or gemm is None:
+        return None
+    address = ctypes.cast(gemm, ctypes.c_void_p).value
+    pool, dtype, size, one = _numba_pool(), b.dtype, b.dtype.itemsize, b.dtype.type(1)
+    set_threads = _getter(_SET)
+
+    def product(out: Any, a: Any) -> bool:
+        parts = _pool_threads
+        if (parts < 2 or type(a) is not np.ndarray or type(out) is not np.ndarray
+                or a.dtype != dtype or out.dtype != dtype or a.shape != (rows, k)
+                or out.shape != (rows, n) or a.strides[1] != size or out.strides[1] != size
+                or a.strides[0] < k * size or out.strides[0] < n * size
+                or not out.flags.writeable or np.may_share_memory(out, a)
+                or np.may_share_memory(out, b)):
+            return False
+        set_threads(1)  # each part on one thread (OpenBLAS would hand it to the pool again)
+        try:
+            pool.split_gemm(address, parts, rows, n, k, a.ctypes.data, a.strides[0] // size,
+                            b.ctypes.data, n, out.ctypes.data, out.strides[0] // size, size,
+                            one)
+        finally:
+            set_threads(parts)
+        return True
+    return product
 
 
 def _share_pool(n: int) -> None:

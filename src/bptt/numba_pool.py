@@ -13,6 +13,10 @@ is registered (``openblas_set_threads_callback_function``)::
 jobs, so the compiled element-wise loops (``parallel`` ones) and the products share one set of
 threads; OpenBLAS's own workers never start, and none is left spinning on a core after a
 product.
+
+:func:`split_gemm` is the other way round: a per-step product with few rows, (20, 650) @
+(650, 2600), splits its columns over the pool, each part one single-threaded OpenBLAS call
+(:func:`bptt.blas.split_right` says when and why).
 """
 
 from __future__ import annotations
@@ -90,3 +94,42 @@ def use_threads(n: int) -> None:
     numba.set_num_threads(n)
 
 
+
+
+@intrinsic
+def _call_gemm(typingctx, gemm, m, n, k, a, lda, b, ldb, c, ldc, one):
+    """cblas_?gemm(row-major, no transposes, m, n, k, one, a, lda, b, ldb, 0, c, ldc) through
+    OpenBLAS's pointer: its ILP64 interface (64-bit sizes), ``one`` float32 or float64."""
+    def codegen(context, builder, signature, args):
+        i32, i64, void_p = ir.IntType(32), ir.IntType(64), ir.IntType(8).as_pointer()
+        scalar = context.get_value_type(signature.args[-1])
+        gemm_type = ir.FunctionType(ir.VoidType(), [i32, i32, i32, i64, i64, i64, scalar,
+                                                    void_p, i64, void_p, i64, scalar, void_p,
+                                                    i64])
+        fn = builder.inttoptr(args[0], gemm_type.as_pointer())
+        m_, n_, k_, a_, lda_, b_, ldb_, c_, ldc_, one_ = args[1:]
+        row_major, no_trans = ir.Constant(i32, 101), ir.Constant(i32, 111)
+        builder.call(fn, [row_major, no_trans, no_trans, m_, n_, k_, one_,
+                          builder.inttoptr(a_, void_p), lda_, builder.inttoptr(b_, void_p), ldb_,
+                          ir.Constant(scalar, 0.0), builder.inttoptr(c_, void_p), ldc_])
+        return context.get_dummy_value()
+    sig = types.void(types.intp, types.int64, types.int64, types.int64, types.intp, types.int64,
+                     types.intp, types.int64, types.intp, types.int64, one)
+    return sig, codegen
+
+
+# holds the GIL on purpose: bptt.blas sets OpenBLAS to one thread around the call, and no
+# other Python thread can set it back while this runs
+@njit(parallel=True, cache=True)
+def split_gemm(gemm, parts, m, n, k, a, lda, b, ldb, c, ldc, itemsize, one):
+    """c = a @ b (row-major; a (m, k), b (k, n), c (m, n) from their addresses and row strides
+    in elements) as ``parts`` column blocks of b and c, each on its own thread of the pool
+    (blocks a multiple of 16 columns wide but the last: whole vector registers). The caller's
+    thread count is the pool's (:func:`use_threads`); with fewer, the parts take turns."""
+    width = ((n + parts - 1) // parts + 15) // 16 * 16
+    for p in prange(parts):
+        start = p * width
+        cols = min(width, n - start)
+        if cols > 0:
+            _call_gemm(gemm, m, cols, k, a, lda, b + itemsize * start, ldb,
+                       c + itemsize * start, ldc, one)

@@ -1,0 +1,85 @@
+"""A recurrent step's product with few rows, (N, K) @ (K, 4H): OpenBLAS's threads against its
+columns split over the shared pool (bptt.blas.split_right), side by side.
+
+    python benchmarks/split_products.py                 # two threads, the models' step shapes
+    python benchmarks/split_products.py --threads 4
+
+Float32. For each shape: the median of ``--repeats`` interleaved rounds (each round ``--calls``
+products back to back, as a layer's time loop makes them) of NumPy's product on the BLAS
+threads (with the products' jobs on the shared pool, as ``bptt train --threads N`` runs them),
+of the split product, and of NumPy's product on one thread; then the split's speed-up over
+OpenBLAS's threads. Needs ``pip install 'bptt[numba]'`` (the pool).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+# (rows, K, N) of the step products: forward h @ Wh (H, 4H), backward dA @ Wh.T (4H, H)
+SHAPES = {"better-rnnlm (H 650) forward": (20, 650, 2600),
+          "better-rnnlm (H 650) backward": (20, 2600, 650),
+          "cpu-hour (H 300) forward": (20, 300, 1200),
+          "cpu-hour (H 300) backward": (20, 1200, 300),
+          "rnnlm (H 100) forward": (20, 100, 400),
+          "rnnlm (H 100) backward": (20, 400, 100),
+          "dates seq2seq (H 256, N 128) forward": (128, 256, 1024),
+          "40 rows, H 650": (40, 650, 2600),
+          "160 rows, H 650": (160, 650, 2600)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=2, help="BLAS threads (2 or more)")
+    p.add_argument("--repeats", type=int, default=9)
+    p.add_argument("--calls", type=int, default=35, help="products per round (a step loop)")
+    a = p.parse_args()
+    os.environ["OPENBLAS_NUM_THREADS"] = str(a.threads)  # before NumPy starts OpenBLAS
+    import numpy as np
+
+    from bptt.blas import get_blas_threads, pool_status, set_blas_threads, split_right
+
+    set_blas_threads(a.threads)  # as bptt train --threads N: shares Numba's pool when it can
+    rng = np.random.default_rng(0)
+    print(f"float32 step products, {a.calls} a round, medians of {a.repeats} rounds; BLAS "
+          f"threads {get_blas_threads()}, {pool_status()}; load average "
+          f"{os.getloadavg()[0]:.2f}")
+    print(f"{'shape':38s} {'(rows, K, N)':>16s} {'openblas':>9s} {'split':>9s} "
+          f"{'1 thread':>9s} {'split x':>8s}")
+    for name, (m, k, n) in SHAPES.items():
+        x = rng.standard_normal((m, k)).astype(np.float32)
+        w = rng.standard_normal((k, n)).astype(np.float32)
+        out = np.empty((m, n), np.float32)
+        split = split_right(w, m)
+        if split is None:
+            raise SystemExit(f"no split product here ({pool_status()}): needs pip install "
+                             "'bptt[numba]' and --threads 2 or more")
+
+        def openblas(x=x, w=w, out=out) -> None:
+            for _ in range(a.calls):
+                np.matmul(x, w, out=out)
+
+        def split_columns(x=x, out=out, split=split) -> None:
+            for _ in range(a.calls):
+                split(out, x)
+
+        def one_thread() -> None:
+            set_blas_threads(1)
+            openblas()
+            set_blas_threads(a.threads)
+        ways = {"openblas": openblas, "split": split_columns, "one": one_thread}
+        times: dict[str, list[float]] = {k_: [] for k_ in ways}
+        for _ in range(a.repeats + 1):  # the first round warms up (and compiles)
+            for k_, fn in ways.items():
+                start = time.perf_counter()
+                fn()
+                times[k_].append((time.perf_counter() - start) / a.calls)
+        med = {k_: statistics.median(v[1:]) * 1e3 for k_, v in times.items()}
+        print(f"{name:38s} {str((m, k, n)):>16s} {med['openblas']:7.3f}ms {med['split']:7.3f}ms "
+              f"{med['one']:7.3f}ms {med['openblas'] / med['split']:7.2f}x")
+
+
+if __name__ == "__main__":
+    main()
