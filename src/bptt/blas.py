@@ -170,9 +170,7 @@ def split_right(b: Any, rows: int) -> Callable[[Any, Any], bool] | None:
             return False
         set_threads(1)  # each part on one thread (OpenBLAS would hand it to the pool again)
         try:
-            pool.split_gemm(address, parts, rows, n, k, a.ctypes.data, a.strides[0] // size,
-                            b.ctypes.data, n, out.ctypes.data, out.strides[0] // size, size,
-                            one)
+            pool.split_gemm(address, parts, a, b, out, one)
         finally:
             set_threads(parts)
         return True

@@ -121,15 +121,19 @@ def _call_gemm(typingctx, gemm, m, n, k, a, lda, b, ldb, c, ldc, one):
 # holds the GIL on purpose: bptt.blas sets OpenBLAS to one thread around the call, and no
 # other Python thread can set it back while this runs
 @njit(parallel=True, cache=True)
-def split_gemm(gemm, parts, m, n, k, a, lda, b, ldb, c, ldc, itemsize, one):
-    """c = a @ b (row-major; a (m, k), b (k, n), c (m, n) from their addresses and row strides
-    in elements) as ``parts`` column blocks of b and c, each on its own thread of the pool
-    (blocks a multiple of 16 columns wide but the last: whole vector registers). The caller's
-    thread count is the pool's (:func:`use_threads`); with fewer, the parts take turns."""
+def split_gemm(gemm, parts, a, b, c, one):
+    """c = a @ b (2-D, unit column strides; the caller checks shapes and dtypes) as ``parts``
+    column blocks of b and c, each on its own thread of the pool (blocks a multiple of 16
+    columns wide but the last: whole vector registers). The caller's thread count is the
+    pool's (:func:`use_threads`); with fewer, the parts take turns."""
+    m, k = a.shape
+    n = b.shape[1]
+    size = a.itemsize
     width = ((n + parts - 1) // parts + 15) // 16 * 16
     for p in prange(parts):
         start = p * width
         cols = min(width, n - start)
         if cols > 0:
-            _call_gemm(gemm, m, cols, k, a, lda, b + itemsize * start, ldb,
-                       c + itemsize * start, ldc, one)
+            _call_gemm(gemm, m, cols, k, a.ctypes.data, a.strides[0] // size,
+                       b.ctypes.data + size * start, b.strides[0] // size,
+                       c.ctypes.data + size * start, c.strides[0] // size, one)
