@@ -18,7 +18,8 @@ import os
 import statistics
 import time
 
-# (rows, K, N) of the step products: forward h @ Wh (H, 4H), backward dA @ Wh.T (4H, H)
+# (rows, K, N) of the step products: forward h @ Wh (H, 4H) (the dates model: [h, x, 1] @
+# [Wh; Wx; b], K = H + D + 1), backward dA @ Wh.T (4H, H)
 SHAPES = {"better-rnnlm (H 650) forward": (20, 650, 2600),
           "better-rnnlm (H 650) backward": (20, 2600, 650),
           "cpu-hour (H 300) forward": (20, 300, 1200),
@@ -27,7 +28,8 @@ SHAPES = {"better-rnnlm (H 650) forward": (20, 650, 2600),
           "H 150 forward": (20, 150, 600),
           "rnnlm (H 100) forward": (20, 100, 400),
           "rnnlm (H 100) backward": (20, 400, 100),
-          "dates seq2seq (H 256, N 128) forward": (128, 256, 1024),
+          "dates seq2seq (H 256, N 128) forward": (128, 273, 1024),
+          "dates seq2seq (H 256, N 128) backward": (128, 1024, 256),
           "40 rows, H 650": (40, 650, 2600),
           "160 rows, H 650": (160, 650, 2600)}
 

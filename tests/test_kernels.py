@@ -328,9 +328,9 @@ def test_a_compiler_failure_warns_once_and_keeps_numpy(monkeypatch):
     monkeypatch.setattr(kernels, "_warned", False)
     kernels._compile.cache_clear()
     try:
-        with pytest.warns(RuntimeWarning, match=r"could not compile the recurrent steps and "
-                                                r"the softmax \(RuntimeError: LLVM ERROR: no such "
-                                                r"target\); using NumPy"):
+        with pytest.warns(RuntimeWarning, match=r"could not compile the recurrent steps, the "
+                                                r"softmax and the updates \(RuntimeError: LLVM "
+                                                r"ERROR: no such target\); using NumPy"):
             assert kernels.lstm_kernels(np, np.float32) is None
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # decided once, said once: no second warning

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bptt import kernels
 from bptt.optim import (
     NTASGD,
     SGD,
@@ -344,3 +346,74 @@ def test_ntasgd_swap_and_state_dict_resume_exactly():
     resumed.swap_average(params)
     assert all(np.array_equal(a, b) for a, b in zip(params, before))
     assert NTASGD().swap_average(params) is False  # nothing averaged yet
+
+
+needs_numba = pytest.mark.skipif(kernels.update_kernels(np, np.float32) is None,
+                                 reason="the compiled updates need pip install 'bptt[numba]'")
+
+
+@needs_numba
+@settings(max_examples=30, deadline=None)
+@given(shape=st.lists(st.integers(1, 40), min_size=1, max_size=3),
+       layout=st.sampled_from(["C", "F", "transposed"]),
+       dtype=st.sampled_from([np.float32, np.float64]), name=st.sampled_from(["sgd", "adam"]),
+       big=st.booleans(), seed=st.integers(0, 2**16))
+def test_compiled_updates_are_numpys_bit_for_bit(shape, layout, dtype, name, big, seed):
+    """SGD and Adam's one compiled pass (bptt.numba_updates) against NumPy's passes, the
+    same bits, over shapes, layouts (a tied weight is a transposed view) and steps, with
+    gradients and moments large and small (Adam's eps matters for small v)."""
+    rng = np.random.default_rng(seed)
+    scale = 1e3 if big else 1e-6
+    p = rng.standard_normal(shape).astype(dtype)
+    if layout == "F":
+        p = np.asfortranarray(p)
+    elif layout == "transposed":
+        p = p.T.copy().T
+    grads = []
+    for _ in range(3):
+        g = np.empty_like(p)
+        g[...] = rng.standard_normal(shape) * scale
+        grads.append(g)
+
+    def run(numba: str):
+        before = os.environ.get("BPTT_NUMBA")
+        os.environ["BPTT_NUMBA"] = numba
+        try:
+            q = p.copy(order="K")
+            opt = SGD(lr=20.0) if name == "sgd" else Adam(lr=0.003, beta1=0.85, beta2=0.995)
+            for g in grads:
+                opt.update([q], [g])
+        finally:
+            if before is None:
+                del os.environ["BPTT_NUMBA"]
+            else:
+                os.environ["BPTT_NUMBA"] = before
+        return q, opt.state
+    compiled_p, compiled_state = run("1")
+    numpy_p, numpy_state = run("0")
+    assert compiled_p.dtype == dtype and np.array_equal(compiled_p, numpy_p)
+    for slot, value in numpy_state.get("0", {}).items():
+        assert np.array_equal(compiled_state["0"][slot], value)
+
+
+@needs_numba
+def test_compiled_updates_only_take_arrays_laid_out_alike(monkeypatch):
+    """A parameter and gradient of different layouts (or moments loaded as C order for an F
+    order parameter) take NumPy's passes, and give the same result."""
+    from bptt import numba_updates
+
+    calls = []
+    real = numba_updates.sgd
+    monkeypatch.setattr(numba_updates, "sgd", lambda *a: calls.append(1) or real(*a))
+    kernels._compile.cache_clear()
+    try:
+        assert kernels.update_kernels(np, np.float64) is not None  # compiled (its trial ran)
+        calls.clear()
+        p = np.asfortranarray(np.arange(12.0).reshape(3, 4))
+        g = np.ones((3, 4))  # C order
+        SGD(lr=0.5).update([p], [g])
+        assert not calls and np.array_equal(p, np.arange(12.0).reshape(3, 4) - 0.5)
+        SGD(lr=0.5).update([p], [np.asfortranarray(g)])
+        assert calls and np.array_equal(p, np.arange(12.0).reshape(3, 4) - 1.0)
+    finally:
+        kernels._compile.cache_clear()

@@ -1,7 +1,8 @@
 """The LSTM's element-wise step in one pass (the GRU's in two, around its two products; the
 peephole and layer-normalised LSTMs' steps and the RNN's forward in one), and the softmax with
-cross-entropy over a vocabulary one row at a time, compiled by Numba when the optional
-``numba`` extra is installed; NumPy's ufuncs (the reference, in
+cross-entropy over a vocabulary one row at a time, and the SGD and Adam updates in one pass
+(:mod:`bptt.numba_updates`), compiled by Numba when the optional ``numba`` extra is installed;
+NumPy's ufuncs (the reference, in
 :class:`bptt.nn.cells.TimeLSTM`, :class:`~bptt.nn.cells.TimeGRU`, ... and
 :class:`~bptt.nn.time_layers.TimeSoftmaxWithLoss`) otherwise.
 
@@ -76,6 +77,13 @@ class SoftmaxKernels(NamedTuple):
     backward: Any  # (e, scale, t, c): e *= scale, then e[k, t_k] -= c_k, row by row
 
 
+class UpdateKernels(NamedTuple):
+    """The optimizers' updates, one pass over a parameter (:mod:`bptt.numba_updates`)."""
+
+    sgd: Any  # (p, g, lr)
+    adam: Any  # (p, g, m, v, 1 - beta1, beta2, 1 - beta2, eps, scale)
+
+
 class StepKernels(NamedTuple):
     """A recurrent step's compiled pair, one pass each way around its product h_{t-1} @ Wh
     (arguments and equations: the loops of :mod:`bptt.numba_cells`)."""
@@ -146,6 +154,12 @@ def lnlstm_kernels(xp: Any, dtype: Any) -> StepKernels | None:
     return _kernels("lnlstm", xp, dtype)
 
 
+def update_kernels(xp: Any, dtype: Any) -> UpdateKernels | None:
+    """The optimizers' compiled updates for ``dtype``, or None (as :func:`lstm_kernels`; on one
+    thread: bound by memory, a second gains nothing, :mod:`bptt.numba_updates`)."""
+    return _kernels("updates", xp, dtype)
+
+
 _split = False  # the layers' loops split their rows: Numba's pool also runs the products
 
 
@@ -192,21 +206,24 @@ def _compile(family: str, dtype_name: str) -> Any:
     Each family compiles (or loads from Numba's disk cache) only when a layer asks for it."""
     global _warned
     try:
-        loops = importlib.import_module(".numba_cells", __package__)
+        loops = importlib.import_module(_MODULES.get(family.removesuffix("_parallel"),
+                                                     ".numba_cells"), __package__)
         compiled = _FAMILIES[family](loops)
         _TRIALS[family.removesuffix("_parallel")](compiled, np.dtype(dtype_name))  # compile now
     except Exception as error:  # noqa: BLE001 - any compiler failure: keep NumPy's path
         if not _warned:
             _warned = True
-            warnings.warn(f"bptt: Numba could not compile the recurrent steps and the "
-                          f"softmax ({type(error).__name__}: "
+            warnings.warn(f"bptt: Numba could not compile the recurrent steps, the "
+                          f"softmax and the updates ({type(error).__name__}: "
                           f"{str(error).splitlines()[0] if str(error) else ''}); using NumPy's "
                           f"ufuncs (BPTT_NUMBA=0 silences this)", RuntimeWarning, stacklevel=4)
         return None
     return compiled
 
 
+_MODULES = {"updates": ".numba_updates"}  # where a family's loops live, if not numba_cells
 _FAMILIES = {
+    "updates": lambda loops: UpdateKernels(loops.sgd, loops.adam),
     "lstm": lambda loops: LSTMKernels(loops.forward, loops.backward, loops.tanh_into),
     "lstm_parallel": lambda loops: LSTMKernels(loops.forward_parallel, loops.backward_parallel,
                                                loops.tanh_into),
@@ -285,5 +302,12 @@ def _try_lnlstm(lnlstm: StepKernels, dtype: Any) -> None:
                     wide.copy(), np.zeros((3, 4 * H), dtype), none)
 
 
+def _try_updates(updates: UpdateKernels, dtype: Any) -> None:
+    p, one = np.zeros(3, dtype), dtype.type(1)
+    updates.sgd(p, p.copy(), one)
+    updates.adam(p, p.copy(), p.copy(), p.copy(), one, one, one, one, one)
+
+
 _TRIALS = {"lstm": _try_lstm, "gru": _try_gru, "rnn": _try_rnn, "softmax": _try_softmax,
-           "peephole": _try_peephole, "lnlstm": _try_lnlstm}  # a *_parallel twin: its family's
+           "peephole": _try_peephole, "lnlstm": _try_lnlstm,
+           "updates": _try_updates}  # a *_parallel twin takes its family's trial

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from . import kernels
 from .backend import array_module, to_numpy
 
 __all__ = [
@@ -148,16 +149,43 @@ class Optimizer:
         return f"{type(self).__name__}(lr={self.lr}{hp})"
 
 
+def _flat_alike(*arrays: Any) -> list[Any] | None:
+    """1-D views of arrays laid out alike (same shape, dtype and strides, one contiguous
+    block), element i of each the same position; None otherwise."""
+    first = arrays[0]
+    if not (first.flags.c_contiguous or first.flags.f_contiguous):
+        return None
+    for a in arrays:
+        if (a.shape != first.shape or a.dtype != first.dtype or a.strides != first.strides
+                or not a.flags.writeable):
+            return None
+    return [a.ravel("K") for a in arrays]
+
+
+def _compiled(p: Any, *others: Any) -> tuple[Any, list[Any]] | tuple[None, None]:
+    """The compiled updates (:func:`bptt.kernels.update_kernels`) and 1-D views of p and the
+    others, when they apply (NumPy arrays laid out alike, float32/float64, Numba installed)."""
+    updates = kernels.update_kernels(array_module(p), p.dtype)
+    flat = _flat_alike(p, *others) if updates is not None else None
+    return (updates, flat) if flat is not None else (None, None)
+
+
 class SGD(Optimizer):
     """Stochastic gradient descent.
 
         p -= lr * g
+
+    One compiled pass with the ``numba`` extra (:mod:`bptt.numba_updates`), the same bits.
     """
 
     def __init__(self, lr: float = 0.01) -> None:
         super().__init__(lr)
 
     def _step(self, p: Any, g: Any, st: dict[str, Any]) -> None:
+        updates, flat = _compiled(p, g)
+        if updates is not None:
+            updates.sgd(*flat, p.dtype.type(self.lr))
+            return
         step = self._scratch_like(p)  # no temporary of p's size (page faults each update)
         array_module(p).multiply(g, self.lr, out=step)
         p -= step
@@ -269,7 +297,8 @@ class Adam(Optimizer):
         p -= lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
 
     t counts updates from 1. (The book folds both corrections into lr_t and adds eps to sqrt(v);
-    the two differ only through eps.) ``eps`` = 1e-8 as in the paper and PyTorch.
+    the two differ only through eps.) ``eps`` = 1e-8 as in the paper and PyTorch. One compiled
+    pass with the ``numba`` extra (:mod:`bptt.numba_updates`), the same bits as the passes below.
     """
 
     slots = ("m", "v")
@@ -286,6 +315,13 @@ class Adam(Optimizer):
     def _step(self, p: Any, g: Any, st: dict[str, Any]) -> None:
         xp, m, v = array_module(p), st["m"], st["v"]
         t = self.iter
+        root_bc2 = math.sqrt(1 - self.beta2**t)
+        updates, flat = _compiled(p, g, m, v)
+        if updates is not None:
+            f = p.dtype.type  # NumPy's passes take each Python float in p's dtype
+            updates.adam(*flat, f(1 - self.beta1), f(self.beta2), f(1 - self.beta2),
+                         f(self.eps * root_bc2), f(self.lr * root_bc2 / (1 - self.beta1**t)))
+            return
         tmp = self._scratch_like(p)  # every pass in place: no temporaries
         xp.subtract(g, m, out=tmp)  # m = m + (1 - beta1) (g - m), PyTorch's lerp_
         tmp *= 1 - self.beta1
@@ -296,7 +332,6 @@ class Adam(Optimizer):
         v += tmp
         # p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps)
         #    = lr sqrt(bc2) / bc1 * m / (sqrt(v) + eps sqrt(bc2)),  bc_k = 1 - beta_k**t
-        root_bc2 = math.sqrt(1 - self.beta2**t)
         xp.sqrt(v, out=tmp)
         tmp += self.eps * root_bc2
         xp.divide(m, tmp, out=tmp)
