@@ -9,9 +9,9 @@ parameter's dtype, as NumPy converts a Python float), so the results are NumPy's
 The arrays are 1-D views of parameters, gradients and moments laid out alike.
 
 One thread: the pass is bound by memory, not by arithmetic. On the 2-core EPYC, 13 M float32
-parameters: SGD 10.5 -> 5.1 ms (31 GB/s), Adam 49.3 -> 10.5 ms (36 GB/s); the same loops split
-in two over Numba's pool took 4.5 and 10.5 ms (a parallel loop around the inlined body was
-not vectorised: 8-9 and 22-39 ms).
+parameters: SGD 10.5 -> 5.1 ms (31 GB/s), Adam 49.3 -> 10.5 ms (36 GB/s); these loops called
+on two halves from a ``prange`` took 4.5 and 10.5 ms (an inlined body in the ``prange``: 8-9
+and 22-39 ms, not looked into further).
 """
 
 from __future__ import annotations
