@@ -205,11 +205,11 @@ def _compile(family: str, dtype_name: str) -> Any:
     there), compiled for the dtype on first request, by a tiny trial step; None if that fails.
     Each family compiles (or loads from Numba's disk cache) only when a layer asks for it."""
     global _warned
+    base = family.removesuffix("_parallel")  # a row-split twin shares its family's module, trial
     try:
-        loops = importlib.import_module(_MODULES.get(family.removesuffix("_parallel"),
-                                                     ".numba_cells"), __package__)
+        loops = importlib.import_module(_MODULES.get(base, ".numba_cells"), __package__)
         compiled = _FAMILIES[family](loops)
-        _TRIALS[family.removesuffix("_parallel")](compiled, np.dtype(dtype_name))  # compile now
+        _TRIALS[base](compiled, np.dtype(dtype_name))  # compile now, where a failure is caught
     except Exception as error:  # noqa: BLE001 - any compiler failure: keep NumPy's path
         if not _warned:
             _warned = True
