@@ -1,5 +1,6 @@
-"""A recurrent step's product with few rows, (N, K) @ (K, 4H): OpenBLAS's threads against its
-columns split over the shared pool (bptt.blas.split_right), side by side.
+"""A recurrent step's product with few rows, (N, K) @ (K, 4H): OpenBLAS's threads, its columns
+split over the shared pool (bptt.blas.split_right) and the product on weights packed once
+(bptt.kernels.packed_right), side by side.
 
     python benchmarks/split_products.py                 # two threads, the models' step shapes
     python benchmarks/split_products.py --threads 4
@@ -7,8 +8,10 @@ columns split over the shared pool (bptt.blas.split_right), side by side.
 Float32. For each shape: the median of ``--repeats`` interleaved rounds (each round ``--calls``
 products back to back, as a layer's time loop makes them) of NumPy's product on the BLAS
 threads (with the products' jobs on the shared pool, as ``bptt train --threads N`` runs them),
-of the split product, and of NumPy's product on one thread; then the split's speed-up over
-OpenBLAS's threads. Needs ``pip install 'bptt[numba]'`` (the pool).
+of the split product, of the packed product on the pool's threads (its packing, once a layer
+call, included: one per round), and of NumPy's and the packed product on one thread; then the
+split's and the packed product's speed-ups over OpenBLAS's threads, and the packed product's
+on one thread over NumPy's on one. Needs ``pip install 'bptt[numba]'`` (the pool).
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ SHAPES = {"better-rnnlm (H 650) forward": (20, 650, 2600),
           "dates seq2seq (H 256, N 128) forward": (128, 273, 1024),
           "dates seq2seq (H 256, N 128) backward": (128, 1024, 256),
           "40 rows, H 650": (40, 650, 2600),
-          "160 rows, H 650": (160, 650, 2600)}
+          "64 rows, H 650": (64, 650, 2600),
+          "160 rows, H 650": (160, 650, 2600),
+          "256 rows, H 650": (256, 650, 2600)}
 
 
 def main() -> None:
@@ -43,15 +48,20 @@ def main() -> None:
     os.environ["OPENBLAS_NUM_THREADS"] = str(a.threads)  # before NumPy starts OpenBLAS
     import numpy as np
 
+    from bptt import kernels
     from bptt.blas import get_blas_threads, pool_status, set_blas_threads, split_right
+    from bptt.kernels import packed_right
+
+    cap = kernels.PACKED_MAX_ROWS
+    kernels.PACKED_MAX_ROWS = 1 << 30  # measured past the cap too: where the cap sits and why
 
     set_blas_threads(a.threads)  # as bptt train --threads N: shares Numba's pool when it can
     rng = np.random.default_rng(0)
     print(f"float32 step products, {a.calls} a round, medians of {a.repeats} rounds; BLAS "
           f"threads {get_blas_threads()}, {pool_status()}; load average "
           f"{os.getloadavg()[0]:.2f}")
-    print(f"{'shape':38s} {'(rows, K, N)':>16s} {'openblas':>9s} {'split':>9s} "
-          f"{'1 thread':>9s} {'split x':>8s}")
+    print(f"{'shape':38s} {'(rows, K, N)':>16s} {'openblas':>9s} {'split':>9s} {'packed':>9s} "
+          f"{'1 thread':>9s} {'packed 1':>9s} {'split x':>8s} {'packed x':>8s} {'1 thr x':>8s}")
     for name, (m, k, n) in SHAPES.items():
         x = rng.standard_normal((m, k)).astype(np.float32)
         w = rng.standard_normal((k, n)).astype(np.float32)
@@ -69,11 +79,24 @@ def main() -> None:
             for _ in range(a.calls):
                 split(out, x)
 
+        def packed_columns(x=x, w=w, out=out, m=m) -> None:
+            product = packed_right(w, m)  # packs w: once a layer call
+            for _ in range(a.calls):
+                product(out, x)
+
         def one_thread() -> None:
             set_blas_threads(1)
             openblas()
             set_blas_threads(a.threads)
-        ways = {"openblas": openblas, "split": split_columns, "one": one_thread}
+
+        def packed_one_thread() -> None:
+            set_blas_threads(1)
+            packed_columns()
+            set_blas_threads(a.threads)
+        ways = {"openblas": openblas, "split": split_columns, "packed": packed_columns,
+                "one": one_thread, "packed one": packed_one_thread}
+        if packed_right(w, m) is None:
+            raise SystemExit("no packed product here: needs pip install 'bptt[numba]'")
         times: dict[str, list[float]] = {k_: [] for k_ in ways}
         for _ in range(a.repeats + 1):  # the first round warms up (and compiles)
             for k_, fn in ways.items():
@@ -82,7 +105,9 @@ def main() -> None:
                 times[k_].append((time.perf_counter() - start) / a.calls)
         med = {k_: statistics.median(v[1:]) * 1e3 for k_, v in times.items()}
         print(f"{name:38s} {str((m, k, n)):>16s} {med['openblas']:7.3f}ms {med['split']:7.3f}ms "
-              f"{med['one']:7.3f}ms {med['openblas'] / med['split']:7.2f}x")
+              f"{med['packed']:7.3f}ms {med['one']:7.3f}ms {med['packed one']:7.3f}ms "
+              f"{med['openblas'] / med['split']:7.2f}x {med['openblas'] / med['packed']:7.2f}x "
+              f"{med['one'] / med['packed one']:7.2f}x{'' if m <= cap else '  (over the cap)'}")
 
 
 if __name__ == "__main__":

@@ -203,7 +203,9 @@ def test_compiled_peephole_and_layer_norm_steps_equal_numpy(cell, N, T, D, H, ma
         if double:
             assert_paths_agree(got, want, dtype)
         else:  # against float64: a layer norm over a few close values amplifies both paths'
-            # float32 rounding (seen: dh0 off by 1.9e-4 in NumPy's path, 3.2e-4 in ours, of 19)
+            # float32 rounding (seen: dh0 off by 1.9e-4 in NumPy's path, 3.2e-4 in ours, of 19;
+            # with H 2, ours within 5e-5 of the size where NumPy's was within 1e-5: our tanh
+            # is within 3.5e-7, NumPy's 6e-8, and the same amplification acts on both)
             wide = {k: v.astype(np.float64) if v.dtype == dtype else v for k, v in kw.items()}
             ref = run(monkeypatch, "numpy", [p.astype(np.float64) for p in params],
                       xs.astype(np.float64), dhs.astype(np.float64), layer_class=layer, **wide)
@@ -211,7 +213,7 @@ def test_compiled_peephole_and_layer_norm_steps_equal_numpy(cell, N, T, D, H, ma
                 assert got[name].dtype == want[name].dtype == dtype, name
                 size = max(1.0, float(np.linalg.norm(ref[name])))
                 ours, numpys = (float(np.linalg.norm(a[name] - ref[name])) for a in (got, want))
-                assert ours <= 4 * numpys + 1e-5 * size, (name, ours, numpys, size)
+                assert ours <= 4 * numpys + 1e-4 * size, (name, ours, numpys, size)
     finally:
         monkeypatch.undo()
 
@@ -329,8 +331,9 @@ def test_a_compiler_failure_warns_once_and_keeps_numpy(monkeypatch):
     kernels._compile.cache_clear()
     try:
         with pytest.warns(RuntimeWarning, match=r"could not compile the recurrent steps, the "
-                                                r"softmax and the updates \(RuntimeError: LLVM "
-                                                r"ERROR: no such target\); using NumPy"):
+                                                r"step products, the softmax and the updates "
+                                                r"\(RuntimeError: LLVM ERROR: no such target\); "
+                                                r"using NumPy"):
             assert kernels.lstm_kernels(np, np.float32) is None
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # decided once, said once: no second warning

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from . import blas, device_double, mkl
+from . import blas, device_double, kernels, mkl
 
 _DEVICES = ("cpu", "gpu", "double")
 _state: dict[str, Any] = {"device": None, "xp": None, "dtype": np.float32, "rng": None}
@@ -171,6 +171,7 @@ def scatter_add_rows(target: Any, idx: Any, values: Any) -> None:
     target[sorted_idx[starts]] += np.add.reduceat(values[order], starts, axis=0)
 
 
+CACHE_LINE = 64  # bytes
 HUGE_PAGE = 2 << 20  # bytes in an x86-64 / arm64 Linux transparent huge page
 
 
@@ -181,13 +182,18 @@ def empty_work(xp: Any, shape: tuple, dtype: Any) -> Any:
     4 MiB, which NumPy asks Linux to back with transparent huge pages (it does so for blocks
     from 4 MiB): a recurrent layer writes each step into fresh rows of (T, N, H) arrays and
     reads them back in reverse, and with 4 KiB pages each 128 KB step slice costs 32 TLB
-    misses (page walks are dear in a virtual machine). Smaller arrays, and CuPy's, are plain
-    ``xp.empty``.
+    misses (page walks are dear in a virtual machine). Smaller NumPy arrays start on a 64-byte
+    boundary (a cache line: a packed panel's row is one, :mod:`bptt.numba_gemm`); CuPy's are
+    plain ``xp.empty``.
     """
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if xp is not np or nbytes < HUGE_PAGE:
+    if xp is not np:
         return xp.empty(shape, dtype=dtype)
+    if nbytes < HUGE_PAGE:
+        block = np.empty(nbytes + CACHE_LINE, dtype=np.uint8)
+        start = -block.ctypes.data % CACHE_LINE
+        return block[start:start + nbytes].view(dtype).reshape(shape)
     block = np.empty(max(nbytes, 2 * HUGE_PAGE) + HUGE_PAGE, dtype=np.uint8)
     start = -block.ctypes.data % HUGE_PAGE
     return block[start:start + nbytes].view(dtype).reshape(shape)
@@ -224,24 +230,38 @@ def matmul_into(out: Any, a: Any, b: Any) -> None:
         out[...] = a @ b
 
 
-def right_product(b: Any, rows: int) -> Any:
+def right_product(b: Any, rows: int, scratch: dict | None = None, name: str = "packed") -> Any:
     """``product(out, a)``: ``out[...] = a @ b`` for the many a (rows, K) of a loop over time,
-    with b (K, N) fixed. With MKL active, b is packed into its kernel's layout once, here (so
-    b must not change while the product is in use; a transposed view ``W.T`` is packed straight
-    from W); otherwise :func:`matmul_into` with b made contiguous once (NumPy's products from a
-    transposed or sliced view are up to 1.7x slower: (20, 2600) @ (2600, 650) 1.03 ms against
-    0.61 ms), its columns split over the threads when the products and the compiled loops
-    share a pool (:func:`bptt.blas.split_right`)."""
+    with b (K, N) fixed: b must not change while the product is in use. With MKL active, b is
+    packed into its kernel's layout once, here (a transposed view ``W.T`` straight from W).
+    Else, with Numba, into panels for :mod:`bptt.numba_gemm` (:func:`bptt.kernels.packed_right`,
+    up to 48 rows; ``scratch[name]`` holds them, a layer's reused array, when given). Else
+    :func:`matmul_into` with b made contiguous once (NumPy's products from a transposed or
+    sliced view are up to 1.7x slower: (20, 2600) @ (2600, 650) 1.03 ms against 0.61 ms), its
+    columns split over the threads when the products and the compiled loops share a pool
+    (:func:`bptt.blas.split_right`)."""
     packed = mkl.PackedRight(b, rows)
-    if packed.packed is None and not b.flags.c_contiguous:
-        b = array_module(b).ascontiguousarray(b)
-    split = blas.split_right(b, rows) if packed.packed is None else None
+    if packed.packed is not None:
+        def product(out: Any, a: Any) -> None:
+            if not packed.product_into(out, a):
+                matmul_into(out, a, b)
+        return product
 
-    def product(out: Any, a: Any) -> None:
-        if not packed.product_into(out, a):
-            matmul_into(out, a, b)
+    def work(shape: tuple, dtype: Any) -> Any:
+        if scratch is None:
+            return empty_work(np, shape, dtype)
+        return reused(scratch, name, np, shape, dtype)
+    own = kernels.packed_right(b, rows, work)
+    if own is not None:
+        def on_panels(out: Any, a: Any) -> None:
+            if not own(out, a):
+                matmul_into(out, a, b)
+        return on_panels
+    if not b.flags.c_contiguous:
+        b = array_module(b).ascontiguousarray(b)
+    split = blas.split_right(b, rows)
 
     def plain(out: Any, a: Any) -> None:
         if split is None or not split(out, a):
             matmul_into(out, a, b)
-    return product if packed.packed is not None else plain
+    return plain

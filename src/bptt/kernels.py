@@ -47,6 +47,7 @@ import functools
 import importlib
 import os
 import warnings
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -82,6 +83,16 @@ class UpdateKernels(NamedTuple):
 
     sgd: Any  # (p, g, lr)
     adam: Any  # (p, g, m, v, 1 - beta1, beta2, 1 - beta2, eps, scale)
+
+
+class GemmKernels(NamedTuple):
+    """A step's product on weights packed once (:mod:`bptt.numba_gemm`), each with a twin that
+    splits the panels over the pool (last argument: its threads)."""
+
+    pack: Any  # (b, packed)
+    pack_parallel: Any  # (b, packed, threads)
+    product: Any  # (a, packed, out)
+    product_parallel: Any  # (a, packed, out, threads)
 
 
 class StepKernels(NamedTuple):
@@ -160,6 +171,59 @@ def update_kernels(xp: Any, dtype: Any) -> UpdateKernels | None:
     return _kernels("updates", xp, dtype)
 
 
+# rows of a up to which the packed product is the faster: at 20 rows 1.2x the split product on
+# two threads, at 40 1.07x, at 64 0.94x (python benchmarks/split_products.py, 2-core EPYC)
+PACKED_MAX_ROWS = 48
+PANEL_BYTES = 64  # a panel's row: 16 float32 or 8 float64 columns (bptt.numba_gemm)
+
+
+def packed_right(b: Any, rows: int, work: Callable[[tuple, Any], Any] | None = None
+                 ) -> Callable[[Any, Any], bool] | None:
+    """``product(out, a)``: ``out[...] = a @ b`` for a (rows, K), on b packed here, once, into
+    panels (:mod:`bptt.numba_gemm`); True, or False when not done (another dtype or layout: use
+    NumPy's). None when it does not apply: b is not a 2-D NumPy float32/float64 matrix with
+    rows and columns, rows is not 1..:data:`PACKED_MAX_ROWS`, or Numba is not installed, off
+    or failed. b must not change while the product is in use. ``work(shape, dtype)`` gives the
+    array to pack into (a layer's reused scratch; default a new one).
+
+    Why: a BLAS library packs b's panels again on every call, which a recurrent step's
+    product with few rows, (20, 650) @ (650, 2600), does not amortise: OpenBLAS computes it
+    at ~50-60 GFLOP/s on one core of the EPYC where its large products reach ~83; on panels
+    packed once a layer call the product runs at ~85, on two threads 1.35-1.8x the split
+    OpenBLAS products (``python benchmarks/split_products.py``). Each column is the same
+    chain of adds on any number of threads, so the result does not depend on ``--threads``.
+    While Numba's pool runs the products (:func:`split_rows`), the panels are split over it."""
+    if (type(b) is not np.ndarray or b.ndim != 2 or 0 in b.shape
+            or not 1 <= rows <= PACKED_MAX_ROWS):
+        return None
+    compiled = _kernels("gemm", np, b.dtype)
+    if compiled is None:
+        return None
+    k, n = b.shape
+    dtype, size = b.dtype, b.dtype.itemsize
+    width = PANEL_BYTES // size
+    shape = ((n + width - 1) // width, k, width)
+    packed = work(shape, dtype) if work is not None else np.empty(shape, dtype)
+    if _split:
+        compiled.pack_parallel(b, packed, _numba().get_num_threads())
+    else:
+        compiled.pack(b, packed)
+
+    def product(out: Any, a: Any) -> bool:
+        if (type(a) is not np.ndarray or type(out) is not np.ndarray or a.dtype != dtype
+                or out.dtype != dtype or a.shape != (rows, k) or out.shape != (rows, n)
+                or a.strides[1] != size or out.strides[1] != size or a.strides[0] < 0
+                or out.strides[0] < (n * size if rows > 1 else 0) or not out.flags.writeable
+                or np.may_share_memory(out, a) or np.may_share_memory(out, packed)):
+            return False
+        if _split:
+            compiled.product_parallel(a, packed, out, _numba().get_num_threads())
+        else:
+            compiled.product(a, packed, out)
+        return True
+    return product
+
+
 _split = False  # the layers' loops split their rows: Numba's pool also runs the products
 
 
@@ -214,15 +278,18 @@ def _compile(family: str, dtype_name: str) -> Any:
         if not _warned:
             _warned = True
             warnings.warn(f"bptt: Numba could not compile the recurrent steps, the "
-                          f"softmax and the updates ({type(error).__name__}: "
+                          f"step products, the softmax and the updates ({type(error).__name__}: "
                           f"{str(error).splitlines()[0] if str(error) else ''}); using NumPy's "
                           f"ufuncs (BPTT_NUMBA=0 silences this)", RuntimeWarning, stacklevel=4)
         return None
     return compiled
 
 
-_MODULES = {"updates": ".numba_updates"}  # where a family's loops live, if not numba_cells
+# where a family's loops live, if not in numba_cells
+_MODULES = {"updates": ".numba_updates", "gemm": ".numba_gemm"}
 _FAMILIES = {
+    "gemm": lambda loops: GemmKernels(loops.pack, loops.pack_parallel, loops.product,
+                                      loops.product_parallel),
     "updates": lambda loops: UpdateKernels(loops.sgd, loops.adam),
     "lstm": lambda loops: LSTMKernels(loops.forward, loops.backward, loops.tanh_into),
     "lstm_parallel": lambda loops: LSTMKernels(loops.forward_parallel, loops.backward_parallel,
@@ -308,6 +375,15 @@ def _try_updates(updates: UpdateKernels, dtype: Any) -> None:
     updates.adam(p, p.copy(), p.copy(), p.copy(), one, one, one, one, one)
 
 
+def _try_gemm(gemm: GemmKernels, dtype: Any) -> None:
+    b = np.zeros((3, 5), dtype)
+    packed = np.zeros((1, 3, PANEL_BYTES // dtype.itemsize), dtype)
+    gemm.pack(b, packed)
+    gemm.pack_parallel(b.T.T, packed, 1)
+    gemm.product(np.zeros((2, 3), dtype), packed, np.zeros((2, 5), dtype))
+    gemm.product_parallel(np.zeros((2, 3), dtype), packed, np.zeros((2, 5), dtype), 1)
+
+
 _TRIALS = {"lstm": _try_lstm, "gru": _try_gru, "rnn": _try_rnn, "softmax": _try_softmax,
            "peephole": _try_peephole, "lnlstm": _try_lnlstm,
-           "updates": _try_updates}  # a *_parallel twin takes its family's trial
+           "updates": _try_updates, "gemm": _try_gemm}  # a *_parallel twin takes its family's trial

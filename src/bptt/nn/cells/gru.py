@@ -218,9 +218,10 @@ class TimeGRU(TimeRecurrentBase):
         rec = xp.empty((N, 3 * H if self.reset_after else 2 * H), dtype=dtype)
         tmp = xp.empty((N, H), dtype=dtype)
         if self.reset_after:
-            by_wh = right_product(Wh, N)
+            by_wh = right_product(Wh, N, self._scratch, "packed Wh")
         else:
-            by_whzr, by_whh = right_product(Whzr, N), right_product(Whh, N)
+            by_whzr = right_product(Whzr, N, self._scratch, "packed Whzr")
+            by_whh = right_product(Whh, N, self._scratch, "packed Whh")
         compiled = gru_kernels(xp, dtype)
         if compiled is not None:  # the same steps, element-wise parts compiled (bptt.kernels)
             products = (by_wh,) if self.reset_after else (by_whzr, by_whh)
@@ -266,7 +267,8 @@ class TimeGRU(TimeRecurrentBase):
         dh_tot = xp.empty((N, H), dtype=dtype)
         tmp = xp.empty((N, H), dtype=dtype)
         rec = xp.empty((N, H), dtype=dtype)
-        back_zr, back_hh = (right_product(W.T, N) for W in (Whzr, Whh))
+        back_zr = right_product(Whzr.T, N, self._scratch, "packed Whzr.T")
+        back_hh = right_product(Whh.T, N, self._scratch, "packed Whh.T")
         compiled = gru_kernels(xp, dtype)
         if compiled is not None:  # the same steps, element-wise parts compiled (bptt.kernels)
             self._compiled_backward(compiled, dhs, G, dA, hs, qs, dn, m, dh, rec,

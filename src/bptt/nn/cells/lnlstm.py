@@ -193,7 +193,8 @@ class TimeLayerNormLSTM(TimeRecurrentBase):
         tanh_n, vc = xp.empty((T, N, H), dtype=dtype), xp.empty((T, N, H), dtype=dtype)
         sh, sc = xp.empty((T, N), dtype=dtype), xp.empty((T, N), dtype=dtype)
         rec = xp.empty((N, H4), dtype=dtype)
-        product, eps = right_product(Wh, N), dtype.type(EPS)
+        product = right_product(Wh, N, self._scratch, "packed Wh")
+        eps = dtype.type(EPS)
         for t in range(T):
             product(rec, hs[t])  # h_{t-1} @ Wh
             compiled.forward(AX[t], rec, b, gh, gc, bc, cs[t], hs[t], cs[t + 1], hs[t + 1],
@@ -262,7 +263,7 @@ class TimeLayerNormLSTM(TimeRecurrentBase):
         real = self._real_rows(xp, m, T, dtype)
         sums = xp.zeros((3, H4), dtype=dtype)  # dgh (4H), dgc (H), dbc (H)
         dn, rec = xp.empty((N, H), dtype=dtype), xp.empty((N, H), dtype=dtype)
-        back = right_product(Wh.T, N)
+        back = right_product(Wh.T, N, self._scratch, "packed Wh.T")
         for t in range(T - 1, -1, -1):  # dh becomes what a padded step passes on
             compiled.backward(gates[t], tanh_n[t], vh[t], sh[t], vc[t], sc[t], cs[t], up[t], dh,
                               dc, gh, gc, dn, dA_all[t], dph_all[t], sums, real[t])

@@ -173,7 +173,8 @@ class TimeLSTM(TimeRecurrentBase):
             tmp = xp.empty((N, 4 * H), dtype=dtype)
         hs[0] = h0
         gi = xp.empty((N, H), dtype=dtype)
-        product = right_product(W if Z is not None else Wh, N)  # @ W or @ Wh, step after step
+        product = right_product(W if Z is not None else Wh, N, self._scratch,
+                                "packed W")  # @ W or @ Wh, step after step
         compiled = lstm_kernels(xp, dtype)
         for t in range(T if compiled is None else 0):
             a = A[t]
@@ -236,7 +237,8 @@ class TimeLSTM(TimeRecurrentBase):
         ds = xp.empty((N, H), dtype=dtype)
         fac = xp.empty((N, 4, H), dtype=dtype)
         d = xp.empty((N, 4, H), dtype=dtype)
-        back = right_product(Wh.T, N)  # @ Wh.T (4H, H), step after step
+        # @ Wh.T (4H, H), step after step
+        back = right_product(Wh.T, N, self._scratch, "packed Wh.T")
         if compiled is not None:  # the same steps, each in one compiled pass (bptt.kernels)
             real = self._real_rows(xp, m, T, dtype)
             rows = dhs.reshape(N, T * H) if in_place else None  # up[t] = rows[:, tH:(t+1)H]
