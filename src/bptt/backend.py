@@ -146,10 +146,14 @@ def to_numpy(a: Any) -> Any:
 def scatter_add_rows(target: Any, idx: Any, values: Any) -> None:
     """``target[idx[k]] += values[k]`` for every k, repeats summed: the embedding backward.
 
-    ``target`` (V, D), ``idx`` (M,) ints, ``values`` (M, D). NumPy's ``np.add.at`` is exact but
-    slow (a Python-level loop in C per element); here the rows are sorted by id once and the rows
-    of each id summed with one ``add.reduceat``. On a device, ``xp.add.at`` does it atomically
-    (CuPy 14; CuPy 13 has ``cupyx.scatter_add`` for it).
+    ``target`` (V, D), ``idx`` (M,) ints, ``values`` (M, D). The same sums as ``np.add.at``, in
+    its order (each id's rows added one after the other, as they come), so the same bits, but
+    not its element-at-a-time loop: the positions are sorted by id once (stable), and pass r
+    adds the r-th occurrence of every id that has one, as one fancy-indexed add (no id twice
+    in a pass); a batch of text has a few ids that repeat often, so most rows go in pass 0.
+    (One ``np.add.reduceat`` over the sorted rows took 5 ms for 700 rows of 650 on the EPYC,
+    these passes 0.5.) On a device, ``xp.add.at`` does it atomically (CuPy 14; CuPy 13 has
+    ``cupyx.scatter_add`` for it).
     """
     xp = array_module(target)
     idx = idx.reshape(-1)
@@ -165,10 +169,16 @@ def scatter_add_rows(target: Any, idx: Any, values: Any) -> None:
 
             cupyx.scatter_add(target, idx, values)
         return
-    order = np.argsort(idx, kind="stable")
+    order = np.argsort(idx, kind="stable")  # positions by id, each id's in their order
     sorted_idx = idx[order]
     starts = np.flatnonzero(np.r_[True, sorted_idx[1:] != sorted_idx[:-1]])
-    target[sorted_idx[starts]] += np.add.reduceat(values[order], starts, axis=0)
+    counts = np.diff(np.r_[starts, idx.size])
+    rank = np.arange(idx.size) - np.repeat(starts, counts)  # r: the id's r-th occurrence
+    by_rank = order[np.argsort(rank, kind="stable")]  # positions by r
+    bounds = np.r_[0, np.cumsum(np.bincount(rank))]
+    for r in range(bounds.size - 1):
+        rows = by_rank[bounds[r]:bounds[r + 1]]
+        target[idx[rows]] += values[rows]
 
 
 CACHE_LINE = 64  # bytes
