@@ -1,7 +1,9 @@
 """The LSTM's element-wise step in one pass (the GRU's in two, around its two products; the
 peephole and layer-normalised LSTMs' steps and the RNN's forward in one), and the softmax with
 cross-entropy over a vocabulary one row at a time, and the SGD and Adam updates in one pass
-(:mod:`bptt.numba_updates`), compiled by Numba when the optional ``numba`` extra is installed;
+(:mod:`bptt.numba_updates`), and the steps' products on weights packed once
+(:func:`packed_right`, :mod:`bptt.numba_gemm`), compiled by Numba when the optional ``numba``
+extra is installed;
 NumPy's ufuncs (the reference, in
 :class:`bptt.nn.cells.TimeLSTM`, :class:`~bptt.nn.cells.TimeGRU`, ... and
 :class:`~bptt.nn.time_layers.TimeSoftmaxWithLoss`) otherwise.
