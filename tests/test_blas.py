@@ -215,8 +215,12 @@ def test_a_split_product_is_its_column_blocks_each_on_one_thread(m, k, n, dtype,
             return
         assert split(out, a)
         assert blas.get_blas_threads() == 2  # given back after the split
-        assert np.array_equal(out, _blocks_on_one_thread(a, b, 2))
+        blocks = _blocks_on_one_thread(a, b, 2)
         exact = a.astype(np.float64) @ b.astype(np.float64)
+        if n % (((n + 1) // 2 + 15) // 16 * 16) != 1:
+            assert np.array_equal(out, blocks)
+        else:  # a last block of one column: NumPy's reference takes its vector product (gemv)
+            assert np.array_equal(out[:, :-1], blocks[:, :-1])
         tol = 1e-12 if dtype == np.float64 else 1e-5
         assert np.abs(out - exact).max() <= tol * np.abs(a).max() * np.abs(b).max() * k
     finally:

@@ -105,6 +105,7 @@ def test_packed_product_of_a_long_sum_keeps_float32_close_to_exact():
 def test_packed_right_declines_what_it_does_not_take(monkeypatch):
     b = np.ones((8, 40), np.float32)
     assert kernels.packed_right(b, 0) is None  # no rows
+    assert kernels.packed_right(b, 1) is None  # one row: NumPy's vector product
     assert kernels.packed_right(b, kernels.PACKED_MAX_ROWS + 1) is None  # OpenBLAS's
     assert kernels.packed_right(b.astype(np.float16), 4) is None
     assert kernels.packed_right(b[0], 4) is None  # a vector
@@ -153,6 +154,13 @@ def test_right_product_falls_back_to_numpy_and_packs_into_the_layers_scratch():
     np.testing.assert_allclose(odd, dA @ Wh.T, rtol=1e-5, atol=1e-4)
     backend.right_product(Wh.T, 5, scratch, "packed Wh.T")
     assert scratch["packed Wh.T"] is first  # the next call packs into the same memory
+    few: dict = {}
+    product = backend.right_product(Wh.T, 5, few, "packed", steps=3)  # not worth packing
+    product(out, dA)
+    assert not few
+    np.testing.assert_allclose(out, dA @ Wh.T, rtol=1e-12, atol=1e-12)
+    backend.right_product(Wh.T, 5, few, "packed", steps=4)
+    assert list(few) == ["packed"]
 
 
 def test_the_layers_use_the_packed_products_and_agree_with_numpy(monkeypatch):

@@ -240,12 +240,14 @@ def matmul_into(out: Any, a: Any, b: Any) -> None:
         out[...] = a @ b
 
 
-def right_product(b: Any, rows: int, scratch: dict | None = None, name: str = "packed") -> Any:
+def right_product(b: Any, rows: int, scratch: dict | None = None, name: str = "packed",
+                  steps: int | None = None) -> Any:
     """``product(out, a)``: ``out[...] = a @ b`` for the many a (rows, K) of a loop over time,
     with b (K, N) fixed: b must not change while the product is in use. With MKL active, b is
     packed into its kernel's layout once, here (a transposed view ``W.T`` straight from W).
     Else, with Numba, into panels for :mod:`bptt.numba_gemm` (:func:`bptt.kernels.packed_right`,
-    up to 48 rows; ``scratch[name]`` holds them, a layer's reused array, when given). Else
+    2-48 rows and ``steps`` (the products it will make; None: many) of at least 4 to pay for
+    the packing; ``scratch[name]`` holds them, a layer's reused array, when given). Else
     :func:`matmul_into` with b made contiguous once (NumPy's products from a transposed or
     sliced view are up to 1.7x slower: (20, 2600) @ (2600, 650) 1.03 ms against 0.61 ms), its
     columns split over the threads when the products and the compiled loops share a pool
@@ -261,7 +263,7 @@ def right_product(b: Any, rows: int, scratch: dict | None = None, name: str = "p
         if scratch is None:
             return empty_work(np, shape, dtype)
         return reused(scratch, name, np, shape, dtype)
-    own = kernels.packed_right(b, rows, work)
+    own = kernels.packed_right(b, rows, work) if steps is None or steps >= 4 else None
     if own is not None:
         def on_panels(out: Any, a: Any) -> None:
             if not own(out, a):

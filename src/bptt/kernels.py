@@ -184,9 +184,10 @@ def packed_right(b: Any, rows: int, work: Callable[[tuple, Any], Any] | None = N
     """``product(out, a)``: ``out[...] = a @ b`` for a (rows, K), on b packed here, once, into
     panels (:mod:`bptt.numba_gemm`); True, or False when not done (another dtype or layout: use
     NumPy's). None when it does not apply: b is not a 2-D NumPy float32/float64 matrix with
-    rows and columns, rows is not 1..:data:`PACKED_MAX_ROWS`, or Numba is not installed, off
-    or failed. b must not change while the product is in use. ``work(shape, dtype)`` gives the
-    array to pack into (a layer's reused scratch; default a new one).
+    rows and columns, rows is not 2..:data:`PACKED_MAX_ROWS` (one row is NumPy's vector
+    product, as fast), or Numba is not installed, off or failed. b must not change while the
+    product is in use. ``work(shape, dtype)`` gives the array to pack into (a layer's reused
+    scratch; default a new one).
 
     Why: a BLAS library packs b's panels again on every call, which a recurrent step's
     product with few rows, (20, 650) @ (650, 2600), does not amortise: OpenBLAS computes it
@@ -196,7 +197,7 @@ def packed_right(b: Any, rows: int, work: Callable[[tuple, Any], Any] | None = N
     chain of adds on any number of threads, so the result does not depend on ``--threads``.
     While Numba's pool runs the products (:func:`split_rows`), the panels are split over it."""
     if (type(b) is not np.ndarray or b.ndim != 2 or 0 in b.shape
-            or not 1 <= rows <= PACKED_MAX_ROWS):
+            or not 2 <= rows <= PACKED_MAX_ROWS):
         return None
     compiled = _kernels("gemm", np, b.dtype)
     if compiled is None:

@@ -218,10 +218,10 @@ class TimeGRU(TimeRecurrentBase):
         rec = xp.empty((N, 3 * H if self.reset_after else 2 * H), dtype=dtype)
         tmp = xp.empty((N, H), dtype=dtype)
         if self.reset_after:
-            by_wh = right_product(Wh, N, self._scratch, "packed Wh")
+            by_wh = right_product(Wh, N, self._scratch, "packed Wh", steps=T)
         else:
-            by_whzr = right_product(Whzr, N, self._scratch, "packed Whzr")
-            by_whh = right_product(Whh, N, self._scratch, "packed Whh")
+            by_whzr = right_product(Whzr, N, self._scratch, "packed Whzr", steps=T)
+            by_whh = right_product(Whh, N, self._scratch, "packed Whh", steps=T)
         compiled = gru_kernels(xp, dtype)
         if compiled is not None:  # the same steps, element-wise parts compiled (bptt.kernels)
             products = (by_wh,) if self.reset_after else (by_whzr, by_whh)
@@ -267,8 +267,8 @@ class TimeGRU(TimeRecurrentBase):
         dh_tot = xp.empty((N, H), dtype=dtype)
         tmp = xp.empty((N, H), dtype=dtype)
         rec = xp.empty((N, H), dtype=dtype)
-        back_zr = right_product(Whzr.T, N, self._scratch, "packed Whzr.T")
-        back_hh = right_product(Whh.T, N, self._scratch, "packed Whh.T")
+        back_zr = right_product(Whzr.T, N, self._scratch, "packed Whzr.T", steps=T)
+        back_hh = right_product(Whh.T, N, self._scratch, "packed Whh.T", steps=T)
         compiled = gru_kernels(xp, dtype)
         if compiled is not None:  # the same steps, element-wise parts compiled (bptt.kernels)
             self._compiled_backward(compiled, dhs, G, dA, hs, qs, dn, m, dh, rec,

@@ -193,7 +193,7 @@ class TimeLayerNormLSTM(TimeRecurrentBase):
         tanh_n, vc = xp.empty((T, N, H), dtype=dtype), xp.empty((T, N, H), dtype=dtype)
         sh, sc = xp.empty((T, N), dtype=dtype), xp.empty((T, N), dtype=dtype)
         rec = xp.empty((N, H4), dtype=dtype)
-        product = right_product(Wh, N, self._scratch, "packed Wh")
+        product = right_product(Wh, N, self._scratch, "packed Wh", steps=T)
         eps = dtype.type(EPS)
         for t in range(T):
             product(rec, hs[t])  # h_{t-1} @ Wh
@@ -263,7 +263,7 @@ class TimeLayerNormLSTM(TimeRecurrentBase):
         real = self._real_rows(xp, m, T, dtype)
         sums = xp.zeros((3, H4), dtype=dtype)  # dgh (4H), dgc (H), dbc (H)
         dn, rec = xp.empty((N, H), dtype=dtype), xp.empty((N, H), dtype=dtype)
-        back = right_product(Wh.T, N, self._scratch, "packed Wh.T")
+        back = right_product(Wh.T, N, self._scratch, "packed Wh.T", steps=T)
         for t in range(T - 1, -1, -1):  # dh becomes what a padded step passes on
             compiled.backward(gates[t], tanh_n[t], vh[t], sh[t], vc[t], sc[t], cs[t], up[t], dh,
                               dc, gh, gc, dn, dA_all[t], dph_all[t], sums, real[t])

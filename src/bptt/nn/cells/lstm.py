@@ -174,7 +174,7 @@ class TimeLSTM(TimeRecurrentBase):
         hs[0] = h0
         gi = xp.empty((N, H), dtype=dtype)
         product = right_product(W if Z is not None else Wh, N, self._scratch,
-                                "packed W")  # @ W or @ Wh, step after step
+                                "packed W", steps=T)  # @ W or @ Wh, step after step
         compiled = lstm_kernels(xp, dtype)
         for t in range(T if compiled is None else 0):
             a = A[t]
@@ -238,7 +238,7 @@ class TimeLSTM(TimeRecurrentBase):
         fac = xp.empty((N, 4, H), dtype=dtype)
         d = xp.empty((N, 4, H), dtype=dtype)
         # @ Wh.T (4H, H), step after step
-        back = right_product(Wh.T, N, self._scratch, "packed Wh.T")
+        back = right_product(Wh.T, N, self._scratch, "packed Wh.T", steps=T)
         if compiled is not None:  # the same steps, each in one compiled pass (bptt.kernels)
             real = self._real_rows(xp, m, T, dtype)
             rows = dhs.reshape(N, T * H) if in_place else None  # up[t] = rows[:, tH:(t+1)H]

@@ -133,7 +133,7 @@ class TimePeepholeLSTM(TimeRecurrentBase):
         if compiled is not None:  # the same step in one compiled pass (bptt.kernels)
             real = self._real_rows(xp, m, T, xs.dtype)
             rec = xp.empty((N, 4 * H), dtype=xs.dtype)
-            product = right_product(Wh, N, self._scratch, "packed Wh")
+            product = right_product(Wh, N, self._scratch, "packed Wh", steps=T)
             for t in range(T):
                 product(rec, hs[t])  # h_{t-1} @ Wh
                 compiled.forward(AX[t], rec, p, cs[t], hs[t], cs[t + 1], tanh_cs[t], hs[t + 1],
@@ -173,7 +173,7 @@ class TimePeepholeLSTM(TimeRecurrentBase):
         compiled = peephole_kernels(xp, dtype)
         if compiled is not None:  # the same step in one compiled pass (bptt.kernels)
             real = self._real_rows(xp, m, T, dtype)
-            back = right_product(Wh.T, N, self._scratch, "packed Wh.T")
+            back = right_product(Wh.T, N, self._scratch, "packed Wh.T", steps=T)
             rec = xp.empty((N, H), dtype=dtype)
             for t in range(T - 1, -1, -1):  # dh becomes what a padded step passes on
                 compiled.backward(gates[t], tanh_cs[t], cs[t], cs[t + 1], up[t], dh, dc, p,

@@ -123,7 +123,7 @@ class TimeRNN(TimeRecurrentBase):
         hs[1:] += b
         tmp = xp.empty((N, H), dtype=xs.dtype)
         relu = self.nonlinearity == "relu"
-        product = right_product(Wh, N, self._scratch, "packed Wh")
+        product = right_product(Wh, N, self._scratch, "packed Wh", steps=T)
         compiled = rnn_forward_kernel(xp, xs.dtype)
         if compiled is not None:  # the same steps, f(a + h_{t-1} @ Wh) compiled (bptt.kernels)
             real = self._real_rows(xp, m, T, xs.dtype)
@@ -159,7 +159,7 @@ class TimeRNN(TimeRecurrentBase):
             xp.subtract(1, dA, out=dA)
         dh = self._start_dh(xp, dh_last, "dh_last", N, hs.dtype)  # a fresh (N, H) array
         dh_tot = xp.empty((N, H), dtype=hs.dtype)
-        back = right_product(Wh.T, N, self._scratch, "packed Wh.T")  # @ Wh.T (H, H)
+        back = right_product(Wh.T, N, self._scratch, "packed Wh.T", steps=T)  # @ Wh.T (H, H)
         for t in reversed(range(T)):
             if m is not None:
                 carry = dh * m[0][t]  # padded step: gradient flows straight to h_{t-1}
