@@ -171,8 +171,8 @@ def test_the_layers_use_the_packed_products_and_agree_with_numpy(monkeypatch):
     calls = []
     real = kernels.packed_right
 
-    def counted(b, rows, work=None):
-        product = real(b, rows, work)
+    def counted(b, rows, work=None, steps=None):
+        product = real(b, rows, work, steps)
         return None if product is None else (
             lambda out, a: calls.append(product(out, a)) or calls[-1])
     monkeypatch.setattr(kernels, "packed_right", counted)

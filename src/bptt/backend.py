@@ -152,7 +152,7 @@ def scatter_add_rows(target: Any, idx: Any, values: Any) -> None:
     adds the r-th occurrence of every id that has one, as one fancy-indexed add (no id twice
     in a pass); a batch of text has a few ids that repeat often, so most rows go in pass 0.
     (One ``np.add.reduceat`` over the sorted rows took 5 ms for 700 rows of 650 on the EPYC,
-    these passes 0.5.) On a device, ``xp.add.at`` does it atomically (CuPy 14; CuPy 13 has
+    these passes 0.9.) On a device, ``xp.add.at`` does it atomically (CuPy 14; CuPy 13 has
     ``cupyx.scatter_add`` for it).
     """
     xp = array_module(target)
@@ -245,35 +245,27 @@ def right_product(b: Any, rows: int, scratch: dict | None = None, name: str = "p
     """``product(out, a)``: ``out[...] = a @ b`` for the many a (rows, K) of a loop over time,
     with b (K, N) fixed: b must not change while the product is in use. With MKL active, b is
     packed into its kernel's layout once, here (a transposed view ``W.T`` straight from W).
-    Else, with Numba, into panels for :mod:`bptt.numba_gemm` (:func:`bptt.kernels.packed_right`,
-    2-48 rows and ``steps`` (the products it will make; None: many) of at least 4 to pay for
-    the packing; ``scratch[name]`` holds them, a layer's reused array, when given). Else
+    Else, with Numba, into panels for :mod:`bptt.numba_gemm` (:func:`bptt.kernels.packed_right`
+    says for which ``rows`` and ``steps``, the products it will make, None: many;
+    ``scratch[name]`` holds them, a layer's reused array, when given). Else
     :func:`matmul_into` with b made contiguous once (NumPy's products from a transposed or
     sliced view are up to 1.7x slower: (20, 2600) @ (2600, 650) 1.03 ms against 0.61 ms), its
     columns split over the threads when the products and the compiled loops share a pool
     (:func:`bptt.blas.split_right`)."""
     packed = mkl.PackedRight(b, rows)
-    if packed.packed is not None:
-        def product(out: Any, a: Any) -> None:
-            if not packed.product_into(out, a):
-                matmul_into(out, a, b)
-        return product
 
     def work(shape: tuple, dtype: Any) -> Any:
         if scratch is None:
             return empty_work(np, shape, dtype)
         return reused(scratch, name, np, shape, dtype)
-    own = kernels.packed_right(b, rows, work) if steps is None or steps >= 4 else None
-    if own is not None:
-        def on_panels(out: Any, a: Any) -> None:
-            if not own(out, a):
-                matmul_into(out, a, b)
-        return on_panels
-    if not b.flags.c_contiguous:
-        b = array_module(b).ascontiguousarray(b)
-    split = blas.split_right(b, rows)
+    special = (packed.product_into if packed.packed is not None
+               else kernels.packed_right(b, rows, work, steps))
+    if special is None:
+        if not b.flags.c_contiguous:
+            b = array_module(b).ascontiguousarray(b)
+        special = blas.split_right(b, rows)
 
-    def plain(out: Any, a: Any) -> None:
-        if split is None or not split(out, a):
+    def product(out: Any, a: Any) -> None:
+        if special is None or not special(out, a):
             matmul_into(out, a, b)
-    return plain
+    return product

@@ -176,18 +176,22 @@ def update_kernels(xp: Any, dtype: Any) -> UpdateKernels | None:
 # rows of a up to which the packed product is the faster: at 20 rows 1.2x the split product on
 # two threads, at 40 1.07x, at 64 0.94x (python benchmarks/split_products.py, 2-core EPYC)
 PACKED_MAX_ROWS = 48
-PANEL_BYTES = 64  # a panel's row: 16 float32 or 8 float64 columns (bptt.numba_gemm)
+# products a layer call makes below which packing does not pay (it costs about two or three
+# of them): generation and greedy decoding, one step a call, keep NumPy's product
+PACKED_MIN_STEPS = 4
+PANEL_BYTES = 64  # a panel's row, one cache line: 16 float32 or 8 float64 columns
 
 
-def packed_right(b: Any, rows: int, work: Callable[[tuple, Any], Any] | None = None
-                 ) -> Callable[[Any, Any], bool] | None:
+def packed_right(b: Any, rows: int, work: Callable[[tuple, Any], Any] | None = None,
+                 steps: int | None = None) -> Callable[[Any, Any], bool] | None:
     """``product(out, a)``: ``out[...] = a @ b`` for a (rows, K), on b packed here, once, into
     panels (:mod:`bptt.numba_gemm`); True, or False when not done (another dtype or layout: use
     NumPy's). None when it does not apply: b is not a 2-D NumPy float32/float64 matrix with
     rows and columns, rows is not 2..:data:`PACKED_MAX_ROWS` (one row is NumPy's vector
-    product, as fast), or Numba is not installed, off or failed. b must not change while the
-    product is in use. ``work(shape, dtype)`` gives the array to pack into (a layer's reused
-    scratch; default a new one).
+    product, as fast), ``steps`` (the products the caller will make; None: many) is under
+    :data:`PACKED_MIN_STEPS`, or Numba is not installed, off or failed. b must not change
+    while the product is in use. ``work(shape, dtype)`` gives the array to pack into (a
+    layer's reused scratch; default a new one).
 
     Why: a BLAS library packs b's panels again on every call, which a recurrent step's
     product with few rows, (20, 650) @ (650, 2600), does not amortise: OpenBLAS computes it
@@ -197,7 +201,8 @@ def packed_right(b: Any, rows: int, work: Callable[[tuple, Any], Any] | None = N
     chain of adds on any number of threads, so the result does not depend on ``--threads``.
     While Numba's pool runs the products (:func:`split_rows`), the panels are split over it."""
     if (type(b) is not np.ndarray or b.ndim != 2 or 0 in b.shape
-            or not 2 <= rows <= PACKED_MAX_ROWS):
+            or not 2 <= rows <= PACKED_MAX_ROWS
+            or (steps is not None and steps < PACKED_MIN_STEPS)):
         return None
     compiled = _kernels("gemm", np, b.dtype)
     if compiled is None:
@@ -381,8 +386,9 @@ def _try_updates(updates: UpdateKernels, dtype: Any) -> None:
 def _try_gemm(gemm: GemmKernels, dtype: Any) -> None:
     b = np.zeros((3, 5), dtype)
     packed = np.zeros((1, 3, PANEL_BYTES // dtype.itemsize), dtype)
-    gemm.pack(b, packed)
-    gemm.pack_parallel(b.T.T, packed, 1)
+    for weights in (b, np.zeros((5, 3), dtype).T):  # Wh, and the view Wh.T going back
+        gemm.pack(weights, packed)
+        gemm.pack_parallel(weights, packed, 1)
     gemm.product(np.zeros((2, 3), dtype), packed, np.zeros((2, 5), dtype))
     gemm.product_parallel(np.zeros((2, 3), dtype), packed, np.zeros((2, 5), dtype), 1)
 

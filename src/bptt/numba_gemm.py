@@ -36,8 +36,9 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-VECTOR_BYTES = 32  # one AVX2 register; on wider or narrower units LLVM splits or joins them
-PANEL_BYTES = 2 * VECTOR_BYTES  # a panel's row: two vectors, one cache line (kernels.py too)
+from .kernels import PANEL_BYTES  # a panel's row: two vectors, one cache line
+
+VECTOR_BYTES = PANEL_BYTES // 2  # one AVX2 register; on other units LLVM splits or joins them
 MAX_BLOCK_ROWS = 6  # 2 x 6 accumulators + 2 panel vectors + 1 broadcast = 15 registers
 K_BLOCK = 256  # terms summed from 0 before they are added to out: a panel's 16 KB slice
 
