@@ -62,7 +62,7 @@ def load_checkpoint(path: str | os.PathLike[str], dtype: Any = None) -> Any:
         kind = read_json(directory / "config.json").get("kind", "language-model")
     except (OSError, ValueError, AttributeError, CheckpointError):
         kind = read_checkpoint(directory).kind  # the checks say what is wrong
-    loader = LOADERS.get(kind)
+    loader = LOADERS.get(kind) if isinstance(kind, str) else None
     if loader is None:
         raise CheckpointError(f"{directory} holds a {kind!r} model, which this bptt cannot "
                               f"open (kinds: {', '.join(LOADERS)})")
