@@ -11,6 +11,8 @@ import pytest
 from bptt.cli import main
 from bptt.data.batching import StreamBatcher
 from bptt.data.make_builtin import compose
+from bptt.train.config import TrainConfig
+from bptt.train.neural_cache import WINDOWS
 
 SMALL = ["--embed", "8", "--hidden", "8", "--batch", "4", "--bptt", "5", "--optimizer", "adam",
          "--lr", "0.01", "--quiet"]
@@ -130,6 +132,62 @@ def test_eval_on_another_text_with_the_models_vocabulary(run_dir, tmp_path, caps
     assert r["unk_fraction"] == pytest.approx(1 / 13)
     assert main(["eval", str(run_dir), "--data", str(other), "--split", "all"]) == 0
     assert "10 of 13 tokens of other.txt scored, 7.7% <unk>" in capsys.readouterr().out
+
+
+def test_eval_with_the_continuous_cache(run_dir, tmp_path, capsys):
+    m = json.loads((run_dir / "metrics.json").read_text())
+    assert main(["eval", str(run_dir), "--cache", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["perplexity"] == pytest.approx(m["test_ppl"], rel=1e-9)  # the plain one as ever
+    c = r["cache"]
+    assert c["tuned_on"]["split"] == "valid" and c["window"] in WINDOWS
+    assert c["tuned_on"]["perplexity"] <= m["valid_ppl"] + 1e-9  # the grid's best on valid
+    given = ["--cache-window", str(c["window"]), "--cache-theta", str(c["theta"]),
+             "--cache-lambda", str(c["lam"])]
+    assert main(["eval", str(run_dir), *given, "--json"]) == 0
+    fixed = json.loads(capsys.readouterr().out)
+    assert fixed["cache_perplexity"] == pytest.approx(r["cache_perplexity"], rel=1e-12)
+    assert fixed["cache"]["tuned_on"] is None
+    assert main(["eval", str(run_dir), "--cache"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith(f"test perplexity {r['cache_perplexity']:.4f} with the "
+                               f"continuous cache (window {c['window']}")
+    assert "the best on valid, where it gives" in lines[1]
+    other = tmp_path / "other.txt"
+    other.write_text("one day , she found a zebra .\nthe end .\n", encoding="utf-8")
+    assert main(["eval", str(run_dir), "--data", str(other), "--split", "all", *given]) == 0
+    one_line_error(capsys, ["eval", str(run_dir), "--data", str(other), "--split", "all",
+                            "--cache"], "tuned on a validation split", "--cache-theta")
+    one_line_error(capsys, ["eval", str(run_dir), "--cache", "--book"], "leave out --book")
+    one_line_error(capsys, ["eval", str(run_dir), "--cache-window", "100"],
+                   "give all three of --cache-window, --cache-theta and --cache-lambda")
+    one_line_error(capsys, ["eval", str(run_dir), "--cache-window", "0", "--cache-theta", "1",
+                            "--cache-lambda", "0.1"], "--cache-window must be >= 1")
+    one_line_error(capsys, ["eval", str(run_dir), "--cache-window", "9", "--cache-theta", "1",
+                            "--cache-lambda", "1"], "cache lambda 1.0: give a number in [0, 1)")
+
+
+def test_train_with_cache_reports_it_and_eval_agrees(tmp_path, capsys):
+    data = tmp_path / "stories.txt"
+    data.write_text(compose(stories=12), encoding="utf-8")
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--out", str(out), "--epochs", "1", "--cache",
+                 *SMALL]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    m = json.loads((out / "metrics.json").read_text())
+    c = m["cache"]
+    assert m["config"]["cache"] is True and c["tuned_on"]["split"] == "valid"
+    assert printed[1] == (f"test ppl {m['test_ppl_cache']:.2f} with the continuous cache "
+                          f"(window {c['window']}, theta {c['theta']:g}, lambda {c['lam']:g}: "
+                          f"the best on valid, where it gives {c['tuned_on']['perplexity']:.2f})")
+    assert main(["eval", str(out), "--cache", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["cache_perplexity"] == pytest.approx(m["test_ppl_cache"], rel=1e-12)
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "2", "--no-cache"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert "test_ppl_cache" not in m and m["epochs_completed"] == 2
+    assert TrainConfig(preset="cpu-hour").resolved().cache is True
+    assert TrainConfig(preset="rnnlm").resolved().cache is False
 
 
 def test_blas_threads_default_to_one_and_follow_threads(run_dir, capsys, monkeypatch):

@@ -65,9 +65,10 @@ def test_rnnlm_recipe_reaches_the_books_perplexity(tmp_path, capsys):
 
 @needs_ptb
 @pytest.mark.slow
-def test_cpu_hour_preset_reaches_100_within_an_hour(tmp_path):
-    """`--preset cpu-hour` on 2 BLAS threads: the whole run (evaluations included) in at most
-    60 minutes and a test perplexity of at most 100 (measured: 85.5 in 52 min)."""
+def test_cpu_hour_preset_reaches_80_within_an_hour(tmp_path):
+    """`--preset cpu-hour` on 2 BLAS threads: the whole run (evaluations and the cache's tuning
+    included) in at most 60 minutes, a test perplexity of at most 100 and of at most 80 with
+    the continuous cache (measured on a 2-core AMD EPYC: 86.20 and 76.62 in 57.4 min)."""
     out = tmp_path / "cpu-hour"
     t0 = time.monotonic()
     assert main(["train", "--data", str(PTB), "--preset", "cpu-hour", "--threads", "2",
@@ -75,4 +76,5 @@ def test_cpu_hour_preset_reaches_100_within_an_hour(tmp_path):
     minutes = (time.monotonic() - t0) / 60
     m = json.loads((out / "metrics.json").read_text())
     assert m["test_ppl"] <= 100, m["test_ppl"]
+    assert m["test_ppl_cache"] <= 80, m["test_ppl_cache"]
     assert minutes <= 60, minutes

@@ -111,6 +111,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     a("--optimizer", choices=OPTIMIZERS, default=None,
       help="ntasgd: SGD that starts averaging the weights when the validation perplexity stops "
            "improving (AWD-LSTM's NT-ASGD)")
+    a("--cache", action=argparse.BooleanOptionalAction, default=None,
+      help="at the end, the test perplexity also with the continuous cache (Grave et al. "
+           "2017), tuned on valid (default: on for --preset cpu-hour; bptt eval --cache "
+           "does it for any run)")
     a("--float64", action="store_true", default=None, help="train in float64 (default float32)")
     a("--out", default=None, metavar="DIR", help="output directory (default runs/lm)")
     a("--resume", action="store_true", default=None, help="continue the run in --out exactly")
@@ -135,7 +139,7 @@ def train_config_from_args(args: argparse.Namespace) -> tuple[Any, set[str]]:
                                   positive=dest in ("lr", "max_minutes"))
     for dest in ("data", "level", "tokenizer", "preset", "cell", "init", "tie", "variational",
                  "variable_bptt", "optimizer", "out", "resume", "overwrite", "force", "plot",
-                 "quiet"):
+                 "quiet", "cache"):
         v = getattr(args, dest, None)
         if v is not None:
             values[dest] = v
@@ -168,6 +172,11 @@ def run_train(args: argparse.Namespace) -> int:
     print(f"valid ppl {_fmt(m['valid_ppl'])} | test ppl {_fmt(m['test_ppl'])} | "
           f"{_fmt(tps, ',.0f')} tokens/s | {m['epochs']:g} epochs, {m['steps']} steps | "
           f"{m['wall_time_s']:.0f} s ({m['stopped']})")
+    if m.get("test_ppl_cache") is not None:
+        c = m["cache"]
+        print(f"test ppl {m['test_ppl_cache']:.2f} with the continuous cache (window "
+              f"{c['window']}, theta {c['theta']:g}, lambda {c['lam']:g}: the best on valid, "
+              f"where it gives {c['tuned_on']['perplexity']:.2f})")
     print(f"model: {out}/best   metrics: {out}/metrics.json   try: bptt generate {out}")
     if m["config"].get("plot"):
         print(f"plot: {m['config']['plot']}")

@@ -46,7 +46,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                          init="book"),
     "cpu-hour": dict(cell="lstm", layers=2, embed=300, hidden=300, dropout=0.4, tie=True,
                      batch=20, bptt=35, optimizer="sgd", lr=20.0, clip=0.25, epochs=18,
-                     lr_decay=1.6, decay_after=10, max_minutes=56.0, init="book"),
+                     lr_decay=1.6, decay_after=10, max_minutes=56.0, init="book", cache=True),
     # AWD-LSTM (Merity et al. 2017) for a GPU: 3 LSTM layers 1150, 1150, 400 under a tied
     # 400-wide embedding; one dropout ratio for AWD's four (0.4 in, 0.25 between, 0.4 out)
     "awd": dict(cell="lstm", layers=3, embed=400, hidden=1150, last_hidden=400, dropout=0.4,
@@ -57,7 +57,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 # what a setting is when neither the command line nor the preset gives it
 UNLESS_PRESET: dict[str, Any] = {"lr_decay": 4.0, "weight_drop": 0.0, "embed_dropout": 0.0,
                                  "ar": 0.0, "tar": 0.0, "variational": False,
-                                 "variable_bptt": False,
+                                 "variable_bptt": False, "cache": False,
                                  # measured: benchmarks/init_vs_torch.py, docs/results.md
                                  "init": "torch"}
 OPTIMIZERS = tuple(_optim.OPTIMIZERS)
@@ -77,7 +77,7 @@ DEFAULT_LR = {"sgd": 20.0, "momentum": 1.0, "nesterov": 1.0, "adagrad": 0.1, "rm
 # settings a resumed run may change; all others must match the checkpoint (the data file may
 # move: its content must match the run's fingerprint, train/run.py)
 RESUME_MAY_CHANGE = ("epochs", "max_steps", "max_minutes", "quiet", "plot", "resume", "out",
-                     "overwrite", "force", "device", "log_every", "data")
+                     "overwrite", "force", "device", "log_every", "data", "cache")
 
 
 @dataclass
@@ -123,6 +123,8 @@ class TrainConfig:
     plot: str | None = None
     quiet: bool = False
     eval_batch: int = 10             # the book's eval_perplexity: 10 streams, 35 steps
+    cache: bool | None = None        # the test perplexity also with the continuous cache
+                                     # (bptt.train.neural_cache), tuned on valid
     eval_bptt: int = 35
     min_freq: int = 1
     max_size: int | None = None

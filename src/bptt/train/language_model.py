@@ -35,6 +35,7 @@ from .comm import world
 from .config import RESUME_MAY_CHANGE, TrainConfig
 from .lm_checkpoint import language_model_files, load_language_model
 from .memory import check_fits, stack_params, training_bytes
+from .neural_cache import CacheSettings, cache_perplexity, stream_states, tune_cache
 from .plot import plot_history, require_matplotlib
 from .progress import work_bar
 from .run import Run
@@ -380,6 +381,10 @@ def _run(cfg: TrainConfig, model: LanguageModel, optimizer: Any, corpus: Corpus,
         best = load_language_model(out / "best")  # test the model that eval/generate use
         model.set_params(dict(zip(best.model.param_names, best.model.params, strict=True)))
         metrics["test_ppl"] = perplexity(model, corpus.test, cfg.eval_batch, cfg.eval_bptt)
+        if cfg.cache:
+            found = cache_evaluation(model, corpus.valid, corpus.test, cfg.eval_batch,
+                                     cfg.eval_bptt)
+            metrics["test_ppl_cache"], metrics["cache"] = found["cache_perplexity"], found["cache"]
     metrics["wall_time_s"] = round(time.perf_counter() - wall0, 2)
     trainer.log.write("end", **{k: v for k, v in metrics.items() if k != "config"})
     write_json_atomic(out / "metrics.json", metrics)
@@ -389,19 +394,22 @@ def _run(cfg: TrainConfig, model: LanguageModel, optimizer: Any, corpus: Corpus,
 
 def evaluate(path: str | os.PathLike[str], data: str | None = None, split: str = "test",
              level: str | None = None, batch_size: int | None = None,
-             time_size: int | None = None, book: bool = False,
-             progress: bool = False) -> dict[str, Any]:
+             time_size: int | None = None, book: bool = False, progress: bool = False,
+             cache: CacheSettings | bool = False) -> dict[str, Any]:
     """Perplexity of a saved model (``OUT`` or a checkpoint directory) on a split.
 
     ``data`` defaults to the data the model was trained on; it is encoded with the model's
     vocabulary (unseen tokens become ``<unk>``; ``unk_fraction`` says how many tokens are
     ``<unk>``). Batch and time sizes default to the run's. ``book``: the book's
     ``eval_perplexity`` (:func:`book_perplexity`: whole windows only) instead of every token.
+    ``cache``: also the perplexity with the continuous cache (:mod:`bptt.train.neural_cache`),
+    with these settings, or (True) with the settings best on the validation split.
     """
     ck = load_language_model(path)
     tc = ck.train_config
     spec = data if data is not None else tc.get("data")
     level = level or ck.vocab.level
+    corpus = None
     if split == "all" and spec is not None and Path(spec).is_file():  # a text of any length
         text = read_text(spec)
         ids = ck.vocab.encode(tokenize(text, level, ck.vocab.tokenizer, ck.vocab.subword))
@@ -411,13 +419,35 @@ def evaluate(path: str | os.PathLike[str], data: str | None = None, split: str =
         ids, name = corpus.split(split), corpus.name
     N = batch_size or tc.get("eval_batch", 10)
     T = time_size or tc.get("eval_bptt", 35)
-    measure = book_perplexity if book else perplexity
-    ppl = measure(ck.model, ids, N, T, progress=progress)
     unk = ck.vocab.unk_id  # unseen tokens count as <unk>: many of them make ppl meaningless
     unk_fraction = float((ids == unk).mean()) if unk is not None and len(ids) else 0.0
     streams = max(1, min(N, len(ids) - 1))  # eval_batches' streams
     scored = N * T * ((len(ids) - 1) // (N * T)) if book else streams * ((len(ids) - 1)
                                                                            // streams)
-    return {"perplexity": ppl, "split": split, "tokens": int(len(ids)),
-            "scored_tokens": int(scored), "method": "book" if book else "streams",
-            "unk_fraction": unk_fraction, "data": name, "checkpoint": str(ck.directory)}
+    if cache is not False and book:
+        raise ValueError("the cache scores every token of the streams: leave out --book")
+    if cache is True and corpus is None:
+        raise ValueError("the cache is tuned on a validation split, which one text file has "
+                         "not: give --cache-window, --cache-theta and --cache-lambda")
+    measure = book_perplexity if book else perplexity
+    result = {"perplexity": measure(ck.model, ids, N, T, progress=progress), "split": split,
+              "tokens": int(len(ids)), "scored_tokens": int(scored),
+              "method": "book" if book else "streams", "unk_fraction": unk_fraction,
+              "data": name, "checkpoint": str(ck.directory)}
+    if cache is False:
+        return result
+    return {**result, **cache_evaluation(ck.model, corpus.valid if cache is True else None,
+                                         ids, N, T, cache if cache is not True else None)}
+
+
+def cache_evaluation(model: LanguageModel, valid: Any, ids: Any, batch_size: int,
+                     time_size: int, settings: CacheSettings | None = None) -> dict[str, Any]:
+    """The perplexity of ``ids`` with the continuous cache, and its settings: ``settings``, or
+    the best of :func:`~bptt.train.neural_cache.tune_cache` on ``valid``."""
+    tuned_on = None
+    if settings is None:
+        settings, valid_ppl, _ = tune_cache(stream_states(model, valid, batch_size, time_size))
+        tuned_on = {"split": "valid", "perplexity": valid_ppl}
+    states = stream_states(model, ids, batch_size, time_size)
+    return {"cache_perplexity": cache_perplexity(states, settings),
+            "cache": {**settings.as_dict(), "tuned_on": tuned_on}}
