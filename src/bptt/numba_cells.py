@@ -340,12 +340,24 @@ def _exp_by_type(x):
 
 @njit(error_model="numpy", cache=True, fastmath={"nnan", "nsz"})
 def _row_max(row):
-    """max of a row (vectorised: NaN is not looked for here; exp(NaN - m) = NaN finds it)."""
-    m = row[0]
-    for j in range(1, row.shape[0]):
-        v = row[j]
-        m = v if v > m else m
-    return m
+    """max of a row: eight running maxima (of the elements j mod 8 = 0..7, kept in one vector
+    register; a single running maximum does not vectorise), then their maximum. Max is exact,
+    so the order changes nothing; NaN is not looked for here: exp(NaN - m) = NaN finds it."""
+    V = row.shape[0]
+    full = V - V % 8
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = m = row[0]
+    for j in range(0, full, 8):
+        a0 = max(a0, row[j])
+        a1 = max(a1, row[j + 1])
+        a2 = max(a2, row[j + 2])
+        a3 = max(a3, row[j + 3])
+        a4 = max(a4, row[j + 4])
+        a5 = max(a5, row[j + 5])
+        a6 = max(a6, row[j + 6])
+        a7 = max(a7, row[j + 7])
+    for j in range(full, V):
+        m = max(m, row[j])
+    return max(max(max(a0, a1), max(a2, a3)), max(max(a4, a5), max(a6, a7)), m)
 
 
 @jit
