@@ -255,8 +255,8 @@ def test_split_products_apply_only_where_they_are_meant_to(restore_threads):
 def test_right_product_splits_on_the_shared_pool_and_layers_stay_right(monkeypatch,
                                                                       restore_threads):
     """A TimeLSTM forward and backward on two threads (its step products split, both ways) is
-    the one-thread result to float64 rounding. 80 rows: more than the packed products take
-    (bptt.kernels.PACKED_MAX_ROWS; tests/test_numba_gemm.py has those)."""
+    the one-thread result to float64 rounding. 136 rows: more than the packed products take
+    (bptt.kernels.packed_max_rows(); tests/test_numba_gemm.py has those)."""
     from bptt.nn.cells import TimeLSTM
 
     done, real = [], blas.split_right
@@ -269,8 +269,8 @@ def test_right_product_splits_on_the_shared_pool_and_layers_stay_right(monkeypat
     monkeypatch.setattr(blas, "split_right", counted)
 
     g = np.random.default_rng(1)
-    N, T, D, H = 80, 6, 130, 160
-    assert N > kernels.PACKED_MAX_ROWS
+    N, T, D, H = 136, 6, 130, 160
+    assert N > kernels.packed_max_rows()
     Wx, Wh = g.standard_normal((D, 4 * H)) * 0.1, g.standard_normal((H, 4 * H)) * 0.1
     xs, dhs = g.standard_normal((N, T, D)), g.standard_normal((N, T, H))
 

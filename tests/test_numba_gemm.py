@@ -51,7 +51,7 @@ def layout(data, x, name):
 
 
 @settings(max_examples=60, deadline=None)
-@given(m=st.integers(1, 70), k=st.integers(1, 90), n=st.integers(1, 90),
+@given(m=st.integers(1, 140), k=st.integers(1, 90), n=st.integers(1, 90),
        double=st.booleans(), seed=st.integers(0, 2**16), data=st.data())
 def test_packed_product_is_right_and_the_same_on_any_threads_and_rows(m, k, n, double, seed,
                                                                        data):
@@ -106,7 +106,7 @@ def test_packed_right_declines_what_it_does_not_take(monkeypatch):
     b = np.ones((8, 40), np.float32)
     assert kernels.packed_right(b, 0) is None  # no rows
     assert kernels.packed_right(b, 1) is None  # one row: NumPy's vector product
-    assert kernels.packed_right(b, kernels.PACKED_MAX_ROWS + 1) is None  # OpenBLAS's
+    assert kernels.packed_right(b, kernels.packed_max_rows() + 1) is None  # OpenBLAS's
     assert kernels.packed_right(b.astype(np.float16), 4) is None
     assert kernels.packed_right(b[0], 4) is None  # a vector
     assert kernels.packed_right(np.ones((0, 40), np.float32), 4) is None  # empty

@@ -173,13 +173,28 @@ def update_kernels(xp: Any, dtype: Any) -> UpdateKernels | None:
     return _kernels("updates", xp, dtype)
 
 
-# rows of a up to which the packed product is the faster: at 20 rows 1.2x the split product on
-# two threads, at 40 1.07x, at 64 0.94x (python benchmarks/split_products.py, 2-core EPYC)
-PACKED_MAX_ROWS = 48
+# rows of a up to which the packed product is the faster (python benchmarks/split_products.py,
+# 2-core EPYCs): with AVX2 (Zen 3) at 20 rows 1.2x the split product on two threads, at 40
+# 1.07x, at 64 0.94x; with AVX-512 (Zen 4: a panel's row is one vector register) at 64 rows
+# 1.09x, at 128 (the dates seq2seq) 1.15-1.21x, at 160-256 1.0x
+PACKED_MAX_ROWS = {"avx2": 48, "avx512": 128}
 # products a layer call makes below which packing does not pay (it costs about two or three
 # of them): generation and greedy decoding, one step a call, keep NumPy's product
 PACKED_MIN_STEPS = 4
 PANEL_BYTES = 64  # a panel's row, one cache line: 16 float32 or 8 float64 columns
+
+
+@functools.cache
+def packed_max_rows() -> int:
+    """The most rows the packed product takes on this CPU (:data:`PACKED_MAX_ROWS`): the
+    AVX-512 figure where LLVM (Numba's compiler) finds AVX-512F on the host, else AVX2's."""
+    try:
+        from llvmlite import binding
+
+        wide = bool(binding.get_host_cpu_features().get("avx512f"))
+    except Exception:  # no llvmlite (no Numba: nothing is packed), or no feature list
+        wide = False
+    return PACKED_MAX_ROWS["avx512" if wide else "avx2"]
 
 
 def packed_right(b: Any, rows: int, work: Callable[[tuple, Any], Any] | None = None,
@@ -187,7 +202,7 @@ def packed_right(b: Any, rows: int, work: Callable[[tuple, Any], Any] | None = N
     """``product(out, a)``: ``out[...] = a @ b`` for a (rows, K), on b packed here, once, into
     panels (:mod:`bptt.numba_gemm`); True, or False when not done (another dtype or layout: use
     NumPy's). None when it does not apply: b is not a 2-D NumPy float32/float64 matrix with
-    rows and columns, rows is not 2..:data:`PACKED_MAX_ROWS` (one row is NumPy's vector
+    rows and columns, rows is not 2..:func:`packed_max_rows` (one row is NumPy's vector
     product, as fast), ``steps`` (the products the caller will make; None: many) is under
     :data:`PACKED_MIN_STEPS`, or Numba is not installed, off or failed. b must not change
     while the product is in use. ``work(shape, dtype)`` gives the array to pack into (a
@@ -201,7 +216,7 @@ def packed_right(b: Any, rows: int, work: Callable[[tuple, Any], Any] | None = N
     chain of adds on any number of threads, so the result does not depend on ``--threads``.
     While Numba's pool runs the products (:func:`split_rows`), the panels are split over it."""
     if (type(b) is not np.ndarray or b.ndim != 2 or 0 in b.shape
-            or not 2 <= rows <= PACKED_MAX_ROWS
+            or not 2 <= rows <= packed_max_rows()
             or (steps is not None and steps < PACKED_MIN_STEPS)):
         return None
     compiled = _kernels("gemm", np, b.dtype)
