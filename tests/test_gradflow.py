@@ -10,6 +10,7 @@ import pytest
 
 from bptt.cli import main
 from bptt.nn.cells import TimeGRU, TimeLSTM, TimeRNN
+from bptt.nn.registry import get_cell
 from bptt.tools.explaining.gradflow import (
     _forward_backward,
     adding_batch,
@@ -101,6 +102,47 @@ def test_parameter_gradients_match_finite_differences(cell):
         err = np.linalg.norm(num - grads[name]) / max(np.linalg.norm(num) + np.linalg.norm(
             grads[name]), 1e-12)
         assert err < 1e-6, (name, err)
+
+
+def _steps_from(cell, p, x, state, t0, t1):
+    """The state after steps t0..t1-1 of ``cell`` with the run's parameters, from ``state``."""
+    spec = get_cell(cell)
+    names = [k for k in p if k != "w"]
+    given = len(spec.param_shapes(x.shape[2], p["w"].shape[0]))
+    step = spec.make_step(*(p[k] for k in names[:given]))
+    for a, k in zip(step.params[given:], names[given:], strict=True):
+        a[...] = p[k]
+    for t in range(t0, t1):
+        state = spec.forward(step, x[:, t], state)
+    return state
+
+
+@pytest.mark.parametrize("cell", ["mlstm", "mamba", "rwkv"])
+def test_cells_that_do_not_read_h_follow_their_whole_state(cell):
+    """dL/dh_t is 0 before the last step for these cells (h_{t-1} is not read): the norms are
+    of dL/d(h_t, s_t), equal to the finite-difference gradient of the loss in the state."""
+    spec = get_cell(cell)
+    assert not spec.reads_previous_h and get_cell("lstm").reads_previous_h
+    N, T, H, t0 = 2, 5, 3, 2
+    run = gradient_flow(cell, T=T, H=H, N=N, seed=5)
+    assert run.of == "(h_t, s_t)" and min(run.norms) > 0
+    p, (x, y) = run.params, adding_batch(N, T, seed=5)
+    state = _steps_from(cell, p, x, spec.zero_state(np, N, H), 0, t0 + 1)  # (h_t0, s_t0)
+
+    def loss(st):
+        h = _steps_from(cell, p, x, st, t0 + 1, T)[0]
+        return float(((h @ p["w"] - y) ** 2).sum() / (2 * N))
+    eps, squares = 1e-6, 0.0
+    for k, part in enumerate(state):
+        for i in np.ndindex(*part.shape):
+            moved = [a.copy() for a in state]
+            moved[k][i] += eps
+            up = loss(tuple(moved))
+            moved[k][i] -= 2 * eps
+            squares += ((up - loss(tuple(moved))) / (2 * eps)) ** 2
+    assert run.norms[t0] == pytest.approx(math.sqrt(squares), rel=1e-6)
+    assert "follow ||dL/d(h_t, s_t)||" in format_table([run])
+    assert "follow" not in format_table([gradient_flow("lstm", T=T, H=H, N=N)])
 
 
 def test_adding_batch():

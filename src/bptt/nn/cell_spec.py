@@ -88,8 +88,9 @@ class CellSpec:
     Read off the step class once, here: :attr:`param_names` (its ``param_names``, default
     ``Wx, Wh, b``), :meth:`init_params` (its ``init_params`` classmethod, default Wx, Wh, b
     drawn by the model's initializer), :attr:`recurrent_params` (its ``recurrent_params``:
-    the weights that multiply the previous state, default ``Wh`` when it has one) and
-    :meth:`activations` (its ``activations()``: the gates of its last step, for pictures).
+    the weights that multiply the previous state, default ``Wh`` when it has one),
+    :attr:`reads_previous_h` (its ``reads_previous_h``, default True) and :meth:`activations`
+    (its ``activations()``: the gates of its last step, for pictures).
     """
 
     name: str
@@ -152,6 +153,13 @@ class CellSpec:
         ``bptt gradflow`` scales); () for a cell whose state enters without a weight."""
         default = ("Wh",) if "Wh" in self.param_names else ()
         return tuple(getattr(self.step, "recurrent_params", default))
+
+    @property
+    def reads_previous_h(self) -> bool:
+        """Whether a step reads h_{t-1} (its ``reads_previous_h``, default True): False for a
+        cell whose state's second part carries all the memory (mLSTM's C and n, Mamba's s,
+        RWKV's sums), so dL/dh_{t-1} = 0 and ``bptt gradflow`` follows (h_t, s_t) instead."""
+        return bool(getattr(self.step, "reads_previous_h", True))
 
     def activations(self, cell: Any) -> dict[str, Any]:
         """The named activations of ``cell``'s last forward step (gates f, i, o, g...), or {}

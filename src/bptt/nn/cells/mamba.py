@@ -70,6 +70,7 @@ class Mamba:
 
     param_names = ("Wx", "b", "WB", "WC", "A_log", "Dk")
     recurrent_params: tuple[str, ...] = ()  # no weight multiplies the previous state
+    reads_previous_h = False  # the step reads the previous state through s only
 
     @classmethod
     def init_params(cls, D: int, H: int, init: Any) -> list[Any]:

@@ -65,6 +65,7 @@ class MLSTM:
 
     param_names = ("Wx", "b", "wg", "bg")
     recurrent_params: tuple[str, ...] = ()  # the gates read x_t only
+    reads_previous_h = False  # the step reads the previous state through s only
 
     @classmethod
     def init_params(cls, D: int, H: int, init: Any) -> list[Any]:

@@ -230,6 +230,7 @@ class RWKV:
 
     param_names = PARAM_NAMES
     recurrent_params: tuple[str, ...] = ()  # no weight multiplies the previous state
+    reads_previous_h = False  # the step reads the previous state through s only
     cell_state_blocks = STATE_BLOCKS
 
     @classmethod

@@ -22,6 +22,11 @@ gate that keeps the state (LSTM forget gate b_f = carry_bias, GRU update gate b_
 so f = 1 - z = sigmoid(carry_bias) ~ 0.73 for 1.0, the Keras default of Jozefowicz et al.
 2015); with 0 both gates start at 0.5 and the carried gradient halves at every step.
 
+A cell whose step does not read h_{t-1} (mLSTM, Mamba, RWKV: ``reads_previous_h`` False in
+its :class:`~bptt.nn.cell_spec.CellSpec`) carries its memory in the state's second part s_t
+(mLSTM's C and n, Mamba's s, RWKV's sums): there dL/dh_t = 0 before the last step, and the
+norm followed is that of the gradient of the whole state, ||dL/d(h_t, s_t)|| (``FlowRun.of``).
+
 Gradient clipping does not change this picture (it rescales the parameter gradients after
 backward), but it does tame what an exploding gradient does to an update: each run also
 reports the global norm of the parameter gradients, that norm after ``clip_grads``, and the
@@ -47,7 +52,9 @@ INITS = ("orthogonal", "normal")
 
 @dataclass
 class FlowRun:
-    """One cell at one Wh scale: ``norms[t]`` = ||dL/dh_t||, t = 0..T-1 (2-norm over (N, H))."""
+    """One cell at one Wh scale: ``norms[t]`` = ||dL/dh_t||, t = 0..T-1 (2-norm over (N, H));
+    for a cell whose step does not read h_{t-1}, ||dL/d(h_t, s_t)|| over its whole state
+    (``of`` says which)."""
 
     cell: str
     scale: float
@@ -57,7 +64,7 @@ class FlowRun:
     H: int
     N: int
     norms: list[float]
-    dh0_norm: float  # ||dL/dh_init||, the gradient leaving step 0 (layer.dh of a Time layer)
+    dh0_norm: float  # ||dL/dh_init|| (layer.dh of a Time layer), or of the whole initial state
     loss: float
     grad_norm: float  # global norm of (dWx, dWh, db, dw) before clipping
     max_norm: float
@@ -65,6 +72,7 @@ class FlowRun:
     lr: float
     loss_after_sgd: float  # loss after p -= lr * g
     loss_after_clipped_sgd: float  # the same with the clipped gradients
+    of: str = "h_t"  # what norms follow: "h_t", or "(h_t, s_t)" (module docstring)
     params: dict[str, Any] = field(default_factory=dict, repr=False)  # Wx, Wh, b, w (float64)
 
     @property
@@ -149,8 +157,10 @@ def init_params(cell: str, H: int, D: int = 2, scale: float = 1.0, init: str = "
 
 def _forward_backward(cell: str, p: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray,
                       backward: bool = True) -> tuple[float, list[float], float, dict]:
-    """Loss, ||dL/dh_t|| for t = 0..T-1, ||dL/dh_init|| and the parameter gradients."""
+    """Loss, ||dL/dh_t|| for t = 0..T-1, ||dL/dh_init|| and the parameter gradients (of the
+    whole state instead of h for a cell whose step does not read h_{t-1})."""
     spec = get_cell(cell)
+    followed = slice(None) if not spec.reads_previous_h else slice(1)  # (dh, ds) or (dh,)
     N, T, _ = x.shape
     H = p["w"].shape[0]
     names = [k for k in p if k != "w"]  # the cell's parameters, in its order
@@ -174,11 +184,18 @@ def _forward_backward(cell: str, p: dict[str, np.ndarray], x: np.ndarray, y: np.
     dstate = (np.outer(err / N, p["w"]),) + spec.zero_state(np, N, H)[1:]
     norms = [0.0] * T
     for t in reversed(range(T)):
-        norms[t] = float(np.linalg.norm(dstate[0]))  # the norm of dL/dh_t
+        norms[t] = _norm(dstate[followed])  # the norm of dL/dh_t (or of dL/d(h_t, s_t))
         _, dstate = spec.backward(cells[t], dstate)
         for name, g in zip(names, cells[t].grads, strict=True):
             grads[name] += g  # the Time layers' sum over t
-    return loss, norms, float(np.linalg.norm(dstate[0])), grads
+    return loss, norms, _norm(dstate[followed]), grads
+
+
+def _norm(parts: tuple) -> float:
+    """The 2-norm of all the arrays in ``parts`` together."""
+    if len(parts) == 1:
+        return float(np.linalg.norm(parts[0]))
+    return float(np.sqrt(sum(float((d * d).sum()) for d in parts)))
 
 
 def gradient_flow(cell: str = "rnn", scale: float = 1.0, *, T: int = 100, H: int = 32,
@@ -201,7 +218,8 @@ def gradient_flow(cell: str = "rnn", scale: float = 1.0, *, T: int = 100, H: int
     return FlowRun(cell=cell, scale=float(scale), init=init, carry_bias=float(carry_bias), T=T,
                    H=H, N=N, norms=norms, dh0_norm=dh0, loss=loss, grad_norm=grad_norm,
                    max_norm=float(max_norm), clipped_norm=clipped_norm, lr=float(lr),
-                   loss_after_sgd=loss_sgd, loss_after_clipped_sgd=loss_clip, params=p)
+                   loss_after_sgd=loss_sgd, loss_after_clipped_sgd=loss_clip,
+                   of="h_t" if get_cell(cell).reads_previous_h else "(h_t, s_t)", params=p)
 
 
 def gradient_flow_study(cells: tuple[str, ...] | list[str] = ("rnn", "lstm", "gru"),
@@ -228,11 +246,18 @@ def format_table(runs: list[FlowRun], columns: int = 5) -> str:
             _loss(r.loss_after_clipped_sgd)])
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
     r0 = runs[0]
+    whole = [c for c in dict.fromkeys(r.cell for r in runs if r.of != "h_t")]
     lines = [
         f"||dL/dh_t|| with the loss on the last step only (adding problem, T={T}, "
         f"H={r0.H}, N={r0.N}, {r0.init} Wh times the scale, carry-gate bias {r0.carry_bias:g})",
         f"|grad|: global norm of the parameter gradients; clipped: after clip_grads(max_norm="
         f"{r0.max_norm:g}); SGD / SGD clip: the loss after one step of lr={r0.lr:g}",
+    ]
+    if whole:
+        lines.append(f"{', '.join(whole)}: the step does not read h_(t-1), so dL/dh_t = 0 "
+                     f"before the last step; these rows follow ||dL/d(h_t, s_t)||, s_t the "
+                     f"memory the state carries")
+    lines += [
         "",
         "  ".join(h.rjust(w) for h, w in zip(head, widths, strict=True)),
     ]

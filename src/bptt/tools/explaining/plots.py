@@ -35,9 +35,10 @@ from .records import Tracer, model_layers
 # -- gradient flow --------------------------------------------------------------------------------
 def plot_gradient_flow(runs: Sequence[Any], path: str | os.PathLike[str] | None = None,
                        title: str | None = None) -> Any:
-    """One panel per cell: log ||dL/dh_t|| against t, one line per Wh scale; a last panel: the
-    global parameter-gradient norm against the scale, before and after clipping. Returns the
-    PNG's path, or with no ``path`` the Figure (a notebook shows it inline)."""
+    """One panel per cell: log ||dL/dh_t|| (or ||dL/d(h_t, s_t)||, ``FlowRun.of``) against t,
+    one line per Wh scale; a last panel: the global parameter-gradient norm against the scale,
+    before and after clipping. Returns the PNG's path, or with no ``path`` the Figure (a
+    notebook shows it inline)."""
     if not runs:
         raise ValueError("plot_gradient_flow needs at least one run")
     cells = list(dict.fromkeys(r.cell for r in runs))
@@ -60,7 +61,8 @@ def plot_gradient_flow(runs: Sequence[Any], path: str | os.PathLike[str] | None 
         ax.set_yscale("log")
         ax.set_ylim(lo / 10, hi * 10)
         ax.set_xlabel("time step t (the loss is at the last step)")
-        ax.set_title(f"{cell.upper()}: ||dL/dh_t||")
+        of = next(r.of for r in runs if r.cell == cell)
+        ax.set_title(f"{cell.upper()}: ||dL/d{of}||")
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
     axes[0].set_ylabel("norm of the gradient reaching h_t (log)")
