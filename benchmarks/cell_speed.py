@@ -30,7 +30,10 @@ def main() -> None:
 
     import numpy as np
 
+    from bptt.blas import pool_status, share_threads
     from bptt.nn.registry import cell_names, get_cell, make_time_layer
+
+    share_threads()  # as bptt train does: the products and the compiled loops share a pool
 
     class Uniform:
         def __init__(self, rng: np.random.Generator, H: int) -> None:
@@ -56,7 +59,8 @@ def main() -> None:
     N, H = a.batch, a.hidden
     cells = a.cells or [c for c in cell_names() if c != "lstm"]
     print(f"forward+backward per time step, N={N} D=H={H} float32, median of {a.repeats}; "
-          f"BLAS threads {a.threads}, load average {os.getloadavg()[0]:.1f}")
+          f"BLAS threads {a.threads} ({pool_status()}), load average "
+          f"{os.getloadavg()[0]:.1f}")
     print(f"{'cell':<16}{'T':>6}{'ms/step':>10}{'LSTM ms/step':>14}{'ratio':>8}")
     for T in a.steps:
         rng = np.random.default_rng(1)

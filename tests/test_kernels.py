@@ -200,6 +200,10 @@ def test_compiled_peephole_and_layer_norm_steps_equal_numpy(cell, N, T, D, H, ma
         layer = CELL_LAYERS[cell]
         got = run(monkeypatch, "compiled", params, xs, dhs, layer_class=layer, **kw)
         want = run(monkeypatch, "numpy", params, xs, dhs, layer_class=layer, **kw)
+        with pytest.MonkeyPatch.context() as split:  # the rows over two threads: the same bits
+            split_rows(split)
+            two = run(split, "compiled", params, xs, dhs, layer_class=layer, **kw)
+        assert all(np.array_equal(two[k], got[k]) for k in got)
         if double:
             assert_paths_agree(got, want, dtype)
         else:  # against float64: a layer norm over a few close values amplifies both paths'
@@ -216,6 +220,27 @@ def test_compiled_peephole_and_layer_norm_steps_equal_numpy(cell, N, T, D, H, ma
                 assert ours <= 4 * numpys + 1e-4 * size, (name, ours, numpys, size)
     finally:
         monkeypatch.undo()
+
+
+@pytest.mark.parametrize("cell", sorted(CELL_LAYERS))
+@pytest.mark.parametrize("double", [False, True])
+def test_peephole_and_layer_norm_rows_and_columns_split_give_the_same_bits(monkeypatch, cell,
+                                                                            double):
+    """Rows split over two threads, a padded row among them: the one-thread bits (the
+    parameter gradients summed over the rows in order)."""
+    dtype = np.float64 if double else np.float32
+    N, T, D, H = 7, 3, 5, 70
+    rng, params, xs, dhs = random_layer_case(4, dtype, N, T, D, H, cell_param_shapes(cell, D, H))
+    mask = np.ones((N, T), bool)
+    mask[2, 1:] = False
+    one = run(monkeypatch, "compiled", params, xs, dhs, layer_class=CELL_LAYERS[cell], mask=mask)
+    split_rows(monkeypatch)
+    two = run(monkeypatch, "compiled", params, xs, dhs, layer_class=CELL_LAYERS[cell], mask=mask)
+    assert all(np.array_equal(two[k], one[k]) for k in one)
+    if double:
+        want = run(monkeypatch, "numpy", params, xs, dhs, layer_class=CELL_LAYERS[cell],
+                   mask=mask)
+        assert_paths_agree(one, want, dtype)
 
 
 @pytest.mark.parametrize("cell", sorted(CELL_LAYERS))

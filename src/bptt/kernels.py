@@ -328,7 +328,11 @@ _FAMILIES = {
     "softmax_parallel": lambda loops: SoftmaxKernels(loops.softmax_rows_parallel,
                                                      loops.softmax_grad_rows_parallel),
     "peephole": lambda loops: StepKernels(loops.peephole_forward, loops.peephole_backward),
+    "peephole_parallel": lambda loops: StepKernels(loops.peephole_forward_parallel,
+                                                   loops.peephole_backward_parallel),
     "lnlstm": lambda loops: StepKernels(loops.lnlstm_forward, loops.lnlstm_backward),
+    "lnlstm_parallel": lambda loops: StepKernels(loops.lnlstm_forward_parallel,
+                                                 loops.lnlstm_backward_parallel),
 }
 
 # the trial steps: tiny arrays (N 2, H 3) with the argument types the layers pass (C-contiguous)
