@@ -176,7 +176,8 @@ def update_kernels(xp: Any, dtype: Any) -> UpdateKernels | None:
 # rows of a up to which the packed product is the faster (python benchmarks/split_products.py,
 # 2-core EPYCs): with AVX2 (Zen 3) at 20 rows 1.2x the split product on two threads, at 40
 # 1.07x, at 64 0.94x; with AVX-512 (Zen 4: a panel's row is one vector register) at 64 rows
-# 1.09x, at 128 (the dates seq2seq) 1.15-1.21x, at 160-256 1.0x
+# 0.91-1.09x, at 128 (the dates seq2seq) 0.98-1.20x, at 160-256 0.8-1.0x (Intel's AVX-512 CPUs
+# not measured; there MKL's packed products come first, bptt.mkl)
 PACKED_MAX_ROWS = {"avx2": 48, "avx512": 128}
 # products a layer call makes below which packing does not pay (it costs about two or three
 # of them): generation and greedy decoding, one step a call, keep NumPy's product
@@ -189,10 +190,9 @@ def packed_max_rows() -> int:
     """The most rows the packed product takes on this CPU (:data:`PACKED_MAX_ROWS`): the
     AVX-512 figure where LLVM (Numba's compiler) finds AVX-512F on the host, else AVX2's."""
     try:
-        from llvmlite import binding
-
-        wide = bool(binding.get_host_cpu_features().get("avx512f"))
-    except Exception:  # no llvmlite (no Numba: nothing is packed), or no feature list
+        llvm = importlib.import_module("llvmlite.binding")  # Numba's compiler
+        wide = bool(llvm.get_host_cpu_features().get("avx512f"))
+    except Exception:  # noqa: BLE001 - no llvmlite (no Numba: nothing is packed), no feature list
         wide = False
     return PACKED_MAX_ROWS["avx512" if wide else "avx2"]
 
