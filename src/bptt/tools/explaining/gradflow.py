@@ -160,7 +160,7 @@ def _forward_backward(cell: str, p: dict[str, np.ndarray], x: np.ndarray, y: np.
     """Loss, ||dL/dh_t|| for t = 0..T-1, ||dL/dh_init|| and the parameter gradients (of the
     whole state instead of h for a cell whose step does not read h_{t-1})."""
     spec = get_cell(cell)
-    followed = slice(None) if not spec.reads_previous_h else slice(1)  # (dh, ds) or (dh,)
+    followed = slice(1) if spec.reads_previous_h else slice(None)  # (dh,) or (dh, ds)
     N, T, _ = x.shape
     H = p["w"].shape[0]
     names = [k for k in p if k != "w"]  # the cell's parameters, in its order
@@ -246,7 +246,7 @@ def format_table(runs: list[FlowRun], columns: int = 5) -> str:
             _loss(r.loss_after_clipped_sgd)])
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
     r0 = runs[0]
-    whole = [c for c in dict.fromkeys(r.cell for r in runs if r.of != "h_t")]
+    whole = list(dict.fromkeys(r.cell for r in runs if r.of != "h_t"))
     lines = [
         f"||dL/dh_t|| with the loss on the last step only (adding problem, T={T}, "
         f"H={r0.H}, N={r0.N}, {r0.init} Wh times the scale, carry-gate bias {r0.carry_bias:g})",
