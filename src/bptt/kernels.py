@@ -309,7 +309,8 @@ def _compile(family: str, dtype_name: str) -> Any:
 
 
 # where a family's loops live, if not in numba_cells
-_MODULES = {"updates": ".numba_updates", "gemm": ".numba_gemm"}
+_MODULES = {"updates": ".numba_updates", "gemm": ".numba_gemm",
+            "peephole": ".numba_lstm_variants", "lnlstm": ".numba_lstm_variants"}
 _FAMILIES = {
     "gemm": lambda loops: GemmKernels(loops.pack, loops.pack_parallel, loops.product,
                                       loops.product_parallel),
