@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bptt import backend
+from bptt import backend, kernels
 from bptt.backend import (
     BackendError,
     array_module,
@@ -135,3 +135,71 @@ def test_scatter_add_rows_property(V, D, M, seed, double):
     np.add.at(ref, idx, values)
     scatter_add_rows(target, idx, values)
     np.testing.assert_array_equal(target, ref)
+
+
+needs_numba = pytest.mark.skipif(kernels.update_kernels(np, np.float32) is None,
+                                 reason="the compiled sum needs pip install 'bptt[numba]'")
+
+
+@needs_numba
+@settings(max_examples=40, deadline=None)
+@given(V=st.integers(1, 70), D=st.integers(1, 20), M=st.integers(1, 400),
+       seed=st.integers(0, 999), double=st.booleans(), ids=st.sampled_from(["int64", "int32"]),
+       layout=st.sampled_from(["C", "strided", "3-D"]))
+def test_compiled_scatter_add_rows_is_numpys_bit_for_bit(V, D, M, seed, double, ids, layout):
+    """The compiled loop (Numba) and NumPy's sorted passes give np.add.at's bits, whatever the
+    repeats, the ids' integer type and the values' layout (a decoder's slice of dx)."""
+    from bptt import numba_updates
+
+    dtype = np.float64 if double else np.float32
+    r = np.random.default_rng(seed)
+    target = r.standard_normal((V, D)).astype(dtype)
+    idx = r.integers(0, V, size=M).astype(ids)
+    wide = (r.standard_normal((M, 2 * D)) * 10.0 ** r.integers(-3, 4, size=(M, 1))).astype(dtype)
+    values = {"C": np.ascontiguousarray(wide[:, :D]), "strided": wide[:, D:],
+              "3-D": np.ascontiguousarray(wide[:, :D]).reshape(1, M, D)}[layout]
+    ref = target.copy()
+    np.add.at(ref, idx, values.reshape(M, D))
+    calls = []
+    real = kernels.update_kernels(np, dtype)
+
+    class Counting:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def scatter_add_rows(self, *args):
+            calls.append(1)
+            return numba_updates.scatter_add_rows(*args)
+
+    before = os.environ.get("BPTT_NUMBA")
+    os.environ["BPTT_NUMBA"] = "0"
+    try:
+        numpy_way = target.copy()
+        scatter_add_rows(numpy_way, idx, values)
+    finally:
+        if before is None:
+            del os.environ["BPTT_NUMBA"]
+        else:
+            os.environ["BPTT_NUMBA"] = before
+    compiled = target.copy()
+    saved = kernels.update_kernels
+    kernels.update_kernels = lambda xp, dt: Counting()
+    try:
+        scatter_add_rows(compiled, idx, values)
+    finally:
+        kernels.update_kernels = saved
+    assert calls == [1]
+    np.testing.assert_array_equal(compiled, ref)
+    np.testing.assert_array_equal(numpy_way, ref)
+
+
+@needs_numba
+def test_compiled_scatter_add_rows_leaves_odd_ids_to_numpy():
+    """Negative ids wrap as NumPy's indexing does, and an id past the rows is NumPy's
+    IndexError: the compiled loop never writes outside the array."""
+    target = np.zeros((4, 2), np.float32)
+    scatter_add_rows(target, np.array([-1, 0, -1]), np.ones((3, 2), np.float32))
+    np.testing.assert_array_equal(target, [[1, 1], [0, 0], [0, 0], [2, 2]])
+    with pytest.raises(IndexError):
+        scatter_add_rows(target, np.array([0, 4]), np.ones((2, 2), np.float32))
+    np.testing.assert_array_equal(target, [[1, 1], [0, 0], [0, 0], [2, 2]])

@@ -1,9 +1,9 @@
 """The LSTM's element-wise step in one pass (the GRU's in two, around its two products; the
 peephole and layer-normalised LSTMs' steps and the RNN's forward in one), and the softmax with
 cross-entropy over a vocabulary one row at a time, and the SGD and Adam updates in one pass
-(:mod:`bptt.numba_updates`), and the steps' products on weights packed once
-(:func:`packed_right`, :mod:`bptt.numba_gemm`), compiled by Numba when the optional ``numba``
-extra is installed;
+and the embedding's gradient sum (:mod:`bptt.numba_updates`), and the steps' products on
+weights packed once (:func:`packed_right`, :mod:`bptt.numba_gemm`), compiled by Numba when the
+optional ``numba`` extra is installed;
 NumPy's ufuncs (the reference, in
 :class:`bptt.nn.cells.TimeLSTM`, :class:`~bptt.nn.cells.TimeGRU`, ... and
 :class:`~bptt.nn.time_layers.TimeSoftmaxWithLoss`) otherwise.
@@ -81,10 +81,12 @@ class SoftmaxKernels(NamedTuple):
 
 
 class UpdateKernels(NamedTuple):
-    """The optimizers' updates, one pass over a parameter (:mod:`bptt.numba_updates`)."""
+    """The optimizers' updates, one pass over a parameter, and the embedding's gradient sum
+    (:mod:`bptt.numba_updates`)."""
 
     sgd: Any  # (p, g, lr)
     adam: Any  # (p, g, m, v, 1 - beta1, beta2, 1 - beta2, eps, scale)
+    scatter_add_rows: Any  # (target, idx, values): target[idx[k]] += values[k], k in order
 
 
 class GemmKernels(NamedTuple):
@@ -314,7 +316,7 @@ _MODULES = {"updates": ".numba_updates", "gemm": ".numba_gemm",
 _FAMILIES = {
     "gemm": lambda loops: GemmKernels(loops.pack, loops.pack_parallel, loops.product,
                                       loops.product_parallel),
-    "updates": lambda loops: UpdateKernels(loops.sgd, loops.adam),
+    "updates": lambda loops: UpdateKernels(loops.sgd, loops.adam, loops.scatter_add_rows),
     "lstm": lambda loops: LSTMKernels(loops.forward, loops.backward, loops.tanh_into),
     "lstm_parallel": lambda loops: LSTMKernels(loops.forward_parallel, loops.backward_parallel,
                                                loops.tanh_into),
@@ -401,6 +403,8 @@ def _try_updates(updates: UpdateKernels, dtype: Any) -> None:
     p, one = np.zeros(3, dtype), dtype.type(1)
     updates.sgd(p, p.copy(), one)
     updates.adam(p, p.copy(), p.copy(), p.copy(), one, one, one, one, one)
+    rows = np.zeros((2, 3), dtype)
+    updates.scatter_add_rows(rows, np.zeros(2, np.intp), rows.copy())
 
 
 def _try_gemm(gemm: GemmKernels, dtype: Any) -> None:

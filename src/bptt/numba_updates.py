@@ -1,5 +1,5 @@
-"""The optimizers' updates in one pass over a parameter, for Numba (:mod:`bptt.kernels` says
-when; this module is imported only when Numba is installed).
+"""The optimizers' updates in one pass over a parameter, and the embedding's gradient sum, for
+Numba (:mod:`bptt.kernels` says when; this module is imported only when Numba is installed).
 
 NumPy's path (:class:`bptt.optim.SGD`, :class:`~bptt.optim.Adam`) makes 2 passes over a
 parameter for SGD and 11 for Adam, each a trip through memory: on ``better-rnnlm``'s 13.3 M
@@ -40,3 +40,17 @@ def adam(p, g, m, v, keep1, beta2, keep2, eps, scale):
         v_new = v[j] * beta2 + g[j] * g[j] * keep2
         m[j], v[j] = m_new, v_new
         p[j] -= m_new / (math.sqrt(v_new) + eps) * scale
+
+
+@jit
+def scatter_add_rows(target, idx, values):
+    """target[idx[k]] += values[k] for k = 0, 1, ... in turn: each row of target sums its
+    values in the order they come, as ``np.add.at`` does, so the same bits
+    (:func:`bptt.backend.scatter_add_rows` checks that every id is a row of target).
+
+    NumPy's way sorts the ids and adds one occurrence of each per pass: the dates seq2seq's
+    3,712 ids of 59 characters take ~300 passes (0.9 ms); this loop reads each row once."""
+    for k in range(idx.shape[0]):
+        row = idx[k]
+        for j in range(target.shape[1]):
+            target[row, j] += values[k, j]
