@@ -286,3 +286,100 @@ def test_right_product_splits_on_the_shared_pool_and_layers_stay_right(monkeypat
     assert len(done) == 2 * T and all(done)  # every step's product, forward and backward
     for x, y in zip(one, two, strict=True):
         assert np.allclose(x, y, rtol=1e-12, atol=1e-12)
+
+
+def _stack(g, count: int, rows: int, cols: int, layout: str, dtype) -> np.ndarray:
+    """A (count, rows, cols) stack whose items are row-major, column-major (a transposed
+    view, as hs_enc.transpose(0, 2, 1)), or row-major slices of wider rows."""
+    if layout == "row":
+        return g.standard_normal((count, rows, cols)).astype(dtype)
+    if layout == "column":
+        return g.standard_normal((count, cols, rows)).astype(dtype).transpose(0, 2, 1)
+    return g.standard_normal((count, rows, cols + 3)).astype(dtype)[:, :, 1:cols + 1]
+
+
+@needs_pool
+@settings(max_examples=30, deadline=None)
+@given(count=st.integers(2, 40), m=st.integers(1, 24), k=st.integers(1, 300),
+       n=st.integers(1, 40), layout_a=st.sampled_from(["row", "column", "sliced"]),
+       layout_b=st.sampled_from(["row", "column", "sliced"]),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
+def test_a_stacked_product_splits_its_items_over_the_pool(count, m, k, n, layout_a, layout_b,
+                                                          dtype, seed):
+    """Each item's product (rows and columns laid out as the attention's operands are) to
+    rounding, written straight into out; under OpenBLAS's threshold nothing is split."""
+    g = np.random.default_rng(seed)
+    a, b = _stack(g, count, m, k, layout_a, dtype), _stack(g, count, k, n, layout_b, dtype)
+    out = np.full((count, m, n), np.nan, dtype)
+    before = blas.get_blas_threads()
+    try:
+        blas.set_blas_threads(2)
+        done = blas.matmul_stacked(out, a, b)
+        assert blas.get_blas_threads() == 2  # given back after the split
+    finally:
+        blas.set_blas_threads(before)
+    if count * m * k * n < blas.SPLIT_MIN_WORK:
+        assert not done and np.isnan(out).all()
+        return
+    assert done
+    exact = a.astype(np.float64) @ b.astype(np.float64)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    assert np.abs(out - exact).max() <= tol * np.abs(a).max() * np.abs(b).max() * k
+
+
+@needs_pool
+def test_stacked_products_split_only_where_they_are_meant_to(restore_threads):
+    g = np.random.default_rng(0)
+    a = g.standard_normal((128, 10, 256)).astype(np.float32)
+    b = g.standard_normal((128, 256, 29)).astype(np.float32)
+    out = np.empty((128, 10, 29), np.float32)
+    blas.set_blas_threads(1)
+    assert not blas.matmul_stacked(out, a, b)  # one thread: nothing to split
+    blas.set_blas_threads(2)
+    assert blas.matmul_stacked(out, a, b)
+    assert np.allclose(out, a @ b, rtol=1e-5, atol=1e-4)
+    assert blas.matmul_stacked(out, a[:1].repeat(128, 0), b)  # any item strides...
+    assert blas.matmul_stacked(out, np.broadcast_to(a[:1], a.shape), b)  # ...a broadcast too
+    assert np.allclose(out, a[:1] @ b, rtol=1e-5, atol=1e-4)
+    assert not blas.matmul_stacked(out, a.astype(np.float64), b)  # mixed dtypes
+    assert not blas.matmul_stacked(out.astype(np.float16), a, b)
+    assert not blas.matmul_stacked(out[:, :, :-1], a, b)  # shapes that do not fit
+    assert not blas.matmul_stacked(out, a[:, :, ::2], b[:, ::2])  # neither row- nor column-major
+    assert not blas.matmul_stacked(out.transpose(0, 2, 1).copy().transpose(0, 2, 1), a, b)
+    square = np.zeros((128, 29, 29), np.float32)
+    assert not blas.matmul_stacked(square, square, square)  # out is an input
+    assert not blas.matmul_stacked(out[:2, :2, :2], a[:2, :2], b[:2, :, :2])  # too little work
+
+
+@needs_pool
+@pytest.mark.parametrize("score", ["dot", "general"])
+def test_attention_splits_its_products_and_stays_right(score, monkeypatch, restore_threads):
+    """TimeAttention on two threads (every batched product split over the pool) gives the
+    one-thread outputs and gradients to float64 rounding, dhs_enc in the caller's buffer."""
+    from bptt.nn.attention import TimeAttention
+
+    done, real = [], blas.matmul_stacked
+    monkeypatch.setattr(blas, "matmul_stacked",
+                        lambda out, a, b: done.append(real(out, a, b)) or done[-1])
+    g = np.random.default_rng(2)
+    N, Ts, Tt, H = 64, 13, 7, 64
+    hs_enc, hs_dec = g.standard_normal((N, Ts, H)), g.standard_normal((N, Tt, H))
+    dc = g.standard_normal((N, Tt, H))
+    params = [g.standard_normal((H, H)) * 0.1] if score == "general" else []
+    mask = np.arange(Ts)[None, :] < g.integers(1, Ts + 1, size=N)[:, None]
+
+    def run(into: np.ndarray | None):
+        layer = TimeAttention(score, [p.copy() for p in params])
+        c = layer.forward(hs_enc, hs_dec, mask)
+        dhs_enc, dhs_dec = layer.backward(dc, into)
+        assert into is None or dhs_enc is into
+        return [c, dhs_enc, dhs_dec, *layer.grads]
+    blas.set_blas_threads(1)
+    one = run(None)
+    assert done and not any(done)  # asked, and not split on one thread
+    done.clear()
+    blas.set_blas_threads(2)
+    two = run(np.full((N, Ts, H), np.nan))
+    assert done and all(done)
+    for x, y in zip(one, two, strict=True):
+        assert np.allclose(x, y, rtol=1e-12, atol=1e-12)

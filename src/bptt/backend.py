@@ -250,6 +250,20 @@ def matmul_into(out: Any, a: Any, b: Any) -> None:
         out[...] = a @ b
 
 
+def matmul_stacked(a: Any, b: Any, out: Any = None) -> Any:
+    """``a @ b`` for stacks of matrices, a (B, m, k) @ b (B, k, n) -> (B, m, n), written into
+    ``out`` when given (no temporary). On NumPy with the shared pool, the B items split over
+    its threads (:func:`bptt.blas.matmul_stacked`); else NumPy's (or CuPy's) matmul."""
+    xp = array_module(a)
+    if xp is not np:
+        return a @ b if out is None else xp.matmul(a, b, out=out)
+    if out is None:
+        out = np.empty((*a.shape[:-1], b.shape[-1]), np.result_type(a, b))
+    if not blas.matmul_stacked(out, a, b):
+        np.matmul(a, b, out=out)
+    return out
+
+
 def right_product(b: Any, rows: int, scratch: dict | None = None, name: str = "packed",
                   steps: int | None = None) -> Any:
     """``product(out, a)``: ``out[...] = a @ b`` for the many a (rows, K) of a loop over time,

@@ -177,6 +177,57 @@ def split_right(b: Any, rows: int) -> Callable[[Any, Any], bool] | None:
     return product
 
 
+def _item_layout(x: Any, rows: int, cols: int) -> tuple[int, int] | None:
+    """(CBLAS transpose code, leading dimension) of each (rows, cols) item of a stack, or None
+    when an item is neither row- nor column-major with a leading dimension BLAS takes."""
+    size = x.itemsize
+    s_rows, s_cols = x.strides[1], x.strides[2]
+    if s_cols == size and s_rows % size == 0 and s_rows >= cols * size:
+        return 111, s_rows // size  # row-major: as it is
+    if s_rows == size and s_cols % size == 0 and s_cols >= rows * size:
+        return 112, s_cols // size  # column-major: the transpose of a row-major matrix
+    return None
+
+
+def matmul_stacked(out: Any, a: Any, b: Any) -> bool:
+    """``out[...] = a @ b`` for stacks a (B, m, k), b (B, k, n), out (B, m, n), the B items
+    split over the shared pool, each one single-threaded OpenBLAS product; False (not done:
+    use NumPy's) when the pool is not shared, the arrays are not NumPy float32/float64 stacks
+    of one dtype whose items BLAS takes as they are (row- or column-major; out row-major),
+    out overlaps an input, or the work is under OpenBLAS's own threshold for threads.
+
+    Why: NumPy multiplies a stack one item after the other, and each of the attention's
+    items, (10, 256) @ (256, 29) for the dates seq2seq, is too small for OpenBLAS to thread:
+    its products ran on one core whatever ``--threads`` said. Each item is one product either
+    way, so the result does not depend on the thread count."""
+    if (_pool_threads < 2 or type(a) is not np.ndarray or type(b) is not np.ndarray
+            or type(out) is not np.ndarray or a.ndim != 3 or b.ndim != 3 or out.ndim != 3
+            or a.dtype not in _GEMM or b.dtype != a.dtype or out.dtype != a.dtype):
+        return False
+    count, m, k = a.shape
+    n = b.shape[2]
+    if (b.shape != (count, k, n) or out.shape != (count, m, n) or count < 2 or 0 in (m, n, k)
+            or count * m * n * k < SPLIT_MIN_WORK or min(a.strides[0], b.strides[0]) < 0
+            or out.strides[0] < m * out.strides[1] or not out.flags.writeable
+            or np.may_share_memory(out, a) or np.may_share_memory(out, b)):
+        return False
+    gemm = _getter(_GEMM[a.dtype])
+    layout_a, layout_b = _item_layout(a, m, k), _item_layout(b, k, n)
+    if (gemm is None or layout_a is None or layout_b is None
+            or _item_layout(out, m, n) != (111, out.strides[1] // out.itemsize)):
+        return False
+    set_threads = _getter(_SET)
+    set_threads(1)  # each item on one thread (OpenBLAS would hand it to the pool again)
+    try:
+        _numba_pool().split_stacked_gemm(ctypes.cast(gemm, ctypes.c_void_p).value, a,
+                                         np.int32(layout_a[0]), layout_a[1], b,
+                                         np.int32(layout_b[0]), layout_b[1], out,
+                                         a.dtype.type(1))
+    finally:
+        set_threads(_pool_threads)
+    return True
+
+
 def _share_pool(n: int) -> None:
     """Run OpenBLAS's jobs on Numba's pool when it can give each of the n jobs a thread;
     otherwise (one thread, no Numba, another layer, a forked child) on OpenBLAS's own."""

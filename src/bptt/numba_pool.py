@@ -97,9 +97,10 @@ def use_threads(n: int) -> None:
 
 
 @intrinsic
-def _call_gemm(typingctx, gemm, m, n, k, a, lda, b, ldb, c, ldc, one):
-    """cblas_?gemm(row-major, no transposes, m, n, k, one, a, lda, b, ldb, 0, c, ldc) through
-    OpenBLAS's pointer: its ILP64 interface (64-bit sizes), ``one`` float32 or float64."""
+def _call_gemm(typingctx, gemm, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, one):
+    """cblas_?gemm(row-major, trans_a, trans_b, m, n, k, one, a, lda, b, ldb, 0, c, ldc)
+    through OpenBLAS's pointer: its ILP64 interface (64-bit sizes), ``one`` float32 or float64,
+    the transposes CBLAS's codes (111 none, 112 transposed)."""
     def codegen(context, builder, signature, args):
         i32, i64, void_p = ir.IntType(32), ir.IntType(64), ir.IntType(8).as_pointer()
         scalar = context.get_value_type(signature.args[-1])
@@ -107,15 +108,19 @@ def _call_gemm(typingctx, gemm, m, n, k, a, lda, b, ldb, c, ldc, one):
                                                     void_p, i64, void_p, i64, scalar, void_p,
                                                     i64])
         fn = builder.inttoptr(args[0], gemm_type.as_pointer())
-        m_, n_, k_, a_, lda_, b_, ldb_, c_, ldc_, one_ = args[1:]
-        row_major, no_trans = ir.Constant(i32, 101), ir.Constant(i32, 111)
-        builder.call(fn, [row_major, no_trans, no_trans, m_, n_, k_, one_,
+        trans_a_, trans_b_, m_, n_, k_, a_, lda_, b_, ldb_, c_, ldc_, one_ = args[1:]
+        row_major = ir.Constant(i32, 101)
+        builder.call(fn, [row_major, trans_a_, trans_b_, m_, n_, k_, one_,
                           builder.inttoptr(a_, void_p), lda_, builder.inttoptr(b_, void_p), ldb_,
                           ir.Constant(scalar, 0.0), builder.inttoptr(c_, void_p), ldc_])
         return context.get_dummy_value()
-    sig = types.void(types.intp, types.int64, types.int64, types.int64, types.intp, types.int64,
-                     types.intp, types.int64, types.intp, types.int64, one)
+    sig = types.void(types.intp, types.int32, types.int32, types.int64, types.int64, types.int64,
+                     types.intp, types.int64, types.intp, types.int64, types.intp, types.int64,
+                     one)
     return sig, codegen
+
+
+NO_TRANSPOSE, TRANSPOSE = 111, 112  # CBLAS's codes
 
 
 # holds the GIL on purpose: bptt.blas sets OpenBLAS to one thread around the call, and no
@@ -130,10 +135,28 @@ def split_gemm(gemm, parts, a, b, c, one):
     n = b.shape[1]
     size = a.itemsize
     width = ((n + parts - 1) // parts + 15) // 16 * 16
+    plain = np.int32(NO_TRANSPOSE)
     for p in prange(parts):
         start = p * width
         cols = min(width, n - start)
         if cols > 0:
-            _call_gemm(gemm, m, cols, k, a.ctypes.data, a.strides[0] // size,
+            _call_gemm(gemm, plain, plain, m, cols, k, a.ctypes.data, a.strides[0] // size,
                        b.ctypes.data + size * start, b.strides[0] // size,
                        c.ctypes.data + size * start, c.strides[0] // size, one)
+
+
+# the GIL held as for split_gemm
+@njit(parallel=True, cache=True)
+def split_stacked_gemm(gemm, a, trans_a, lda, b, trans_b, ldb, c, one):
+    """c[i] = op(a[i]) @ op(b[i]) for every i of the stacks (count, m, k) @ (count, k, n), the
+    items split over the pool's threads, each one single-threaded product. ``a`` and ``b``
+    are the stacks as NumPy holds them, with the transposes and leading dimensions the caller
+    read from their strides (:func:`bptt.blas.matmul_stacked`); c's items are row-major."""
+    count, m, n = c.shape
+    k = a.shape[2]
+    size = c.itemsize
+    ldc = c.strides[1] // size
+    for i in prange(count):
+        _call_gemm(gemm, trans_a, trans_b, m, n, k, a.ctypes.data + i * a.strides[0], lda,
+                   b.ctypes.data + i * b.strides[0], ldb, c.ctypes.data + i * c.strides[0],
+                   ldc, one)

@@ -80,13 +80,21 @@ class Encoder:
         self.cache = (rows, last, hs.shape)
         return hs, h
 
+    def gradient_buffer(self) -> Any:
+        """This encoder's memory for dL/dhs (the shape of the last forward's hs), for the
+        decoder to write its gradient into; :meth:`backward` then adds dh to it in place."""
+        shape = self.cache[2]
+        return reused(self._scratch, "dhs", array_module(self.params[0]), shape,
+                      self.params[0].dtype)
+
     def backward(self, dhs: Any, dh: Any, overwrite: bool = False) -> None:
         """``overwrite``: dhs is the caller's to lose (dh is added into it in place)."""
         rows, last, shape = self.cache
         if dhs is None or not overwrite:
             given = dhs
             dhs = reused(self._scratch, "dhs", array_module(dh), shape, dh.dtype)
-            dhs[...] = 0 if given is None else given
+            if dhs is not given:
+                dhs[...] = 0 if given is None else given
         if self.bidirectional:
             H = self.H
             dhs[rows, last, :H] += dh[:, :H]
@@ -187,7 +195,9 @@ class Decoder:
             out = hs
         return self.affine.forward(out)
 
-    def backward(self, dscores: Any) -> tuple[Any, Any]:
+    def backward(self, dscores: Any, enc_grad: Any = None) -> tuple[Any, Any]:
+        """(dL/d hs_enc, dL/dh of the start state); ``enc_grad``, when given, receives the
+        first (attention's; an array of hs_enc's shape, the encoder's own buffer)."""
         dout = self.affine.backward(dscores)
         He = self.He
         dhs_enc, dh_peek = None, None
@@ -196,7 +206,7 @@ class Decoder:
             dout = dout[:, :, He:]
         elif self.kind == "attention":
             dc, dhs = dout[:, :, :He], dout[:, :, He:]
-            dhs_enc, dout = self.attention.backward(dc)
+            dhs_enc, dout = self.attention.backward(dc, enc_grad)
             dout += dhs  # attention's fresh dhs_dec, ours to write
         dx = self.rnn.backward(dout)
         if self.kind == "peeky":
@@ -286,7 +296,8 @@ class Seq2seqModel:
 
     def backward(self, dout: Any = 1) -> None:
         dscores = self.loss_layer.backward(dout)
-        dhs_enc, dh = self.decoder.backward(dscores)
+        enc_grad = self.encoder.gradient_buffer() if self.kind == "attention" else None
+        dhs_enc, dh = self.decoder.backward(dscores, enc_grad)
         self.encoder.backward(dhs_enc, dh, overwrite=True)  # the decoder made dhs_enc anew
 
     def num_params(self) -> int:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..backend import array_module, reused
+from ..backend import array_module, matmul_stacked, reused
 from ..validate import check_ndim
 
 SCORES = ("dot", "general", "additive")
@@ -170,10 +170,10 @@ class TimeAttention:
     def _scores(self, xp: Any, hs_enc: Any, hs_dec: Any) -> tuple[Any, Any]:
         """(s (N, Tt, Ts), what backward needs of the score)."""
         if self.score == "dot":
-            return hs_dec @ hs_enc.transpose(0, 2, 1), None
+            return matmul_stacked(hs_dec, hs_enc.transpose(0, 2, 1)), None  # hs_dec @ hs_enc.T
         if self.score == "general":
             u = hs_dec @ self.params[0]  # (N, Tt, He)
-            return u @ hs_enc.transpose(0, 2, 1), u
+            return matmul_stacked(u, hs_enc.transpose(0, 2, 1)), u
         W1, W2, v = self.params
         e = hs_enc @ W1  # (N, Ts, A)
         f = hs_dec @ W2  # (N, Tt, A)
@@ -197,26 +197,29 @@ class TimeAttention:
         a = masked_softmax(s, m)  # (N, Tt, Ts)
         self.attention_weights = a
         self.cache = (hs_enc, hs_dec, a, extra)
-        return a @ hs_enc  # (N, Tt, He)
+        return matmul_stacked(a, hs_enc)  # c = a @ hs_enc (N, Tt, He)
 
-    def backward(self, dc: Any) -> tuple[Any, Any]:
+    def backward(self, dc: Any, out: Any = None) -> tuple[Any, Any]:
+        """(dhs_enc, dhs_dec); ``out`` (N, Ts, He), when given, receives dhs_enc (the caller's
+        memory, e.g. the encoder's gradient buffer: no fresh multi-MB array a step)."""
         hs_enc, hs_dec, a, extra = self.cache
         xp = array_module(dc)
-        da = dc @ hs_enc.transpose(0, 2, 1)  # (N, Tt, Ts)
+        da = matmul_stacked(dc, hs_enc.transpose(0, 2, 1))  # dc @ hs_enc.T (N, Tt, Ts)
         ds = a * (da - (da * a).sum(axis=2, keepdims=True))
         if self.score == "dot":
-            dhs_dec = ds @ hs_enc
+            dhs_dec = matmul_stacked(ds, hs_enc)  # ds @ hs_enc
             # dhs_enc = a.T @ dc + ds.T @ hs_dec as ONE product over [a, ds] and [dc, hs_dec]
             N, Tt, He = dc.shape
             both = reused(self._scratch, "dc_hs", xp, (N, 2 * Tt, He), dc.dtype)
             both[:, :Tt], both[:, Tt:] = dc, hs_dec
-            dhs_enc = xp.concatenate([a, ds], axis=1).transpose(0, 2, 1) @ both
-            return dhs_enc, dhs_dec
-        dhs_enc = a.transpose(0, 2, 1) @ dc  # (N, Ts, He)
+            weights = reused(self._scratch, "a_ds", xp, (N, 2 * Tt, a.shape[2]), a.dtype)
+            weights[:, :Tt], weights[:, Tt:] = a, ds
+            return matmul_stacked(weights.transpose(0, 2, 1), both, out), dhs_dec
+        dhs_enc = matmul_stacked(a.transpose(0, 2, 1), dc, out)  # (N, Ts, He)
         if self.score == "general":
             W, u = self.params[0], extra
-            du = ds @ hs_enc  # (N, Tt, He)
-            dhs_enc += ds.transpose(0, 2, 1) @ u
+            du = matmul_stacked(ds, hs_enc)  # (N, Tt, He)
+            dhs_enc += matmul_stacked(ds.transpose(0, 2, 1), u)
             dhs_dec = du @ W.T
             self.grads[0][...] = hs_dec.reshape(-1, hs_dec.shape[2]).T @ du.reshape(-1,
                                                                                     du.shape[2])
