@@ -5,6 +5,10 @@ split over the shared pool (bptt.blas.split_right) and the product on weights pa
     python benchmarks/split_products.py                 # two threads, the models' step shapes
     python benchmarks/split_products.py --threads 4
 
+Then the dates seq2seq attention's stacked products (N 128 items, Tt 10, Ts 29, H 256): NumPy's
+matmul, one item after the other, against the items split over the pool
+(bptt.blas.matmul_stacked), and a whole TimeAttention forward + backward each way.
+
 Float32. For each shape: the median of ``--repeats`` interleaved rounds (each round ``--calls``
 products back to back, as a layer's time loop makes them) of NumPy's product on the BLAS
 threads (with the products' jobs on the shared pool, as ``bptt train --threads N`` runs them),
@@ -108,6 +112,65 @@ def main() -> None:
               f"{med['packed']:7.3f}ms {med['one']:7.3f}ms {med['packed one']:7.3f}ms "
               f"{med['openblas'] / med['split']:7.2f}x {med['openblas'] / med['packed']:7.2f}x "
               f"{med['one'] / med['packed one']:7.2f}x{'' if m <= cap else '  (over the cap)'}")
+    attention_products(a)
+
+
+# the attention's products at the dates seq2seq's sizes: (name, a's shape, b's shape, transposes)
+N, TT, TS, H = 128, 10, 29, 256
+STACKED = {"scores hs_dec @ hs_enc.T": ((N, TT, H), (N, TS, H), False, True),
+           "context a @ hs_enc": ((N, TT, TS), (N, TS, H), False, False),
+           "da = dc @ hs_enc.T": ((N, TT, H), (N, TS, H), False, True),
+           "dhs_enc = [a, ds].T @ [dc, hs_dec]": ((N, 2 * TT, TS), (N, 2 * TT, H), True, False)}
+
+
+def attention_products(a: argparse.Namespace) -> None:
+    import numpy as np
+
+    from bptt import blas
+    from bptt.nn.attention import TimeAttention
+
+    rng = np.random.default_rng(0)
+    print(f"\nthe attention's stacked products, medians of {a.repeats} rounds of {a.calls}")
+    print(f"{'product':36s} {'numpy':>9s} {'split':>9s} {'split x':>8s}")
+
+    def rounds(ways: dict) -> dict[str, float]:
+        times: dict[str, list[float]] = {k: [] for k in ways}
+        for _ in range(a.repeats + 1):
+            for k, fn in ways.items():
+                start = time.perf_counter()
+                for _ in range(a.calls):
+                    fn()
+                times[k].append((time.perf_counter() - start) / a.calls)
+        return {k: statistics.median(v[1:]) * 1e3 for k, v in times.items()}
+    for name, (shape_a, shape_b, trans_a, trans_b) in STACKED.items():
+        x = rng.standard_normal(shape_a).astype(np.float32)
+        y = rng.standard_normal(shape_b).astype(np.float32)
+        x = x.transpose(0, 2, 1) if trans_a else x
+        y = y.transpose(0, 2, 1) if trans_b else y
+        out = np.empty((N, x.shape[1], y.shape[2]), np.float32)
+        if not blas.matmul_stacked(out, x, y):
+            raise SystemExit(f"no split here ({blas.pool_status()}): needs pip install "
+                             "'bptt[numba]' and --threads 2 or more")
+        med = rounds({"numpy": lambda x=x, y=y, out=out: np.matmul(x, y, out=out),
+                      "split": lambda x=x, y=y, out=out: blas.matmul_stacked(out, x, y)})
+        print(f"{name:36s} {med['numpy']:7.3f}ms {med['split']:7.3f}ms "
+              f"{med['numpy'] / med['split']:7.2f}x")
+    hs_enc = rng.standard_normal((N, TS, H)).astype(np.float32)
+    hs_dec, dc = (rng.standard_normal((N, TT, H)).astype(np.float32) for _ in range(2))
+    layer = TimeAttention()
+
+    def step() -> None:
+        layer.forward(hs_enc, hs_dec)
+        layer.backward(dc)
+    real = blas.matmul_stacked
+    try:
+        med = rounds({"numpy": lambda: (setattr(blas, "matmul_stacked", lambda *_: False),
+                                        step()),
+                      "split": lambda: (setattr(blas, "matmul_stacked", real), step())})
+    finally:
+        blas.matmul_stacked = real
+    print(f"{'TimeAttention forward + backward':36s} {med['numpy']:7.3f}ms {med['split']:7.3f}ms "
+          f"{med['numpy'] / med['split']:7.2f}x")
 
 
 if __name__ == "__main__":
