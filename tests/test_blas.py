@@ -353,9 +353,12 @@ def test_stacked_products_split_only_where_they_are_meant_to(restore_threads):
 
 @needs_pool
 @pytest.mark.parametrize("score", ["dot", "general"])
-def test_attention_splits_its_products_and_stays_right(score, monkeypatch, restore_threads):
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_attention_splits_its_products_and_stays_right(score, dtype, monkeypatch,
+                                                       restore_threads):
     """TimeAttention on two threads (every batched product split over the pool) gives the
-    one-thread outputs and gradients to float64 rounding, dhs_enc in the caller's buffer."""
+    one-thread outputs and gradients bit for bit (each item is the same single-threaded
+    OpenBLAS call either way), dhs_enc in the caller's buffer."""
     from bptt.nn.attention import TimeAttention
 
     done, real = [], blas.matmul_stacked
@@ -363,9 +366,9 @@ def test_attention_splits_its_products_and_stays_right(score, monkeypatch, resto
                         lambda out, a, b: done.append(real(out, a, b)) or done[-1])
     g = np.random.default_rng(2)
     N, Ts, Tt, H = 64, 13, 7, 64
-    hs_enc, hs_dec = g.standard_normal((N, Ts, H)), g.standard_normal((N, Tt, H))
-    dc = g.standard_normal((N, Tt, H))
-    params = [g.standard_normal((H, H)) * 0.1] if score == "general" else []
+    hs_enc, hs_dec, dc = (g.standard_normal(shape).astype(dtype)
+                          for shape in ((N, Ts, H), (N, Tt, H), (N, Tt, H)))
+    params = [(g.standard_normal((H, H)) * 0.1).astype(dtype)] if score == "general" else []
     mask = np.arange(Ts)[None, :] < g.integers(1, Ts + 1, size=N)[:, None]
 
     def run(into: np.ndarray | None):
@@ -379,7 +382,7 @@ def test_attention_splits_its_products_and_stays_right(score, monkeypatch, resto
     assert done and not any(done)  # asked, and not split on one thread
     done.clear()
     blas.set_blas_threads(2)
-    two = run(np.full((N, Ts, H), np.nan))
+    two = run(np.full((N, Ts, H), np.nan, dtype))
     assert done and all(done)
     for x, y in zip(one, two, strict=True):
-        assert np.allclose(x, y, rtol=1e-12, atol=1e-12)
+        assert np.array_equal(x, y)

@@ -198,8 +198,10 @@ def matmul_stacked(out: Any, a: Any, b: Any) -> bool:
 
     Why: NumPy multiplies a stack one item after the other, and each of the attention's
     items, (10, 256) @ (256, 29) for the dates seq2seq, is too small for OpenBLAS to thread:
-    its products ran on one core whatever ``--threads`` said. Each item is one product either
-    way, so the result does not depend on the thread count."""
+    its products ran on one core whatever ``--threads`` said. Each item is the same
+    single-threaded OpenBLAS call either way, so the attention's results are the one-thread
+    bits (tests/test_blas.py; NumPy takes a vector product, gemv, for items of one row or
+    column, which may round differently)."""
     if (_pool_threads < 2 or type(a) is not np.ndarray or type(b) is not np.ndarray
             or type(out) is not np.ndarray or a.ndim != 3 or b.ndim != 3 or out.ndim != 3
             or a.dtype not in _GEMM or b.dtype != a.dtype or out.dtype != a.dtype):
