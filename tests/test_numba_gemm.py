@@ -235,3 +235,68 @@ def test_a_layer_on_two_threads_gives_the_one_thread_bits(restore_threads):
     one = run()
     for x, y in zip(one, two, strict=True):
         assert np.array_equal(x, y)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("in_step", [True, False])
+def test_whole_time_loops_on_row_blocks_give_the_step_by_step_bits(dtype, in_step, monkeypatch,
+                                                                   restore_threads):
+    """TimeLSTM's time loops run whole on blocks of rows, one thread a block
+    (bptt.numba_time_loops), against the step-by-step compiled path, both on two threads:
+    outputs, final state, input and state gradients and the weights' gradients bit for bit,
+    with dh_last, dc_last and an upstream gradient that is not C-contiguous (x_t in each
+    step's product, or projected at once: then only backward runs on row blocks)."""
+    from bptt.nn.cells import TimeLSTM
+    from bptt.nn.cells import lstm as lstm_module
+
+    blas.set_blas_threads(2)
+    if not kernels._split:
+        pytest.skip(f"no shared pool here ({blas.pool_status()}; needs Numba's OpenMP layer, "
+                    "2 threads and OpenBLAS 0.3.27+)")
+    monkeypatch.setattr(kernels, "ROW_LOOP_MIN_ROWS", 8)  # 24 rows: two blocks on any CPU
+    g = np.random.default_rng(5)
+    N, T, D, H = 24, 6, 3 if in_step else 40, 40
+    params = [(g.standard_normal(s) * 0.3).astype(dtype)
+              for s in ((D, 4 * H), (H, 4 * H), (4 * H,))]
+    xs = g.standard_normal((N, T, D)).astype(dtype)
+    dhs = g.standard_normal((N, T, H + 5)).astype(dtype)[:, :, 2:H + 2]
+    dh_last, dc_last = (g.standard_normal((N, H)).astype(dtype) for _ in range(2))
+    real, used = lstm_module.lstm_row_loops, []
+
+    def run(blocks: bool):
+        monkeypatch.setattr(lstm_module, "lstm_row_loops",
+                            lambda *a: used.append(real(*a) if blocks else None) or used[-1])
+        layer = TimeLSTM(*[p.copy() for p in params])
+        layer.input_in_step = in_step
+        hs = layer.forward(xs)
+        h, c = layer.h.copy(), layer.c.copy()
+        dxs = layer.backward(dhs, dh_last, dc_last)
+        return [hs, h, c, dxs, layer.dh, layer.dc, *layer.grads]
+    on_blocks = run(True)
+    assert len(used) == (2 if in_step else 1)  # forward, backward (or backward only)
+    assert all(u is not None and u.parts == 2 for u in used)
+    used.clear()
+    step_by_step = run(False)
+    assert used and not any(used)
+    for x, y in zip(on_blocks, step_by_step, strict=True):
+        assert np.array_equal(x, y)
+    blas.set_blas_threads(1)
+    assert kernels.lstm_row_loops(np, dtype, N, T) is None  # one thread: nothing to split
+    one_thread = run(False)
+    for k in (0, 1, 2, 4, 5):  # the loops' own results (dx and the weights' gradients are
+        assert np.array_equal(on_blocks[k], one_thread[k])  # OpenBLAS's products after them)
+
+
+def test_row_loops_apply_only_where_they_are_meant_to(monkeypatch, restore_threads):
+    blas.set_blas_threads(2)
+    if not kernels._split:
+        pytest.skip(f"no shared pool here ({blas.pool_status()})")
+    rows = 2 * kernels.ROW_LOOP_MIN_ROWS
+    monkeypatch.setattr(kernels, "packed_max_rows", lambda: rows)
+    assert kernels.lstm_row_loops(np, np.float32, rows, 10).parts == 2
+    assert kernels.lstm_row_loops(np, np.float32, rows - 1, 10) is None  # a block too small
+    assert kernels.lstm_row_loops(np, np.float32, rows + 16, 10) is None  # past the packed cap
+    assert kernels.lstm_row_loops(np, np.float32, rows, kernels.PACKED_MIN_STEPS - 1) is None
+    assert kernels.lstm_row_loops(np, np.float16, rows, 10) is None
+    monkeypatch.setenv("BPTT_NUMBA", "0")
+    assert kernels.lstm_row_loops(np, np.float32, rows, 10) is None

@@ -34,8 +34,12 @@ reassociation could undo exp's rounding trick, and the order stays the same on e
 Threads: with two or more BLAS threads, OpenBLAS's jobs run on Numba's pool (:mod:`bptt.blas`,
 :mod:`bptt.numba_pool`), and the LSTM's, the GRU's, the RNN's and the softmax's loops split
 their rows over the same threads (``parallel=True``: a ``prange`` over the rows, each row
-computed as on one thread, so the same bits). With OpenBLAS's own workers they stay on the
-calling thread: a worker spins on the other core for a while after each product.
+computed as on one thread, so the same bits). Where each thread would keep a block of at
+least :data:`ROW_LOOP_MIN_ROWS` rows on packed weights (the dates seq2seq's 128 rows on two
+threads), TimeLSTM runs its whole time loop on blocks of rows instead, each thread every step
+of its block (:mod:`bptt.numba_time_loops`, :func:`lstm_row_loops`: the same bits). With
+OpenBLAS's own workers they stay on the calling thread: a worker spins on the other core for a
+while after each product.
 
 Used for NumPy arrays of float32 or float64 (never CuPy's: the GPU path is untouched) unless
 ``BPTT_NUMBA=0`` in the environment. Kernels compile on first use (a few seconds; cached on
@@ -226,13 +230,7 @@ def packed_right(b: Any, rows: int, work: Callable[[tuple, Any], Any] | None = N
         return None
     k, n = b.shape
     dtype, size = b.dtype, b.dtype.itemsize
-    width = PANEL_BYTES // size
-    shape = ((n + width - 1) // width, k, width)
-    packed = work(shape, dtype) if work is not None else np.empty(shape, dtype)
-    if _split:
-        compiled.pack_parallel(b, packed, _numba().get_num_threads())
-    else:
-        compiled.pack(b, packed)
+    packed = packed_panels(b, work)
 
     def product(out: Any, a: Any) -> bool:
         if (type(a) is not np.ndarray or type(out) is not np.ndarray or a.dtype != dtype
@@ -247,6 +245,56 @@ def packed_right(b: Any, rows: int, work: Callable[[tuple, Any], Any] | None = N
             compiled.product(a, packed, out)
         return True
     return product
+
+
+def packed_panels(b: Any, work: Callable[[tuple, Any], Any] | None = None) -> Any:
+    """b (K, N), a NumPy float32/float64 matrix, packed into :mod:`bptt.numba_gemm`'s panels
+    (P, K, W), in ``work(shape, dtype)`` (default a new array); the panels split over the pool
+    while it runs the products. The caller has checked that the compiled products exist
+    (:func:`packed_right`, :func:`lstm_row_loops`)."""
+    compiled = _kernels("gemm", np, b.dtype)
+    k, n = b.shape
+    width = PANEL_BYTES // b.dtype.itemsize
+    shape = ((n + width - 1) // width, k, width)
+    packed = work(shape, b.dtype) if work is not None else np.empty(shape, b.dtype)
+    if _split:
+        compiled.pack_parallel(b, packed, _numba().get_num_threads())
+    else:
+        compiled.pack(b, packed)
+    return packed
+
+
+# rows a thread's block needs before TimeLSTM runs whole time loops on blocks of rows (each
+# thread then reads all the packed weights at every step: with 64 rows a panel's slice serves
+# 11 blocks of six rows while it is in the first-level cache; with a language model's 10 rows
+# a thread, 2, and splitting each product by columns, each thread reading half, is the better)
+ROW_LOOP_MIN_ROWS = 32
+
+
+class RowLoops(NamedTuple):
+    """TimeLSTM's time loops with the batch rows split over the pool
+    (:mod:`bptt.numba_time_loops`), and into how many blocks."""
+
+    forward: Any  # (A, Z, packed W, cs, tanh_c, parts)
+    backward: Any  # (A, tanh_c, cs, up, dh, dc, packed Wh.T, parts)
+    parts: int
+
+
+def lstm_row_loops(xp: Any, dtype: Any, rows: int, steps: int) -> RowLoops | None:
+    """TimeLSTM's whole forward and backward loops, each thread of the pool running every
+    step for its block of rows (one start of the pool a layer call, not two a step), or None
+    where they do not apply: the pool does not run the products (:func:`split_rows`), the
+    packed product does not take ``rows`` (:func:`packed_max_rows`), fewer than
+    :data:`PACKED_MIN_STEPS` steps, fewer than :data:`ROW_LOOP_MIN_ROWS` rows a thread, or
+    the compiled loops are missing (as :func:`lstm_kernels`). The same bits as the step by
+    step compiled path."""
+    if not _split or not 2 <= rows <= packed_max_rows() or steps < PACKED_MIN_STEPS:
+        return None
+    parts = min(_numba().get_num_threads(), rows // ROW_LOOP_MIN_ROWS)
+    loops = _kernels("lstm_rows", xp, dtype) if parts >= 2 else None
+    if loops is None or _kernels("gemm", xp, dtype) is None:
+        return None
+    return loops._replace(parts=parts)
 
 
 _split = False  # the layers' loops split their rows: Numba's pool also runs the products
@@ -312,10 +360,12 @@ def _compile(family: str, dtype_name: str) -> Any:
 
 # where a family's loops live, if not in numba_cells
 _MODULES = {"updates": ".numba_updates", "gemm": ".numba_gemm",
-            "peephole": ".numba_lstm_variants", "lnlstm": ".numba_lstm_variants"}
+            "lstm_rows": ".numba_time_loops", "peephole": ".numba_lstm_variants",
+            "lnlstm": ".numba_lstm_variants"}
 _FAMILIES = {
     "gemm": lambda loops: GemmKernels(loops.pack, loops.pack_parallel, loops.product,
                                       loops.product_parallel),
+    "lstm_rows": lambda loops: RowLoops(loops.lstm_forward, loops.lstm_backward, 0),
     "updates": lambda loops: UpdateKernels(loops.sgd, loops.adam, loops.scatter_add_rows),
     "lstm": lambda loops: LSTMKernels(loops.forward, loops.backward, loops.tanh_into),
     "lstm_parallel": lambda loops: LSTMKernels(loops.forward_parallel, loops.backward_parallel,
@@ -417,6 +467,16 @@ def _try_gemm(gemm: GemmKernels, dtype: Any) -> None:
     gemm.product_parallel(np.zeros((2, 3), dtype), packed, np.zeros((2, 5), dtype), 1)
 
 
-_TRIALS = {"lstm": _try_lstm, "gru": _try_gru, "rnn": _try_rnn, "softmax": _try_softmax,
-           "peephole": _try_peephole, "lnlstm": _try_lnlstm,
+def _try_lstm_rows(loops: RowLoops, dtype: Any) -> None:
+    T, N, H, K = 1, 2, 3, 4
+    width = PANEL_BYTES // dtype.itemsize
+    A, state = np.zeros((T, N, 4 * H), dtype), np.zeros((T + 1, N, H), dtype)
+    loops.forward(A, np.zeros((T + 1, N, K), dtype), np.zeros((1, K, width), dtype), state,
+                  state[1:].copy(), 1)
+    loops.backward(A, state[1:].copy(), state.copy(), np.zeros((N, T * H), dtype),
+                   state[0].copy(), state[0].copy(), np.zeros((1, 4 * H, width), dtype), 1)
+
+
+_TRIALS = {"lstm": _try_lstm, "lstm_rows": _try_lstm_rows, "gru": _try_gru, "rnn": _try_rnn,
+           "softmax": _try_softmax, "peephole": _try_peephole, "lnlstm": _try_lnlstm,
            "updates": _try_updates, "gemm": _try_gemm}  # a *_parallel twin takes its family's trial

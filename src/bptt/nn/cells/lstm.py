@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...backend import array_module, right_product
-from ...kernels import lstm_kernels
+from ...backend import array_module, reused, right_product
+from ...kernels import lstm_kernels, lstm_row_loops, packed_panels
 from ..functions import sigmoid
 from .base import (
     TimeRecurrentBase,
@@ -173,30 +173,16 @@ class TimeLSTM(TimeRecurrentBase):
             tmp = xp.empty((N, 4 * H), dtype=dtype)
         hs[0] = h0
         gi = xp.empty((N, H), dtype=dtype)
-        product = right_product(W if Z is not None else Wh, N, self._scratch,
-                                "packed W", steps=T)  # @ W or @ Wh, step after step
         compiled = lstm_kernels(xp, dtype)
-        for t in range(T if compiled is None else 0):
-            a = A[t]
-            if Z is not None:
-                product(a, Z[t])  # already scaled
-            else:
-                product(tmp, hs[t])
-                a += tmp
-                a *= scale
-            xp.tanh(a, out=a)
-            a *= scale
-            a += shift  # a now holds the activated gates [f, g, i, o]
-            c = cs[t + 1]
-            xp.multiply(a[:, :H], cs[t], out=c)  # f * c_prev
-            xp.multiply(a[:, H:2 * H], a[:, 2 * H:3 * H], out=gi)  # g * i
-            c += gi
-            xp.tanh(c, out=tanh_c[t])
-            xp.multiply(a[:, 3 * H:], tanh_c[t], out=hs[t + 1])  # o * tanh(c)
-            if m is not None:  # padded: carry (h, c)
-                xp.copyto(c, cs[t], where=m[0][t])
-                xp.copyto(hs[t + 1], hs[t], where=m[0][t])
-        if compiled is not None:  # the same steps, each in one compiled pass (bptt.kernels)
+        blocks = (lstm_row_loops(xp, dtype, N, T)
+                  if compiled is not None and Z is not None and m is None else None)
+        product = None if blocks is not None else right_product(
+            W if Z is not None else Wh, N, self._scratch, "packed W", steps=T)  # each step's
+        if blocks is not None:  # every step in one call, each thread its rows (bptt.kernels)
+            packed = packed_panels(W, lambda shape, dt: reused(self._scratch, "packed W", xp,
+                                                               shape, dt))
+            blocks.forward(A, Z, packed, cs, tanh_c, blocks.parts)
+        elif compiled is not None:  # step by step, each in one compiled pass (bptt.kernels)
             rows = hs if Z is None else Z  # h_t is rows[t + 1][:, :H]
             real = self._real_rows(xp, m, T, dtype)
             add = xp.empty((0, 4 * H), dtype=dtype) if Z is not None else tmp  # none: scaled
@@ -207,6 +193,27 @@ class TimeLSTM(TimeRecurrentBase):
                     product(tmp, hs[t])
                 compiled.forward(A[t], add, cs[t], rows[t], cs[t + 1], tanh_c[t], rows[t + 1],
                                  real[t])
+        else:
+            for t in range(T):
+                a = A[t]
+                if Z is not None:
+                    product(a, Z[t])  # already scaled
+                else:
+                    product(tmp, hs[t])
+                    a += tmp
+                    a *= scale
+                xp.tanh(a, out=a)
+                a *= scale
+                a += shift  # a now holds the activated gates [f, g, i, o]
+                c = cs[t + 1]
+                xp.multiply(a[:, :H], cs[t], out=c)  # f * c_prev
+                xp.multiply(a[:, H:2 * H], a[:, 2 * H:3 * H], out=gi)  # g * i
+                c += gi
+                xp.tanh(c, out=tanh_c[t])
+                xp.multiply(a[:, 3 * H:], tanh_c[t], out=hs[t + 1])  # o * tanh(c)
+                if m is not None:  # padded: carry (h, c)
+                    xp.copyto(c, cs[t], where=m[0][t])
+                    xp.copyto(hs[t + 1], hs[t], where=m[0][t])
         self.cache, self._used = (xs_tm, A, hs, cs, tanh_c, m, Z), False
         self.h, self.c = hs[T].copy(), cs[T].copy()
         return self._outputs(xp, hs, m)
@@ -237,9 +244,16 @@ class TimeLSTM(TimeRecurrentBase):
         ds = xp.empty((N, H), dtype=dtype)
         fac = xp.empty((N, 4, H), dtype=dtype)
         d = xp.empty((N, 4, H), dtype=dtype)
+        blocks = lstm_row_loops(xp, dtype, N, T) if compiled is not None and m is None else None
         # @ Wh.T (4H, H), step after step
-        back = right_product(Wh.T, N, self._scratch, "packed Wh.T", steps=T)
-        if compiled is not None:  # the same steps, each in one compiled pass (bptt.kernels)
+        back = None if blocks is not None else right_product(Wh.T, N, self._scratch,
+                                                              "packed Wh.T", steps=T)
+        if blocks is not None:  # every step in one call, each thread its rows (bptt.kernels)
+            packed = packed_panels(Wh.T, lambda shape, dt: reused(self._scratch, "packed Wh.T",
+                                                                  xp, shape, dt))
+            rows = dhs if in_place else xp.ascontiguousarray(dhs, dtype=dtype)
+            blocks.backward(A, tanh_c, cs, rows.reshape(N, T * H), dh, dc, packed, blocks.parts)
+        elif compiled is not None:  # the same steps, each in one compiled pass (bptt.kernels)
             real = self._real_rows(xp, m, T, dtype)
             rows = dhs.reshape(N, T * H) if in_place else None  # up[t] = rows[:, tH:(t+1)H]
             for t in reversed(range(T)):
@@ -250,34 +264,35 @@ class TimeLSTM(TimeRecurrentBase):
                 back(dh, A[t])  # dh_{t-1} = dA_t @ Wh.T
                 if m is not None:
                     dh += carry_h
-        for t in reversed(range(T if compiled is None else 0)):
-            a4, tc = dA[t], tanh_c[t]  # (N, 4, H) gates [f, g, i, o], to become dA_t; (N, H)
-            if m is not None:  # padded step: gradients flow straight to (h, c)_{t-1}
-                carry_h, carry_c = dh * m[0][t], dc * m[0][t]
-                dc *= m[1][t]
-            xp.add(up[t], dh, out=dh_tot)
-            if m is not None:
-                dh_tot *= m[1][t]
-            xp.multiply(tc, tc, out=ds)  # ds = dc + dh_tot * o * (1 - tanh(c_t)**2)
-            xp.subtract(1, ds, out=ds)
-            ds *= a4[:, 3]
-            ds *= dh_tot
-            ds += dc
-            xp.multiply(cs[t], ds, out=fac[:, 0])
-            xp.multiply(a4[:, 2], ds, out=fac[:, 1])
-            xp.multiply(a4[:, 1], ds, out=fac[:, 2])
-            xp.multiply(tc, dh_tot, out=fac[:, 3])
-            xp.multiply(ds, a4[:, 0], out=dc)  # dc_{t-1}; dh, dc are fresh arrays owned here
-            # gate derivatives in place, y(1 - y) on f, i, o and (1 + g)(1 - g) on g: products
-            # with 1 - y, exact in floating point near saturation (y - y**2 would cancel)
-            xp.subtract(1, a4, out=d)
-            a4[:, 1] += 1
-            a4 *= d
-            a4 *= fac
-            back(dh, a4.reshape(N, 4 * H))  # dh_{t-1} = dA_t @ Wh.T
-            if m is not None:
-                dh += carry_h
-                dc += carry_c
+        else:
+            for t in reversed(range(T)):
+                a4, tc = dA[t], tanh_c[t]  # (N, 4, H) gates [f, g, i, o], to become dA_t; (N, H)
+                if m is not None:  # padded step: gradients flow straight to (h, c)_{t-1}
+                    carry_h, carry_c = dh * m[0][t], dc * m[0][t]
+                    dc *= m[1][t]
+                xp.add(up[t], dh, out=dh_tot)
+                if m is not None:
+                    dh_tot *= m[1][t]
+                xp.multiply(tc, tc, out=ds)  # ds = dc + dh_tot * o * (1 - tanh(c_t)**2)
+                xp.subtract(1, ds, out=ds)
+                ds *= a4[:, 3]
+                ds *= dh_tot
+                ds += dc
+                xp.multiply(cs[t], ds, out=fac[:, 0])
+                xp.multiply(a4[:, 2], ds, out=fac[:, 1])
+                xp.multiply(a4[:, 1], ds, out=fac[:, 2])
+                xp.multiply(tc, dh_tot, out=fac[:, 3])
+                xp.multiply(ds, a4[:, 0], out=dc)  # dc_{t-1}; dh, dc are fresh arrays owned here
+                # gate derivatives in place, y(1 - y) on f, i, o and (1 + g)(1 - g) on g: products
+                # with 1 - y, exact in floating point near saturation (y - y**2 would cancel)
+                xp.subtract(1, a4, out=d)
+                a4[:, 1] += 1
+                a4 *= d
+                a4 *= fac
+                back(dh, a4.reshape(N, 4 * H))  # dh_{t-1} = dA_t @ Wh.T
+                if m is not None:
+                    dh += carry_h
+                    dc += carry_c
         dA = dA.reshape(T, N, 4 * H)
         self.dh, self.dc = dh, dc
         if Z is None:
