@@ -357,8 +357,8 @@ def test_stacked_products_split_only_where_they_are_meant_to(restore_threads):
 def test_attention_splits_its_products_and_stays_right(score, dtype, monkeypatch,
                                                        restore_threads):
     """TimeAttention on two threads (every batched product split over the pool) gives the
-    one-thread outputs and gradients bit for bit (each item is the same single-threaded
-    OpenBLAS call either way), dhs_enc in the caller's buffer."""
+    one-thread outputs and input gradients bit for bit (each item is the same
+    single-threaded OpenBLAS call either way), dhs_enc in the caller's buffer."""
     from bptt.nn.attention import TimeAttention
 
     done, real = [], blas.matmul_stacked
@@ -384,5 +384,42 @@ def test_attention_splits_its_products_and_stays_right(score, dtype, monkeypatch
     blas.set_blas_threads(2)
     two = run(np.full((N, Ts, H), np.nan, dtype))
     assert done and all(done)
-    for x, y in zip(one, two, strict=True):
+    for x, y in zip(one[:3], two[:3], strict=True):
         assert np.array_equal(x, y)
+    for x, y in zip(one[3:], two[3:], strict=True):  # general's dW: OpenBLAS's own product
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+
+
+@needs_pool
+def test_mlstm_parallel_form_splits_its_products_and_gives_the_one_thread_bits(
+        monkeypatch, restore_threads):
+    """TimeMLSTM's parallel form (q @ k.T, S @ v and their gradients: stacks of products)
+    on two threads, every stacked product split over the pool: the one-thread outputs, final
+    state and gradients to float32 rounding (its input and weight products are OpenBLAS's
+    own, whose bits may depend on the thread count)."""
+    from bptt.nn.cells import TimeMLSTM
+
+    done, real = [], blas.matmul_stacked
+    monkeypatch.setattr(blas, "matmul_stacked",
+                        lambda out, a, b: done.append(real(out, a, b)) or done[-1])
+    g = np.random.default_rng(3)
+    N, T, D, H = 16, 20, 12, 64
+    params = [(g.standard_normal(s) * 0.2).astype(np.float32)
+              for s in ((D, 4 * H), (4 * H,), (D, 2), (2,))]
+    xs = g.standard_normal((N, T, D)).astype(np.float32)
+    dhs = g.standard_normal((N, T, H)).astype(np.float32)
+
+    def run():
+        layer = TimeMLSTM(*[p.copy() for p in params])
+        hs = layer.forward(xs)
+        state = (layer.h.copy(), layer.c.copy())
+        return [hs, *state, layer.backward(dhs), *layer.grads]
+    blas.set_blas_threads(1)
+    one = run()
+    assert done and not any(done)
+    done.clear()
+    blas.set_blas_threads(2)
+    two = run()
+    assert len(done) == 7 and all(done)  # 3 forward (q k.T, S v, the final C), 4 backward
+    for x, y in zip(one, two, strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)

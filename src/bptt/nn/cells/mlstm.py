@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ...backend import array_module
+from ...backend import array_module, matmul_stacked
 from ...validate import check_float, check_ndim
 from ..cell_spec import CellSpec
 from ..functions import sigmoid
@@ -187,9 +187,9 @@ def _parallel(params: list[Any], xs: Any) -> tuple[Any, tuple]:
     Dt = xp.where(causal, L[:, :, None] - L[:, None, :] + ai[:, None, :], -xp.inf)  # [t, s]
     m = Dt.max(axis=2)  # (N, T): the step loop's stabilizer
     Dp = xp.exp(Dt - m[:, :, None])
-    QK = q @ k.transpose(0, 2, 1)  # (N, T, T)
+    QK = matmul_stacked(q, k.transpose(0, 2, 1))  # q @ k.T (N, T, T)
     S = QK * Dp
-    num = S @ v
+    num = matmul_stacked(S, v)  # S @ v
     rows = S.sum(axis=2)
     floor = xp.exp(-m)
     den = xp.maximum(xp.abs(rows), floor)
@@ -240,7 +240,7 @@ class TimeMLSTM(TimeCell):
         hs, saved = _parallel(self.params, xs)
         q, k, v, o, af, m, Dp, *_ = saved
         last = Dp[:, -1]  # (N, T): the weights of every step in the final memory
-        C = ((v * last[:, :, None]).transpose(0, 2, 1) @ k).reshape(N, H * H)
+        C = matmul_stacked((v * last[:, :, None]).transpose(0, 2, 1), k).reshape(N, H * H)
         n = (k * last[:, :, None]).sum(axis=1)
         self.h = hs[:, -1]
         self.c = xp.concatenate([C, n, xp.broadcast_to(m[:, -1:], (N, H))], axis=1)
@@ -267,11 +267,11 @@ class TimeMLSTM(TimeCell):
         dao = dhs * ht * o * (1 - o)
         dnum = dht / den[:, :, None]
         drows = -(dht * num).sum(axis=2) / (den * den) * took * xp.sign(rows)
-        dS = dnum @ v.transpose(0, 2, 1) + drows[:, :, None]
-        dv = S.transpose(0, 2, 1) @ dnum
+        dS = matmul_stacked(dnum, v.transpose(0, 2, 1)) + drows[:, :, None]  # dnum @ v.T
+        dv = matmul_stacked(S.transpose(0, 2, 1), dnum)  # S.T @ dnum
         dQK = dS * Dp
-        dq = dQK @ k
-        dk = dQK.transpose(0, 2, 1) @ q
+        dq = matmul_stacked(dQK, k)  # dQK @ k
+        dk = matmul_stacked(dQK.transpose(0, 2, 1), q)  # dQK.T @ q
         dDt = dQK * QK
         dai = dDt.sum(axis=1)
         dL = dDt.sum(axis=2) - dai
