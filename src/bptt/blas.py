@@ -177,15 +177,18 @@ def split_right(b: Any, rows: int) -> Callable[[Any, Any], bool] | None:
     return product
 
 
+NO_TRANSPOSE, TRANSPOSE = 111, 112  # CBLAS's codes
+
+
 def _item_layout(x: Any, rows: int, cols: int) -> tuple[int, int] | None:
     """(CBLAS transpose code, leading dimension) of each (rows, cols) item of a stack, or None
     when an item is neither row- nor column-major with a leading dimension BLAS takes."""
     size = x.itemsize
     s_rows, s_cols = x.strides[1], x.strides[2]
     if s_cols == size and s_rows % size == 0 and s_rows >= cols * size:
-        return 111, s_rows // size  # row-major: as it is
+        return NO_TRANSPOSE, s_rows // size  # row-major: as it is
     if s_rows == size and s_cols % size == 0 and s_cols >= rows * size:
-        return 112, s_cols // size  # column-major: the transpose of a row-major matrix
+        return TRANSPOSE, s_cols // size  # column-major: the transpose of a row-major matrix
     return None
 
 
@@ -216,7 +219,7 @@ def matmul_stacked(out: Any, a: Any, b: Any) -> bool:
     gemm = _getter(_GEMM[a.dtype])
     layout_a, layout_b = _item_layout(a, m, k), _item_layout(b, k, n)
     if (gemm is None or layout_a is None or layout_b is None
-            or _item_layout(out, m, n) != (111, out.strides[1] // out.itemsize)):
+            or _item_layout(out, m, n) != (NO_TRANSPOSE, out.strides[1] // out.itemsize)):
         return False
     set_threads = _getter(_SET)
     set_threads(1)  # each item on one thread (OpenBLAS would hand it to the pool again)
