@@ -232,9 +232,10 @@ class TimeLSTM(TimeRecurrentBase):
         compiled = lstm_kernels(xp, dtype)
         in_place = (m is None and dhs.dtype == dtype and array_module(dhs) is xp
                     and (compiled is None or dhs.flags.c_contiguous))
+        blocks = lstm_row_loops(xp, dtype, N, T) if compiled is not None and m is None else None
         if in_place:
             up = dhs.transpose(1, 0, 2)  # read in place, step by step
-        else:
+        elif blocks is None:
             up = self._upstream(xp, dhs, m, self._work(xp, "up", (T, N, H), dtype))  # 0 if padded
         dh = self._start_dh(xp, dh_last, "dh_last", N, dtype)
         dc = self._start_dh(xp, dc_last, "dc_last", N, dtype)
@@ -244,7 +245,6 @@ class TimeLSTM(TimeRecurrentBase):
         ds = xp.empty((N, H), dtype=dtype)
         fac = xp.empty((N, 4, H), dtype=dtype)
         d = xp.empty((N, 4, H), dtype=dtype)
-        blocks = lstm_row_loops(xp, dtype, N, T) if compiled is not None and m is None else None
         # @ Wh.T (4H, H), step after step
         back = None if blocks is not None else right_product(Wh.T, N, self._scratch,
                                                               "packed Wh.T", steps=T)
